@@ -1,0 +1,35 @@
+"""Sessions: tests, lint, typecheck, soak (the long reliability run), bench."""
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("mypy", "smsactivate_async", "tests", "examples", "benchmarks")
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("pytest", "-q", "-m", "soak", "-o", "addopts=", "tests/test_soak.py", env={"SOAK_ACTIVATIONS": "5000"})
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    session.install("-e", ".[dev,bench]")
+    session.run("python", "benchmarks/run.py", *session.posargs)

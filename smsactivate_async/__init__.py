@@ -1,0 +1,74 @@
+"""Async client for the SMS-Activate protocol (HeroSMS, Grizzly, SMSBower, Tiger, SMSHub…)."""
+
+from ._client import SMSActivate
+from ._clock import Clock, SystemClock
+from ._exceptions import (
+    AccountRestrictedError,
+    ActivationCancelledError,
+    ActivationNotFoundError,
+    ActivationStateError,
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    BadResponseError,
+    BannedError,
+    ChannelsLimitError,
+    EarlyCancelDeniedError,
+    InsufficientBalanceError,
+    InvalidArgumentError,
+    NoNumbersError,
+    OrderAlreadyExistsError,
+    PurchaseUncertainError,
+    RateLimitedError,
+    RentStateError,
+    ServerError,
+    SMSActivateError,
+    TransportError,
+    TruncatedResponseError,
+    WaitTimeoutError,
+    WrongMaxPriceError,
+)
+from ._models import *  # noqa: F403
+from ._models import __all__ as _models_all
+from ._policy import RetryPolicy
+from ._providers import PROVIDERS, Provider
+from ._session import RequestEvent, SessionStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PROVIDERS",
+    "APIError",
+    "AccountRestrictedError",
+    "ActivationCancelledError",
+    "ActivationNotFoundError",
+    "ActivationStateError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BadResponseError",
+    "BannedError",
+    "ChannelsLimitError",
+    "Clock",
+    "EarlyCancelDeniedError",
+    "InsufficientBalanceError",
+    "InvalidArgumentError",
+    "NoNumbersError",
+    "OrderAlreadyExistsError",
+    "Provider",
+    "PurchaseUncertainError",
+    "RateLimitedError",
+    "RentStateError",
+    "RequestEvent",
+    "RetryPolicy",
+    "SMSActivate",
+    "SMSActivateError",
+    "ServerError",
+    "SessionStats",
+    "SystemClock",
+    "TransportError",
+    "TruncatedResponseError",
+    "WaitTimeoutError",
+    "WrongMaxPriceError",
+    "__version__",
+    *_models_all,
+]

@@ -1,0 +1,183 @@
+"""The client: one ``httpx.AsyncClient``, one session, one scheduler, every action as a coroutine."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import httpx
+
+from ._actions import ACTIONS, Action
+from ._clock import Clock, SystemClock
+from ._exceptions import InvalidArgumentError
+from ._generated import GeneratedActions
+from ._policy import RateLimiter, RetryPolicy
+from ._providers import Provider, resolve_provider
+from ._session import RequestEvent, Session, SessionStats
+from ._transport import KeyTransport, install_redaction
+
+if TYPE_CHECKING:
+    from ._waiting import Scheduler
+
+__all__ = ["SMSActivate"]
+
+log = logging.getLogger("smsactivate_async")
+R = TypeVar("R")
+_UNSET: Any = object()
+
+
+class SMSActivate(GeneratedActions):
+    """Async client for the SMS-Activate protocol and the providers that speak it.
+
+    ``async with SMSActivate(api_key, provider="herosms") as client: await client.get_balance()``
+
+    Args:
+        api_key: the account's API key. It never appears in logs, errors, reprs or URLs shown.
+        provider: a preset name (``"sms-activate"``, ``"herosms"``) or a :class:`Provider`.
+        base_url: the full handler URL (``…/stubs/handler_api.php``); overrides the preset's.
+        timeout: seconds per request (connect and read).
+        poll_interval: seconds between poll ticks of the waiters (default: the preset's).
+        early_cancel_window: seconds after purchase during which cancelling is refused.
+        proxy: an http/https/socks proxy URL, as httpx takes it.
+        transport: replaces the network (``httpx.MockTransport``, ``httpx.ASGITransport``…).
+        retry: the :class:`RetryPolicy` for safe actions.
+        rate_limit / burst: requests per second and burst size (default: the preset's; ``None`` unpaced).
+        max_in_flight: at most this many requests at once.
+        page_size: getActiveActivations page size for the scheduler (default: the preset's).
+        clock: a :class:`Clock` (tests inject one).
+        on_request: called with a :class:`RequestEvent` after every attempt.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        provider: str | Provider = "sms-activate",
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        poll_interval: float | None = None,
+        early_cancel_window: float | None = None,
+        proxy: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: float | None = _UNSET,
+        burst: int | None = None,
+        max_in_flight: int | None = None,
+        page_size: int | None = _UNSET,
+        clock: Clock | None = None,
+        on_request: Callable[[RequestEvent], None] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if not isinstance(api_key, str) or not api_key.strip():
+            raise InvalidArgumentError("api_key must be a non-empty string")
+        if timeout <= 0:
+            raise InvalidArgumentError(f"timeout must be positive, got {timeout}")
+        self.provider = resolve_provider(provider, base_url)
+        self.poll_interval = self.provider.poll_interval if poll_interval is None else poll_interval
+        self.early_cancel_window = (
+            self.provider.early_cancel_window if early_cancel_window is None else early_cancel_window
+        )
+        if self.poll_interval <= 0:
+            raise InvalidArgumentError(f"poll_interval must be positive, got {self.poll_interval}")
+        if self.early_cancel_window < 0:
+            raise InvalidArgumentError("early_cancel_window must not be negative")
+        self.page_size = self.provider.page_size if page_size is _UNSET else page_size
+        self.clock: Clock = clock or SystemClock()
+        install_redaction()
+        inner = transport or httpx.AsyncHTTPTransport(proxy=proxy, retries=0)
+        self._http = httpx.AsyncClient(
+            transport=KeyTransport(inner, api_key.strip()),
+            timeout=httpx.Timeout(timeout),
+            headers={"User-Agent": "smsactivate-async"},
+        )
+        limiter = RateLimiter(
+            self.provider.rate_limit if rate_limit is _UNSET else rate_limit,
+            burst or self.provider.burst,
+            self.clock,
+        )
+        self._session = Session(
+            http=self._http,
+            provider=self.provider if self.page_size == self.provider.page_size else _with_page(self.provider, self.page_size),
+            retry=retry or RetryPolicy(),
+            limiter=limiter,
+            clock=self.clock,
+            max_in_flight=max_in_flight,
+            on_request=on_request,
+            seed=seed,
+        )
+        self._scheduler: Scheduler | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SMSActivate(provider={self.provider.name!r}, base_url={self.provider.base_url!r})"
+
+    @property
+    def stats(self) -> SessionStats:
+        """Requests, retries, 429s and reconciliations so far."""
+        return self._session.stats
+
+    def add_request_hook(self, hook: Callable[[RequestEvent], None]) -> None:
+        """Call ``hook`` after every attempt (count retries, 429s, latency…)."""
+        self._session.add_hook(hook)
+
+    # --- generated methods run through here ----------------------------------------------
+
+    async def _call(self, action: Action[R], args: dict[str, Any]) -> R:
+        if self._closed:
+            raise InvalidArgumentError("the client is closed")
+        return await self._session.call(action, args)
+
+    def _reject(self, action: str, unknown: dict[str, Any]) -> None:
+        raise InvalidArgumentError(f"{action}() got unknown argument(s): {', '.join(sorted(unknown))}")
+
+    async def call(self, action: str, **args: Any) -> Any:
+        """Run an action by wire or Python name (``await client.call("getBalance")``)."""
+        found = ACTIONS.get(action) or next((a for a in ACTIONS.values() if a.wire == action), None)
+        if found is None:
+            raise InvalidArgumentError(f"unknown action {action!r}")
+        return await self._call(found, args)
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> SMSActivate:
+        await self._http.__aenter__()
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self._drain()
+        finally:
+            group, self._task_group = self._task_group, None
+            try:
+                if group is not None:
+                    await group.__aexit__(exc_type, exc, tb)
+            finally:
+                await self._close_http()
+
+    async def aclose(self) -> None:
+        """Wait for pending cancels, then close the connection pool."""
+        await self._drain()
+        await self._close_http()
+
+    async def _drain(self) -> None:
+        if self._scheduler is not None:
+            await self._scheduler.drain()
+
+    async def _close_http(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._http.aclose()
+
+
+def _with_page(provider: Provider, page_size: int | None) -> Provider:
+    import attrs
+
+    return attrs.evolve(provider, page_size=page_size)

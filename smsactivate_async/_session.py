@@ -1,0 +1,409 @@
+"""The session executes any declared action: encode, pace, send, decode, parse, retry, reconcile.
+
+This is the one choke point where lower-layer faults (httpx errors, malformed bodies, parser
+slips) become :class:`SMSActivateError` subclasses. Exceptions are raised outside the ``except``
+blocks that caught the lower-layer error, so no chained cause can carry a URL or the key.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import anyio
+import attrs
+import httpx
+
+from ._actions import GET_ACTIVE_ACTIVATIONS, GET_RENT_LIST, Action, Repeat
+from ._clock import Clock
+from ._exceptions import (
+    APIError,
+    BadResponseError,
+    InvalidArgumentError,
+    OrderAlreadyExistsError,
+    PurchaseUncertainError,
+    RateLimitedError,
+    ServerError,
+    SMSActivateError,
+    TransportError,
+)
+from ._models import ActiveActivation, Number, Rent
+from ._policy import RateLimiter, RetryPolicy
+from ._providers import Provider
+from ._wire import decode_answer
+
+__all__ = ["RequestEvent", "Session", "SessionStats"]
+
+log = logging.getLogger("smsactivate_async")
+R = TypeVar("R")
+
+
+@attrs.define
+class SessionStats:
+    """Counters for observability (also used by the demo and benchmarks)."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    reconciliations: int = 0
+    adopted: int = 0
+    by_action: collections.Counter[str] = attrs.field(factory=collections.Counter)
+
+
+@attrs.frozen
+class RequestEvent:
+    """One attempt, as passed to ``on_request`` hooks. ``error`` is the typed error, if any."""
+
+    action: str
+    attempt: int
+    status_code: int | None
+    elapsed: float
+    error: SMSActivateError | None
+
+
+class _TransportFault(TransportError):
+    """A transport error that knows whether the request may have reached the server."""
+
+    def __init__(self, message: str, *, maybe_sent: bool, action: str) -> None:
+        super().__init__(message, action=action)
+        self.maybe_sent = maybe_sent
+
+
+def _is_transient(error: SMSActivateError) -> bool:
+    return isinstance(error, (TransportError, ServerError, BadResponseError, RateLimitedError))
+
+
+def _maybe_executed(error: SMSActivateError) -> bool:
+    """Whether the server may have carried the request out despite the failure."""
+    if isinstance(error, _TransportFault):
+        return error.maybe_sent
+    return not isinstance(error, RateLimitedError)
+
+
+class _PurchaseGate:
+    """Lets reconciliation see a quiet moment: no purchase of this client in flight.
+
+    A reconciler waits until every purchase under way has settled (and keeps new ones waiting),
+    so each unknown active id on the server belongs to a purchase whose answer was lost.
+    """
+
+    def __init__(self) -> None:
+        self._cond = anyio.Condition()
+        self._in_flight = 0
+        self._reconcilers = 0
+        self.claim_lock = anyio.Lock()
+        self.pending: collections.Counter[tuple[str, ...]] = collections.Counter()
+
+    @asynccontextmanager
+    async def purchase(self) -> AsyncIterator[None]:
+        async with self._cond:
+            while self._reconcilers:
+                await self._cond.wait()
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with anyio.CancelScope(shield=True):
+                async with self._cond:
+                    self._in_flight -= 1
+                    self._cond.notify_all()
+
+    @asynccontextmanager
+    async def reconcile(self, key: tuple[str, ...]) -> AsyncIterator[None]:
+        async with self._cond:
+            self._reconcilers += 1
+            self.pending[key] += 1
+            while self._in_flight:
+                await self._cond.wait()
+        try:
+            yield
+        finally:
+            with anyio.CancelScope(shield=True):
+                async with self._cond:
+                    self._reconcilers -= 1
+                    self.pending[key] -= 1
+                    self._cond.notify_all()
+
+
+class Session:
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        provider: Provider,
+        retry: RetryPolicy,
+        limiter: RateLimiter,
+        clock: Clock,
+        max_in_flight: int | None = None,
+        on_request: Callable[[RequestEvent], None] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.http = http
+        self.provider = provider
+        self.retry = retry
+        self.limiter = limiter
+        self.clock = clock
+        self.stats = SessionStats()
+        self._hooks: list[Callable[[RequestEvent], None]] = [on_request] if on_request else []
+        self._in_flight = anyio.CapacityLimiter(max_in_flight) if max_in_flight else None
+        self._rng = random.Random(seed)
+        self._gate = _PurchaseGate()
+        self.known_activations: set[int] = set()
+        self.known_rents: set[int] = set()
+
+    def add_hook(self, hook: Callable[[RequestEvent], None]) -> None:
+        self._hooks.append(hook)
+
+    # --- one attempt ----------------------------------------------------------------------
+
+    async def _send(self, action: Action[Any], wire: Mapping[str, str]) -> httpx.Response:
+        await self.limiter.acquire()
+        fault: _TransportFault | None = None
+        try:
+            if self._in_flight is not None:
+                async with self._in_flight:
+                    return await self.http.get(self.provider.base_url, params=wire)
+            return await self.http.get(self.provider.base_url, params=wire)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            fault = _TransportFault(f"could not connect ({type(exc).__name__})", maybe_sent=False, action=action.wire)
+        except httpx.TimeoutException as exc:
+            fault = _TransportFault(f"request timed out ({type(exc).__name__})", maybe_sent=True, action=action.wire)
+        except httpx.TransportError as exc:
+            fault = _TransportFault(f"connection failed ({type(exc).__name__})", maybe_sent=True, action=action.wire)
+        raise fault
+
+    async def _attempt(self, action: Action[R], wire: Mapping[str, str], attempt: int) -> R:
+        started = self.clock.now()
+        status: int | None = None
+        error: SMSActivateError | None = None
+        self.stats.requests += 1
+        self.stats.by_action[action.wire] += 1
+        try:
+            response = await self._send(action, wire)
+            status = response.status_code
+            answer = decode_answer(
+                action=action.wire,
+                status_code=response.status_code,
+                body=response.content,
+                headers=response.headers,
+                text_prefixes=action.text_prefixes,
+                allow_empty=action.allow_empty_body,
+            )
+            return self._parse(action, answer, response.content, status)
+        except SMSActivateError as exc:
+            error = exc
+            raise
+        finally:
+            elapsed = self.clock.now() - started
+            log.debug(
+                "action=%s attempt=%d status=%s elapsed=%.3fs outcome=%s",
+                action.wire, attempt, status, elapsed, error.code if error else "ok",
+            )
+            if self._hooks:
+                event = RequestEvent(action.wire, attempt, status, elapsed, error)
+                for hook in self._hooks:
+                    hook(event)
+
+    @staticmethod
+    def _parse(action: Action[R], answer: Any, body: bytes, status: int) -> R:
+        failure: BadResponseError | None = None
+        try:
+            return action.parse(answer)
+        except SMSActivateError:
+            raise
+        except Exception as exc:  # a malformed answer: any parser slip becomes a typed error
+            failure = BadResponseError(
+                f"cannot read the answer ({type(exc).__name__}: {str(exc)[:120]})",
+                body=body, status_code=status, action=action.wire,
+            )
+        raise failure
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def encode(self, action: Action[Any], args: Mapping[str, Any]) -> dict[str, str]:
+        if action.extra and action.wire not in self.provider.extra_actions:
+            raise InvalidArgumentError(
+                f"{action.name}() is not offered by provider {self.provider.name!r}", action=action.wire
+            )
+        wire = action.encode(args)
+        if action.repeat is Repeat.ORDER_ID and "orderId" not in wire:
+            wire["orderId"] = uuid.uuid4().hex
+        return wire
+
+    async def call(self, action: Action[R], args: Mapping[str, Any], *, retry: RetryPolicy | None = None) -> R:
+        wire = self.encode(action, args)
+        policy = retry or self.retry
+        repeat = action.repeat
+        if repeat is Repeat.ORDER_ID and not self.provider.honours_order_id:
+            repeat = Repeat.PURCHASE_ACTIVATION
+        if repeat in (Repeat.SAFE, Repeat.STATUS):
+            return await self._call_repeatable(action, wire, policy)
+        return await self._call_purchase(action, wire, policy, repeat)
+
+    async def _backoff(self, error: SMSActivateError, attempt: int, policy: RetryPolicy) -> bool:
+        """Wait before the next attempt; ``False`` when there is none to make."""
+        retry_after = getattr(error, "retry_after", None)
+        if isinstance(error, RateLimitedError):
+            self.stats.rate_limited += 1
+            self.limiter.block(retry_after if retry_after is not None else policy.base_delay)
+        if attempt >= policy.attempts:
+            return False
+        if retry_after is not None and retry_after > policy.max_retry_after:
+            return False
+        self.stats.retries += 1
+        delay = policy.delay(attempt, retry_after, self._rng)
+        log.info("retrying %s after %s (attempt %d, in %.2fs)", error.action, error.code, attempt + 1, delay)
+        await self.clock.sleep(delay)
+        return True
+
+    async def _call_repeatable(self, action: Action[R], wire: dict[str, str], policy: RetryPolicy) -> R:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._attempt(action, wire, attempt)
+            except APIError as exc:
+                if exc.code in action.empty_on and action.empty is not None:
+                    return action.empty()
+                if not _is_transient(exc) or not await self._backoff(exc, attempt, policy):
+                    raise
+            except SMSActivateError as exc:
+                if not _is_transient(exc) or not await self._backoff(exc, attempt, policy):
+                    raise
+
+    async def _call_purchase(self, action: Action[R], wire: dict[str, str], policy: RetryPolicy, repeat: Repeat) -> R:
+        attempt = 0
+        ambiguous = False
+        while True:
+            attempt += 1
+            error: SMSActivateError | None = None
+            async with self._gate.purchase():
+                try:
+                    result = await self._attempt(action, wire, attempt)
+                except SMSActivateError as exc:
+                    error = exc
+            if error is None:
+                self._remember(result)
+                return result
+            if isinstance(error, OrderAlreadyExistsError) and ambiguous:
+                # The first attempt went through and only its answer was lost.
+                return await self._recover(action, wire, repeat, error)
+            if not _is_transient(error):
+                raise error
+            if _maybe_executed(error):
+                ambiguous = True
+                if repeat is not Repeat.ORDER_ID:
+                    adopted = await self._recover(action, wire, repeat, error)
+                    if adopted is not None:
+                        return adopted
+                    ambiguous = False  # reconciliation showed the purchase did not happen
+            if not await self._backoff(error, attempt, policy):
+                raise error
+
+    def _remember(self, result: object) -> None:
+        if isinstance(result, Number):
+            self.known_activations.add(result.activation_id)
+        elif isinstance(result, Rent):
+            self.known_rents.add(result.id)
+        elif isinstance(result, list):
+            for item in result:
+                activation_id = getattr(item, "activation_id", None)
+                if isinstance(activation_id, int):
+                    self.known_activations.add(activation_id)
+
+    async def active_activations(self) -> list[ActiveActivation]:
+        """Every active activation, across pages where the provider pages."""
+        page = self.provider.page_size
+        if page is None:
+            return await self.call(GET_ACTIVE_ACTIVATIONS, {})
+        rows: list[ActiveActivation] = []
+        start = 0
+        while True:
+            chunk = await self.call(GET_ACTIVE_ACTIVATIONS, {"start": start, "limit": page})
+            rows.extend(chunk)
+            if len(chunk) < page:
+                return rows
+            start += page
+
+    async def _recover(self, action: Action[R], wire: Mapping[str, str], repeat: Repeat, cause: SMSActivateError) -> Any:
+        """Find the purchase whose answer was lost; ``None`` if it surely did not happen."""
+        self.stats.reconciliations += 1
+        if repeat is Repeat.PURCHASE_OTHER:
+            raise PurchaseUncertainError(
+                f"{action.wire} may have been carried out, but its answer was lost ({cause.code}); "
+                "check the account before buying again",
+                action=action.wire, code=cause.code,
+            )
+        key = (action.wire, wire.get("service", ""), wire.get("country", ""))
+        async with self._gate.reconcile(key), self._gate.claim_lock:
+            candidates: list[int]
+            adopt: Any
+            if repeat is Repeat.PURCHASE_RENT:
+                rents = await self.call(GET_RENT_LIST, {})
+                candidates = [r.id for r in rents if r.id not in self.known_rents]
+                phones = {r.id: r.phone or "" for r in rents}
+
+                def adopt(rent_id: int) -> Any:
+                    self.known_rents.add(rent_id)
+                    return Rent(id=rent_id, number=phones[rent_id])
+            else:
+                rows = await self.active_activations()
+                by_id = {
+                    row.activation_id: row
+                    for row in rows
+                    if row.activation_id not in self.known_activations and _matches(row, wire)
+                }
+                candidates = sorted(by_id)
+
+                def adopt(activation_id: int) -> Any:
+                    self.known_activations.add(activation_id)
+                    row = by_id[activation_id]
+                    number = Number(
+                        activation_id=row.activation_id, phone_number=row.phone_number or "",
+                        activation_cost=row.activation_cost, currency=row.currency, country_code=row.country_code,
+                        can_get_another_sms=row.can_get_another_sms, activation_time=row.activation_time,
+                        service_code=row.service_code,
+                    )
+                    return [_multi(number, wire)] if action.wire == "getMultiServiceNumber" else number
+
+            if not candidates and isinstance(cause, OrderAlreadyExistsError):
+                candidates_text = "none found"
+            elif not candidates:
+                log.info("%s: the lost purchase did not happen; buying again", action.wire)
+                return None
+            elif len(candidates) <= self._gate.pending[key]:
+                self.stats.adopted += 1
+                log.info("%s: adopted %s after a lost answer", action.wire, candidates[0])
+                return adopt(candidates[0])
+            else:
+                candidates_text = ", ".join(map(str, candidates))
+            raise PurchaseUncertainError(
+                f"{action.wire} may have been carried out, but its answer was lost ({cause.code}) and the "
+                f"server's list does not say which number it is (candidates: {candidates_text})",
+                action=action.wire, candidate_ids=tuple(candidates), code="PURCHASE_UNCERTAIN",
+            )
+
+
+def _matches(row: ActiveActivation, wire: Mapping[str, str]) -> bool:
+    service = wire.get("service")
+    if service is not None and row.service_code is not None and row.service_code != service:
+        return False
+    country = wire.get("country")
+    if country is not None and row.country_code is not None and str(row.country_code) != country:
+        return False
+    if row.sms_code or row.activation_status in (6, 8, 10):
+        return False  # a fresh purchase has no code yet and is not closed
+    return True
+
+
+def _multi(number: Number, wire: Mapping[str, str]) -> Any:
+    from ._models import MultiServiceActivation
+
+    return MultiServiceActivation(
+        activation_id=number.activation_id, phone_number=number.phone_number, service=number.service_code or ""
+    )

@@ -1,0 +1,64 @@
+"""The HTTP layer below httpx's client: the API key is added here and nowhere else.
+
+httpx logs every request URL at INFO. The client's requests carry no key; this transport adds
+it to the copy it sends, so no URL that httpx logs, stores on a response or puts in an
+exception holds the secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import httpx
+
+__all__ = ["KeyTransport", "RedactingFilter", "install_redaction", "redact"]
+
+_KEY_IN_TEXT = re.compile(r"(api_key=)[^&\s\"'>]+")
+
+
+def redact(text: str) -> str:
+    return _KEY_IN_TEXT.sub(r"\1***", text)
+
+
+class KeyTransport(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport, api_key: str) -> None:
+        self._inner = inner
+        self._api_key = api_key
+
+    def __repr__(self) -> str:
+        return f"KeyTransport({self._inner!r})"
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        keyed = httpx.Request(
+            request.method,
+            request.url.copy_add_param("api_key", self._api_key),
+            headers=request.headers,
+            stream=request.stream,
+            extensions=request.extensions,
+        )
+        return await self._inner.handle_async_request(keyed)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class RedactingFilter(logging.Filter):
+    """Defence in depth: masks ``api_key=…`` in any record of the loggers it is attached to."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "api_key=" in message:
+            record.msg = redact(message)
+            record.args = ()
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def install_redaction() -> None:
+    for name in ("httpx", "httpcore", "smsactivate_async"):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

@@ -1,0 +1,168 @@
+"""Decoding one HTTP answer: the single place where error answers become typed exceptions.
+
+An answer is either a text answer (``PREFIX:payload``, split at the first ``:`` only, since
+codes and SMS texts contain colons) or a JSON document. Errors arrive as plain tokens with HTTP
+200, as ``{"status":"error"|"false", "message"|"msg"|"error": CODE}`` JSON, or as the HeroSMS
+``{"title","details","info"}`` envelope with a real HTTP status — all are handled here, whatever
+the provider, because providers mix them.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from ._exceptions import (
+    KNOWN_ERROR_CODES,
+    APIError,
+    BadRequestError,
+    BadResponseError,
+    RateLimitedError,
+    ServerError,
+    TruncatedResponseError,
+    error_for_code,
+    excerpt,
+)
+
+__all__ = ["Answer", "TextAnswer", "decode_answer", "parse_retry_after"]
+
+_CODE_LIKE = re.compile(r"^[A-Z][A-Z0-9_]*( [A-Z0-9_]+)?$")
+_HTML = re.compile(rb"^\s*<|<html|<body|<!doctype", re.IGNORECASE)
+
+
+@attrs.frozen
+class TextAnswer:
+    """A text answer: ``token`` before the first ``:``, ``payload`` after it (``None`` if no ``:``)."""
+
+    token: str
+    payload: str | None
+    raw: str
+
+
+#: A decoded answer: a :class:`TextAnswer`, parsed JSON (floats as ``Decimal``), or ``None`` (empty 2xx).
+Answer = Any
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _code_of(value: object) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _json_error(doc: Any, status_code: int, action: str, retry_after: float | None) -> APIError | None:
+    if not isinstance(doc, Mapping):
+        return None
+    info = doc.get("info")
+    info = info if isinstance(info, Mapping) else ({"value": info} if info is not None else {})
+    title = _code_of(doc.get("title"))
+    if title is not None and ("details" in doc or status_code >= 400):
+        details = doc.get("details")
+        return error_for_code(
+            title,
+            details=details if isinstance(details, str) and details else None,
+            info=info,
+            action=action,
+            status_code=status_code,
+            retry_after=retry_after,
+        )
+    status = doc.get("status")
+    if status in ("error", "false", False):
+        message = _code_of(doc.get("message")) or _code_of(doc.get("msg")) or _code_of(doc.get("error"))
+        if message is None:
+            return APIError(f"error answer {excerpt(json.dumps(doc, default=str))}", action=action, status_code=status_code)
+        if _CODE_LIKE.match(message):
+            return error_for_code(message, info=info, action=action, status_code=status_code, retry_after=retry_after)
+        # {"status":"false","msg":"service is incorrect"}: a human sentence about a bad filter.
+        return BadRequestError(message, code="BAD_REQUEST", action=action, details=message, info=info, status_code=status_code)
+    return None
+
+
+def _status_error(status_code: int, body: bytes, action: str, retry_after: float | None) -> APIError | None:
+    if status_code == 429:
+        return RateLimitedError(
+            f"rate limited; got {excerpt(body)}", code="RATE_LIMIT", action=action, status_code=429, retry_after=retry_after
+        )
+    if status_code >= 500:
+        return ServerError(f"HTTP {status_code}; got {excerpt(body)}", code=f"HTTP_{status_code}", action=action, status_code=status_code)
+    return None
+
+
+def decode_answer(
+    *,
+    action: str,
+    status_code: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    text_prefixes: tuple[str, ...] = (),
+    allow_empty: bool = False,
+) -> Answer:
+    """Decode one answer of ``action`` or raise the typed error it carries.
+
+    ``text_prefixes`` are the text tokens that are success answers of this action (they win over
+    the error vocabulary: ``STATUS_CANCEL`` is an answer of getStatus but an error of parseCall).
+    """
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    stripped = body.strip()
+    if not stripped:
+        if 200 <= status_code < 300 and allow_empty:
+            return None
+        raise _status_error(status_code, body, action, retry_after) or BadResponseError(
+            "empty answer", body=body, status_code=status_code, action=action
+        )
+    if stripped[:1] in (b"{", b"["):
+        try:
+            doc = json.loads(stripped, parse_float=Decimal)
+        except (ValueError, RecursionError):
+            raise _status_error(status_code, body, action, retry_after) or TruncatedResponseError(
+                "truncated or malformed JSON", body=body, status_code=status_code, action=action
+            ) from None
+        error = _json_error(doc, status_code, action, retry_after)
+        if error is not None:
+            raise error
+        if status_code >= 300:
+            raise _status_error(status_code, body, action, retry_after) or APIError(
+                f"HTTP {status_code}; got {excerpt(body)}", code=f"HTTP_{status_code}", action=action, status_code=status_code
+            )
+        return doc
+    if _HTML.search(stripped[:512]):
+        raise _status_error(status_code, body, action, retry_after) or BadResponseError(
+            "an HTML page instead of an answer", body=body, status_code=status_code, action=action
+        )
+    text = stripped.decode("utf-8", errors="replace")
+    token, colon, payload = text.partition(":")
+    token = token.strip()
+    answer = TextAnswer(token=token, payload=payload if colon else None, raw=text)
+    if token.startswith(text_prefixes) and text_prefixes and 200 <= status_code < 300:
+        return answer
+    if token in KNOWN_ERROR_CODES:
+        raise error_for_code(token, payload=answer.payload, action=action, status_code=status_code, retry_after=retry_after)
+    status_error = _status_error(status_code, body, action, retry_after)
+    if status_error is not None:
+        raise status_error
+    if _CODE_LIKE.match(token) and len(text) <= 300:
+        # A code we do not know: still an API error the caller can catch, carrying the raw code.
+        raise error_for_code(token, payload=answer.payload, action=action, status_code=status_code, retry_after=retry_after)
+    if len(text) <= 300 and "\n" not in text:
+        # Free-text errors exist (Grizzly: "The service is prohibited for sale by administration").
+        raise APIError(text, code=text, action=action, status_code=status_code)
+    raise BadResponseError("unexpected answer", body=body, status_code=status_code, action=action)
