@@ -256,7 +256,7 @@ GET_MULTI_SERVICE_NUMBER: Action[list[MultiServiceActivation]] = Action(
 )
 SET_STATUS: Action[SetStatusAnswer] = Action(
     "setStatus", "set_status",
-    (_id(), Param("status", "status", "int | Status", p.choice(1, 3, 6, 8), required=True,
+    (_id(), Param("status", "status", "int | Status", p.choice(1, 3, 6, 8), required=True, positional=True,
                   doc="1 SMS sent, 3 another code, 6 finish, 8 cancel"),
      Param("forward", "forward", "str | None", p.text, doc="forwarding number, when bought with forward")),
     "SetStatusAnswer", parse.parse_set_status,
@@ -393,7 +393,8 @@ GET_RENT_STATUS: Action[RentStatus] = Action(
 )
 SET_RENT_STATUS: Action[None] = Action(
     "setRentStatus", "set_rent_status",
-    (_rent_id(), Param("status", "status", "int", p.choice(1, 2), required=True, doc="1 finish, 2 cancel")),
+    (_rent_id(), Param("status", "status", "int", p.choice(1, 2), required=True, positional=True,
+                       doc="1 finish, 2 cancel")),
     "None", parse.parse_success,
     "Finish (1) or cancel (2, within 20 minutes) a rent.", repeat=Repeat.STATUS,
     errors=("BAD_KEY", "NO_ID_RENT", "INCORECT_STATUS", "CANT_CANCEL", "INVALID_PHONE", "ALREADY_FINISH",

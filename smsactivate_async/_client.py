@@ -12,7 +12,7 @@ import httpx
 
 from ._actions import ACTIONS, Action
 from ._clock import Clock, SystemClock
-from ._exceptions import InvalidArgumentError
+from ._exceptions import InvalidArgumentError, WaitTimeoutError
 from ._generated import GeneratedActions
 from ._policy import RateLimiter, RetryPolicy
 from ._providers import Provider, resolve_provider
@@ -20,7 +20,8 @@ from ._session import RequestEvent, Session, SessionStats
 from ._transport import KeyTransport, install_redaction
 
 if TYPE_CHECKING:
-    from ._waiting import Scheduler
+    from ._models import RentSms
+    from ._waiting import Activation, Scheduler
 
 __all__ = ["SMSActivate"]
 
@@ -109,7 +110,6 @@ class SMSActivate(GeneratedActions):
             seed=seed,
         )
         self._scheduler: Scheduler | None = None
-        self._task_group: anyio.abc.TaskGroup | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -141,35 +141,96 @@ class SMSActivate(GeneratedActions):
             raise InvalidArgumentError(f"unknown action {action!r}")
         return await self._call(found, args)
 
+    # --- waiting (hand-written helpers) -------------------------------------------------------
+
+    def _get_scheduler(self) -> Scheduler:
+        if self._scheduler is None:
+            from ._waiting import Scheduler
+
+            self._scheduler = Scheduler(self)
+        return self._scheduler
+
+    async def wait_for_code(
+        self,
+        activation_id: int,
+        *,
+        timeout: float,
+        poll_interval: float | None = None,
+        cancel_on_timeout: bool = True,
+        voice: bool = False,
+    ) -> str:
+        """The next code of an activation (a code already returned is not returned again).
+
+        On timeout raises :class:`WaitTimeoutError` at once and, unless ``cancel_on_timeout=False``,
+        cancels the activation (later, in the background, if the server says it is too early).
+        ``STATUS_CANCEL`` while waiting raises :class:`ActivationCancelledError`. ``voice=True``
+        also looks for call codes (getStatusV2).
+        """
+        from ._params import identifier
+
+        identifier("activation_id", activation_id)
+        if timeout <= 0:
+            raise InvalidArgumentError(f"timeout must be positive, got {timeout}")
+        if poll_interval is not None and poll_interval <= 0:
+            raise InvalidArgumentError(f"poll_interval must be positive, got {poll_interval}")
+        scheduler = self._get_scheduler()
+        try:
+            return await scheduler.wait(int(activation_id), timeout, poll_interval, voice)
+        except WaitTimeoutError:
+            if cancel_on_timeout:
+                with anyio.CancelScope(shield=True):
+                    await scheduler.cancel(int(activation_id))
+            raise
+
+    def activation(
+        self, *, service: str, country: int | None = None, ready: bool = True, order_id: str | None = None,
+        **get_number_options: Any,
+    ) -> Activation:
+        """Buy one number for the block: ``async with client.activation(service="tg", country=6) as act:``.
+
+        Bought with ``get_number_v2`` and an order id; ``get_number_options`` are its other
+        arguments (``max_price``, ``operator``…). See :class:`Activation`.
+        """
+        from ._waiting import Activation, _check_options
+
+        options = {"service": service, "country": country, **get_number_options}
+        _check_options(options)
+        self._session.encode(ACTIONS["get_number_v2"], options)  # validate before anything is sent
+        return Activation(self, options, ready, order_id)
+
+    async def wait_for_rent_sms(self, rent_id: int, *, timeout: float, poll_interval: float | None = None) -> RentSms:
+        """The first message that arrives on a rent after the call starts."""
+        from ._params import identifier
+
+        identifier("rent_id", rent_id)
+        if timeout <= 0:
+            raise InvalidArgumentError(f"timeout must be positive, got {timeout}")
+        return await self._get_scheduler().wait_rent(int(rent_id), timeout, poll_interval)
+
+    def notify(self, activation_id: int) -> None:
+        """Tell the scheduler an activation has news (from a webhook): it confirms with one getStatus."""
+        if self._scheduler is not None:
+            self._scheduler.notify(int(activation_id))
+
     # --- life cycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> SMSActivate:
         await self._http.__aenter__()
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        try:
-            await self._drain()
-        finally:
-            group, self._task_group = self._task_group, None
-            try:
-                if group is not None:
-                    await group.__aexit__(exc_type, exc, tb)
-            finally:
-                await self._close_http()
+        await self.aclose()
 
     async def aclose(self) -> None:
         """Wait for pending cancels, then close the connection pool."""
-        await self._drain()
-        await self._close_http()
-
-    async def _drain(self) -> None:
-        if self._scheduler is not None:
-            await self._scheduler.drain()
+        try:
+            if self._scheduler is not None and not self._closed:
+                with anyio.CancelScope(shield=True):
+                    await self._scheduler.drain()
+        finally:
+            await self._close_http()
 
     async def _close_http(self) -> None:
         if not self._closed:

@@ -206,7 +206,7 @@ class GeneratedActions:
             self._reject("get_multi_service_number", unknown)
         return await self._call(_actions.GET_MULTI_SERVICE_NUMBER, {"multi_service": multi_service, "multi_forward": multi_forward, "operator": operator, "ref": ref, "country": country})
 
-    async def set_status(self, activation_id: int, /, *, status: int | Status, forward: str | None = None, **unknown: Never) -> SetStatusAnswer:
+    async def set_status(self, activation_id: int, status: int | Status, /, *, forward: str | None = None, **unknown: Never) -> SetStatusAnswer:
         """Change an activation's status.
 
         Wire action ``setStatus``. A status change: retried on transient faults (repeating it costs nothing).
@@ -512,7 +512,7 @@ class GeneratedActions:
             self._reject("get_rent_status", unknown)
         return await self._call(_actions.GET_RENT_STATUS, {"rent_id": rent_id, "page": page, "size": size})
 
-    async def set_rent_status(self, rent_id: int, /, *, status: int, **unknown: Never) -> None:
+    async def set_rent_status(self, rent_id: int, status: int, /, **unknown: Never) -> None:
         """Finish (1) or cancel (2, within 20 minutes) a rent.
 
         Wire action ``setRentStatus``. A status change: retried on transient faults (repeating it costs nothing).

@@ -153,7 +153,8 @@ class Session:
         self._in_flight = anyio.CapacityLimiter(max_in_flight) if max_in_flight else None
         self._rng = random.Random(seed)
         self._gate = _PurchaseGate()
-        self.known_activations: set[int] = set()
+        #: activation id → when this client bought it (clock time), for reconciliation and early-cancel timing
+        self.known_activations: dict[int, float] = {}
         self.known_rents: set[int] = set()
 
     def add_hook(self, hook: Callable[[RequestEvent], None]) -> None:
@@ -306,15 +307,16 @@ class Session:
                 raise error
 
     def _remember(self, result: object) -> None:
+        now = self.clock.now()
         if isinstance(result, Number):
-            self.known_activations.add(result.activation_id)
+            self.known_activations[result.activation_id] = now
         elif isinstance(result, Rent):
             self.known_rents.add(result.id)
         elif isinstance(result, list):
             for item in result:
                 activation_id = getattr(item, "activation_id", None)
                 if isinstance(activation_id, int):
-                    self.known_activations.add(activation_id)
+                    self.known_activations[activation_id] = now
 
     async def active_activations(self) -> list[ActiveActivation]:
         """Every active activation, across pages where the provider pages."""
@@ -361,7 +363,7 @@ class Session:
                 candidates = sorted(by_id)
 
                 def adopt(activation_id: int) -> Any:
-                    self.known_activations.add(activation_id)
+                    self.known_activations[activation_id] = self.clock.now()
                     row = by_id[activation_id]
                     number = Number(
                         activation_id=row.activation_id, phone_number=row.phone_number or "",

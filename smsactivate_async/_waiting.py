@@ -1,0 +1,506 @@
+"""Waiting for codes: one scheduler per client serves every waiter.
+
+Each poll tick the scheduler asks once for the state of every activation (getActiveActivations,
+paged where the provider pages), and only for the activations whose row changed does it confirm
+with getStatus — so N waiters cost about ⌈N / page size⌉ + changes requests per tick. Without a
+batch action it polls each activation, spread over the interval.
+
+The scheduler needs no background task: the waiters take turns driving it. One waiter is the
+driver; when it leaves (code, timeout, cancellation) it hands the role to exactly one other
+waiter, so nothing wakes the crowd and nothing runs when no one waits. Cancels the server
+refuses as too early are kept and retried by the driver once the window has passed, and
+``aclose()`` waits for them.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+
+from . import _actions
+from ._actions import Action, Repeat
+from ._convert import to_int
+from ._exceptions import (
+    ActivationCancelledError,
+    ActivationNotFoundError,
+    ActivationStateError,
+    BadRequestError,
+    EarlyCancelDeniedError,
+    InvalidArgumentError,
+    SMSActivateError,
+    WaitTimeoutError,
+)
+from ._models import ActivationStatus, Number, RentSms, StatusCode, StatusV2
+
+if TYPE_CHECKING:
+    from ._client import SMSActivate
+
+__all__ = ["Activation", "Scheduler"]
+
+log = logging.getLogger("smsactivate_async")
+
+_CLOSED_STATUSES = frozenset({"6", "8", "10"})
+
+
+def _scan_rows(answer: Any) -> dict[int, tuple[str | None, str | None]]:
+    """getActiveActivations rows as ``id → (status, code)``: light enough for 10 000 rows a tick."""
+    if isinstance(answer, Mapping):
+        rows = answer.get("data") if isinstance(answer.get("data"), list) else answer.get("activeActivations", [])
+    else:
+        rows = answer
+    if isinstance(rows, Mapping):
+        rows = [] if "num_rows" in rows else list(rows.values())
+    result: dict[int, tuple[str | None, str | None]] = {}
+    for row in rows:
+        code = row.get("smsCode")
+        if isinstance(code, list):
+            code = code[-1] if code else None
+        status = row.get("activationStatus")
+        result[to_int(row["activationId"])] = (
+            None if status is None else str(status),
+            None if code in (None, "") else str(code),
+        )
+    return result
+
+
+#: The scheduler's own view of getActiveActivations (not a public action: it skips the models).
+SCAN_ACTIVE: Action[dict[int, tuple[str | None, str | None]]] = attrs.evolve(
+    _actions.GET_ACTIVE_ACTIVATIONS, parse=_scan_rows, result="dict", empty=dict
+)
+
+
+@attrs.define(eq=False)
+class _Waiter:
+    activation_id: int
+    deadline: float
+    interval: float
+    exclude: frozenset[str]
+    voice: bool = False
+    wake: anyio.Event = attrs.field(factory=anyio.Event)
+    code: str | None = None
+    error: SMSActivateError | None = None
+    last_row: tuple[str | None, str | None] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.code is not None or self.error is not None
+
+
+@attrs.define
+class _PendingCancel:
+    activation_id: int
+    due: float
+    attempts: int = 0
+
+
+class Scheduler:
+    def __init__(self, client: SMSActivate) -> None:
+        self._client = client
+        self._session = client._session
+        self._clock = client.clock
+        self._waiters: dict[int, list[_Waiter]] = {}
+        self._driver: _Waiter | None = None
+        self._kick = anyio.Event()
+        self._urgent: set[int] = set()
+        self._last_tick = float("-inf")
+        self._cancels: dict[int, _PendingCancel] = {}
+        #: codes already handed out, per activation: never returned twice
+        self.delivered: dict[int, set[str]] = collections.defaultdict(set)
+        self.ticks = 0
+
+    # --- waiting ------------------------------------------------------------------------------
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(ws) for ws in self._waiters.values())
+
+    async def wait(self, activation_id: int, timeout: float, poll_interval: float | None, voice: bool = False) -> str:
+        interval = poll_interval if poll_interval is not None else self._client.poll_interval
+        waiter = _Waiter(
+            activation_id,
+            self._clock.now() + timeout,
+            interval,
+            frozenset(self.delivered.get(activation_id, ())),
+            voice,
+        )
+        self._waiters.setdefault(activation_id, []).append(waiter)
+        try:
+            while not waiter.done:
+                remaining = waiter.deadline - self._clock.now()
+                if remaining <= 0:
+                    break
+                if self._driver is None:
+                    await self._drive(waiter)
+                    continue
+                waiter.wake = anyio.Event()
+                with anyio.move_on_after(remaining):
+                    await waiter.wake.wait()
+        finally:
+            self._leave(waiter)
+        if waiter.error is not None:
+            raise waiter.error
+        if waiter.code is None:
+            raise WaitTimeoutError(
+                f"no code for activation {activation_id} within {timeout:g}s",
+                activation_id=activation_id, action="getStatus",
+            )
+        self.delivered[activation_id].add(waiter.code)
+        return waiter.code
+
+    def _leave(self, waiter: _Waiter) -> None:
+        group = self._waiters.get(waiter.activation_id)
+        if group is not None:
+            if waiter in group:
+                group.remove(waiter)
+            if not group:
+                del self._waiters[waiter.activation_id]
+        if self._driver is waiter:
+            self._driver = None
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        for group in self._waiters.values():
+            for other in group:
+                if not other.done:
+                    other.wake.set()
+                    return
+
+    def notify(self, activation_id: int) -> None:
+        """News about an activation from outside (a webhook): confirm it now, not at the next tick."""
+        if activation_id in self._waiters:
+            self._urgent.add(activation_id)
+            self._kick.set()
+
+    # --- driving ------------------------------------------------------------------------------
+
+    def _interval(self) -> float:
+        return min((w.interval for ws in self._waiters.values() for w in ws), default=self._client.poll_interval)
+
+    async def _drive(self, me: _Waiter) -> None:
+        self._driver = me
+        try:
+            while not me.done and self._clock.now() < me.deadline:
+                now = self._clock.now()
+                due = self._last_tick + self._interval()
+                if self._urgent:
+                    urgent, self._urgent = self._urgent, set()
+                    await self._confirm_many([w for i in urgent for w in self._waiters.get(i, ())])
+                    continue
+                if now >= due:
+                    self._last_tick = now
+                    await self._tick()
+                    continue
+                self._kick = anyio.Event()
+                with anyio.move_on_after(min(due, me.deadline) - now):
+                    await self._kick.wait()
+        finally:
+            if self._driver is me:
+                self._driver = None
+                self._hand_over()
+
+    async def _tick(self) -> None:
+        self.ticks += 1
+        await self._run_due_cancels()
+        waiters = [w for ws in self._waiters.values() for w in ws if not w.done]
+        if not waiters:
+            return
+        provider = self._session.provider
+        if not provider.has_active_activations:
+            await self._poll_each(waiters)
+            return
+        try:
+            rows = await self._scan()
+        except SMSActivateError as exc:
+            log.warning("poll tick: getActiveActivations failed (%s); polling each activation", exc.code)
+            await self._poll_each(waiters)
+            return
+        changed = []
+        for waiter in waiters:
+            row = rows.get(waiter.activation_id)
+            if row is None:
+                changed.append(waiter)  # gone from the active list: closed, confirm how
+                continue
+            if row == waiter.last_row:
+                continue
+            waiter.last_row = row
+            status, code = row
+            if (code is not None and code not in waiter.exclude) or status == "2" or status in _CLOSED_STATUSES:
+                changed.append(waiter)
+            elif waiter.voice:
+                changed.append(waiter)
+        await self._confirm_many(changed)
+
+    async def _scan(self) -> dict[int, tuple[str | None, str | None]]:
+        page = self._session.provider.page_size
+        if page is None:
+            return await self._session.call(SCAN_ACTIVE, {})
+        rows: dict[int, tuple[str | None, str | None]] = {}
+        start = 0
+        while True:
+            chunk = await self._session.call(SCAN_ACTIVE, {"start": start, "limit": page})
+            rows.update(chunk)
+            if len(chunk) < page:
+                return rows
+            start += page
+
+    async def _poll_each(self, waiters: list[_Waiter]) -> None:
+        """No batch action: one getStatus per activation, spread over the interval."""
+        gap = self._interval() / max(1, len(waiters))
+        async with anyio.create_task_group() as group:
+            for index, waiter in enumerate(waiters):
+                if index:
+                    await self._clock.sleep(gap)
+                group.start_soon(self._confirm, waiter)
+
+    async def _confirm_many(self, waiters: list[_Waiter]) -> None:
+        by_id: dict[int, list[_Waiter]] = {}
+        for waiter in waiters:
+            by_id.setdefault(waiter.activation_id, []).append(waiter)
+        if not by_id:
+            return
+        async with anyio.create_task_group() as group:
+            for group_waiters in by_id.values():
+                group.start_soon(self._confirm, group_waiters[0])
+
+    async def _confirm(self, waiter: _Waiter) -> None:
+        """Ask for one activation's state and settle every waiter of it."""
+        activation_id = waiter.activation_id
+        try:
+            status = await self._session.call(_actions.GET_STATUS, {"activation_id": activation_id})
+            code = self._fresh_code(status, waiter)
+            if code is None and waiter.voice and status.status is StatusCode.STATUS_WAIT_CODE:
+                v2: StatusV2 = await self._session.call(_actions.GET_STATUS_V2, {"activation_id": activation_id})
+                code = v2.code if v2.code not in waiter.exclude else None
+        except ActivationNotFoundError as exc:
+            self._settle(activation_id, error=exc)
+            return
+        except SMSActivateError as exc:
+            log.info("confirming activation %s failed (%s); will retry next tick", activation_id, exc.code)
+            return
+        if status.status is StatusCode.STATUS_CANCEL:
+            self._settle(activation_id, error=ActivationCancelledError(
+                f"activation {activation_id} was cancelled (or finished) while waiting for a code",
+                code="STATUS_CANCEL", action="getStatus"))
+        elif code is not None:
+            self._settle(activation_id, code=code)
+
+    @staticmethod
+    def _fresh_code(status: ActivationStatus, waiter: _Waiter) -> str | None:
+        # STATUS_WAIT_RETRY:<old> and a stale STATUS_OK:<old> after a re-request are not news.
+        if status.status is StatusCode.STATUS_OK and status.code is not None and status.code not in waiter.exclude:
+            return status.code
+        return None
+
+    def _settle(self, activation_id: int, *, code: str | None = None, error: SMSActivateError | None = None) -> None:
+        for waiter in self._waiters.get(activation_id, ()):
+            if waiter.done or (code is not None and code in waiter.exclude):
+                continue
+            waiter.code, waiter.error = code, error
+            waiter.wake.set()
+
+    # --- cancelling ---------------------------------------------------------------------------
+
+    async def cancel(self, activation_id: int) -> bool:
+        """Cancel now, or keep the cancel for when the early-cancel window has passed.
+
+        Returns ``True`` if the activation is closed now, ``False`` if the cancel is pending.
+        """
+        try:
+            await self._session.call(_actions.SET_STATUS, {"activation_id": activation_id, "status": 8})
+        except EarlyCancelDeniedError:
+            bought = self._session.known_activations.get(activation_id)
+            window = self._client.early_cancel_window
+            due = bought + window + 0.5 if bought is not None else self._clock.now() + window
+            self._cancels[activation_id] = _PendingCancel(activation_id, max(due, self._clock.now() + 0.05))
+            log.info("cancel of %s refused as too early; will retry in %.1fs", activation_id, due - self._clock.now())
+            return False
+        except (ActivationStateError, BadRequestError) as exc:
+            # Already closed, or a code arrived meanwhile (cancel refused after a code): close it as done.
+            if exc.code in ("OTP_RECEIVED", "BAD_STATUS", "NEW_OTP_RECEIVED"):
+                await self._finish_quietly(activation_id)
+        self._forget(activation_id)
+        return True
+
+    async def _finish_quietly(self, activation_id: int) -> None:
+        try:
+            await self._session.call(_actions.SET_STATUS, {"activation_id": activation_id, "status": 6})
+        except SMSActivateError as exc:
+            log.debug("closing %s after a refused cancel: %s", activation_id, exc.code)
+
+    def _forget(self, activation_id: int) -> None:
+        self.delivered.pop(activation_id, None)
+        self._cancels.pop(activation_id, None)
+
+    @property
+    def pending_cancels(self) -> list[int]:
+        return sorted(self._cancels)
+
+    async def _run_due_cancels(self) -> None:
+        now = self._clock.now()
+        for pending in [p for p in self._cancels.values() if p.due <= now]:
+            await self._retry_cancel(pending)
+
+    async def _retry_cancel(self, pending: _PendingCancel) -> None:
+        pending.attempts += 1
+        try:
+            done = await self.cancel(pending.activation_id)
+        except SMSActivateError as exc:
+            log.warning("cancel of %s failed (%s); retrying", pending.activation_id, exc.code)
+            done = False
+        if not done:
+            current = self._cancels.get(pending.activation_id)
+            if current is not None:
+                current.attempts = pending.attempts
+                if current.attempts >= 10:
+                    log.error("giving up cancelling %s after %d tries", pending.activation_id, current.attempts)
+                    self._cancels.pop(pending.activation_id, None)
+                else:
+                    current.due = max(current.due, self._clock.now() + min(30.0, 1.0 * current.attempts))
+
+    async def drain(self) -> None:
+        """Carry out every pending cancel, waiting for its window."""
+        while self._cancels:
+            pending = min(self._cancels.values(), key=lambda p: p.due)
+            delay = pending.due - self._clock.now()
+            if delay > 0:
+                await self._clock.sleep(delay)
+            await self._retry_cancel(pending)
+
+    # --- rent ---------------------------------------------------------------------------------
+
+    async def wait_rent(self, rent_id: int, timeout: float, poll_interval: float | None) -> RentSms:
+        interval = poll_interval if poll_interval is not None else self._client.poll_interval
+        deadline = self._clock.now() + timeout
+        first = await self._session.call(_actions.GET_RENT_STATUS, {"rent_id": rent_id})
+        baseline = first.quantity
+        while True:
+            remaining = deadline - self._clock.now()
+            if remaining <= 0:
+                raise WaitTimeoutError(f"no SMS for rent {rent_id} within {timeout:g}s", action="getRentStatus")
+            await self._clock.sleep(min(interval, remaining))
+            try:
+                status = await self._session.call(_actions.GET_RENT_STATUS, {"rent_id": rent_id})
+            except ActivationStateError:
+                raise
+            except SMSActivateError as exc:
+                log.info("rent %s: status failed (%s); retrying", rent_id, exc.code)
+                continue
+            new = status.quantity - baseline
+            if new > 0:
+                if new > len(status.values):
+                    status = await self._session.call(
+                        _actions.GET_RENT_STATUS, {"rent_id": rent_id, "size": min(100, new)}
+                    )
+                # values are newest first: the first message after the start is the oldest new one
+                return status.values[min(new, len(status.values)) - 1]
+
+
+class Activation:
+    """``async with client.activation(service="tg", country=6) as act:`` — one bought number.
+
+    Leaving the block normally after a code finishes it (6); leaving it any other way, or before
+    a code, cancels it (8), with the early-cancel deferral. The closing request is shielded from
+    cancellation, so a dropped bot handler does not leak the number.
+    """
+
+    def __init__(self, client: SMSActivate, options: dict[str, Any], ready: bool, order_id: str | None) -> None:
+        self._client = client
+        self._options = options
+        self._ready = ready
+        self._order_id = order_id
+        self._number: Number | None = None
+        self.codes: list[str] = []
+        self._closed = False
+
+    @property
+    def number(self) -> Number:
+        if self._number is None:
+            raise InvalidArgumentError("the activation is not bought yet: use `async with client.activation(...)`")
+        return self._number
+
+    @property
+    def activation_id(self) -> int:
+        return self.number.activation_id
+
+    @property
+    def phone_number(self) -> str:
+        return self.number.phone_number
+
+    @property
+    def cost(self) -> Any:
+        return self.number.activation_cost
+
+    @property
+    def code(self) -> str | None:
+        """The last code received, if any."""
+        return self.codes[-1] if self.codes else None
+
+    async def __aenter__(self) -> Activation:
+        options = dict(self._options)
+        if self._order_id is not None:
+            options["order_id"] = self._order_id
+        # Shielded: once sent, a purchase must be seen to its end so that it can be closed.
+        with anyio.CancelScope(shield=True):
+            self._number = await self._client._session.call(_actions.GET_NUMBER_V2, options)
+        if self._ready and self._client.provider.supports_ready:
+            try:
+                await self._client.set_status(self._number.activation_id, 1)
+            except SMSActivateError as exc:
+                log.info("activation %s: status 1 not accepted (%s)", self._number.activation_id, exc.code)
+        return self
+
+    async def wait_for_code(self, *, timeout: float, poll_interval: float | None = None) -> str:
+        """The next code (the block's exit cancels the number if none comes)."""
+        code = await self._client.wait_for_code(
+            self.activation_id, timeout=timeout, poll_interval=poll_interval, cancel_on_timeout=False,
+            voice=self._options.get("activation_type") == 2,
+        )
+        self.codes.append(code)
+        return code
+
+    async def request_another_code(self) -> None:
+        """Ask for one more code (status 3); the next ``wait_for_code`` ignores the old one."""
+        await self._client.set_status(self.activation_id, 3)
+
+    async def finish(self) -> None:
+        """Finish now (status 6)."""
+        with anyio.CancelScope(shield=True):
+            await self._client.set_status(self.activation_id, 6)
+            self._closed = True
+            self._client._get_scheduler()._forget(self.activation_id)
+
+    async def cancel(self) -> None:
+        """Cancel now (status 8), or as soon as the server allows it."""
+        with anyio.CancelScope(shield=True):
+            await self._client._get_scheduler().cancel(self.activation_id)
+            self._closed = True
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._number is None or self._closed:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                if exc_type is None and self.codes:
+                    await self.finish()
+                else:
+                    await self.cancel()
+            except SMSActivateError as error:
+                log.error("activation %s could not be closed: %s", self.activation_id, error)
+                if exc_type is None:
+                    raise
+
+
+def _check_options(options: Mapping[str, Any]) -> None:
+    known = {param.name for param in _actions.GET_NUMBER_V2.params}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InvalidArgumentError(f"activation() got unknown argument(s): {', '.join(unknown)}")
+    assert _actions.GET_NUMBER_V2.repeat is Repeat.ORDER_ID

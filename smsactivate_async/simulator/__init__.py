@@ -1,0 +1,49 @@
+"""A faithful, stateful SMS-Activate protocol server for tests, demos and benchmarks.
+
+In process::
+
+    sim = Simulator(dialect="herosms", clock=ManualClock())
+    async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport()) as client: ...
+
+On a port: ``python -m smsactivate_async simulate --port 8765 [--dialect herosms]``.
+
+It is built from the protocol documents and captures, not from the client: it imports none of
+the client's parsing or models.
+"""
+
+from ._app import CatalogueEntry, Simulator, SimulatedFault
+from ._core import (
+    Account,
+    Activation,
+    ActivationState,
+    CodeSchedule,
+    FaultKind,
+    Faults,
+    Ledger,
+    ManualClock,
+    Rent,
+    SimClock,
+    SystemSimClock,
+)
+from ._transport import SimulatorTransport, free_port, serve, serve_in_thread
+
+__all__ = [
+    "Account",
+    "Activation",
+    "ActivationState",
+    "CatalogueEntry",
+    "CodeSchedule",
+    "FaultKind",
+    "Faults",
+    "Ledger",
+    "ManualClock",
+    "Rent",
+    "SimClock",
+    "SimulatedFault",
+    "Simulator",
+    "SimulatorTransport",
+    "SystemSimClock",
+    "free_port",
+    "serve",
+    "serve_in_thread",
+]

@@ -1,0 +1,98 @@
+"""Running the simulator: in process (an httpx transport) or on a loopback port (uvicorn)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import httpx
+
+from ._app import Receive, Scope, Send, SimulatedFault, Simulator
+from ._core import FaultKind
+
+__all__ = ["SimulatorTransport", "serve", "serve_in_thread"]
+
+
+class SimulatorTransport(httpx.AsyncBaseTransport):
+    """``httpx.ASGITransport`` over a simulator, with network faults turned into httpx errors.
+
+    A dropped connection becomes ``httpx.RemoteProtocolError`` and a lost answer
+    ``httpx.ReadTimeout`` — what a client sees on a real link.
+    """
+
+    def __init__(self, simulator: Simulator) -> None:
+        self.simulator = simulator
+        self._asgi = httpx.ASGITransport(app=simulator)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._asgi.handle_async_request(request)
+        except SimulatedFault as fault:
+            if fault.kind is FaultKind.DROP:
+                raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request) from None
+            raise httpx.ReadTimeout("The read operation timed out", request=request) from None
+
+
+class _NetworkFaults:
+    """ASGI middleware for a served simulator: drops and lost answers done on the real socket."""
+
+    def __init__(self, simulator: Simulator) -> None:
+        self.simulator = simulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.simulator(scope, receive, send)
+        except SimulatedFault as fault:
+            if fault.kind is not FaultKind.DROP:
+                await anyio.sleep(self.simulator.faults.hang_seconds)
+            # Promise a body and close early: the client sees the connection cut mid-answer.
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
+            await send({"type": "http.response.body", "body": b"ACCESS", "more_body": False})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _config(simulator: Simulator, host: str, port: int, log_level: str) -> Any:
+    try:
+        import uvicorn
+    except ImportError:
+        raise SystemExit("the simulator server needs uvicorn: pip install 'smsactivate-async[simulator]'") from None
+    return uvicorn.Config(_NetworkFaults(simulator), host=host, port=port, log_level=log_level, lifespan="on",
+                          access_log=False)
+
+
+def serve(simulator: Simulator, *, host: str = "127.0.0.1", port: int = 8765, log_level: str = "warning") -> None:
+    """Serve until interrupted (``python -m smsactivate_async simulate``)."""
+    import uvicorn
+
+    uvicorn.Server(_config(simulator, host, port, log_level)).run()
+
+
+@contextlib.contextmanager
+def serve_in_thread(simulator: Simulator, *, host: str = "127.0.0.1", port: int | None = None,
+                    log_level: str = "warning") -> Iterator[str]:
+    """Serve on a loopback port in a thread; yields the handler URL."""
+    import uvicorn
+
+    port = port or free_port()
+    server = uvicorn.Server(_config(simulator, host, port, log_level))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the simulator server did not start")
+            threading.Event().wait(0.01)
+        yield f"http://{host}:{port}/stubs/handler_api.php"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
