@@ -34,6 +34,7 @@ from ._exceptions import (
 __all__ = ["Answer", "TextAnswer", "decode_answer", "parse_retry_after"]
 
 _CODE_LIKE = re.compile(r"^[A-Z][A-Z0-9_]*( [A-Z0-9_]+)?$")
+_SENTENCE = re.compile(r"^[A-Za-z][A-Za-z0-9 ,.'()/-]{2,200}$")
 _HTML = re.compile(rb"^\s*<|<html|<body|<!doctype", re.IGNORECASE)
 
 
@@ -162,7 +163,7 @@ def decode_answer(
     if _CODE_LIKE.match(token) and len(text) <= 300:
         # A code we do not know: still an API error the caller can catch, carrying the raw code.
         raise error_for_code(token, payload=answer.payload, action=action, status_code=status_code, retry_after=retry_after)
-    if len(text) <= 300 and "\n" not in text:
+    if _SENTENCE.match(text):
         # Free-text errors exist (Grizzly: "The service is prohibited for sale by administration").
         raise APIError(text, code=text, action=action, status_code=status_code)
     raise BadResponseError("unexpected answer", body=body, status_code=status_code, action=action)
