@@ -107,14 +107,14 @@ def to_datetime(value: object) -> _dt.datetime | None:
     if isinstance(value, _dt.datetime):
         return value
     if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
-        return _dt.datetime.fromtimestamp(int(value), tz=_dt.timezone.utc)
+        return _dt.datetime.fromtimestamp(int(value), tz=_dt.UTC)
     if not isinstance(value, str):
         raise ValueError(f"expected a date, got {value!r}")
     text = value.strip()
     if not text or text.startswith("0000-00-00"):
         return None
     if text.isdigit():
-        return _dt.datetime.fromtimestamp(int(text), tz=_dt.timezone.utc)
+        return _dt.datetime.fromtimestamp(int(text), tz=_dt.UTC)
     try:
         return _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -345,10 +345,10 @@ def _parse_ban_until(payload: str | None, info: Mapping[str, Any]) -> _dt.dateti
         except ValueError:
             parsed = None
         if parsed is not None:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.timezone.utc)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.UTC)
     until = _as_int(info.get("banned_until"))
     if until is not None:
-        return _dt.datetime.fromtimestamp(until, tz=_dt.timezone.utc)
+        return _dt.datetime.fromtimestamp(until, tz=_dt.UTC)
     if payload:
         # The classic form is BANNED:'YYYY-m-d H-i-s': dashes in the time part, zone not stated.
         # sms-activate ran on Moscow time; the zone is an assumption and is kept as UTC+3.

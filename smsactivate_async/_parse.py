@@ -166,7 +166,11 @@ def parse_status_v2(answer: Any) -> StatusV2:
         return StatusV2(status=_status_code(answer.token))
     doc = _object(answer)
     kind = doc.get("verificationType")
-    verification = _VERIFICATION_TYPES.get(kind, str(kind)) if isinstance(kind, int) else (to_str(kind) if kind is not None else None)
+    verification: str | None
+    if isinstance(kind, int):
+        verification = _VERIFICATION_TYPES.get(kind, str(kind))
+    else:
+        verification = to_str(kind) if kind is not None else None
     sms: SmsInfo | None = None
     call: CallInfo | None = None
     if "data" in doc:
@@ -302,7 +306,10 @@ def parse_prices(answer: Any) -> dict[int, dict[str, Price]]:
 
 def parse_prices_verification(answer: Any) -> dict[str, dict[int, PriceVerification]]:
     return {
-        svc: {country: structure(row, PriceVerification) for country, row in _int_keyed(countries, "getPricesVerification").items()}
+        svc: {
+            country: structure(row, PriceVerification)
+            for country, row in _int_keyed(countries, "getPricesVerification").items()
+        }
         for svc, countries in _object(answer).items()
     }
 

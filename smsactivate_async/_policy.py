@@ -38,8 +38,8 @@ class RetryPolicy:
         if self.jitter:
             backoff = rng.uniform(0, backoff)
         if retry_after is not None:
-            return max(backoff, retry_after)
-        return backoff
+            return float(max(backoff, retry_after))
+        return float(backoff)
 
 
 NO_RETRY = RetryPolicy(attempts=1)

@@ -293,13 +293,14 @@ class Session:
                 return result
             if isinstance(error, OrderAlreadyExistsError) and ambiguous:
                 # The first attempt went through and only its answer was lost.
-                return await self._recover(action, wire, repeat, error)
+                recovered: R = await self._recover(action, wire, repeat, error)
+                return recovered
             if not _is_transient(error):
                 raise error
             if _maybe_executed(error):
                 ambiguous = True
                 if repeat is not Repeat.ORDER_ID:
-                    adopted = await self._recover(action, wire, repeat, error)
+                    adopted: R | None = await self._recover(action, wire, repeat, error)
                     if adopted is not None:
                         return adopted
                     ambiguous = False  # reconciliation showed the purchase did not happen
@@ -332,7 +333,9 @@ class Session:
                 return rows
             start += page
 
-    async def _recover(self, action: Action[R], wire: Mapping[str, str], repeat: Repeat, cause: SMSActivateError) -> Any:
+    async def _recover(
+        self, action: Action[Any], wire: Mapping[str, str], repeat: Repeat, cause: SMSActivateError
+    ) -> Any:
         """Find the purchase whose answer was lost; ``None`` if it surely did not happen."""
         self.stats.reconciliations += 1
         if repeat is Repeat.PURCHASE_OTHER:

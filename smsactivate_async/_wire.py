@@ -104,7 +104,9 @@ def _status_error(status_code: int, body: bytes, action: str, retry_after: float
             f"rate limited; got {excerpt(body)}", code="RATE_LIMIT", action=action, status_code=429, retry_after=retry_after
         )
     if status_code >= 500:
-        return ServerError(f"HTTP {status_code}; got {excerpt(body)}", code=f"HTTP_{status_code}", action=action, status_code=status_code)
+        return ServerError(
+            f"HTTP {status_code}; got {excerpt(body)}", code=f"HTTP_{status_code}", action=action, status_code=status_code
+        )
     return None
 
 

@@ -94,7 +94,7 @@ async def test_free_text_error_is_catchable() -> None:
       lambda e: e.min_price == Decimal("0.1234")),
      (403, {"title": "BANNED", "details": "suspended", "info": {"scope": "global", "banned_until": 1739448000,
       "retry_after_seconds": 3600, "readable_date": "2026-02-13T12:00:00+00:00"}}, BannedError,
-      lambda e: e.until == dt.datetime(2026, 2, 13, 12, tzinfo=dt.timezone.utc) and e.retry_after == 3600),
+      lambda e: e.until == dt.datetime(2026, 2, 13, 12, tzinfo=dt.UTC) and e.retry_after == 3600),
      (403, {"title": "CHANNELS_LIMIT", "details": "x", "info": {"current_threads": 0, "max_allowed": -1}},
       ChannelsLimitError, lambda e: (e.current, e.max_allowed) == (0, -1)),
      (409, {"title": "EARLY_CANCEL_DENIED", "details": "x", "info": {"minActivationTime": 120}},

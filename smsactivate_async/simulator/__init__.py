@@ -11,7 +11,7 @@ It is built from the protocol documents and captures, not from the client: it im
 the client's parsing or models.
 """
 
-from ._app import CatalogueEntry, Simulator, SimulatedFault
+from ._app import CatalogueEntry, SimulatedFault, Simulator
 from ._core import (
     Account,
     Activation,

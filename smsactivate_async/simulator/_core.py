@@ -50,7 +50,7 @@ class SimClock:
 class SystemSimClock(SimClock):
     def __init__(self) -> None:
         self._origin = time.monotonic()
-        self._wall_origin = _dt.datetime.now(_dt.timezone.utc)
+        self._wall_origin = _dt.datetime.now(_dt.UTC)
 
     def now(self) -> float:
         return time.monotonic() - self._origin
@@ -64,7 +64,7 @@ class ManualClock(SimClock):
 
     def __init__(self, start: _dt.datetime | None = None) -> None:
         self._now = 0.0
-        self._start = start or _dt.datetime(2026, 11, 23, 12, 0, 0, tzinfo=_dt.timezone.utc)
+        self._start = start or _dt.datetime(2026, 11, 23, 12, 0, 0, tzinfo=_dt.UTC)
 
     def now(self) -> float:
         return self._now
