@@ -487,11 +487,11 @@ class Simulator:
 
     def _activation(self, account: Account, params: Mapping[str, str], name: str = "id") -> Activation:
         raw = params.get(name) or params.get("id") or params.get("activationId") or ""
-        if not raw.isdigit():
-            raise self._fail("WRONG_ACTIVATION_ID", hero=404, details="Activation Not Found")
-        activation = self.activations.get(int(raw))
+        activation = self.activations.get(int(raw)) if raw.isdigit() else None
         if activation is None or activation.key != account.key:
-            raise self._fail("NO_ACTIVATION", hero=404, details="Activation Not Found")
+            if self._hero:  # [LIVE] 404 NOT_FOUND "Activation Not Found", for any unknown id
+                raise _Error(self._json({"title": "NOT_FOUND", "details": "Activation Not Found"}, 404))
+            raise self._fail("NO_ACTIVATION" if raw.isdigit() else "WRONG_ACTIVATION_ID")
         return activation
 
     def _country(self, params: Mapping[str, str], default: int = 0) -> int:

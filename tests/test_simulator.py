@@ -1,0 +1,369 @@
+"""The simulator against the documented and captured answers, its state machine, clock and faults.
+
+Raw HTTP only: these tests do not go through the client, so a shared misunderstanding cannot
+pass on both sides. [LIVE] marks behaviour from a capture, [DOC] from the vendor text, [INFER]
+our reading.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from smsactivate_async.simulator import CodeSchedule, FaultKind, Faults, ManualClock, Simulator
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def raw(sim: Simulator, key: str | None = None, **params: Any) -> httpx.Response:
+    query = {"api_key": key if key is not None else sim.api_key, **{k: str(v) for k, v in params.items()}}
+    async with httpx.AsyncClient(transport=sim.transport()) as http:
+        return await http.get("http://sim/stubs/handler_api.php", params=query)
+
+
+def classic(**kwargs: Any) -> tuple[Simulator, ManualClock]:
+    clock = ManualClock()
+    kwargs.setdefault("codes", CodeSchedule.fixed(10))
+    return Simulator(clock=clock, **kwargs), clock
+
+
+def hero(**kwargs: Any) -> tuple[Simulator, ManualClock]:
+    clock = ManualClock()
+    kwargs.setdefault("codes", CodeSchedule.fixed(10))
+    return Simulator(dialect="herosms", clock=clock, **kwargs), clock
+
+
+async def buy(sim: Simulator, action: str = "getNumber") -> int:
+    response = await raw(sim, action=action, service="tg", country=0)
+    if action == "getNumber":
+        return int(response.text.split(":")[1])
+    return int(response.json()["activationId"])
+
+
+async def test_classic_text_and_content_type() -> None:  # [LIVE]
+    sim, _ = classic()
+    response = await raw(sim, action="getBalance")
+    assert response.status_code == 200 and response.text == "ACCESS_BALANCE:1000"
+    assert response.headers["content-type"].startswith("text/html")
+    prices = await raw(sim, action="getNumbersStatus", country=0)
+    assert prices.headers["content-type"].startswith("text/html")
+    assert all(isinstance(v, str) for v in prices.json().values())  # counts as strings
+
+
+async def test_keys_and_actions() -> None:
+    sim, _ = classic()
+    assert (await raw(sim, key="nope", action="getBalance")).text == "BAD_KEY"
+    assert (await raw(sim, key="", action="getBalance")).text == "NO_KEY"
+    assert (await raw(sim, action="doSomething")).text == "BAD_ACTION"
+    h, _ = hero()
+    bad_key = await raw(h, key="nope", action="getBalance")
+    assert bad_key.status_code == 401 and bad_key.json() == {"title": "BAD_KEY", "details": "Unauthorized"}
+    bad_action = await raw(h, action="getFullSms", id=1)  # [LIVE] HeroSMS dropped it
+    assert bad_action.status_code == 404 and bad_action.json()["title"] == "BAD_ACTION"
+    no_key = await raw(h, key="", action="getBalance")
+    assert no_key.status_code == 422 and no_key.json()["info"]["field"] == "api_key"
+
+
+async def test_purchase_shapes_and_big_ids() -> None:
+    sim, _ = classic()
+    text = await raw(sim, action="getNumber", service="tg", country=0)
+    prefix, activation_id, phone = text.text.split(":")
+    assert prefix == "ACCESS_NUMBER" and int(activation_id) > 2**31 and phone.startswith("79")
+    v2 = (await raw(sim, action="getNumberV2", service="tg", country=0)).json()
+    assert isinstance(v2["activationId"], int) and isinstance(v2["countryCode"], str) and v2["canGetAnotherSms"] == "1"
+    h, _ = hero()
+    hv2 = (await raw(h, action="getNumberV2", service="tg", country=2)).json()
+    assert isinstance(hv2["activationId"], str) and isinstance(hv2["countryCode"], int) and hv2["canGetAnotherSms"] is True
+    assert "activationEndTime" in hv2
+    bad = await raw(h, action="getNumber", service="zz")
+    assert (bad.status_code, bad.text) == (200, "UNPROCESSABLE_ENTITY:service:INVALID")  # [LIVE]
+
+
+async def test_purchase_refusals() -> None:
+    sim, _ = classic(api_keys={"poor": Decimal("0.01")})
+    assert (await raw(sim, action="getNumber", service="tg", country=0)).text == "NO_BALANCE"
+    sim.accounts["poor"].balance = Decimal(100)
+    assert (await raw(sim, action="getNumber", service="tg", country=0, maxPrice="0.01")).text == "WRONG_MAX_PRICE:0.1"
+    # [LIVE] a garbage maxPrice is ignored
+    assert (await raw(sim, action="getNumber", service="tg", country=0, maxPrice="maxPrice")).text.startswith("ACCESS_NUMBER")
+    sim.set_stock("tg", 0, 0)
+    assert (await raw(sim, action="getNumber", service="tg", country=0)).text == "NO_NUMBERS"
+    h, _ = hero()
+    h.set_stock("tg", 0, 0)
+    none = await raw(h, action="getNumberV2", service="tg", country=0)
+    assert none.status_code == 404 and none.json()["details"] == "Numbers Not Found. Try Later"  # [LIVE]
+    wrong = await raw(h, action="getNumberV2", service="wa", country=0, maxPrice="0.01")
+    assert wrong.status_code == 400 and wrong.json()["info"]["min"] > 0.01
+
+
+async def test_ban() -> None:
+    sim, clock = classic()
+    sim.ban(clock.wall().replace(year=2027))
+    answer = (await raw(sim, action="getNumber", service="tg", country=0)).text
+    assert answer.startswith("BANNED:'2027-") and answer.count("-") == 4  # [DOC] dashes in the time part
+    h, hclock = hero()
+    h.ban(hclock.wall().replace(year=2027))
+    response = await raw(h, action="getNumber", service="tg", country=0)
+    assert response.status_code == 403 and response.json()["info"]["scope"] == "global"
+
+
+async def test_order_id_idempotency() -> None:  # [DOC]
+    sim, _ = classic()
+    first = await raw(sim, action="getNumberV2", service="tg", country=0, orderId="A1")
+    again = await raw(sim, action="getNumberV2", service="tg", country=0, orderId="A1")
+    assert first.json()["activationId"] and again.text == "ORDER_ALREADY_EXISTS"
+    assert len(sim.ledger.purchases) == 1 and sim.ledger.duplicate_orders() == {}
+    h, _ = hero()  # HeroSMS has no idempotency: both are bought
+    await raw(h, action="getNumberV2", service="tg", country=0, orderId="A1")
+    await raw(h, action="getNumberV2", service="tg", country=0, orderId="A1")
+    assert len(h.ledger.purchases) == 2
+
+
+async def test_state_machine_classic() -> None:
+    sim, clock = classic()
+    activation = await buy(sim)
+    assert (await raw(sim, action="getStatus", id=activation)).text == "STATUS_WAIT_CODE"
+    assert (await raw(sim, action="setStatus", id=activation, status=8)).text == "EARLY_CANCEL_DENIED"
+    assert (await raw(sim, action="setStatus", id=activation, status=1)).text == "ACCESS_READY"
+    assert (await raw(sim, action="setStatus", id=activation, status=3)).text == "BAD_STATUS"
+    clock.advance(10)
+    first = (await raw(sim, action="getStatus", id=activation)).text
+    assert first.startswith("STATUS_OK:")
+    assert (await raw(sim, action="setStatus", id=activation, status=8)).text == "BAD_STATUS"  # 8 refused after a code
+    assert (await raw(sim, action="setStatus", id=activation, status=3)).text == "ACCESS_RETRY_GET"
+    old = first.split(":", 1)[1]
+    assert (await raw(sim, action="getStatus", id=activation)).text == f"STATUS_WAIT_RETRY:{old}"
+    clock.advance(10)
+    second = (await raw(sim, action="getStatus", id=activation)).text
+    assert second.startswith("STATUS_OK:") and second != first or second.split(":")[1] != old
+    assert (await raw(sim, action="setStatus", id=activation, status=6)).text == "ACCESS_ACTIVATION"
+    assert (await raw(sim, action="getStatus", id=activation)).text == "STATUS_CANCEL"  # [DOC] "canceled or completed"
+    assert (await raw(sim, action="getStatusV2", id=activation)).text == "STATUS_CANCEL"
+    assert (await raw(sim, action="getStatus", id=1)).text == "NO_ACTIVATION"
+    assert (await raw(sim, action="setStatus", id=activation, status=5)).text == "BAD_STATUS"
+
+
+async def test_cancel_after_window_refunds_and_six_before_code_cancels() -> None:
+    sim, clock = classic()
+    sim.codes = CodeSchedule.never()
+    activation = await buy(sim)
+    clock.advance(121)
+    assert (await raw(sim, action="setStatus", id=activation, status=8)).text == "ACCESS_CANCEL"
+    assert sim.balance() == Decimal(1000) and sim.ledger.refunded() == sim.ledger.spent()
+    sim.codes = CodeSchedule.never()
+    other = await buy(sim)
+    clock.advance(121)
+    assert (await raw(sim, action="setStatus", id=other, status=6)).text == "ACCESS_ACTIVATION"
+    assert sim.activations[other].state.name == "CANCELLED"  # [DOC] 6 while preparing acts as a cancel
+
+
+async def test_state_machine_herosms() -> None:
+    sim, clock = hero()
+    activation = await buy(sim, "getNumberV2")
+    early = await raw(sim, action="setStatus", id=activation, status=8)
+    assert early.status_code == 409 and early.json()["info"] == {"minActivationTime": 120}  # [LIVE]
+    ready = await raw(sim, action="setStatus", id=activation, status=1)
+    assert ready.status_code == 400 and ready.json()["title"] == "BAD_STATUS"
+    waiting = (await raw(sim, action="getStatusV2", id=activation)).json()
+    assert waiting == {"verificationType": 0, "sms": None, "call": None}  # [LIVE]
+    clock.advance(10)
+    late = await raw(sim, action="setStatus", id=activation, status=8)
+    assert late.status_code == 409 and late.json()["title"] == "OTP_RECEIVED"
+    v2 = (await raw(sim, action="getStatusV2", id=activation)).json()
+    assert v2["sms"]["code"] and v2["call"] is None
+    assert (await raw(sim, action="finishActivation", id=activation)).status_code == 204
+    missing = await raw(sim, action="getStatus", id=12345)
+    assert missing.status_code == 404 and missing.json()["title"] == "NOT_FOUND"
+    spec = Simulator(dialect="herosms", clock=clock, status_v2_shape="spec", codes=CodeSchedule.fixed(1))
+    sid = await buy(spec, "getNumberV2")
+    clock.advance(2)
+    doc = (await raw(spec, action="getStatusV2", id=sid)).json()
+    assert doc["verificationType"] == "sms" and doc["data"]["code"]
+
+
+async def test_lifetime_refund_and_active_lists() -> None:
+    sim, clock = classic(lifetime_seconds=1200, codes=CodeSchedule.never())
+    assert (await raw(sim, action="getActiveActivations")).json() == {"status": "error", "error": "NO_ACTIVATIONS"}
+    activation = await buy(sim)
+    rows = (await raw(sim, action="getActiveActivations")).json()["activeActivations"]
+    assert rows[0]["activationId"] == str(activation) and rows[0]["activationCost"] == "0.1"
+    clock.advance(1201)
+    assert sim.open_activations() == [] and sim.balance() == Decimal(1000)
+    assert (await raw(sim, action="getStatus", id=activation)).text == "STATUS_CANCEL"
+    h, _ = hero()
+    for _ in range(120):
+        await buy(h, "getNumberV2")
+    first = (await raw(h, action="getActiveActivations", start=0, limit=100)).json()
+    second = (await raw(h, action="getActiveActivations", start=100, limit=100)).json()
+    assert len(first["data"]) == 100 and len(second["data"]) == 20 and "num_rows" in first["activeActivations"]
+
+
+async def test_history_and_catalogue() -> None:
+    sim, _ = classic()
+    await buy(sim)
+    history = (await raw(sim, action="getHistory")).json()
+    assert isinstance(history, list) and history[0]["cost"] == 0  # [DOC] 0 while active
+    assert (await raw(sim, action="getHistory", start=0, end=40 * 86400)).text == "WRONG_DATE"
+    countries = (await raw(sim, action="getCountries")).json()
+    assert countries["0"]["eng"] == "Russia"
+    h, _ = hero()
+    assert "0" not in (await raw(h, action="getCountries")).json()  # [LIVE] no Russia on HeroSMS
+    assert (await raw(h, action="getPrices", service="zz")).json() == {"status": "false", "msg": "service is incorrect"}
+    assert (await raw(h, action="getNumbersStatus")).status_code == 422
+    assert (await raw(sim, action="getPrices", service="tg", country=99)).json() == {}
+    top = (await raw(sim, action="getTopCountriesByService", service="tg", freePrice="true")).json()
+    assert list(top)[:2] == ["0", "1"] and "freePriceMap" in top["0"]
+    assert (await raw(sim, action="getOperators", country=999)).json() == {"status": "error", "error": "OPERATORS_NOT_FOUND"}
+
+
+async def test_rent_life_cycle() -> None:
+    sim, clock = classic()
+    rent = (await raw(sim, action="getRentNumber", service="tg", rent_time=4)).json()
+    rent_id = rent["phone"]["id"]
+    waiting = (await raw(sim, action="getRentStatus", id=rent_id)).json()
+    assert waiting == {"status": "error", "message": "STATUS_WAIT_CODE"}  # [DOC] an error while empty
+    sim.deliver_rent_sms(rent_id, "code 1")
+    sim.deliver_rent_sms(rent_id, "code 2")
+    status = (await raw(sim, action="getRentStatus", id=rent_id)).json()
+    assert status["quantity"] == "2" and status["values"]["0"]["text"] == "code 2"  # newest first
+    assert (await raw(sim, action="getRentStatus", id=1)).json()["message"] == "NO_ID_RENT"
+    clock.advance(1201)
+    assert (await raw(sim, action="setRentStatus", id=rent_id, status=2)).json()["message"] == "CANT_CANCEL"
+    assert (await raw(sim, action="setRentStatus", id=rent_id, status=3)).json()["message"] == "INCORECT_STATUS"
+    assert (await raw(sim, action="setRentStatus", id=rent_id, status=1)).json() == {"status": "success"}
+    assert (await raw(sim, action="setRentStatus", id=rent_id, status=1)).json()["message"] == "ALREADY_FINISH"
+    renewed = (await raw(sim, action="continueRentNumber", id=rent_id, rent_time=4)).json()
+    assert renewed["phone"]["id"] != rent_id  # [DOC] a finished rent is re-ordered under a new id
+    assert (await raw(sim, action="continueRentNumber", id=rent_id, rent_time=5000)).json()["message"] == "INVALID_TIME"
+    other = (await raw(sim, action="getRentNumber", service="tg")).json()["phone"]["id"]
+    assert (await raw(sim, action="setRentStatus", id=other, status=2)).json() == {"status": "success"}
+
+
+@pytest.mark.parametrize("kind", list(FaultKind))
+async def test_each_fault(kind: FaultKind) -> None:
+    sim, _ = hero()
+    sim.faults.inject(kind, action="getNumberV2")
+    if kind in (FaultKind.DROP, FaultKind.TIMEOUT, FaultKind.LOST_PURCHASE):
+        expected = httpx.RemoteProtocolError if kind is FaultKind.DROP else httpx.ReadTimeout
+        with pytest.raises(expected):
+            await raw(sim, action="getNumberV2", service="tg", country=0)
+        bought = len(sim.ledger.purchases)
+        assert bought == (0 if kind is FaultKind.DROP else 1)  # a lost answer: bought on the server
+        return
+    response = await raw(sim, action="getNumberV2", service="tg", country=0)
+    if kind is FaultKind.HTML_5XX:
+        assert response.status_code in (502, 503) and response.text.startswith("<html>")
+    elif kind is FaultKind.TRUNCATE:
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(response.text)
+    elif kind is FaultKind.RATE_LIMIT:
+        assert response.status_code == 429 and response.headers["retry-after"] == "1"
+    elif kind is FaultKind.ERROR_SQL:
+        assert response.text == "ERROR_SQL"
+    assert sim.ledger.requests[-1].fault == kind.value
+
+
+async def test_truncation_at_18323_bytes() -> None:
+    from smsactivate_async.simulator import CatalogueEntry
+
+    big = [CatalogueEntry(f"s{i}", c, Decimal("0.5"), 10) for i in range(40) for c in range(30)]
+    sim, _ = hero(faults=Faults(truncate_at=18323), catalogue=big)
+    assert len((await raw(sim, action="getPrices")).content) > 18323
+    sim.faults.inject("truncate")
+    body = (await raw(sim, action="getPrices")).content
+    assert len(body) == 18323
+
+
+async def test_rate_budget_and_seeded_faults_replay() -> None:
+    sim, clock = hero(faults=Faults(rps_budget=3))
+    statuses = [(await raw(sim, action="getBalance")).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    clock.advance(1)
+    assert (await raw(sim, action="getBalance")).status_code == 200
+    runs = []
+    for _ in range(2):
+        seeded = Simulator(seed=7, faults=Faults.uniform(0.5), clock=ManualClock())
+        for _ in range(30):
+            try:
+                await raw(seeded, action="getBalance")
+            except httpx.HTTPError:
+                pass
+        runs.append([r.fault for r in seeded.ledger.requests])
+    assert runs[0] == runs[1] and any(runs[0])
+
+
+async def test_ledger_window() -> None:
+    sim, clock = classic()
+    for _ in range(4):
+        await raw(sim, action="getBalance")
+    clock.advance(2)
+    await raw(sim, action="getBalance")
+    assert sim.ledger.max_requests_in_window(1.0) == 4 and sim.ledger.requests_for("getBalance") == 5
+
+
+async def test_webhooks_with_retries_and_duplicates() -> None:
+    received: list[dict[str, Any]] = []
+    calls = {"n": 0}
+
+    async def receiver(scope: Any, receive: Any, send: Any) -> None:
+        message = await receive()
+        calls["n"] += 1
+        status = 500 if calls["n"] == 1 else 200  # the first delivery fails: it must be retried
+        if status == 200:
+            received.append(json.loads(message["body"]))
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    import threading
+
+    import anyio
+    import uvicorn
+
+    from smsactivate_async.simulator import free_port
+
+    port = free_port()
+    config = uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="error", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            await anyio.sleep(0.01)
+        sim = Simulator(codes=CodeSchedule.never(), webhook_url=f"http://127.0.0.1:{port}/hook", webhook_retry_delay=0.05)
+        activation = await buy(sim)
+        async with sim.running():
+            sim.deliver_sms(activation, "Your code is 4321")
+            with anyio.fail_after(5):
+                while not received:
+                    await anyio.sleep(0.02)
+    finally:
+        server.should_exit = True
+        thread.join(5)
+    assert received[0]["activationId"] == activation and received[0]["code"] == "4321"
+    assert [d[2] for d in sim.ledger.webhook_deliveries][:2] == [500, 200]
+
+
+async def test_served_on_a_loopback_port_with_network_faults() -> None:
+    from smsactivate_async.simulator import serve_in_thread
+
+    sim = Simulator(dialect="herosms", faults=Faults(hang_seconds=0.2))
+    with serve_in_thread(sim) as url:
+        async with httpx.AsyncClient(timeout=2) as http:
+            ok = await http.get(url, params={"api_key": sim.api_key, "action": "getBalance"})
+            assert ok.text == "ACCESS_BALANCE:1000"
+            sim.faults.inject("drop")
+            with pytest.raises(httpx.RemoteProtocolError):
+                await http.get(url, params={"api_key": sim.api_key, "action": "getBalance"})
+            sim.faults.inject("lost_purchase")
+            with pytest.raises(httpx.TransportError):
+                await http.get(url, params={"api_key": sim.api_key, "action": "getNumberV2", "service": "tg", "country": 2})
+    assert len(sim.ledger.purchases) == 1
