@@ -1,0 +1,227 @@
+"""Waiting: the scheduler, the activation state machine, timeouts, cancellation — on asyncio and trio."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import anyio
+import pytest
+
+from smsactivate_async import (
+    ActivationCancelledError,
+    Provider,
+    SMSActivate,
+    WaitTimeoutError,
+)
+from smsactivate_async.simulator import ActivationState, CodeSchedule, Simulator
+
+pytestmark = pytest.mark.anyio
+
+
+def make(dialect: str = "sms-activate", *, codes: CodeSchedule | None = None, early: float = 0.0,
+         **client_options: Any) -> tuple[Simulator, SMSActivate]:
+    sim = Simulator(dialect=dialect, codes=codes or CodeSchedule.within(0.02, 0.3), early_cancel_seconds=early)  # type: ignore[arg-type]
+    options: dict[str, Any] = {"poll_interval": 0.03, "early_cancel_window": early, "rate_limit": None}
+    options.update(client_options)
+    client = SMSActivate(sim.api_key, provider=dialect, transport=sim.transport(), **options)
+    return sim, client
+
+
+@pytest.mark.parametrize(("dialect", "count"), [("sms-activate", 1000), ("herosms", 250)])
+async def test_many_concurrent_activations(dialect: str, count: int) -> None:
+    sim, client = make(dialect)
+    got: dict[int, str] = {}
+
+    async def one() -> None:
+        async with client.activation(service="tg", country=2) as act:
+            got[act.activation_id] = await act.wait_for_code(timeout=20)
+
+    async with client:
+        async with anyio.create_task_group() as group:
+            for _ in range(count):
+                group.start_soon(one)
+    assert len(got) == count
+    for activation_id, code in got.items():
+        assert sim.activations[activation_id].messages[0].code == code  # each code to its own waiter
+    assert sim.open_activations() == []
+    assert all(a.state is ActivationState.FINISHED for a in sim.activations.values())
+    scans = sim.ledger.requests_for("getActiveActivations")
+    ticks = client._get_scheduler().ticks
+    page = client.provider.page_size or count
+    assert scans <= ticks * math.ceil(count / page)
+    # every getStatus confirms a change: one per delivered code, plus a little for races at the edges
+    assert sim.ledger.requests_for("getStatus") <= count * 1.05
+    assert sim.ledger.requests_for("getStatus") + scans < count * 3
+
+
+async def test_timeout_cancels() -> None:
+    sim, client = make(codes=CodeSchedule.never())
+    async with client:
+        number = await client.get_number_v2(service="tg", country=0)
+        started = anyio.current_time()
+        with pytest.raises(WaitTimeoutError) as info:
+            await client.wait_for_code(number.activation_id, timeout=0.2)
+        assert isinstance(info.value, TimeoutError) and anyio.current_time() - started < 1.0
+    assert sim.activations[number.activation_id].state is ActivationState.CANCELLED
+
+
+async def test_timeout_inside_early_window_defers_cancel_until_aclose() -> None:
+    sim, client = make(codes=CodeSchedule.never(), early=0.6)
+    async with client:
+        number = await client.get_number_v2(service="tg", country=0)
+        with pytest.raises(WaitTimeoutError):
+            await client.wait_for_code(number.activation_id, timeout=0.1)
+        assert sim.activations[number.activation_id].state is ActivationState.WAIT_CODE
+        assert client._get_scheduler().pending_cancels == [number.activation_id]
+    assert sim.activations[number.activation_id].state is ActivationState.CANCELLED
+    assert any(r.status == 200 and r.action == "setStatus" for r in sim.ledger.requests)
+
+
+async def test_caller_cancelled_mid_wait_cancels_the_number() -> None:
+    sim, client = make(codes=CodeSchedule.never())
+    async with client:
+        with anyio.move_on_after(0.15):
+            async with client.activation(service="tg", country=0) as act:
+                await act.wait_for_code(timeout=30)
+    assert sim.activations[act.activation_id].state is ActivationState.CANCELLED
+
+
+async def test_exception_in_block_cancels_and_propagates_unwrapped() -> None:
+    sim, client = make(codes=CodeSchedule.never())
+    async with client:
+        with pytest.raises(KeyError):
+            async with client.activation(service="tg", country=0) as act:
+                raise KeyError("user code failed")
+    assert sim.activations[act.activation_id].state is ActivationState.CANCELLED
+
+
+async def test_status_cancel_raises_at_once() -> None:
+    sim, client = make(codes=CodeSchedule.never())
+    async with client:
+        number = await client.get_number_v2(service="tg", country=0)
+
+        async def cancel_elsewhere() -> None:
+            await anyio.sleep(0.1)
+            sim.activations[number.activation_id].state = ActivationState.CANCELLED
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(cancel_elsewhere)
+            started = anyio.current_time()
+            with pytest.raises(ActivationCancelledError):
+                await client.wait_for_code(number.activation_id, timeout=10)
+            assert anyio.current_time() - started < 2
+
+
+async def test_request_another_code_never_returns_the_old_one() -> None:
+    sim, client = make(codes=CodeSchedule.fixed(0.05))
+    async with client, client.activation(service="tg", country=0) as act:
+        first = await act.wait_for_code(timeout=5)
+        await act.request_another_code()
+        second = await act.wait_for_code(timeout=5)
+        assert second != first
+        assert [m.code for m in sim.activations[act.activation_id].messages] == [first, second]
+    assert sim.activations[act.activation_id].state is ActivationState.FINISHED
+
+
+async def test_ready_status_only_where_accepted() -> None:
+    sim, client = make(codes=CodeSchedule.fixed(0.02))
+    async with client, client.activation(service="tg", country=0) as act:
+        await act.wait_for_code(timeout=5)
+    assert sim.activations[act.activation_id].ready is True
+    hero, hclient = make("herosms", codes=CodeSchedule.fixed(0.02))
+    async with hclient, hclient.activation(service="tg", country=2) as hact:
+        await hact.wait_for_code(timeout=5)
+    assert not any(r.status == 400 for r in hero.ledger.requests)  # status 1 never sent to HeroSMS
+
+
+async def test_rent_sms_after_start_not_before() -> None:
+    sim, client = make()
+    async with client:
+        rent = await client.get_rent_number(service="tg", rent_time=4)
+        sim.deliver_rent_sms(rent.id, "before")
+        result: list[str | None] = []
+
+        async def wait() -> None:
+            message = await client.wait_for_rent_sms(rent.id, timeout=5)
+            result.append(message.text)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait)
+            await anyio.sleep(0.1)
+            sim.deliver_rent_sms(rent.id, "after 1")
+            sim.deliver_rent_sms(rent.id, "after 2")
+    assert result == ["after 1"]
+
+
+async def test_rent_waits_from_zero_messages() -> None:
+    sim, client = make()
+    async with client:
+        rent = await client.get_rent_number(service="tg")
+        async with anyio.create_task_group() as group:
+            group.start_soon(_deliver_later, sim, rent.id)
+            message = await client.wait_for_rent_sms(rent.id, timeout=5)
+    assert message.text == "first" and message.phone_from == "SPORTMASTER"
+
+
+async def _deliver_later(sim: Simulator, rent_id: int) -> None:
+    await anyio.sleep(0.1)
+    sim.deliver_rent_sms(rent_id, "first")
+
+
+async def test_notification_resolves_without_waiting_for_the_tick() -> None:
+    sim, client = make(codes=CodeSchedule.never(), poll_interval=30)
+    async with client:
+        number = await client.get_number_v2(service="tg", country=0)
+
+        async def push() -> None:
+            await anyio.sleep(0.2)
+            sim.deliver_sms(number.activation_id, "Your code is 777111")
+            before = len(sim.ledger.requests)
+            client.notify(999)  # a forged push for an activation nobody waits for: no request
+            client.notify(number.activation_id)
+            client.notify(number.activation_id)  # repeated: still confirmed by one getStatus
+            await anyio.sleep(0.2)
+            assert len(sim.ledger.requests) - before <= 2
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(push)
+            started = anyio.current_time()
+            code = await client.wait_for_code(number.activation_id, timeout=10)
+        assert code == "777111" and anyio.current_time() - started < 2
+
+
+async def test_fallback_polls_each_activation_when_no_batch_action() -> None:
+    provider = Provider(name="plain", base_url="http://sim/stubs/handler_api.php", has_active_activations=False,
+                        rate_limit=None)
+    sim = Simulator(codes=CodeSchedule.within(0.02, 0.2), early_cancel_seconds=0)
+    client = SMSActivate(sim.api_key, provider=provider, transport=sim.transport(), poll_interval=0.05,
+                         early_cancel_window=0)
+    codes: list[str] = []
+
+    async def one() -> None:
+        async with client.activation(service="tg", country=0) as act:
+            codes.append(await act.wait_for_code(timeout=10))
+
+    async with client:
+        async with anyio.create_task_group() as group:
+            for _ in range(20):
+                group.start_soon(one)
+    assert len(codes) == 20 and sim.ledger.requests_for("getActiveActivations") == 0
+    assert sim.open_activations() == []
+
+
+async def test_voice_code_via_status_v2() -> None:
+    sim, client = make(codes=CodeSchedule.fixed(0.05, via="call"))
+    async with client, client.activation(service="tg", country=0, activation_type=2) as act:
+        code = await act.wait_for_code(timeout=5)
+    assert code == sim.activations[act.activation_id].messages[0].code
+
+
+async def test_waiting_without_async_with() -> None:
+    sim, client = make(codes=CodeSchedule.fixed(0.05))
+    number = await client.get_number_v2(service="tg", country=0)
+    code = await client.wait_for_code(number.activation_id, timeout=5)
+    await client.set_status(number.activation_id, 6)
+    await client.aclose()
+    assert code == sim.activations[number.activation_id].messages[0].code
