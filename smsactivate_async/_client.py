@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from types import TracebackType
@@ -109,8 +110,7 @@ class SMSActivate(GeneratedActions):
             on_request=on_request,
             seed=seed,
         )
-        self._scheduler: Scheduler | None = None
-        self._closed = False
+        self._retry_override: RetryPolicy | None = None
 
     def __repr__(self) -> str:
         return f"SMSActivate(provider={self.provider.name!r}, base_url={self.provider.base_url!r})"
@@ -127,12 +127,22 @@ class SMSActivate(GeneratedActions):
     # --- generated methods run through here ----------------------------------------------
 
     async def _call(self, action: Action[R], args: dict[str, Any]) -> R:
-        if self._closed:
+        if self._session.closed:
             raise InvalidArgumentError("the client is closed")
-        return await self._session.call(action, args)
+        return await self._session.call(action, args, retry=self._retry_override)
 
     def _reject(self, action: str, unknown: dict[str, Any]) -> None:
         raise InvalidArgumentError(f"{action}() got unknown argument(s): {', '.join(sorted(unknown))}")
+
+    def with_options(self, *, retry: RetryPolicy | None = None) -> SMSActivate:
+        """A view of this client with other options for the calls made through it
+        (``await client.with_options(retry=RetryPolicy(attempts=1)).get_balance()``).
+
+        It shares the connection pool, rate limiter and scheduler; close the original.
+        """
+        view = copy.copy(self)
+        view._retry_override = retry
+        return view
 
     async def call(self, action: str, **args: Any) -> Any:
         """Run an action by wire or Python name (``await client.call("getBalance")``)."""
@@ -144,11 +154,12 @@ class SMSActivate(GeneratedActions):
     # --- waiting (hand-written helpers) -------------------------------------------------------
 
     def _get_scheduler(self) -> Scheduler:
-        if self._scheduler is None:
+        if self._session.scheduler is None:
             from ._waiting import Scheduler
 
-            self._scheduler = Scheduler(self)
-        return self._scheduler
+            self._session.scheduler = Scheduler(self)
+        scheduler: Scheduler = self._session.scheduler
+        return scheduler
 
     async def wait_for_code(
         self,
@@ -209,8 +220,8 @@ class SMSActivate(GeneratedActions):
 
     def notify(self, activation_id: int) -> None:
         """Tell the scheduler an activation has news (from a webhook): it confirms with one getStatus."""
-        if self._scheduler is not None:
-            self._scheduler.notify(int(activation_id))
+        if self._session.scheduler is not None:
+            self._session.scheduler.notify(int(activation_id))
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -226,15 +237,15 @@ class SMSActivate(GeneratedActions):
     async def aclose(self) -> None:
         """Wait for pending cancels, then close the connection pool."""
         try:
-            if self._scheduler is not None and not self._closed:
+            if self._session.scheduler is not None and not self._session.closed:
                 with anyio.CancelScope(shield=True):
-                    await self._scheduler.drain()
+                    await self._session.scheduler.drain()
         finally:
             await self._close_http()
 
     async def _close_http(self) -> None:
-        if not self._closed:
-            self._closed = True
+        if not self._session.closed:
+            self._session.closed = True
             await self._http.aclose()
 
 

@@ -156,6 +156,9 @@ class Session:
         #: activation id → when this client bought it (clock time), for reconciliation and early-cancel timing
         self.known_activations: dict[int, float] = {}
         self.known_rents: set[int] = set()
+        self.closed = False
+        #: the waiting scheduler, made on first use and shared by every view of the client
+        self.scheduler: Any = None
 
     def add_hook(self, hook: Callable[[RequestEvent], None]) -> None:
         self._hooks.append(hook)
@@ -346,52 +349,67 @@ class Session:
             )
         key = (action.wire, wire.get("service", ""), wire.get("country", ""))
         async with self._gate.reconcile(key), self._gate.claim_lock:
-            candidates: list[int]
-            adopt: Any
-            if repeat is Repeat.PURCHASE_RENT:
-                rents = await self.call(GET_RENT_LIST, {})
-                candidates = [r.id for r in rents if r.id not in self.known_rents]
-                phones = {r.id: r.phone or "" for r in rents}
+            try:
+                return await self._claim(action, wire, repeat, cause, key)
+            except PurchaseUncertainError:
+                raise
+            except SMSActivateError as exc:
+                failure = PurchaseUncertainError(
+                    f"{action.wire} may have been carried out, but its answer was lost ({cause.code}) and the "
+                    f"server's list could not be read ({exc.code}); check the account before buying again",
+                    action=action.wire, code="PURCHASE_UNCERTAIN",
+                )
+        raise failure
 
-                def adopt(rent_id: int) -> Any:
-                    self.known_rents.add(rent_id)
-                    return Rent(id=rent_id, number=phones[rent_id])
-            else:
-                rows = await self.active_activations()
-                by_id = {
-                    row.activation_id: row
-                    for row in rows
-                    if row.activation_id not in self.known_activations and _matches(row, wire)
-                }
-                candidates = sorted(by_id)
+    async def _claim(
+        self, action: Action[Any], wire: Mapping[str, str], repeat: Repeat, cause: SMSActivateError, key: tuple[str, ...]
+    ) -> Any:
+        candidates: list[int]
+        adopt: Any
+        if repeat is Repeat.PURCHASE_RENT:
+            rents = await self.call(GET_RENT_LIST, {})
+            candidates = [r.id for r in rents if r.id not in self.known_rents]
+            phones = {r.id: r.phone or "" for r in rents}
 
-                def adopt(activation_id: int) -> Any:
-                    self.known_activations[activation_id] = self.clock.now()
-                    row = by_id[activation_id]
-                    number = Number(
-                        activation_id=row.activation_id, phone_number=row.phone_number or "",
-                        activation_cost=row.activation_cost, currency=row.currency, country_code=row.country_code,
-                        can_get_another_sms=row.can_get_another_sms, activation_time=row.activation_time,
-                        service_code=row.service_code,
-                    )
-                    return [_multi(number, wire)] if action.wire == "getMultiServiceNumber" else number
+            def adopt(rent_id: int) -> Any:
+                self.known_rents.add(rent_id)
+                return Rent(id=rent_id, number=phones[rent_id])
+        else:
+            rows = await self.active_activations()
+            by_id = {
+                row.activation_id: row
+                for row in rows
+                if row.activation_id not in self.known_activations and _matches(row, wire)
+            }
+            candidates = sorted(by_id)
 
-            if not candidates and isinstance(cause, OrderAlreadyExistsError):
-                candidates_text = "none found"
-            elif not candidates:
-                log.info("%s: the lost purchase did not happen; buying again", action.wire)
-                return None
-            elif len(candidates) <= self._gate.pending[key]:
-                self.stats.adopted += 1
-                log.info("%s: adopted %s after a lost answer", action.wire, candidates[0])
-                return adopt(candidates[0])
-            else:
-                candidates_text = ", ".join(map(str, candidates))
-            raise PurchaseUncertainError(
-                f"{action.wire} may have been carried out, but its answer was lost ({cause.code}) and the "
-                f"server's list does not say which number it is (candidates: {candidates_text})",
-                action=action.wire, candidate_ids=tuple(candidates), code="PURCHASE_UNCERTAIN",
-            )
+            def adopt(activation_id: int) -> Any:
+                self.known_activations[activation_id] = self.clock.now()
+                row = by_id[activation_id]
+                number = Number(
+                    activation_id=row.activation_id, phone_number=row.phone_number or "",
+                    activation_cost=row.activation_cost, currency=row.currency, country_code=row.country_code,
+                    can_get_another_sms=row.can_get_another_sms, activation_time=row.activation_time,
+                    service_code=row.service_code,
+                )
+                return [_multi(number, wire)] if action.wire == "getMultiServiceNumber" else number
+
+        if not candidates and isinstance(cause, OrderAlreadyExistsError):
+            candidates_text = "none found"
+        elif not candidates:
+            log.info("%s: the lost purchase did not happen; buying again", action.wire)
+            return None
+        elif len(candidates) <= self._gate.pending[key]:
+            self.stats.adopted += 1
+            log.info("%s: adopted %s after a lost answer", action.wire, candidates[0])
+            return adopt(candidates[0])
+        else:
+            candidates_text = ", ".join(map(str, candidates))
+        raise PurchaseUncertainError(
+            f"{action.wire} may have been carried out, but its answer was lost ({cause.code}) and the "
+            f"server's list does not say which number it is (candidates: {candidates_text})",
+            action=action.wire, candidate_ids=tuple(candidates), code="PURCHASE_UNCERTAIN",
+        )
 
 
 def _matches(row: ActiveActivation, wire: Mapping[str, str]) -> bool:
@@ -401,9 +419,8 @@ def _matches(row: ActiveActivation, wire: Mapping[str, str]) -> bool:
     country = wire.get("country")
     if country is not None and row.country_code is not None and str(row.country_code) != country:
         return False
-    if row.sms_code or row.activation_status in (6, 8, 10):
-        return False  # a fresh purchase has no code yet and is not closed
-    return True
+    # A lost purchase may already have its code: only closed rows are ruled out.
+    return row.activation_status not in (6, 8, 10)
 
 
 def _multi(number: Number, wire: Mapping[str, str]) -> Any:

@@ -195,7 +195,9 @@ class Scheduler:
                     continue
                 if now >= due:
                     self._last_tick = now
-                    await self._tick()
+                    # A stuck server must not hold this waiter past its own deadline.
+                    with anyio.move_on_after(max(0.0, me.deadline - now)):
+                        await self._tick()
                     continue
                 self._kick = anyio.Event()
                 with anyio.move_on_after(min(due, me.deadline) - now):
@@ -468,14 +470,24 @@ class Activation:
 
     async def request_another_code(self) -> None:
         """Ask for one more code (status 3); the next ``wait_for_code`` ignores the old one."""
-        await self._client.set_status(self.activation_id, 3)
+        await self._set_status(3, StatusCode.STATUS_WAIT_RETRY, StatusCode.STATUS_WAIT_RESEND)
 
     async def finish(self) -> None:
         """Finish now (status 6)."""
         with anyio.CancelScope(shield=True):
-            await self._client.set_status(self.activation_id, 6)
+            await self._set_status(6, StatusCode.STATUS_CANCEL)
             self._closed = True
             self._client._get_scheduler()._forget(self.activation_id)
+
+    async def _set_status(self, status: int, *already: StatusCode) -> None:
+        """Set a status; a refusal because the state is already the wanted one (the answer of an
+        earlier, lost attempt was the one that counted) is success, confirmed by getStatus."""
+        try:
+            await self._client.set_status(self.activation_id, status)
+        except (ActivationStateError, BadRequestError) as refusal:
+            current = await self._client.get_status(self.activation_id)
+            if current.status not in already:
+                raise refusal from None
 
     async def cancel(self) -> None:
         """Cancel now (status 8), or as soon as the server allows it."""
