@@ -63,6 +63,7 @@ class RateLimiter:
         self._tolerance = self._interval * (burst - 1)
         self._tat = 0.0
         self._blocked_until = 0.0
+        self._shift = 0.0
 
     async def acquire(self) -> None:
         now = self._clock.now()
@@ -70,11 +71,21 @@ class RateLimiter:
         if self.rate is not None:
             start = max(start, self._tat - self._tolerance)
             self._tat = max(self._tat, start) + self._interval
+        shift = self._shift
         if start > now:
             await self._clock.sleep(start - now)
-            # A block may have been set while sleeping.
-            if self._blocked_until > self._clock.now():
-                await self.acquire()
+        # A block set while waiting delays the whole queue by its length, keeping the spacing.
+        while self._shift > shift:
+            extra, shift = self._shift - shift, self._shift
+            await self._clock.sleep(extra)
 
     def block(self, seconds: float) -> None:
-        self._blocked_until = max(self._blocked_until, self._clock.now() + seconds)
+        """Hold every request back ``seconds`` from now (a 429's Retry-After)."""
+        now = self._clock.now()
+        until = now + seconds
+        extension = until - max(now, self._blocked_until)
+        if extension <= 0:
+            return
+        self._blocked_until = until
+        self._shift += extension
+        self._tat = max(self._tat, now) + extension

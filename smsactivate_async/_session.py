@@ -32,7 +32,7 @@ from ._exceptions import (
     SMSActivateError,
     TransportError,
 )
-from ._models import ActiveActivation, Number, Rent
+from ._models import ActiveActivation, Number, Rent, RentListEntry
 from ._policy import RateLimiter, RetryPolicy
 from ._providers import Provider
 from ._wire import decode_answer
@@ -96,15 +96,28 @@ class _PurchaseGate:
         self._cond = anyio.Condition()
         self._in_flight = 0
         self._reconcilers = 0
+        #: a quiet period lasts while any reconciler waits or works; no purchase runs during it, so
+        #: one listing of the server's activations serves every reconciler of the period
+        self.quiet_period = 0
+        self.listing: Any = None
         self.claim_lock = anyio.Lock()
-        self.pending: collections.Counter[tuple[str, ...]] = collections.Counter()
+        #: purchases per (action, service, country) that had an attempt which may have been carried
+        #: out and are not settled yet: each owns at most one unknown activation on the server
+        self.unresolved: collections.Counter[tuple[str, ...]] = collections.Counter()
 
     @asynccontextmanager
-    async def purchase(self) -> AsyncIterator[None]:
-        async with self._cond:
-            while self._reconcilers:
-                await self._cond.wait()
-            self._in_flight += 1
+    async def purchase(self, limiter: RateLimiter) -> AsyncIterator[None]:
+        # Paced before entering: "in flight" then means on the wire, so that a reconciliation waits
+        # for the network, not for the limiter's queue. A purchase held back by a reconciliation
+        # takes a fresh slot, so that the held ones do not leave in one burst.
+        while True:
+            await limiter.acquire()
+            async with self._cond:
+                if not self._reconcilers:
+                    self._in_flight += 1
+                    break
+                while self._reconcilers:
+                    await self._cond.wait()
         try:
             yield
         finally:
@@ -114,10 +127,12 @@ class _PurchaseGate:
                     self._cond.notify_all()
 
     @asynccontextmanager
-    async def reconcile(self, key: tuple[str, ...]) -> AsyncIterator[None]:
+    async def reconcile(self) -> AsyncIterator[None]:
         async with self._cond:
+            if not self._reconcilers:
+                self.quiet_period += 1
+                self.listing = None
             self._reconcilers += 1
-            self.pending[key] += 1
             while self._in_flight:
                 await self._cond.wait()
         try:
@@ -126,7 +141,6 @@ class _PurchaseGate:
             with anyio.CancelScope(shield=True):
                 async with self._cond:
                     self._reconcilers -= 1
-                    self.pending[key] -= 1
                     self._cond.notify_all()
 
 
@@ -165,8 +179,9 @@ class Session:
 
     # --- one attempt ----------------------------------------------------------------------
 
-    async def _send(self, action: Action[Any], wire: Mapping[str, str]) -> httpx.Response:
-        await self.limiter.acquire()
+    async def _send(self, action: Action[Any], wire: Mapping[str, str], paced: bool) -> httpx.Response:
+        if not paced:
+            await self.limiter.acquire()
         fault: _TransportFault | None = None
         try:
             if self._in_flight is not None:
@@ -181,14 +196,14 @@ class Session:
             fault = _TransportFault(f"connection failed ({type(exc).__name__})", maybe_sent=True, action=action.wire)
         raise fault
 
-    async def _attempt(self, action: Action[R], wire: Mapping[str, str], attempt: int) -> R:
+    async def _attempt(self, action: Action[R], wire: Mapping[str, str], attempt: int, paced: bool = False) -> R:
         started = self.clock.now()
         status: int | None = None
         error: SMSActivateError | None = None
         self.stats.requests += 1
         self.stats.by_action[action.wire] += 1
         try:
-            response = await self._send(action, wire)
+            response = await self._send(action, wire, paced)
             status = response.status_code
             answer = decode_answer(
                 action=action.wire,
@@ -281,34 +296,42 @@ class Session:
                     raise
 
     async def _call_purchase(self, action: Action[R], wire: dict[str, str], policy: RetryPolicy, repeat: Repeat) -> R:
+        key = (action.wire, wire.get("service", ""), wire.get("country", ""))
         attempt = 0
-        ambiguous = False
-        while True:
-            attempt += 1
-            error: SMSActivateError | None = None
-            async with self._gate.purchase():
-                try:
-                    result = await self._attempt(action, wire, attempt)
-                except SMSActivateError as exc:
-                    error = exc
-            if error is None:
-                self._remember(result)
-                return result
-            if isinstance(error, OrderAlreadyExistsError) and ambiguous:
-                # The first attempt went through and only its answer was lost.
-                recovered: R = await self._recover(action, wire, repeat, error)
-                return recovered
-            if not _is_transient(error):
-                raise error
-            if _maybe_executed(error):
-                ambiguous = True
-                if repeat is not Repeat.ORDER_ID:
-                    adopted: R | None = await self._recover(action, wire, repeat, error)
-                    if adopted is not None:
-                        return adopted
-                    ambiguous = False  # reconciliation showed the purchase did not happen
-            if not await self._backoff(error, attempt, policy):
-                raise error
+        ambiguous = False  # an attempt may have been carried out, and this purchase is not settled
+        try:
+            while True:
+                attempt += 1
+                error: SMSActivateError | None = None
+                async with self._gate.purchase(self.limiter):
+                    try:
+                        result = await self._attempt(action, wire, attempt, paced=True)
+                    except SMSActivateError as exc:
+                        error = exc
+                if error is None:
+                    self._remember(result)
+                    return result
+                if isinstance(error, OrderAlreadyExistsError) and ambiguous:
+                    # The first attempt went through and only its answer was lost.
+                    recovered: R = await self._recover(action, wire, repeat, error, key)
+                    return recovered
+                if not _is_transient(error):
+                    raise error
+                if _maybe_executed(error):
+                    if not ambiguous:
+                        ambiguous = True
+                        self._gate.unresolved[key] += 1
+                    if repeat is not Repeat.ORDER_ID:
+                        adopted: R | None = await self._recover(action, wire, repeat, error, key)
+                        if adopted is not None:
+                            return adopted
+                        ambiguous = False  # reconciliation showed the purchase did not happen
+                        self._gate.unresolved[key] -= 1
+                if not await self._backoff(error, attempt, policy):
+                    raise error
+        finally:
+            if ambiguous:
+                self._gate.unresolved[key] -= 1
 
     def _remember(self, result: object) -> None:
         now = self.clock.now()
@@ -337,7 +360,8 @@ class Session:
             start += page
 
     async def _recover(
-        self, action: Action[Any], wire: Mapping[str, str], repeat: Repeat, cause: SMSActivateError
+        self, action: Action[Any], wire: Mapping[str, str], repeat: Repeat, cause: SMSActivateError,
+        key: tuple[str, ...],
     ) -> Any:
         """Find the purchase whose answer was lost; ``None`` if it surely did not happen."""
         self.stats.reconciliations += 1
@@ -347,8 +371,7 @@ class Session:
                 "check the account before buying again",
                 action=action.wire, code=cause.code,
             )
-        key = (action.wire, wire.get("service", ""), wire.get("country", ""))
-        async with self._gate.reconcile(key), self._gate.claim_lock:
+        async with self._gate.reconcile(), self._gate.claim_lock:
             try:
                 return await self._claim(action, wire, repeat, cause, key)
             except PurchaseUncertainError:
@@ -366,8 +389,12 @@ class Session:
     ) -> Any:
         candidates: list[int]
         adopt: Any
+        if self._gate.listing is None:
+            self._gate.listing = (
+                await self.call(GET_RENT_LIST, {}) if repeat is Repeat.PURCHASE_RENT else await self.active_activations()
+            )
         if repeat is Repeat.PURCHASE_RENT:
-            rents = await self.call(GET_RENT_LIST, {})
+            rents: list[RentListEntry] = self._gate.listing
             candidates = [r.id for r in rents if r.id not in self.known_rents]
             phones = {r.id: r.phone or "" for r in rents}
 
@@ -375,7 +402,7 @@ class Session:
                 self.known_rents.add(rent_id)
                 return Rent(id=rent_id, number=phones[rent_id])
         else:
-            rows = await self.active_activations()
+            rows: list[ActiveActivation] = self._gate.listing
             by_id = {
                 row.activation_id: row
                 for row in rows
@@ -399,7 +426,7 @@ class Session:
         elif not candidates:
             log.info("%s: the lost purchase did not happen; buying again", action.wire)
             return None
-        elif len(candidates) <= self._gate.pending[key]:
+        elif len(candidates) <= self._gate.unresolved[key]:
             self.stats.adopted += 1
             log.info("%s: adopted %s after a lost answer", action.wire, candidates[0])
             return adopt(candidates[0])

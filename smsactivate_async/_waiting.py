@@ -285,6 +285,8 @@ class Scheduler:
             return
         except SMSActivateError as exc:
             log.info("confirming activation %s failed (%s); will retry next tick", activation_id, exc.code)
+            for other in self._waiters.get(activation_id, ()):
+                other.last_row = None  # so that the next tick sees the change again
             return
         if status.status is StatusCode.STATUS_CANCEL:
             self._settle(activation_id, error=ActivationCancelledError(

@@ -157,6 +157,8 @@ def decode_answer(
     answer = TextAnswer(token=token, payload=payload if colon else None, raw=text)
     if token.startswith(text_prefixes) and text_prefixes and 200 <= status_code < 300:
         return answer
+    if any(prefix.startswith(token) and prefix != token for prefix in text_prefixes) and answer.payload is None:
+        raise TruncatedResponseError("a cut-off answer", body=body, status_code=status_code, action=action)
     if token in KNOWN_ERROR_CODES:
         raise error_for_code(token, payload=answer.payload, action=action, status_code=status_code, retry_after=retry_after)
     status_error = _status_error(status_code, body, action, retry_after)

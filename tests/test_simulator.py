@@ -144,7 +144,7 @@ async def test_state_machine_classic() -> None:
     assert (await raw(sim, action="getStatus", id=activation)).text == f"STATUS_WAIT_RETRY:{old}"
     clock.advance(10)
     second = (await raw(sim, action="getStatus", id=activation)).text
-    assert second.startswith("STATUS_OK:") and second != first or second.split(":")[1] != old
+    assert (second.startswith("STATUS_OK:") and second != first) or second.split(":")[1] != old
     assert (await raw(sim, action="setStatus", id=activation, status=6)).text == "ACCESS_ACTIVATION"
     assert (await raw(sim, action="getStatus", id=activation)).text == "STATUS_CANCEL"  # [DOC] "canceled or completed"
     assert (await raw(sim, action="getStatusV2", id=activation)).text == "STATUS_CANCEL"
@@ -336,14 +336,14 @@ async def test_webhooks_with_retries_and_duplicates() -> None:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110 - set by uvicorn in another thread
             await anyio.sleep(0.01)
         sim = Simulator(codes=CodeSchedule.never(), webhook_url=f"http://127.0.0.1:{port}/hook", webhook_retry_delay=0.05)
         activation = await buy(sim)
         async with sim.running():
             sim.deliver_sms(activation, "Your code is 4321")
             with anyio.fail_after(5):
-                while not received:
+                while not received:  # noqa: ASYNC110 - filled by the receiver in uvicorn's thread
                     await anyio.sleep(0.02)
     finally:
         server.should_exit = True

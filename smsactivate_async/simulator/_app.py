@@ -433,7 +433,8 @@ class Simulator:
         if fault in (FaultKind.TIMEOUT, FaultKind.LOST_PURCHASE):
             self._record(action, 0, fault)
             raise SimulatedFault(fault)
-        if fault is FaultKind.TRUNCATE and len(reply.body) > 1:
+        # [LIVE] truncation was seen on large JSON bodies; a short text answer arrives whole.
+        if fault is FaultKind.TRUNCATE and len(reply.body) > 1 and reply.body[:1] in (b"{", b"["):
             limit = self.faults.truncate_at
             cut = limit if limit is not None and len(reply.body) > limit else int(len(reply.body) * self.faults.truncate_fraction)
             reply = _Reply(reply.status, reply.body[: max(1, cut)], reply.content_type, reply.headers)
@@ -444,7 +445,10 @@ class Simulator:
         self.ledger.requests.append(RequestRecord(self.clock.now(), action, status, fault.value if fault else None))
 
     def _rate_limited(self) -> _Reply:
-        headers = [(b"retry-after", str(int(self.faults.retry_after) or 1).encode())]
+        seconds = self.faults.retry_after
+        # HTTP says whole seconds; a fractional value is sent only when configured (fast tests).
+        text = str(int(seconds)) if seconds == int(seconds) else f"{seconds:g}"
+        headers = [(b"retry-after", text.encode())]
         if self._hero:
             reply = self._json({"title": "RATE_LIMIT", "details": ""}, 429)  # [LIVE]
         else:

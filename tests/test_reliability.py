@@ -1,0 +1,252 @@
+"""Retries, the rate limiter, and purchases that are never bought twice."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import respx
+
+from smsactivate_async import (
+    AuthenticationError,
+    PurchaseUncertainError,
+    RequestEvent,
+    RetryPolicy,
+    ServerError,
+    SMSActivate,
+)
+from smsactivate_async._policy import RateLimiter
+from smsactivate_async.simulator import Faults, Simulator
+
+pytestmark = pytest.mark.anyio
+URL = "https://api.sms-activate.ae/stubs/handler_api.php"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class FakeClock:
+    """Time that moves only by the sleeps the code asks for."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += max(0.0, seconds)
+
+
+def client(**kwargs: Any) -> SMSActivate:
+    options: dict[str, Any] = {"rate_limit": None, "retry": RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.01)}
+    options.update(kwargs)
+    return SMSActivate("k", **options)
+
+
+def by_action(responses: dict[str, list[Any]]) -> Any:
+    """A respx side effect answering each action from its own queue."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        queue = responses[request.url.params["action"]]
+        item = queue.pop(0) if len(queue) > 1 else queue[0]
+        if isinstance(item, Exception):
+            raise item
+        assert isinstance(item, httpx.Response)
+        return item
+
+    return answer
+
+
+@respx.mock
+async def test_safe_action_retried_through_faults() -> None:
+    route = respx.get(URL).mock(side_effect=by_action({"getBalance": [
+        httpx.ConnectError("refused"), httpx.Response(502, text="<html>Bad Gateway</html>"),
+        httpx.Response(200, text='{"status":"succ'), httpx.Response(200, text="ERROR_SQL"),
+        httpx.Response(200, text="ACCESS_BALANCE:5")]}))
+    async with client(retry=RetryPolicy(attempts=5, base_delay=0, max_delay=0)) as c:
+        assert str(await c.get_balance()) == "5"
+        assert c.stats.retries == 4
+    assert route.call_count == 5
+
+
+@respx.mock
+async def test_final_errors_are_not_retried() -> None:
+    route = respx.get(URL).mock(return_value=httpx.Response(200, text="BAD_KEY"))
+    async with client() as c:
+        with pytest.raises(AuthenticationError):
+            await c.get_balance()
+    assert route.call_count == 1
+
+
+@respx.mock
+async def test_attempts_exhausted_raise_the_last_error() -> None:
+    route = respx.get(URL).mock(return_value=httpx.Response(503, text="<html>down</html>"))
+    async with client() as c:
+        with pytest.raises(ServerError):
+            await c.get_balance()
+        with pytest.raises(ServerError):
+            await c.with_options(retry=RetryPolicy(attempts=1)).get_balance()
+    assert route.call_count == 5  # 4 + 1: the per-call override made one attempt
+
+
+@respx.mock
+async def test_429_retry_after_slows_the_whole_client() -> None:
+    clock = FakeClock()
+    respx.get("https://hero-sms.com/stubs/handler_api.php").mock(side_effect=by_action({"getBalance": [
+        httpx.Response(429, json={"title": "RATE_LIMIT", "details": ""}, headers={"Retry-After": "7"}),
+        httpx.Response(200, text="ACCESS_BALANCE:1")]}))
+    async with client(clock=clock, provider="herosms", rate_limit=None) as c:
+        await c.get_balance()
+        assert c.stats.rate_limited == 1
+    assert max(clock.sleeps) >= 7
+
+
+async def test_rate_limiter_paces_bursts() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(5.0, 2, clock)
+    for _ in range(12):
+        await limiter.acquire()
+    # 2 at once, then one every 0.2 s: the 12th may start at 2.0 s
+    assert clock.t == pytest.approx(2.0)
+    limiter.block(3)
+    await limiter.acquire()
+    assert clock.t >= 5.0
+
+
+@respx.mock
+async def test_purchase_not_repeated_when_answer_lost_and_number_adopted() -> None:
+    route = respx.get(URL).mock(side_effect=by_action({
+        "getNumber": [httpx.ReadTimeout("lost"), httpx.Response(200, text="ACCESS_NUMBER:999:79000000000")],
+        "getActiveActivations": [httpx.Response(200, json={"status": "success", "activeActivations": [
+            {"activationId": "4000000001", "serviceCode": "tg", "phoneNumber": "79001112233", "activationStatus": "4",
+             "countryCode": "0"},
+            {"activationId": "4000000002", "serviceCode": "wa", "phoneNumber": "79001112234", "activationStatus": "4",
+             "countryCode": "0"}]})]}))
+    async with client() as c:
+        number = await c.get_number(service="tg", country=0)
+        assert (number.activation_id, number.phone_number) == (4000000001, "79001112233")
+        assert c.stats.adopted == 1
+    actions = [call.request.url.params["action"] for call in route.calls]
+    assert actions.count("getNumber") == 1
+
+
+@respx.mock
+async def test_purchase_that_surely_did_not_happen_is_bought_again() -> None:
+    route = respx.get(URL).mock(side_effect=by_action({
+        "getNumber": [httpx.RemoteProtocolError("dropped"), httpx.Response(200, text="ACCESS_NUMBER:999:79000000000")],
+        "getActiveActivations": [httpx.Response(200, json={"status": "error", "error": "NO_ACTIVATIONS"})]}))
+    async with client() as c:
+        number = await c.get_number(service="tg", country=0)
+    assert number.activation_id == 999
+    assert [call.request.url.params["action"] for call in route.calls].count("getNumber") == 2
+
+
+@respx.mock
+async def test_purchase_ambiguous_between_candidates_raises() -> None:
+    rows = [{"activationId": str(4000000000 + i), "serviceCode": "tg", "phoneNumber": "7900", "activationStatus": "4"}
+            for i in range(2)]
+    respx.get(URL).mock(side_effect=by_action({
+        "getNumber": [httpx.ReadTimeout("lost")],
+        "getActiveActivations": [httpx.Response(200, json={"status": "success", "activeActivations": rows})]}))
+    async with client() as c:
+        with pytest.raises(PurchaseUncertainError) as info:
+            await c.get_number(service="tg")
+    assert info.value.candidate_ids == (4000000000, 4000000001)
+
+
+@respx.mock
+async def test_purchase_with_connect_error_is_simply_retried() -> None:
+    route = respx.get(URL).mock(side_effect=by_action({
+        "getNumber": [httpx.ConnectError("refused"), httpx.Response(200, text="ACCESS_NUMBER:5:7900")]}))
+    async with client() as c:
+        assert (await c.get_number(service="tg")).activation_id == 5
+    assert route.call_count == 2  # nothing was sent: no reconciliation needed
+
+
+@respx.mock
+async def test_order_id_reused_and_order_already_exists_recovers() -> None:
+    route = respx.get(URL).mock(side_effect=by_action({
+        "getNumberV2": [httpx.ReadTimeout("lost"), httpx.Response(200, text="ORDER_ALREADY_EXISTS")],
+        "getActiveActivations": [httpx.Response(200, json={"status": "success", "activeActivations": [
+            {"activationId": "4100000000", "serviceCode": "tg", "phoneNumber": "7911", "activationStatus": "4"}]})]}))
+    async with client() as c:
+        number = await c.get_number_v2(service="tg")
+    assert number.activation_id == 4100000000
+    orders = {call.request.url.params["orderId"] for call in route.calls if call.request.url.params["action"] == "getNumberV2"}
+    assert len(orders) == 1
+
+
+@respx.mock
+async def test_other_purchases_are_never_repeated_after_a_lost_answer() -> None:
+    route = respx.get(URL).mock(side_effect=httpx.ReadTimeout("lost"))
+    async with client() as c:
+        with pytest.raises(PurchaseUncertainError):
+            await c.buy_partner_product(product_id=1)
+    assert route.call_count == 1
+
+
+async def test_rent_lost_answer_adopted_from_rent_list() -> None:
+    sim = Simulator()
+    sim.faults.inject("lost_purchase", action="getRentNumber")
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None) as c:
+        rent = await c.get_rent_number(service="tg", rent_time=4)
+    assert [p.id for p in sim.ledger.purchases] == [rent.id]
+
+
+async def test_hooks_and_logs_describe_each_attempt(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="smsactivate_async")
+    events: list[RequestEvent] = []
+    sim = Simulator()
+    sim.faults.inject("html_5xx", action="getBalance")
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, on_request=events.append,
+                           retry=RetryPolicy(base_delay=0)) as c:
+        await c.get_balance()
+    assert [(e.action, e.attempt, e.error is not None) for e in events] == [("getBalance", 1, True), ("getBalance", 2, False)]
+    lines = [r.getMessage() for r in caplog.records if "action=getBalance" in r.getMessage()]
+    assert any("attempt=2" in line and "status=200" in line and "elapsed=" in line for line in lines)
+
+
+async def test_max_in_flight() -> None:
+    running = {"now": 0, "peak": 0}
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        running["now"] += 1
+        running["peak"] = max(running["peak"], running["now"])
+        await anyio.sleep(0.02)
+        running["now"] -= 1
+        return httpx.Response(200, text="ACCESS_BALANCE:1")
+
+    async with SMSActivate("k", transport=httpx.MockTransport(slow), rate_limit=None, max_in_flight=3) as c:
+        async with anyio.create_task_group() as group:
+            for _ in range(12):
+                group.start_soon(c.get_balance)
+    assert running["peak"] == 3
+
+
+async def test_stuck_server_does_not_hold_a_waiter_past_its_deadline() -> None:
+    async def stuck(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(60)
+        return httpx.Response(200, text="STATUS_WAIT_CODE")
+
+    async with SMSActivate("k", transport=httpx.MockTransport(stuck), rate_limit=None, poll_interval=0.05) as c:
+        started = anyio.current_time()
+        with pytest.raises(TimeoutError):
+            await c.wait_for_code(1, timeout=0.3, cancel_on_timeout=False)
+        assert anyio.current_time() - started < 1.5
+
+
+async def test_server_rate_budget_is_respected() -> None:
+    sim = Simulator(dialect="herosms", faults=Faults(rps_budget=10))
+    async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), rate_limit=8, burst=2) as c:
+        for _ in range(25):
+            await c.get_balance()
+    assert sim.ledger.max_requests_in_window(1.0) <= 10
+    assert not any(r.status == 429 for r in sim.ledger.requests)

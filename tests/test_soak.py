@@ -1,0 +1,71 @@
+"""Soak: activations through ``client.activation()`` against the simulator with 10 % injected faults
+of every kind (lost purchases and 429 bursts included). Short in CI; ``nox -s soak`` runs it long
+(``SOAK_ACTIVATIONS``)."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+import anyio
+import pytest
+
+from smsactivate_async import RetryPolicy, SMSActivate
+from smsactivate_async.simulator import CodeSchedule, Faults, Simulator
+
+pytestmark = pytest.mark.anyio
+
+SIZE = int(os.environ.get("SOAK_ACTIVATIONS", "1000"))
+BUDGET = 250  # the server's requests-per-second budget
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.parametrize(("dialect", "size"), [("sms-activate", SIZE), ("herosms", max(100, SIZE // 4))])
+async def test_soak(dialect: str, size: int) -> None:
+    sim = Simulator(
+        dialect=dialect,  # type: ignore[arg-type]
+        codes=CodeSchedule.within(0.05, 1.0),
+        early_cancel_seconds=0.5,
+        faults=Faults.uniform(0.10, rps_budget=BUDGET, retry_after=0.2),
+        api_keys={"soak": Decimal(100_000)},
+        seed=11,
+    )
+    start_balance = sim.balance()
+    client = SMSActivate(
+        "soak", provider=dialect, transport=sim.transport(), rate_limit=BUDGET * 0.8, burst=10, poll_interval=0.1,
+        early_cancel_window=0.5, retry=RetryPolicy(attempts=8, base_delay=0.02, max_delay=0.5), seed=3,
+    )
+    got: dict[int, str] = {}
+    failures: list[BaseException] = []
+
+    async def one() -> None:
+        try:
+            async with client.activation(service="tg", country=2) as act:
+                got[act.activation_id] = await act.wait_for_code(timeout=60)
+        except Exception as exc:  # counted and asserted below
+            failures.append(exc)
+
+    async with client:
+        async with anyio.create_task_group() as group:
+            for _ in range(size):
+                group.start_soon(one)
+
+    faults = sum(1 for r in sim.ledger.requests if r.fault)
+    assert faults > len(sim.ledger.requests) * 0.05, "the run must actually have injected faults"
+    assert {r.fault for r in sim.ledger.requests} >= {"drop", "timeout", "html_5xx", "truncate", "rate_limit", "error_sql"}
+    assert failures == []
+    assert len(got) == size                                             # 0 codes lost
+    bought = [p.id for p in sim.ledger.purchases]
+    assert sorted(bought) == sorted(got)                                # 0 bought twice, 0 orphan purchases
+    assert sim.ledger.duplicate_orders() == {}
+    assert sim.open_activations() == []                                 # 0 left active
+    for activation_id, code in got.items():
+        assert sim.activations[activation_id].messages[0].code == code
+    assert sim.balance() == start_balance - sim.ledger.spent() + sim.ledger.refunded()
+    budget_429 = [r for r in sim.ledger.requests if r.status == 429 and r.fault is None]
+    assert budget_429 == []                                             # the server's budget was never exceeded
+    assert client.stats.retries > 0
