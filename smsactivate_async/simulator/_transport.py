@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -61,7 +62,18 @@ def free_port() -> int:
         return port
 
 
+class _QuietDrops(logging.Filter):
+    """uvicorn logs the deliberate short body of a simulated drop as an error: not news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return "declared Content-Length" not in str(error) and "declared Content-Length" not in record.getMessage()
+
+
 def _config(simulator: Simulator, host: str, port: int, log_level: str) -> Any:
+    quiet = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietDrops) for f in quiet.filters):
+        quiet.addFilter(_QuietDrops())
     try:
         import uvicorn
     except ImportError:

@@ -1,0 +1,302 @@
+"""The ``smsactivate`` command line (click + rich, from the ``cli`` extra).
+
+Real accounts: ``smsactivate balance`` with ``--api-key`` or ``SMSACTIVATE_API_KEY``.
+No account needed: ``smsactivate demo`` and ``smsactivate simulate``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import anyio
+import attrs
+
+from ._exceptions import (
+    AuthenticationError,
+    BadResponseError,
+    InsufficientBalanceError,
+    InvalidArgumentError,
+    NoNumbersError,
+    SMSActivateError,
+    TransportError,
+    WaitTimeoutError,
+)
+
+try:
+    import click
+    from rich.console import Console
+    from rich.table import Table
+except ImportError:  # pragma: no cover - the message below is the behaviour
+    sys.exit("the command line needs its extra: pip install 'smsactivate-async[cli]'")
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+console = Console()
+err_console = Console(stderr=True)
+
+#: exit codes per error family (documented in the README)
+EXIT_CODES: list[tuple[type[SMSActivateError], int]] = [
+    (InvalidArgumentError, 2),
+    (AuthenticationError, 3),
+    (InsufficientBalanceError, 4),
+    (NoNumbersError, 5),
+    (WaitTimeoutError, 6),
+    (TransportError, 7),
+    (BadResponseError, 8),
+    (SMSActivateError, 1),
+]
+
+
+def _plain(value: Any) -> Any:
+    if attrs.has(type(value)):
+        return {f.name: _plain(getattr(value, f.name)) for f in attrs.fields(type(value))}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value
+
+
+class Context:
+    def __init__(self, api_key: str | None, provider: str, base_url: str | None, as_json: bool) -> None:
+        self.api_key = api_key
+        self.provider = provider
+        self.base_url = base_url
+        self.as_json = as_json
+
+    def run(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        from ._client import SMSActivate
+
+        if not self.api_key:
+            raise click.UsageError("an API key is needed: --api-key or SMSACTIVATE_API_KEY (or try `smsactivate demo`)")
+
+        async def go() -> T:
+            async with SMSActivate(self.api_key or "", provider=self.provider, base_url=self.base_url) as client:
+                return await work(client)
+
+        try:
+            return anyio.run(go)
+        except SMSActivateError as error:
+            code = next(c for cls, c in EXIT_CODES if isinstance(error, cls))
+            if self.as_json:
+                click.echo(json.dumps({"error": error.code, "message": str(error)}))
+            else:
+                err_console.print(f"[red]error[/red] {error}")
+            sys.exit(code)
+
+    def show(self, value: Any, columns: list[str] | None = None, rows: list[list[Any]] | None = None) -> None:
+        if self.as_json:
+            click.echo(json.dumps(_plain(value), ensure_ascii=False))
+            return
+        if columns is None or rows is None:
+            console.print(value)
+            return
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*[str(cell) if cell is not None else "" for cell in row])
+        console.print(table)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group()
+@click.option("--api-key", envvar="SMSACTIVATE_API_KEY", help="API key (or SMSACTIVATE_API_KEY).")
+@click.option("--provider", default="sms-activate", show_default=True, type=click.Choice(["sms-activate", "herosms"]))
+@click.option("--base-url", default=None, help="Full handler URL of a compatible provider.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.version_option(package_name="smsactivate-async")
+@click.pass_context
+def cli(ctx: click.Context, api_key: str | None, provider: str, base_url: str | None, as_json: bool) -> None:
+    """Rent numbers and receive codes from SMS-Activate-compatible providers."""
+    ctx.obj = Context(api_key, provider, base_url, as_json)
+
+
+@cli.command()
+@pass_context
+def balance(ctx: Context) -> None:
+    """Show the account balance."""
+    value = ctx.run(lambda c: c.get_balance())
+    ctx.show({"balance": value} if ctx.as_json else f"Balance: [bold]{value}[/bold]")
+
+
+@cli.command()
+@click.option("--service")
+@click.option("--country", type=int)
+@pass_context
+def prices(ctx: Context, service: str | None, country: int | None) -> None:
+    """Prices and stock by country and service."""
+    table = ctx.run(lambda c: c.get_prices(service=service, country=country))
+    rows = [[cid, svc, p.cost, p.count] for cid, services in table.items() for svc, p in services.items()]
+    ctx.show(table, ["country", "service", "cost", "count"], rows)
+
+
+@cli.command()
+@pass_context
+def countries(ctx: Context) -> None:
+    """Country ids and names."""
+    result = ctx.run(lambda c: c.get_countries())
+    ctx.show(result, ["id", "name", "rent", "multi-service"],
+             [[c.id, c.eng, c.rent, c.multi_service] for c in result.values()])
+
+
+@cli.command()
+@click.option("--country", type=int)
+@pass_context
+def services(ctx: Context, country: int | None) -> None:
+    """Service codes and names."""
+    result = ctx.run(lambda c: c.get_services_list(country=country))
+    ctx.show(result, ["code", "name"], [[s.code, s.name] for s in result])
+
+
+@cli.command()
+@click.option("--service", required=True)
+@click.option("--country", type=int, default=None)
+@click.option("--max-price", default=None)
+@click.option("--wait", is_flag=True, help="Wait for the code, then finish (or cancel on timeout).")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait with --wait.")
+@pass_context
+def buy(ctx: Context, service: str, country: int | None, max_price: str | None, wait: bool, timeout: float) -> None:
+    """Buy a number (and with --wait, its code)."""
+
+    async def work(client: Any) -> dict[str, Any]:
+        if not wait:
+            number = await client.get_number_v2(service=service, country=country, max_price=max_price)
+            return {"activation_id": number.activation_id, "phone_number": number.phone_number,
+                    "cost": number.activation_cost}
+        async with client.activation(service=service, country=country, max_price=max_price) as act:
+            if not ctx.as_json:
+                console.print(f"Number [bold]{act.phone_number}[/bold] (activation {act.activation_id}); waiting…")
+            code = await act.wait_for_code(timeout=timeout)
+            return {"activation_id": act.activation_id, "phone_number": act.phone_number, "cost": act.cost, "code": code}
+
+    result = ctx.run(work)
+    ctx.show(result, ["activation", "phone", "cost", "code"],
+             [[result["activation_id"], result["phone_number"], result["cost"], result.get("code")]])
+
+
+@cli.command()
+@click.argument("activation_id", type=int)
+@pass_context
+def status(ctx: Context, activation_id: int) -> None:
+    """An activation's state and code."""
+    result = ctx.run(lambda c: c.get_status(activation_id))
+    ctx.show(result, ["status", "code"], [[result.status.value, result.code]])
+
+
+@cli.command()
+@click.argument("activation_id", type=int)
+@pass_context
+def cancel(ctx: Context, activation_id: int) -> None:
+    """Cancel an activation (status 8)."""
+    result = ctx.run(lambda c: c.set_status(activation_id, 8))
+    ctx.show({"result": result.value} if ctx.as_json else result.value)
+
+
+@cli.command()
+@click.argument("activation_id", type=int)
+@pass_context
+def finish(ctx: Context, activation_id: int) -> None:
+    """Finish an activation (status 6)."""
+    result = ctx.run(lambda c: c.set_status(activation_id, 6))
+    ctx.show({"result": result.value} if ctx.as_json else result.value)
+
+
+@cli.group()
+def rent() -> None:
+    """Rent numbers."""
+
+
+@rent.command("buy")
+@click.option("--service", required=True)
+@click.option("--hours", "rent_time", type=int, default=4, show_default=True)
+@click.option("--country", type=int, default=None)
+@pass_context
+def rent_buy(ctx: Context, service: str, rent_time: int, country: int | None) -> None:
+    """Rent a number."""
+    result = ctx.run(lambda c: c.get_rent_number(service=service, rent_time=rent_time, country=country))
+    ctx.show(result, ["rent", "number", "ends"], [[result.id, result.number, result.end_date]])
+
+
+@rent.command("status")
+@click.argument("rent_id", type=int)
+@pass_context
+def rent_status(ctx: Context, rent_id: int) -> None:
+    """A rent's messages."""
+    result = ctx.run(lambda c: c.get_rent_status(rent_id))
+    ctx.show(result, ["from", "text", "date"], [[m.phone_from, m.text, m.date] for m in result.values])
+
+
+@rent.command("wait")
+@click.argument("rent_id", type=int)
+@click.option("--timeout", default=600.0, show_default=True)
+@pass_context
+def rent_wait(ctx: Context, rent_id: int, timeout: float) -> None:
+    """Wait for the next message on a rent."""
+    result = ctx.run(lambda c: c.wait_for_rent_sms(rent_id, timeout=timeout))
+    ctx.show(result, ["from", "text", "date"], [[result.phone_from, result.text, result.date]])
+
+
+@rent.command("finish")
+@click.argument("rent_id", type=int)
+@pass_context
+def rent_finish(ctx: Context, rent_id: int) -> None:
+    """Finish a rent."""
+    ctx.run(lambda c: c.set_rent_status(rent_id, 1))
+    ctx.show({"result": "finished"} if ctx.as_json else "finished")
+
+
+@rent.command("cancel")
+@click.argument("rent_id", type=int)
+@pass_context
+def rent_cancel(ctx: Context, rent_id: int) -> None:
+    """Cancel a rent (within 20 minutes)."""
+    ctx.run(lambda c: c.set_rent_status(rent_id, 2))
+    ctx.show({"result": "cancelled"} if ctx.as_json else "cancelled")
+
+
+@cli.command()
+@click.option("--port", default=8765, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--dialect", default="sms-activate", type=click.Choice(["sms-activate", "herosms"]), show_default=True)
+@click.option("--faults", default=0.0, show_default=True, help="Share of requests that get a fault.")
+@click.option("--rps", default=None, type=float, help="Requests per second per key before 429.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--api-key", "keys", multiple=True, default=["test-key"], show_default=True, help="Accepted key(s).")
+def simulate(port: int, host: str, dialect: str, faults: float, rps: float | None, seed: int, keys: list[str]) -> None:
+    """Serve the protocol simulator on a loopback port."""
+    from .simulator import Faults, Simulator, serve
+
+    sim = Simulator(dialect=dialect, seed=seed, faults=Faults.uniform(faults, rps_budget=rps),  # type: ignore[arg-type]
+                    api_keys={key: Decimal(1000) for key in keys})
+    console.print(f"Simulator ({dialect}) on http://{host}:{port}/stubs/handler_api.php — keys: {', '.join(keys)}")
+    serve(sim, host=host, port=port)
+
+
+@cli.command()
+@click.option("--activations", default=100, show_default=True)
+@click.option("--dialect", default="sms-activate", type=click.Choice(["sms-activate", "herosms"]), show_default=True)
+@click.option("--faults", default=0.0, show_default=True, help="Share of requests that get a fault (0.1 = 10 %).")
+@click.option("--seed", default=1, show_default=True)
+def demo(activations: int, dialect: str, faults: float, seed: int) -> None:
+    """Run activations against the embedded simulator over real HTTP (no key, no network)."""
+    from ._demo import run_demo
+
+    run_demo(activations=activations, dialect=dialect, faults=faults, seed=seed)
+
+
+def main() -> None:
+    cli()
