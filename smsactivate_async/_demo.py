@@ -65,6 +65,8 @@ async def _run(sim: Simulator, url: str, dialect: str, progress: _Progress, cons
         rate_limit=200, burst=20, retry=RetryPolicy(attempts=6, base_delay=0.05, max_delay=1.0),
     )
 
+    done = anyio.Event()
+
     async def one() -> None:
         try:
             async with client.activation(service="tg", country=2) as act:
@@ -80,6 +82,8 @@ async def _run(sim: Simulator, url: str, dialect: str, progress: _Progress, cons
         except SMSActivateError as error:
             progress.failed += 1
             console.log(f"[red]{error}[/red]")
+        if progress.finished + progress.cancelled + progress.failed == progress.total:
+            done.set()
 
     async with client:
         with Live(progress.table(client, sim), console=console, refresh_per_second=8) as live:
@@ -93,7 +97,6 @@ async def _run(sim: Simulator, url: str, dialect: str, progress: _Progress, cons
                         await anyio.sleep(0.125)
 
                 group.start_soon(refresh)
-                while progress.finished + progress.cancelled + progress.failed < progress.total:
-                    await anyio.sleep(0.1)
+                await done.wait()
                 group.cancel_scope.cancel()
             live.update(progress.table(client, sim))

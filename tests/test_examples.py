@@ -1,0 +1,74 @@
+"""The examples run (against the simulator) and do what they say."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _no_real_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SMSACTIVATE_API_KEY", raising=False)
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+
+
+def example(name: str) -> Any:
+    return importlib.import_module(name)
+
+
+async def test_bot_handler() -> None:
+    assert (await example("bot_handler").main()).startswith("Your code: ")
+
+
+async def test_bulk() -> None:
+    results = await example("bulk").main(200)
+    assert results == {"codes": 200, "failed": 0}
+
+
+async def test_rent() -> None:
+    message = await example("rent").main()
+    assert message.text == "Your code is 2792"
+
+
+async def test_choose_provider() -> None:
+    number = await example("choose_provider").main()
+    assert number.activation_id > 0
+
+
+def test_plugin_example_runs() -> None:
+    assert pytest.main(["-q", "-p", "no:cacheprovider", str(EXAMPLES / "test_with_simulator.py")]) == 0
+
+
+def test_cli_without_key_and_with_simulator(tmp_path: Path) -> None:
+    from smsactivate_async._cli import cli
+    from smsactivate_async.simulator import Simulator, serve_in_thread
+
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["balance"], env={"SMSACTIVATE_API_KEY": ""})
+    assert missing.exit_code == 2 and "API key" in missing.output
+    sim = Simulator()
+    with serve_in_thread(sim) as url:
+        base = ["--api-key", sim.api_key, "--base-url", url, "--json"]
+        assert runner.invoke(cli, [*base, "balance"]).output.strip() == '{"balance": "1000"}'
+        bought = runner.invoke(cli, [*base, "buy", "--service", "tg", "--country", "0"])
+        assert bought.exit_code == 0 and '"phone_number"' in bought.output
+        bad = runner.invoke(cli, ["--api-key", "wrong", "--base-url", url, "balance"])
+        assert bad.exit_code == 3 and "BAD_KEY" in bad.output
+        table = runner.invoke(cli, ["--api-key", sim.api_key, "--base-url", url, "services"])
+        assert table.exit_code == 0 and "Telegram" in table.output
+    assert os.environ.get("SMSACTIVATE_API_KEY") is None
+    assert sys.modules.get("smsactivate_async._cli") is not None
