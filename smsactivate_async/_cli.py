@@ -276,12 +276,20 @@ def rent_cancel(ctx: Context, rent_id: int) -> None:
 @click.option("--rps", default=None, type=float, help="Requests per second per key before 429.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--api-key", "keys", multiple=True, default=["test-key"], show_default=True, help="Accepted key(s).")
-def simulate(port: int, host: str, dialect: str, faults: float, rps: float | None, seed: int, keys: list[str]) -> None:
+@click.option("--codes", default="5:60", show_default=True, help="Codes arrive within LOW:HIGH seconds ('never': by hand).")
+@click.option("--balance", default="1000", show_default=True, help="Starting balance of each key.")
+def simulate(port: int, host: str, dialect: str, faults: float, rps: float | None, seed: int, keys: list[str],
+             codes: str, balance: str) -> None:
     """Serve the protocol simulator on a loopback port."""
-    from .simulator import Faults, Simulator, serve
+    from .simulator import CodeSchedule, Faults, Simulator, serve
 
+    if codes == "never":
+        schedule = CodeSchedule.never()
+    else:
+        low, _, high = codes.partition(":")
+        schedule = CodeSchedule.within(float(low), float(high or low))
     sim = Simulator(dialect=dialect, seed=seed, faults=Faults.uniform(faults, rps_budget=rps),  # type: ignore[arg-type]
-                    api_keys={key: Decimal(1000) for key in keys})
+                    api_keys={key: Decimal(balance) for key in keys}, codes=schedule)
     console.print(f"Simulator ({dialect}) on http://{host}:{port}/stubs/handler_api.php — keys: {', '.join(keys)}")
     serve(sim, host=host, port=port)
 

@@ -14,13 +14,17 @@ refuses as too early are kept and retried by the driver once the window has pass
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import heapq
+import itertools
 import logging
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from . import _actions
@@ -46,6 +50,7 @@ __all__ = ["Activation", "Scheduler"]
 log = logging.getLogger("smsactivate_async")
 
 _CLOSED_STATUSES = frozenset({"6", "8", "10"})
+_NONE: frozenset[str] = frozenset()
 
 
 def _scan_rows(answer: Any) -> dict[int, tuple[str | None, str | None]]:
@@ -76,6 +81,41 @@ SCAN_ACTIVE: Action[dict[int, tuple[str | None, str | None]]] = Action(
 )
 
 
+class _Wakeup:
+    """A one-shot wake-up, reset by making a new one. On asyncio a bare future (about a tenth of
+    an ``asyncio.Event``, whose deque dominates a waiter's memory); elsewhere an ``anyio.Event``."""
+
+    __slots__ = ("_event", "_future", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._future: asyncio.Future[None] | None = None
+        self._event: anyio.Event | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        if self._future is not None and not self._future.done():
+            self._future.set_result(None)
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        if self._set:
+            await anyio.lowlevel.checkpoint()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._event = anyio.Event()
+            await self._event.wait()
+            return
+        self._future = loop.create_future()
+        await self._future
+
+
 @attrs.define(eq=False)
 class _Waiter:
     activation_id: int
@@ -83,7 +123,7 @@ class _Waiter:
     interval: float
     exclude: frozenset[str]
     voice: bool = False
-    wake: anyio.Event = attrs.field(factory=anyio.Event)
+    wake: _Wakeup = attrs.field(factory=_Wakeup)
     code: str | None = None
     error: SMSActivateError | None = None
     last_row: tuple[str | None, str | None] | None = None
@@ -110,6 +150,9 @@ class Scheduler:
         self._kick = anyio.Event()
         self._urgent: set[int] = set()
         self._last_tick = float("-inf")
+        self._deadlines: list[tuple[float, int, _Waiter]] = []
+        self._order = itertools.count()
+        self._deadline_moved = anyio.Event()
         self._cancels: dict[int, _PendingCancel] = {}
         #: codes already handed out, per activation: never returned twice
         self.delivered: dict[int, set[str]] = collections.defaultdict(set)
@@ -123,25 +166,21 @@ class Scheduler:
 
     async def wait(self, activation_id: int, timeout: float, poll_interval: float | None, voice: bool = False) -> str:
         interval = poll_interval if poll_interval is not None else self._client.poll_interval
-        waiter = _Waiter(
-            activation_id,
-            self._clock.now() + timeout,
-            interval,
-            frozenset(self.delivered.get(activation_id, ())),
-            voice,
-        )
+        seen = self.delivered.get(activation_id)
+        waiter = _Waiter(activation_id, self._clock.now() + timeout, interval, frozenset(seen) if seen else _NONE, voice)
         self._waiters.setdefault(activation_id, []).append(waiter)
+        heapq.heappush(self._deadlines, (waiter.deadline, next(self._order), waiter))
+        if self._deadlines[0][2] is waiter:
+            self._deadline_moved.set()
         try:
-            while not waiter.done:
-                remaining = waiter.deadline - self._clock.now()
-                if remaining <= 0:
-                    break
+            while not waiter.done and self._clock.now() < waiter.deadline:
                 if self._driver is None:
                     await self._drive(waiter)
                     continue
-                waiter.wake = anyio.Event()
-                with anyio.move_on_after(remaining):
-                    await waiter.wake.wait()
+                # No cancel scope per waiter (memory): the driver's watcher wakes us at our deadline.
+                if waiter.wake.is_set():
+                    waiter.wake = _Wakeup()
+                await waiter.wake.wait()
         finally:
             self._leave(waiter)
         if waiter.error is not None:
@@ -183,29 +222,47 @@ class Scheduler:
     def _interval(self) -> float:
         return min((w.interval for ws in self._waiters.values() for w in ws), default=self._client.poll_interval)
 
+    async def _watch_deadlines(self) -> None:
+        """While a driver drives: wake every waiter whose deadline has come, even mid-tick."""
+        while True:
+            now = self._clock.now()
+            heap = self._deadlines
+            while heap and (heap[0][2].done or heap[0][0] <= now):
+                _, _, waiter = heapq.heappop(heap)
+                waiter.wake.set()
+            self._deadline_moved = anyio.Event()
+            with anyio.move_on_after(heap[0][0] - now if heap else 3600.0):
+                await self._deadline_moved.wait()
+
     async def _drive(self, me: _Waiter) -> None:
         self._driver = me
         try:
-            while not me.done and self._clock.now() < me.deadline:
-                now = self._clock.now()
-                due = self._last_tick + self._interval()
-                if self._urgent:
-                    urgent, self._urgent = self._urgent, set()
-                    await self._confirm_many([w for i in urgent for w in self._waiters.get(i, ())])
-                    continue
-                if now >= due:
-                    self._last_tick = now
-                    # A stuck server must not hold this waiter past its own deadline.
-                    with anyio.move_on_after(max(0.0, me.deadline - now)):
-                        await self._tick()
-                    continue
-                self._kick = anyio.Event()
-                with anyio.move_on_after(min(due, me.deadline) - now):
-                    await self._kick.wait()
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._watch_deadlines)
+                await self._drive_ticks(me)
+                group.cancel_scope.cancel()
         finally:
             if self._driver is me:
                 self._driver = None
                 self._hand_over()
+
+    async def _drive_ticks(self, me: _Waiter) -> None:
+        while not me.done and self._clock.now() < me.deadline:
+            now = self._clock.now()
+            due = self._last_tick + self._interval()
+            if self._urgent:
+                urgent, self._urgent = self._urgent, set()
+                await self._confirm_many([w for i in urgent for w in self._waiters.get(i, ())])
+                continue
+            if now >= due:
+                self._last_tick = now
+                # A stuck server must not hold this waiter past its own deadline.
+                with anyio.move_on_after(max(0.0, me.deadline - now)):
+                    await self._tick()
+                continue
+            self._kick = anyio.Event()
+            with anyio.move_on_after(min(due, me.deadline) - now):
+                await self._kick.wait()
 
     async def _tick(self) -> None:
         self.ticks += 1

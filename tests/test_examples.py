@@ -72,3 +72,13 @@ def test_cli_without_key_and_with_simulator(tmp_path: Path) -> None:
         assert table.exit_code == 0 and "Telegram" in table.output
     assert os.environ.get("SMSACTIVATE_API_KEY") is None
     assert sys.modules.get("smsactivate_async._cli") is not None
+
+
+def test_benchmark_script_runs_quick() -> None:
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+    result = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for section in ("1. Requests per poll tick", "2. Per-call overhead", "3. 500 waiters", "4. Parsing", "5. Code latency"):
+        assert section in result.stdout

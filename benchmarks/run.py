@@ -1,0 +1,314 @@
+"""Benchmarks against the simulator on loopback; prints Markdown tables (``python benchmarks/run.py``).
+
+1. requests per poll tick at N = 10, 100, 1 000 waiters: ours vs one getStatus per waiter vs the
+   ``herosms`` 0.1.1 package's ``wait_for_sms`` (``pip install -e '.[bench]'``);
+2. per-call overhead of ``get_balance()`` / ``get_status()`` vs a bare ``httpx.AsyncClient.get``;
+3. 10 000 waiters in one process: client CPU per poll tick and memory per waiter;
+4. parsing large getPrices / getActiveActivations bodies vs ``json.loads`` alone;
+5. code latency: delivery to ``wait_for_code`` returning, polling vs an external notification.
+
+``--quick`` runs smaller sizes (used by the test suite to keep this script working).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import httpx
+
+from smsactivate_async import SMSActivate
+from smsactivate_async._actions import GET_ACTIVE_ACTIVATIONS, GET_PRICES, Action
+from smsactivate_async._wire import decode_answer
+from smsactivate_async.simulator import CodeSchedule, Simulator, free_port, serve_in_thread
+
+HERO_PAGE = 100
+
+
+def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+# --- 1. requests per tick ---------------------------------------------------------------------
+
+
+async def _buy(client: SMSActivate, n: int) -> list[int]:
+    ids: list[int] = []
+
+    async def one() -> None:
+        ids.append((await client.get_number_v2(service="tg", country=2)).activation_id)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(n):
+            group.start_soon(one)
+    return ids
+
+
+async def _window(sim: Simulator, seconds: float, work: Callable[[], Any]) -> tuple[int, int]:
+    """Run ``work`` for ``seconds``; return (requests, codes delivered) in that window."""
+    before = len(sim.ledger.requests)
+    codes_before = sum(1 for c in sim.ledger.status_changes if c.new == "CODE_RECEIVED")
+    with anyio.move_on_after(seconds):
+        await work()
+    codes = sum(1 for c in sim.ledger.status_changes if c.new == "CODE_RECEIVED") - codes_before
+    return len(sim.ledger.requests) - before, codes
+
+
+async def requests_per_tick(n: int, interval: float, ticks: int) -> list[Any]:
+    sim = Simulator(dialect="herosms", codes=CodeSchedule.within(interval * 2, interval * 40),
+                    api_keys={"bench": Decimal(10**7)})
+    seconds = interval * ticks
+    with serve_in_thread(sim) as url:
+        async with SMSActivate("bench", provider="herosms", base_url=url, rate_limit=None,
+                               poll_interval=interval) as ours:
+            ids = await _buy(ours, n)
+
+            async def ours_one(activation_id: int) -> None:
+                await ours.wait_for_code(activation_id, timeout=3600, cancel_on_timeout=False)
+
+            async def ours_wait() -> None:
+                async with anyio.create_task_group() as group:
+                    for activation_id in ids:
+                        group.start_soon(ours_one, activation_id)
+
+            ours_requests, ours_changes = await _window(sim, seconds, ours_wait)
+
+            async def naive_wait() -> None:
+                async def poll(activation_id: int) -> None:
+                    while True:
+                        await ours.get_status(activation_id)
+                        await anyio.sleep(interval)
+
+                async with anyio.create_task_group() as group:
+                    for activation_id in ids:
+                        group.start_soon(poll, activation_id)
+
+            naive_requests, _ = await _window(sim, seconds, naive_wait)
+        peer = await _peer_requests(sim, url, ids, interval, seconds)
+    bound = math.ceil(n / HERO_PAGE) + ours_changes / ticks
+    return [n, f"{ours_requests / ticks:.1f}", f"{bound:.1f}", f"{naive_requests / ticks:.1f}", peer,
+            "yes" if ours_requests / ticks <= bound + 1 else "NO"]
+
+
+async def _peer_requests(sim: Simulator, url: str, ids: list[int], interval: float, seconds: float) -> str:
+    try:
+        from herosms import HeroSMSClient
+    except ImportError:
+        return "not installed (pip install -e '.[bench]')"
+    async with HeroSMSClient(api_key="bench", base_url=url, poll_interval=interval) as peer:
+
+        async def peer_one(activation_id: int) -> None:
+            await peer.activations.attach(activation_id).wait_for_sms(timeout=3600)
+
+        async def peer_wait() -> None:
+            async with anyio.create_task_group() as group:
+                for activation_id in ids:
+                    group.start_soon(peer_one, activation_id)
+
+        requests, _ = await _window(sim, seconds, peer_wait)
+    return f"{requests / (seconds / interval):.1f}"
+
+
+@contextlib.asynccontextmanager
+async def served(dialect: str, codes: str) -> AsyncIterator[str]:
+    """The simulator in its own process (so that only the client's CPU is measured here)."""
+    port = free_port()
+    server = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
+        [sys.executable, "-m", "smsactivate_async", "simulate", "--port", str(port), "--dialect", dialect,
+         "--api-key", "bench", "--codes", codes, "--balance", "100000000"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/stubs/handler_api.php"
+    try:
+        async with httpx.AsyncClient() as probe:
+            for _ in range(400):
+                try:
+                    await probe.get(url)
+                    break
+                except httpx.TransportError:
+                    await anyio.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+# --- 2. per-call overhead ---------------------------------------------------------------------
+
+
+async def overhead(calls: int) -> list[list[Any]]:
+    rows = []
+    async with served("sms-activate", "never") as url:
+        async with SMSActivate("bench", base_url=url, rate_limit=None) as client, httpx.AsyncClient() as bare:
+            activation = (await client.get_number_v2(service="tg", country=0)).activation_id
+
+            async def status() -> Any:
+                return await client.get_status(activation)
+
+            cases: list[tuple[str, Callable[[], Awaitable[Any]], dict[str, Any]]] = [
+                ("get_balance()", client.get_balance, {"action": "getBalance"}),
+                ("get_status()", status, {"action": "getStatus", "id": activation}),
+            ]
+            for name, ours_call, params in cases:
+                query = {"api_key": "bench", **params}
+                for _ in range(50):  # warm up both
+                    await ours_call()
+                    await bare.get(url, params=query)
+                best_ours = best_bare = float("inf")
+                for _ in range(3):
+                    started = time.perf_counter()
+                    for _ in range(calls):
+                        await bare.get(url, params=query)
+                    best_bare = min(best_bare, (time.perf_counter() - started) / calls)
+                    started = time.perf_counter()
+                    for _ in range(calls):
+                        await ours_call()
+                    best_ours = min(best_ours, (time.perf_counter() - started) / calls)
+                ratio = best_ours / best_bare
+                rows.append([name, f"{best_ours * 1e6:.0f} µs", f"{best_bare * 1e6:.0f} µs", f"{ratio:.2f}×",
+                             "yes" if ratio <= 1.15 else "NO"])
+    return rows
+
+
+# --- 3. 10 000 waiters ------------------------------------------------------------------------
+
+
+async def many_waiters(n: int, interval: float) -> list[Any]:
+    async with served("herosms", f"{interval * 3}:{interval * 12}") as url:
+        limits = httpx.Limits(max_connections=100)
+        async with SMSActivate("bench", provider="herosms", base_url=url, rate_limit=None, poll_interval=interval,
+                               transport=httpx.AsyncHTTPTransport(limits=limits)) as client:
+            ids = await _buy(client, n)
+            codes: dict[int, str] = {}
+
+            async def wait(activation_id: int) -> None:
+                codes[activation_id] = await client.wait_for_code(activation_id, timeout=600, cancel_on_timeout=False)
+
+            async def idle(activation_id: int) -> None:
+                await anyio.sleep(3600)
+
+            sizes = []
+            for job in (idle, wait):  # the caller's own tasks first, then the same tasks waiting
+                tracemalloc.start()
+                baseline = tracemalloc.take_snapshot()
+                async with anyio.create_task_group() as group:
+                    for activation_id in ids:
+                        group.start_soon(job, activation_id)
+                    await anyio.sleep(interval / 2)
+                    during = tracemalloc.take_snapshot()
+                    tracemalloc.stop()
+                    sizes.append(sum(stat.size_diff for stat in during.compare_to(baseline, "filename")) / n)
+                    if job is idle:
+                        group.cancel_scope.cancel()
+                        continue
+                    cpu_start, ticks_start = time.process_time(), client._get_scheduler().ticks
+                cpu = time.process_time() - cpu_start
+                ticks = client._get_scheduler().ticks - ticks_start
+    task_cost, with_task = sizes
+    library = with_task - task_cost
+    per_tick = cpu / max(1, ticks)
+    return [n, len(codes), f"{per_tick * 1000:.0f} ms", "yes" if per_tick <= 0.150 else "NO",
+            f"{library / 1024:.2f} KiB", f"{with_task / 1024:.2f} KiB", "yes" if library <= 4096 else "NO", ticks]
+
+
+# --- 4. parsing -------------------------------------------------------------------------------
+
+
+def parsing(rows: int, repeat: int) -> list[list[Any]]:
+    prices = {str(c): {f"s{s}": {"cost": 0.1234 + s / 1000, "count": 1000 + s, "physicalCount": s} for s in range(100)}
+              for c in range(rows // 100)}
+    active = {"status": "success", "data": [
+        {"activationId": str(4_000_000_000 + i), "serviceCode": "tg", "phoneNumber": "79001234567",
+         "activationCost": 0.0608, "activationStatus": "4", "smsCode": None, "smsText": None,
+         "activationTime": "2026-04-26 19:57:12", "countryCode": "2", "countryName": "Kazakhstan",
+         "canGetAnotherSms": "1", "currency": 840} for i in range(rows)],
+        "activeActivations": {"affected_rows": 0, "num_rows": 0, "row": [], "rows": []}}
+    result = []
+    cases: list[tuple[str, Any, Action[Any]]] = [
+        ("getPrices", prices, GET_PRICES), ("getActiveActivations", active, GET_ACTIVE_ACTIVATIONS)]
+    for name, doc, action in cases:
+        body = json.dumps(doc).encode()
+        started = time.perf_counter()
+        for _ in range(repeat):
+            json.loads(body)
+        bare = (time.perf_counter() - started) / repeat
+        started = time.perf_counter()
+        for _ in range(repeat):
+            action.parse(decode_answer(action=action.wire, status_code=200, body=body, headers={}))
+        ours = (time.perf_counter() - started) / repeat
+        result.append([name, f"{len(body) / 1024:.0f} KiB", f"{bare * 1000:.1f} ms", f"{ours * 1000:.1f} ms",
+                       f"{ours / bare:.1f}×"])
+    return result
+
+
+# --- 5. code latency --------------------------------------------------------------------------
+
+
+async def latency(interval: float, samples: int) -> list[list[Any]]:
+    rows = []
+    for mode in ("polling", "notification"):
+        sim = Simulator(codes=CodeSchedule.never())
+        delays = []
+        async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, poll_interval=interval) as client:
+            for _ in range(samples):
+                activation = (await client.get_number_v2(service="tg", country=0)).activation_id
+                delivered: list[float] = []
+
+                async def deliver(activation: int = activation, out: list[float] = delivered, sim: Simulator = sim,
+                                  mode: str = mode) -> None:
+                    await anyio.sleep(interval * 0.37)
+                    sim.deliver_sms(activation, "Your code is 123456")
+                    out.append(time.perf_counter())
+                    if mode == "notification":
+                        client.notify(activation)
+
+                async with anyio.create_task_group() as group:
+                    group.start_soon(deliver)
+                    await client.wait_for_code(activation, timeout=30)
+                    delays.append(time.perf_counter() - delivered[0])
+        delays.sort()
+        rows.append([mode, f"{interval:g} s", f"{delays[len(delays) // 2] * 1000:.1f} ms",
+                     f"{delays[-1] * 1000:.1f} ms"])
+    return rows
+
+
+async def main(quick: bool) -> None:
+    sizes = [10, 100] if quick else [10, 100, 1000]
+    interval = 0.5 if quick else 1.0
+    out = []
+    ticks = [await requests_per_tick(n, interval, 3 if quick else 5) for n in sizes]
+    out.append(table("1. Requests per poll tick (HeroSMS dialect, page 100)",
+                     ["waiters", "ours", "bound ⌈N/100⌉+changes", "getStatus per waiter", "herosms 0.1.1 wait_for_sms",
+                      "within bound"], ticks))
+    out.append(table("2. Per-call overhead vs bare httpx (loopback)",
+                     ["call", "ours", "bare httpx", "ratio", "≤ 1.15×"], await overhead(100 if quick else 500)))
+    size = 500 if quick else 10_000
+    out.append(table(f"3. {size} waiters in one process (simulator in another process)",
+                     ["waiters", "codes delivered", "client CPU per tick", "≤ 150 ms", "memory per waiter",
+                      "with the caller's task", "≤ 4 KiB", "ticks"], [await many_waiters(size, 1.0 if quick else 2.0)]))
+    out.append(table("4. Parsing large bodies",
+                     ["body", "size", "json.loads", "ours (decode + models)", "ratio"],
+                     parsing(1000 if quick else 10_000, 3 if quick else 10)))
+    out.append(table("5. Code latency (delivery → wait_for_code returns)",
+                     ["mode", "poll interval", "median", "max"], await latency(0.5 if quick else 2.0, 3 if quick else 10)))
+    print("\n".join(out))
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    anyio.run(main, parser.parse_args().quick)
