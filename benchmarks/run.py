@@ -108,7 +108,9 @@ async def _peer_requests(sim: Simulator, url: str, ids: list[int], interval: flo
         from herosms import HeroSMSClient
     except ImportError:
         return "not installed (pip install -e '.[bench]')"
-    async with HeroSMSClient(api_key="bench", base_url=url, poll_interval=interval) as peer:
+    # Its default pool (100 connections) times out at 1 000 waiters and retries; give it room.
+    pool = httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=200), timeout=30)
+    async with pool, HeroSMSClient(api_key="bench", base_url=url, poll_interval=interval, http_client=pool) as peer:
 
         async def peer_one(activation_id: int) -> None:
             await peer.activations.attach(activation_id).wait_for_sms(timeout=3600)
@@ -187,18 +189,26 @@ async def overhead(calls: int) -> list[list[Any]]:
 
 
 async def many_waiters(n: int, interval: float) -> list[Any]:
-    async with served("herosms", f"{interval * 3}:{interval * 12}") as url:
+    """Steady state first (codes come late), then every code: CPU per tick, per code, memory per waiter."""
+    quiet_ticks = 4
+    async with served("herosms", f"{interval * 20}:{interval * 30}") as url:
         limits = httpx.Limits(max_connections=100)
         async with SMSActivate("bench", provider="herosms", base_url=url, rate_limit=None, poll_interval=interval,
                                transport=httpx.AsyncHTTPTransport(limits=limits)) as client:
             ids = await _buy(client, n)
             codes: dict[int, str] = {}
+            scheduler = client._get_scheduler()
 
             async def wait(activation_id: int) -> None:
                 codes[activation_id] = await client.wait_for_code(activation_id, timeout=600, cancel_on_timeout=False)
 
             async def idle(activation_id: int) -> None:
                 await anyio.sleep(3600)
+
+            async def ticks_pass(count: int) -> None:
+                target = scheduler.ticks + count
+                while scheduler.ticks < target:  # noqa: ASYNC110 - the scheduler has no event for ticks
+                    await anyio.sleep(interval / 10)
 
             sizes = []
             for job in (idle, wait):  # the caller's own tasks first, then the same tasks waiting
@@ -214,14 +224,19 @@ async def many_waiters(n: int, interval: float) -> list[Any]:
                     if job is idle:
                         group.cancel_scope.cancel()
                         continue
-                    cpu_start, ticks_start = time.process_time(), client._get_scheduler().ticks
-                cpu = time.process_time() - cpu_start
-                ticks = client._get_scheduler().ticks - ticks_start
+                    await ticks_pass(1)
+                    cpu_start, ticks_start, codes_start = time.process_time(), scheduler.ticks, len(codes)
+                    await ticks_pass(quiet_ticks)
+                    quiet_cpu = (time.process_time() - cpu_start) / (scheduler.ticks - ticks_start)
+                    quiet_changes = len(codes) - codes_start
+                    busy_start = time.process_time()
+                busy_cpu = time.process_time() - busy_start
     task_cost, with_task = sizes
     library = with_task - task_cost
-    per_tick = cpu / max(1, ticks)
-    return [n, len(codes), f"{per_tick * 1000:.0f} ms", "yes" if per_tick <= 0.150 else "NO",
-            f"{library / 1024:.2f} KiB", f"{with_task / 1024:.2f} KiB", "yes" if library <= 4096 else "NO", ticks]
+    per_code = busy_cpu / max(1, n - quiet_changes)
+    return [n, len(codes), f"{quiet_cpu * 1000:.0f} ms", "yes" if quiet_cpu <= 0.150 else "NO",
+            f"{per_code * 1000:.2f} ms", f"{library / 1024:.2f} KiB", f"{with_task / 1024:.2f} KiB",
+            "yes" if library <= 4096 else "NO"]
 
 
 # --- 4. parsing -------------------------------------------------------------------------------
@@ -297,8 +312,9 @@ async def main(quick: bool) -> None:
                      ["call", "ours", "bare httpx", "ratio", "≤ 1.15×"], await overhead(100 if quick else 500)))
     size = 500 if quick else 10_000
     out.append(table(f"3. {size} waiters in one process (simulator in another process)",
-                     ["waiters", "codes delivered", "client CPU per tick", "≤ 150 ms", "memory per waiter",
-                      "with the caller's task", "≤ 4 KiB", "ticks"], [await many_waiters(size, 1.0 if quick else 2.0)]))
+                     ["waiters", "codes delivered", "client CPU per tick (no changes)", "≤ 150 ms",
+                      "client CPU per code", "memory per waiter", "with the caller's task", "≤ 4 KiB"],
+                     [await many_waiters(size, 0.5 if quick else 2.0)]))
     out.append(table("4. Parsing large bodies",
                      ["body", "size", "json.loads", "ours (decode + models)", "ratio"],
                      parsing(1000 if quick else 10_000, 3 if quick else 10)))

@@ -1,8 +1,8 @@
 """The HTTP layer below httpx's client: the API key is added here and nowhere else.
 
 httpx logs every request URL at INFO. The client's requests carry no key; this transport adds
-it to the copy it sends, so no URL that httpx logs, stores on a response or puts in an
-exception holds the secret.
+it for the moment of sending and takes it off again, so no URL that httpx logs, stores on a
+response or puts in an exception holds the secret.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ class KeyTransport(httpx.AsyncBaseTransport):
         return f"KeyTransport({self._inner!r})"
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        keyed = httpx.Request(
-            request.method,
-            request.url.copy_add_param("api_key", self._api_key),
-            headers=request.headers,
-            stream=request.stream,
-            extensions=request.extensions,
-        )
-        return await self._inner.handle_async_request(keyed)
+        # The key is on the URL only while the request is sent: httpx logs, stores on the response
+        # and puts in its exceptions this same request object, after this returns.
+        url = request.url
+        request.url = url.copy_add_param("api_key", self._api_key)
+        try:
+            return await self._inner.handle_async_request(request)
+        finally:
+            request.url = url
 
     async def aclose(self) -> None:
         await self._inner.aclose()
