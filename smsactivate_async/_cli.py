@@ -197,13 +197,17 @@ def status(ctx: Context, activation_id: int) -> None:
     ctx.show(result, ["status", "code"], [[result.status.value, result.code]])
 
 
+def _set_status(ctx: Context, activation_id: int, status: int) -> None:
+    result = ctx.run(lambda c: c.set_status(activation_id, status))
+    ctx.show({"result": result.value} if ctx.as_json else result.value)
+
+
 @cli.command()
 @click.argument("activation_id", type=int)
 @pass_context
 def cancel(ctx: Context, activation_id: int) -> None:
     """Cancel an activation (status 8)."""
-    result = ctx.run(lambda c: c.set_status(activation_id, 8))
-    ctx.show({"result": result.value} if ctx.as_json else result.value)
+    _set_status(ctx, activation_id, 8)
 
 
 @cli.command()
@@ -211,8 +215,7 @@ def cancel(ctx: Context, activation_id: int) -> None:
 @pass_context
 def finish(ctx: Context, activation_id: int) -> None:
     """Finish an activation (status 6)."""
-    result = ctx.run(lambda c: c.set_status(activation_id, 6))
-    ctx.show({"result": result.value} if ctx.as_json else result.value)
+    _set_status(ctx, activation_id, 6)
 
 
 @cli.group()

@@ -29,6 +29,7 @@ __all__ = ["SMSActivate"]
 log = logging.getLogger("smsactivate_async")
 R = TypeVar("R")
 _UNSET: Any = object()
+_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=8)
 
 
 class SMSActivate(GeneratedActions):
@@ -89,7 +90,8 @@ class SMSActivate(GeneratedActions):
         self.page_size = self.provider.page_size if page_size is _UNSET else page_size
         self.clock: Clock = clock or SystemClock()
         install_redaction()
-        inner = transport or httpx.AsyncHTTPTransport(proxy=proxy, retries=0)
+        # A paced client needs few connections; a big idle pool costs httpcore CPU on every request.
+        inner = transport or httpx.AsyncHTTPTransport(proxy=proxy, retries=0, limits=_LIMITS)
         self._http = httpx.AsyncClient(
             transport=KeyTransport(inner, api_key.strip()),
             timeout=httpx.Timeout(timeout),

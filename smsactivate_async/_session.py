@@ -32,7 +32,7 @@ from ._exceptions import (
     SMSActivateError,
     TransportError,
 )
-from ._models import ActiveActivation, Number, Rent, RentListEntry
+from ._models import ActiveActivation, MultiServiceActivation, Number, Rent, RentListEntry
 from ._policy import RateLimiter, RetryPolicy
 from ._providers import Provider
 from ._wire import decode_answer
@@ -99,7 +99,7 @@ class _PurchaseGate:
         #: a quiet period lasts while any reconciler waits or works; no purchase runs during it, so
         #: one listing of the server's activations serves every reconciler of the period
         self.quiet_period = 0
-        self.listing: Any = None
+        self.listings: dict[str, Any] = {}  # "rents" / "activations" → the period's listing
         self.claim_lock = anyio.Lock()
         #: purchases per (action, service, country) that had an attempt which may have been carried
         #: out and are not settled yet: each owns at most one unknown activation on the server
@@ -131,7 +131,7 @@ class _PurchaseGate:
         async with self._cond:
             if not self._reconcilers:
                 self.quiet_period += 1
-                self.listing = None
+                self.listings.clear()
             self._reconcilers += 1
             while self._in_flight:
                 await self._cond.wait()
@@ -296,7 +296,9 @@ class Session:
                     raise
 
     async def _call_purchase(self, action: Action[R], wire: dict[str, str], policy: RetryPolicy, repeat: Repeat) -> R:
-        key = (action.wire, wire.get("service", ""), wire.get("country", ""))
+        # The rent list names no service: every rent purchase competes for the same unknown rents.
+        key = (action.wire,) if repeat is Repeat.PURCHASE_RENT else (
+            action.wire, wire.get("service", wire.get("multiService", "")), wire.get("country", ""))
         attempt = 0
         ambiguous = False  # an attempt may have been carried out, and this purchase is not settled
         try:
@@ -387,56 +389,72 @@ class Session:
     async def _claim(
         self, action: Action[Any], wire: Mapping[str, str], repeat: Repeat, cause: SMSActivateError, key: tuple[str, ...]
     ) -> Any:
-        candidates: list[int]
-        adopt: Any
-        if self._gate.listing is None:
-            self._gate.listing = (
-                await self.call(GET_RENT_LIST, {}) if repeat is Repeat.PURCHASE_RENT else await self.active_activations()
-            )
+        listings = self._gate.listings
         if repeat is Repeat.PURCHASE_RENT:
-            rents: list[RentListEntry] = self._gate.listing
-            candidates = [r.id for r in rents if r.id not in self.known_rents]
-            phones = {r.id: r.phone or "" for r in rents}
-
-            def adopt(rent_id: int) -> Any:
-                self.known_rents.add(rent_id)
-                return Rent(id=rent_id, number=phones[rent_id])
+            if "rents" not in listings:
+                listings["rents"] = await self.call(GET_RENT_LIST, {})
+            rents: list[RentListEntry] = listings["rents"]
+            unknown_rents = {r.id: r for r in rents if r.id not in self.known_rents}
+            # one candidate per rent id
+            groups: dict[object, list[Any]] = {rent_id: [rent] for rent_id, rent in unknown_rents.items()}
         else:
-            rows: list[ActiveActivation] = self._gate.listing
-            by_id = {
-                row.activation_id: row
-                for row in rows
-                if row.activation_id not in self.known_activations and _matches(row, wire)
-            }
-            candidates = sorted(by_id)
-
-            def adopt(activation_id: int) -> Any:
-                self.known_activations[activation_id] = self.clock.now()
-                row = by_id[activation_id]
-                number = Number(
-                    activation_id=row.activation_id, phone_number=row.phone_number or "",
-                    activation_cost=row.activation_cost, currency=row.currency, country_code=row.country_code,
-                    can_get_another_sms=row.can_get_another_sms, activation_time=row.activation_time,
-                    service_code=row.service_code,
-                )
-                return [_multi(number, wire)] if action.wire == "getMultiServiceNumber" else number
-
+            if "activations" not in listings:
+                listings["activations"] = await self.active_activations()
+            rows: list[ActiveActivation] = listings["activations"]
+            unknown = [r for r in rows if r.activation_id not in self.known_activations and _matches(r, wire)]
+            if action.wire == "getMultiServiceNumber":
+                # One purchase is one phone with an activation per service: adopt them together.
+                wanted = sorted(wire["multiService"].split(","))
+                by_phone: dict[object, list[Any]] = {}
+                for row in unknown:
+                    by_phone.setdefault(row.phone_number, []).append(row)
+                groups = {phone: group for phone, group in by_phone.items()
+                          if sorted(r.service_code or "" for r in group) == wanted}
+            else:
+                groups = {row.activation_id: [row] for row in unknown}
+        candidates = sorted((min(_ident(item) for item in group), name) for name, group in groups.items())
+        ids = tuple(_ident(item) for _, name in candidates for item in groups[name])
         if not candidates and isinstance(cause, OrderAlreadyExistsError):
-            candidates_text = "none found"
+            detail = "none found"
         elif not candidates:
             log.info("%s: the lost purchase did not happen; buying again", action.wire)
             return None
         elif len(candidates) <= self._gate.unresolved[key]:
             self.stats.adopted += 1
-            log.info("%s: adopted %s after a lost answer", action.wire, candidates[0])
-            return adopt(candidates[0])
+            chosen = groups[candidates[0][1]]
+            log.info("%s: adopted %s after a lost answer", action.wire, [_ident(item) for item in chosen])
+            return self._adopt(action, chosen)
         else:
-            candidates_text = ", ".join(map(str, candidates))
+            detail = ", ".join(map(str, ids))
         raise PurchaseUncertainError(
             f"{action.wire} may have been carried out, but its answer was lost ({cause.code}) and the "
-            f"server's list does not say which number it is (candidates: {candidates_text})",
-            action=action.wire, candidate_ids=tuple(candidates), code="PURCHASE_UNCERTAIN",
+            f"server's list does not say which number it is (candidates: {detail})",
+            action=action.wire, candidate_ids=ids, code="PURCHASE_UNCERTAIN",
         )
+
+    def _adopt(self, action: Action[Any], chosen: list[Any]) -> Any:
+        now = self.clock.now()
+        if isinstance(chosen[0], RentListEntry):
+            self.known_rents.add(chosen[0].id)
+            return Rent(id=chosen[0].id, number=chosen[0].phone or "")
+        numbers = []
+        for row in chosen:
+            self.known_activations[row.activation_id] = now
+            numbers.append(Number(
+                activation_id=row.activation_id, phone_number=row.phone_number or "",
+                activation_cost=row.activation_cost, currency=row.currency, country_code=row.country_code,
+                can_get_another_sms=row.can_get_another_sms, activation_time=row.activation_time,
+                service_code=row.service_code,
+            ))
+        if action.wire == "getMultiServiceNumber":
+            return [MultiServiceActivation(activation_id=n.activation_id, phone_number=n.phone_number,
+                                           service=n.service_code or "") for n in numbers]
+        return numbers[0]
+
+
+def _ident(item: Any) -> int:
+    value: int = item.id if isinstance(item, RentListEntry) else item.activation_id
+    return value
 
 
 def _matches(row: ActiveActivation, wire: Mapping[str, str]) -> bool:
@@ -450,9 +468,3 @@ def _matches(row: ActiveActivation, wire: Mapping[str, str]) -> bool:
     return row.activation_status not in (6, 8, 10)
 
 
-def _multi(number: Number, wire: Mapping[str, str]) -> Any:
-    from ._models import MultiServiceActivation
-
-    return MultiServiceActivation(
-        activation_id=number.activation_id, phone_number=number.phone_number, service=number.service_code or ""
-    )

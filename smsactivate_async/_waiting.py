@@ -386,6 +386,11 @@ class Scheduler:
             # Already closed, or a code arrived meanwhile (cancel refused after a code): close it as done.
             if exc.code in ("OTP_RECEIVED", "BAD_STATUS", "NEW_OTP_RECEIVED"):
                 await self._finish_quietly(activation_id)
+        except SMSActivateError as exc:
+            # Still failing after the retries: keep it, so that it is not leaked; aclose() waits for it.
+            log.warning("cancel of %s failed (%s); will retry", activation_id, exc.code)
+            self._cancels[activation_id] = _PendingCancel(activation_id, self._clock.now() + 1.0)
+            return False
         self._forget(activation_id)
         return True
 
@@ -410,12 +415,7 @@ class Scheduler:
 
     async def _retry_cancel(self, pending: _PendingCancel) -> None:
         pending.attempts += 1
-        try:
-            done = await self.cancel(pending.activation_id)
-        except SMSActivateError as exc:
-            log.warning("cancel of %s failed (%s); retrying", pending.activation_id, exc.code)
-            done = False
-        if not done:
+        if not await self.cancel(pending.activation_id):
             current = self._cancels.get(pending.activation_id)
             if current is not None:
                 current.attempts = pending.attempts

@@ -250,3 +250,33 @@ async def test_server_rate_budget_is_respected() -> None:
             await c.get_balance()
     assert sim.ledger.max_requests_in_window(1.0) <= 10
     assert not any(r.status == 429 for r in sim.ledger.requests)
+
+
+async def test_lost_multi_service_purchase_adopts_every_activation_of_the_phone() -> None:
+    sim = Simulator()
+    sim.faults.inject("lost_purchase", action="getMultiServiceNumber")
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None) as c:
+        await c.get_number_v2(service="tg", country=0)  # a known activation: never adopted
+        bought = await c.get_multi_service_number(multi_service=["tg", "wa"], country=0)
+    assert sorted(m.service for m in bought) == ["tg", "wa"] and len({m.phone_number for m in bought}) == 1
+    assert sorted(p.id for p in sim.ledger.purchases[1:]) == sorted(m.activation_id for m in bought)
+
+
+async def test_lost_rent_and_activation_in_one_quiet_period() -> None:
+    sim = Simulator()
+    sim.faults.inject("lost_purchase", action="getRentNumber")
+    sim.faults.inject("lost_purchase", action="getNumberV2")
+    results: dict[str, Any] = {}
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None) as c:
+
+        async def rent() -> None:
+            results["rent"] = await c.get_rent_number(service="tg", rent_time=4)
+
+        async def number() -> None:
+            results["number"] = await c.get_number_v2(service="tg", country=0)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(rent)
+            group.start_soon(number)
+    assert {p.kind: p.id for p in sim.ledger.purchases} == {
+        "rent": results["rent"].id, "activation": results["number"].activation_id}

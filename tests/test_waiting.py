@@ -11,6 +11,7 @@ import pytest
 from smsactivate_async import (
     ActivationCancelledError,
     Provider,
+    RetryPolicy,
     SMSActivate,
     WaitTimeoutError,
 )
@@ -225,3 +226,14 @@ async def test_waiting_without_async_with() -> None:
     await client.set_status(number.activation_id, 6)
     await client.aclose()
     assert code == sim.activations[number.activation_id].messages[0].code
+
+
+async def test_a_cancel_that_keeps_failing_is_kept_and_done_at_aclose() -> None:
+    sim, client = make(codes=CodeSchedule.never(), retry=RetryPolicy(attempts=2, base_delay=0))
+    async with client:
+        number = await client.get_number_v2(service="tg", country=0)
+        sim.faults.inject("html_5xx", action="setStatus", times=2)
+        with pytest.raises(WaitTimeoutError):  # the timeout, not the cancel's server error
+            await client.wait_for_code(number.activation_id, timeout=0.1)
+        assert client._get_scheduler().pending_cancels == [number.activation_id]
+    assert sim.activations[number.activation_id].state is ActivationState.CANCELLED
