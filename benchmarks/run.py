@@ -104,7 +104,7 @@ async def requests_per_tick(n: int, interval: float, ticks: int) -> list[Any]:
         peer = await _peer_requests(sim, url, ids, interval, seconds)
     bound = math.ceil(n / HERO_PAGE) + ours_changes / ticks
     return [n, f"{ours_requests / ticks:.1f}", f"{bound:.1f}", f"{naive_requests / ticks:.1f}", peer,
-            "yes" if ours_requests / ticks <= bound + 1 else "NO"]
+            "yes" if ours_requests / ticks <= bound else "NO"]
 
 
 async def _peer_requests(sim: Simulator, url: str, ids: list[int], interval: float, seconds: float) -> str:

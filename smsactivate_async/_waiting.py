@@ -275,7 +275,7 @@ class Scheduler:
             await self._poll_each(waiters)
             return
         try:
-            rows = await self._scan()
+            rows = await self._scan({w.activation_id for w in waiters})
         except SMSActivateError as exc:
             log.warning("poll tick: getActiveActivations failed (%s); polling each activation", exc.code)
             await self._poll_each(waiters)
@@ -296,16 +296,19 @@ class Scheduler:
                 changed.append(waiter)
         await self._confirm_many(changed)
 
-    async def _scan(self) -> dict[int, tuple[str | None, str | None]]:
+    async def _scan(self, wanted: set[int]) -> dict[int, tuple[str | None, str | None]]:
+        """The active rows; paging stops once every waited-for activation has been seen."""
         page = self._session.provider.page_size
         if page is None:
             return await self._session.call(SCAN_ACTIVE, {})
         rows: dict[int, tuple[str | None, str | None]] = {}
+        missing = set(wanted)
         start = 0
         while True:
             chunk = await self._session.call(SCAN_ACTIVE, {"start": start, "limit": page})
             rows.update(chunk)
-            if len(chunk) < page:
+            missing.difference_update(chunk)
+            if len(chunk) < page or not missing:
                 return rows
             start += page
 

@@ -82,3 +82,14 @@ def test_benchmark_script_runs_quick() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     for section in ("1. Requests per poll tick", "2. Per-call overhead", "3. 500 waiters", "4. Parsing", "5. Code latency"):
         assert section in result.stdout
+
+
+def test_soak_benchmark_script_runs_small() -> None:
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "soak.py"
+    result = subprocess.run([sys.executable, str(script), "60", "--dialect", "herosms"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| bought twice / orphan purchases | 0 / 0 |" in result.stdout
+    assert "| codes delivered | 60 of 60 |" in result.stdout
