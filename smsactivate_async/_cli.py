@@ -253,13 +253,17 @@ def rent_wait(ctx: Context, rent_id: int, timeout: float) -> None:
     ctx.show(result, ["from", "text", "date"], [[result.phone_from, result.text, result.date]])
 
 
+def _set_rent_status(ctx: Context, rent_id: int, status: int, done: str) -> None:
+    ctx.run(lambda c: c.set_rent_status(rent_id, status))
+    ctx.show({"result": done} if ctx.as_json else done)
+
+
 @rent.command("finish")
 @click.argument("rent_id", type=int)
 @pass_context
 def rent_finish(ctx: Context, rent_id: int) -> None:
     """Finish a rent."""
-    ctx.run(lambda c: c.set_rent_status(rent_id, 1))
-    ctx.show({"result": "finished"} if ctx.as_json else "finished")
+    _set_rent_status(ctx, rent_id, 1, "finished")
 
 
 @rent.command("cancel")
@@ -267,8 +271,7 @@ def rent_finish(ctx: Context, rent_id: int) -> None:
 @pass_context
 def rent_cancel(ctx: Context, rent_id: int) -> None:
     """Cancel a rent (within 20 minutes)."""
-    ctx.run(lambda c: c.set_rent_status(rent_id, 2))
-    ctx.show({"result": "cancelled"} if ctx.as_json else "cancelled")
+    _set_rent_status(ctx, rent_id, 2, "cancelled")
 
 
 @cli.command()

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+import attrs
 import httpx
 
 from ._actions import ACTIONS, Action
@@ -104,7 +105,7 @@ class SMSActivate(GeneratedActions):
         )
         self._session = Session(
             http=self._http,
-            provider=self.provider if self.page_size == self.provider.page_size else _with_page(self.provider, self.page_size),
+            provider=attrs.evolve(self.provider, page_size=self.page_size),
             retry=retry or RetryPolicy(),
             limiter=limiter,
             clock=self.clock,
@@ -249,9 +250,3 @@ class SMSActivate(GeneratedActions):
         if not self._session.closed:
             self._session.closed = True
             await self._http.aclose()
-
-
-def _with_page(provider: Provider, page_size: int | None) -> Provider:
-    import attrs
-
-    return attrs.evolve(provider, page_size=page_size)

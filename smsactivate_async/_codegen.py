@@ -7,6 +7,7 @@ fails while the file and the registry disagree.
 from __future__ import annotations
 
 import pathlib
+import re
 import textwrap
 
 from ._actions import ACTIONS, Action, Repeat
@@ -109,8 +110,6 @@ def _method(action: Action[object]) -> str:
 
 
 def _models_used() -> list[str]:
-    import re
-
     names: set[str] = set()
     for action in ACTIONS.values():
         names.update(re.findall(r"[A-Z][A-Za-z0-9]+", action.result))

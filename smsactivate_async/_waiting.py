@@ -28,7 +28,7 @@ import anyio.lowlevel
 import attrs
 
 from . import _actions
-from ._actions import Action, Repeat
+from ._actions import Action
 from ._convert import to_int
 from ._exceptions import (
     ActivationCancelledError,
@@ -579,4 +579,3 @@ def _check_options(options: Mapping[str, Any]) -> None:
     unknown = sorted(set(options) - known)
     if unknown:
         raise InvalidArgumentError(f"activation() got unknown argument(s): {', '.join(unknown)}")
-    assert _actions.GET_NUMBER_V2.repeat is Repeat.ORDER_ID
