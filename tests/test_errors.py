@@ -25,10 +25,12 @@ from smsactivate_async import (
     InsufficientBalanceError,
     NoNumbersError,
     OrderAlreadyExistsError,
+    PurchaseUncertainError,
     RateLimitedError,
     RentStateError,
     ServerError,
     SMSActivateError,
+    TransportError,
     TruncatedResponseError,
     WrongMaxPriceError,
 )
@@ -220,3 +222,35 @@ async def test_fuzz_only_typed_errors(action: Any, status: int, body: bytes) -> 
             await getattr(client, action.name)(*positional, **keywords)
         except SMSActivateError:
             pass
+
+
+def _documented_cases() -> list[tuple[str, str, str]]:
+    return [(action.name, code, dialect) for action in ACTIONS.values() for code in action.errors
+            for dialect in (("herosms",) if action.extra else ("sms-activate", "herosms"))]
+
+
+@pytest.mark.parametrize(("name", "code", "dialect"), _documented_cases())
+async def test_every_documented_error_in_both_dialects(name: str, code: str, dialect: str) -> None:
+    """Each action's documented errors, in the shape each dialect sends them, come out typed."""
+    action = ACTIONS[name]
+    rent = name in ("get_rent_number", "get_rent_status", "set_rent_status", "get_rent_list", "continue_rent_number",
+                    "get_continue_rent_price_number")
+    if dialect == "herosms":
+        status = 429 if code == "RATE_LIMIT" else 500 if code in ("ERROR_SQL", "SERVER_ERROR", "SQL_ERROR") else 400
+        body, content_type = json.dumps({"title": code, "details": "x"}), "application/json"
+    elif rent:
+        status, body, content_type = 200, json.dumps({"status": "error", "message": code}), "text/html"
+    else:
+        payload = {"BANNED": ":'2024-1-2 10-11-12'", "WRONG_MAX_PRICE": ":0.5"}.get(code, "")
+        status, body, content_type = 200, code + payload, "text/html"
+    positional, keywords = _ARGS[name]
+    async with mock_client(replying(status, body, content_type), provider=dialect) as client:
+        from smsactivate_async import RetryPolicy
+
+        client._session.retry = RetryPolicy(attempts=1)
+        try:
+            result = await getattr(client, name)(*positional, **keywords)
+        except SMSActivateError as error:
+            assert error.code == code or isinstance(error, PurchaseUncertainError | TransportError)
+        else:
+            assert code in action.empty_on, f"{name} swallowed {code}: {result!r}"

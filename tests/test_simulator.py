@@ -367,3 +367,10 @@ async def test_served_on_a_loopback_port_with_network_faults() -> None:
             with pytest.raises(httpx.TransportError):
                 await http.get(url, params={"api_key": sim.api_key, "action": "getNumberV2", "service": "tg", "country": 2})
     assert len(sim.ledger.purchases) == 1
+
+
+async def test_post_with_form_fields() -> None:  # [DOC] "POST or GET request"
+    sim, _ = classic()
+    async with httpx.AsyncClient(transport=sim.transport()) as http:
+        response = await http.post("http://sim/stubs/handler_api.php", data={"api_key": sim.api_key, "action": "getBalance"})
+    assert response.text == "ACCESS_BALANCE:1000"
