@@ -16,6 +16,7 @@ from ._actions import ACTIONS, Action
 from ._clock import Clock, SystemClock
 from ._exceptions import InvalidArgumentError, WaitTimeoutError
 from ._generated import GeneratedActions
+from ._params import identifier
 from ._policy import RateLimiter, RetryPolicy
 from ._providers import Provider, resolve_provider
 from ._session import RequestEvent, Session, SessionStats
@@ -180,8 +181,6 @@ class SMSActivate(GeneratedActions):
         ``STATUS_CANCEL`` while waiting raises :class:`ActivationCancelledError`. ``voice=True``
         also looks for call codes (getStatusV2).
         """
-        from ._params import identifier
-
         identifier("activation_id", activation_id)
         if timeout <= 0:
             raise InvalidArgumentError(f"timeout must be positive, got {timeout}")
@@ -214,8 +213,6 @@ class SMSActivate(GeneratedActions):
 
     async def wait_for_rent_sms(self, rent_id: int, *, timeout: float, poll_interval: float | None = None) -> RentSms:
         """The first message that arrives on a rent after the call starts."""
-        from ._params import identifier
-
         identifier("rent_id", rent_id)
         if timeout <= 0:
             raise InvalidArgumentError(f"timeout must be positive, got {timeout}")

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+import attrs
+
 from ._convert import structure, to_decimal, to_int, to_list, to_str
 from ._exceptions import BadResponseError
 from ._models import (
@@ -51,7 +53,7 @@ from ._models import (
 from ._wire import TextAnswer
 
 __all__ = [
-    "parse_active_activations", "parse_all_sms", "parse_balance", "parse_call_task", "parse_check_extra",
+    "active_rows", "parse_active_activations", "parse_all_sms", "parse_balance", "parse_call_task", "parse_check_extra",
     "parse_countries", "parse_full_sms", "parse_history", "parse_incoming_call", "parse_multi_service",
     "parse_no_content", "parse_number", "parse_numbers_status", "parse_operators", "parse_outgoing_calls",
     "parse_parse_call", "parse_partner_product", "parse_prices", "parse_prices_verification", "parse_qiwi",
@@ -191,18 +193,22 @@ def parse_status_v2(answer: Any) -> StatusV2:
     return result
 
 
-def parse_active_activations(answer: Any) -> list[ActiveActivation]:
+def active_rows(answer: Any) -> list[Any]:
+    """The rows of a getActiveActivations answer, wherever the provider put them."""
     if isinstance(answer, list):
-        rows: Any = answer
+        return answer
+    doc = _object(answer)
+    if isinstance(doc.get("data"), (list, Mapping)):
+        rows = doc["data"]  # HeroSMS: rows in "data"; "activeActivations" is a leaked DB cursor
     else:
-        doc = _object(answer)
-        if isinstance(doc.get("data"), (list, Mapping)):
-            rows = doc["data"]  # HeroSMS: rows in "data"; "activeActivations" is a leaked DB cursor
-        else:
-            rows = doc.get("activeActivations", [])
-            if isinstance(rows, Mapping) and "num_rows" in rows:
-                rows = []
-    return [structure(row, ActiveActivation) for row in to_list(rows)]
+        rows = doc.get("activeActivations") or []
+        if isinstance(rows, Mapping) and "num_rows" in rows:
+            rows = []
+    return to_list(rows)
+
+
+def parse_active_activations(answer: Any) -> list[ActiveActivation]:
+    return [structure(row, ActiveActivation) for row in active_rows(answer)]
 
 
 def _history_sms(value: Any) -> list[str]:
@@ -255,15 +261,8 @@ def _top_rows(value: Any, service: str | None) -> list[TopCountry]:
                 rows.extend(_top_rows(inner, svc))
             continue
         entry = structure(row, TopCountry)
-        rows.append(entry if service is None else TopCountry(**{**_fields(entry), "service": service}))
+        rows.append(entry if service is None else attrs.evolve(entry, service=service))
     return rows
-
-
-def _fields(entry: TopCountry) -> dict[str, Any]:
-    return {
-        "country": entry.country, "count": entry.count, "price": entry.price,
-        "retail_price": entry.retail_price, "free_price_map": entry.free_price_map, "service": entry.service,
-    }
 
 
 def parse_top_countries(answer: Any) -> list[TopCountry]:

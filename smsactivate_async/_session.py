@@ -11,7 +11,7 @@ import collections
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -98,7 +98,6 @@ class _PurchaseGate:
         self._reconcilers = 0
         #: a quiet period lasts while any reconciler waits or works; no purchase runs during it, so
         #: one listing of the server's activations serves every reconciler of the period
-        self.quiet_period = 0
         self.listings: dict[str, Any] = {}  # "rents" / "activations" → the period's listing
         self.claim_lock = anyio.Lock()
         #: purchases per (action, service, country) that had an attempt which may have been carried
@@ -130,7 +129,6 @@ class _PurchaseGate:
     async def reconcile(self) -> AsyncIterator[None]:
         async with self._cond:
             if not self._reconcilers:
-                self.quiet_period += 1
                 self.listings.clear()
             self._reconcilers += 1
             while self._in_flight:
@@ -347,19 +345,23 @@ class Session:
                 if isinstance(activation_id, int):
                     self.known_activations[activation_id] = now
 
-    async def active_activations(self) -> list[ActiveActivation]:
-        """Every active activation, across pages where the provider pages."""
+    async def pages(self, action: Action[Any]) -> AsyncGenerator[Any, None]:
+        """Each page of a getActiveActivations-style action, where the provider pages; else the one answer."""
         page = self.provider.page_size
         if page is None:
-            return await self.call(GET_ACTIVE_ACTIVATIONS, {})
-        rows: list[ActiveActivation] = []
+            yield await self.call(action, {})
+            return
         start = 0
         while True:
-            chunk = await self.call(GET_ACTIVE_ACTIVATIONS, {"start": start, "limit": page})
-            rows.extend(chunk)
+            chunk = await self.call(action, {"start": start, "limit": page})
+            yield chunk
             if len(chunk) < page:
-                return rows
+                return
             start += page
+
+    async def active_activations(self) -> list[ActiveActivation]:
+        """Every active activation, across pages where the provider pages."""
+        return [row async for chunk in self.pages(GET_ACTIVE_ACTIVATIONS) for row in chunk]
 
     async def _recover(
         self, action: Action[Any], wire: Mapping[str, str], repeat: Repeat, cause: SMSActivateError,

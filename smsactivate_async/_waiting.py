@@ -41,6 +41,7 @@ from ._exceptions import (
     WaitTimeoutError,
 )
 from ._models import ActivationStatus, Number, RentSms, StatusCode, StatusV2
+from ._parse import active_rows
 
 if TYPE_CHECKING:
     from ._client import SMSActivate
@@ -55,13 +56,8 @@ _NONE: frozenset[str] = frozenset()
 
 def _scan_rows(answer: Any) -> dict[int, tuple[str | None, str | None]]:
     """getActiveActivations rows as ``id → (status, code)``: light enough for 10 000 rows a tick."""
-    rows: Any = answer
-    if isinstance(answer, Mapping):
-        rows = answer["data"] if isinstance(answer.get("data"), list) else answer.get("activeActivations") or []
-    if isinstance(rows, Mapping):
-        rows = [] if "num_rows" in rows else list(rows.values())
     result: dict[int, tuple[str | None, str | None]] = {}
-    for row in rows:
+    for row in active_rows(answer):
         code = row.get("smsCode")
         if isinstance(code, list):
             code = code[-1] if code else None
@@ -298,19 +294,18 @@ class Scheduler:
 
     async def _scan(self, wanted: set[int]) -> dict[int, tuple[str | None, str | None]]:
         """The active rows; paging stops once every waited-for activation has been seen."""
-        page = self._session.provider.page_size
-        if page is None:
-            return await self._session.call(SCAN_ACTIVE, {})
         rows: dict[int, tuple[str | None, str | None]] = {}
         missing = set(wanted)
-        start = 0
-        while True:
-            chunk = await self._session.call(SCAN_ACTIVE, {"start": start, "limit": page})
-            rows.update(chunk)
-            missing.difference_update(chunk)
-            if len(chunk) < page or not missing:
-                return rows
-            start += page
+        pages = self._session.pages(SCAN_ACTIVE)
+        try:
+            async for chunk in pages:
+                rows.update(chunk)
+                missing.difference_update(chunk)
+                if not missing:
+                    break
+        finally:
+            await pages.aclose()
+        return rows
 
     async def _poll_each(self, waiters: list[_Waiter]) -> None:
         """No batch action: one getStatus per activation, spread over the interval."""

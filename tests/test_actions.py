@@ -19,10 +19,6 @@ from .conftest import mock_client, replying
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 async def call(body: str, method: str, *args: Any, status: int = 200, provider: str = "sms-activate", **kwargs: Any) -> Any:
     async with mock_client(replying(status, body), provider=provider) as client:

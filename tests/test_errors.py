@@ -41,10 +41,6 @@ from .conftest import mock_client, replying
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 async def fail(body: str | bytes, *, status: int = 200, provider: str = "sms-activate", method: str = "get_number",
                args: tuple[Any, ...] = (), content_type: str = "text/html; charset=UTF-8", **kwargs: Any) -> SMSActivateError:

@@ -25,10 +25,6 @@ pytestmark = pytest.mark.anyio
 URL = "https://api.sms-activate.ae/stubs/handler_api.php"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 class FakeClock:
     """Time that moves only by the sleeps the code asks for."""

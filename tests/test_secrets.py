@@ -16,10 +16,6 @@ pytestmark = pytest.mark.anyio
 KEY = "sk-SUPER-SECRET-9f8e7d"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 def _chain(error: BaseException) -> list[BaseException]:
     seen = []

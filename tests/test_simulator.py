@@ -19,10 +19,6 @@ from smsactivate_async.simulator import CodeSchedule, FaultKind, Faults, ManualC
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 async def raw(sim: Simulator, key: str | None = None, **params: Any) -> httpx.Response:
     query = {"api_key": key if key is not None else sim.api_key, **{k: str(v) for k, v in params.items()}}

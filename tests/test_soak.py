@@ -19,10 +19,6 @@ SIZE = int(os.environ.get("SOAK_ACTIVATIONS", "1000"))
 BUDGET = 250  # the server's requests-per-second budget
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.mark.parametrize(("dialect", "size"), [("sms-activate", SIZE), ("herosms", max(100, SIZE // 4))])
 async def test_soak(dialect: str, size: int) -> None:

@@ -12,10 +12,6 @@ from smsactivate_async import InvalidArgumentError, SMSActivate
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 def no_requests(request: httpx.Request) -> httpx.Response:
     raise AssertionError(f"a request was sent: {request.url.params.get('action')}")

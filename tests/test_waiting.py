@@ -20,6 +20,12 @@ from smsactivate_async.simulator import ActivationState, CodeSchedule, Simulator
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
+
+
 def make(dialect: str = "sms-activate", *, codes: CodeSchedule | None = None, early: float = 0.0,
          **client_options: Any) -> tuple[Simulator, SMSActivate]:
     sim = Simulator(dialect=dialect, codes=codes or CodeSchedule.within(0.02, 0.3), early_cancel_seconds=early)  # type: ignore[arg-type]
