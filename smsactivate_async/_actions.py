@@ -429,12 +429,12 @@ BUY_PARTNER_PRODUCT: Action[PartnerProduct] = Action(
 # --- HeroSMS extras ---------------------------------------------------------------------------
 
 FINISH_ACTIVATION: Action[None] = Action(
-    "finishActivation", "finish_activation", (_id(),), "None", parse.parse_no_content,
+    "finishActivation", "finish_activation", (_id(),), "None", parse.parse_finished,
     "Finish an activation (HeroSMS; HTTP 204).", repeat=Repeat.STATUS, extra=True, allow_empty_body=True,
     errors=("NOT_FOUND", "ACTIVATION_NOT_ACTIVE"), text_prefixes=("ACCESS_",),
 )
 CANCEL_ACTIVATION: Action[None] = Action(
-    "cancelActivation", "cancel_activation", (_id(),), "None", parse.parse_no_content,
+    "cancelActivation", "cancel_activation", (_id(),), "None", parse.parse_cancelled,
     "Cancel an activation with refund (HeroSMS; HTTP 204).", repeat=Repeat.STATUS, extra=True, allow_empty_body=True,
     errors=("NOT_FOUND", "EARLY_CANCEL_DENIED", "OTP_RECEIVED", "ACTIVATION_NOT_ACTIVE"), text_prefixes=("ACCESS_",),
 )

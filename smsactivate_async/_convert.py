@@ -25,6 +25,7 @@ __all__ = [
     "to_bool",
     "to_datetime",
     "to_decimal",
+    "to_id",
     "to_int",
     "to_list",
     "to_str",
@@ -37,23 +38,26 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 
 def to_decimal(value: object) -> Decimal:
+    """An amount of money: finite, never a float's binary approximation, never ``NaN``/``Infinity``."""
+    result: Decimal
     if isinstance(value, bool):
         raise ValueError(f"expected an amount, got {value!r}")
     if isinstance(value, Decimal):
-        return value
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, str):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, float):
+        result = Decimal(repr(value))
+    elif isinstance(value, str):
         try:
             result = Decimal(value.strip())
         except InvalidOperation:
             raise ValueError(f"expected an amount, got {value!r}") from None
-        if not result.is_finite():
-            raise ValueError(f"expected an amount, got {value!r}")
-        return result
-    raise ValueError(f"expected an amount, got {value!r}")
+    else:
+        raise ValueError(f"expected an amount, got {value!r}")
+    if not result.is_finite():
+        raise ValueError(f"expected a finite amount, got {value!r}")
+    return result
 
 
 def to_int(value: object) -> int:
@@ -68,6 +72,14 @@ def to_int(value: object) -> int:
         if text.lstrip("-").isdigit():
             return int(text)
     raise ValueError(f"expected an integer, got {value!r}")
+
+
+def to_id(value: object) -> int:
+    """An activation or rent id: a positive integer (ids beyond 2**31 included)."""
+    result = to_int(value)
+    if result <= 0:
+        raise ValueError(f"expected a positive id, got {value!r}")
+    return result
 
 
 _TRUE = frozenset({"1", "true", "yes"})

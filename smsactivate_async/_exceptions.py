@@ -24,6 +24,7 @@
     ├── BadResponseError                an answer that cannot be understood (.excerpt)
     │   └── TruncatedResponseError      JSON cut short
     ├── TransportError                  connection failed, request timed out
+    ├── RedirectError                   the provider moved: a 3xx to .location (scheme://host)
     ├── PurchaseUncertainError          a purchase may have happened; check .candidate_ids
     └── WaitTimeoutError                (also TimeoutError) no code within the timeout
 
@@ -56,6 +57,7 @@ __all__ = [
     "OrderAlreadyExistsError",
     "PurchaseUncertainError",
     "RateLimitedError",
+    "RedirectError",
     "RentStateError",
     "SMSActivateError",
     "ServerError",
@@ -251,6 +253,22 @@ class TransportError(SMSActivateError):
     """The request did not complete: connection refused or dropped, or it timed out."""
 
     default_code = "TRANSPORT_ERROR"
+
+
+class RedirectError(SMSActivateError):
+    """The provider answered with a redirect (301/302/303/307/308), which is not followed.
+
+    Following it would send the API key to wherever the redirect points. Providers have moved
+    domains several times: ``location`` is the new place's ``scheme://host[:port]`` (never its
+    query); check it and set ``base_url`` to the provider's new handler URL.
+    """
+
+    default_code = "REDIRECT"
+
+    def __init__(self, message: str, *, location: str | None = None, status_code: int | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.location = location
+        self.status_code = status_code
 
 
 class PurchaseUncertainError(SMSActivateError):

@@ -46,6 +46,12 @@ __all__ = [
 ]
 
 
+def _positive_id(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    # An activation or rent id is a positive integer; anything else is not the answer it claims to be.
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{attribute.name} must be a positive integer, got {value!r}")
+
+
 class Status(enum.IntEnum):
     """The values ``set_status`` accepts."""
 
@@ -103,7 +109,7 @@ class Number:
     Text answers fill only ``activation_id`` and ``phone_number``.
     """
 
-    activation_id: int
+    activation_id: int = attrs.field(validator=_positive_id)
     phone_number: str
     activation_cost: Decimal | None = None
     currency: int | None = None
@@ -118,14 +124,14 @@ class Number:
 
 @attrs.frozen
 class MultiServiceActivation:
-    activation_id: int
+    activation_id: int = attrs.field(validator=_positive_id)
     phone_number: str
     service: str
 
 
 @attrs.frozen
 class ActiveActivation:
-    activation_id: int
+    activation_id: int = attrs.field(validator=_positive_id)
     service_code: str | None = None
     phone_number: str | None = None
     activation_cost: Decimal | None = None
@@ -196,7 +202,7 @@ class SmsMessage:
 
 @attrs.frozen
 class HistoryEntry:
-    id: int
+    id: int = attrs.field(validator=_positive_id)
     date: _dt.datetime | None = None
     phone: str | None = None
     sms: list[str] = attrs.field(factory=list)
@@ -325,7 +331,7 @@ class RentServicesAndCountries:
 class Rent:
     """A rented number: ``get_rent_number``, ``continue_rent_number``."""
 
-    id: int
+    id: int = attrs.field(validator=_positive_id)
     number: str
     end_date: _dt.datetime | None = None
 
@@ -348,7 +354,7 @@ class RentStatus:
 
 @attrs.frozen
 class RentListEntry:
-    id: int
+    id: int = attrs.field(validator=_positive_id)
     phone: str | None = None
 
 

@@ -1,6 +1,10 @@
 """Answer parsers, one per result shape. Each takes a decoded answer and returns a model.
 
-They may raise anything on a malformed answer: the session turns that into ``BadResponseError``.
+Each parser first checks that the answer *is* its action's answer: the keys or token fields that
+identify it (a purchase has a positive id and a phone; a listing has its rows key; a map keyed by
+country has country-like keys). A proxy's JSON error page, a captive portal or another endpoint's
+answer is well-formed JSON too, and must never come back as a default-filled value. They may raise
+anything on a malformed answer: the session turns that into ``BadResponseError``.
 """
 
 from __future__ import annotations
@@ -8,14 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 import attrs
 
-from ._convert import structure, to_decimal, to_int, to_list, to_str
-from ._exceptions import BadResponseError
+from ._convert import structure, to_decimal, to_id, to_int, to_list, to_str
 from ._models import (
     ActivationStatus,
     ActiveActivation,
@@ -53,13 +56,42 @@ from ._models import (
 from ._wire import TextAnswer
 
 __all__ = [
-    "active_rows", "parse_active_activations", "parse_all_sms", "parse_balance", "parse_call_task", "parse_check_extra",
-    "parse_countries", "parse_full_sms", "parse_history", "parse_incoming_call", "parse_multi_service",
-    "parse_no_content", "parse_number", "parse_numbers_status", "parse_operators", "parse_outgoing_calls",
-    "parse_parse_call", "parse_partner_product", "parse_prices", "parse_prices_verification", "parse_qiwi",
-    "parse_rent", "parse_rent_list", "parse_rent_price", "parse_rent_services", "parse_rent_status",
-    "parse_services", "parse_set_status", "parse_status", "parse_status_v2", "parse_success",
-    "parse_top_countries", "parse_top_country_shares", "split_code",
+    "UnexpectedAnswer",
+    "active_rows",
+    "parse_active_activations",
+    "parse_all_sms",
+    "parse_balance",
+    "parse_call_task",
+    "parse_cancelled",
+    "parse_check_extra",
+    "parse_countries",
+    "parse_finished",
+    "parse_full_sms",
+    "parse_history",
+    "parse_incoming_call",
+    "parse_multi_service",
+    "parse_number",
+    "parse_numbers_status",
+    "parse_operators",
+    "parse_outgoing_calls",
+    "parse_parse_call",
+    "parse_partner_product",
+    "parse_prices",
+    "parse_prices_verification",
+    "parse_qiwi",
+    "parse_rent",
+    "parse_rent_list",
+    "parse_rent_price",
+    "parse_rent_services",
+    "parse_rent_status",
+    "parse_services",
+    "parse_set_status",
+    "parse_status",
+    "parse_status_v2",
+    "parse_success",
+    "parse_top_countries",
+    "parse_top_country_shares",
+    "split_code",
 ]
 
 log = logging.getLogger("smsactivate_async")
@@ -68,9 +100,13 @@ _CODE_IN_TEXT = re.compile(r"(?<!\d)(\d{4,8})(?!\d)")
 _NO_CODE = "Нет кода"  # "no code": the official Java client treats STATUS_OK:Нет кода as no code yet
 
 
-def _unexpected(answer: Any, what: str) -> BadResponseError:
-    body = answer.raw if isinstance(answer, TextAnswer) else json.dumps(answer, default=str)
-    return BadResponseError(f"expected {what}", body=body)
+class UnexpectedAnswer(ValueError):
+    """Raised by a parser whose answer is not its action's answer; the session makes it a
+    ``BadResponseError`` that carries the body as it came and the action's name."""
+
+
+def _unexpected(answer: Any, what: str) -> UnexpectedAnswer:
+    return UnexpectedAnswer(f"expected {what}")
 
 
 def _text(answer: Any, *tokens: str) -> TextAnswer:
@@ -83,6 +119,28 @@ def _object(answer: Any, what: str = "a JSON object") -> Mapping[str, Any]:
     if isinstance(answer, Mapping):
         return answer
     raise _unexpected(answer, what)
+
+
+def _keyed(answer: Any, what: str, *keys: str) -> Mapping[str, Any]:
+    """A JSON object holding at least one of ``keys``: what makes it this action's answer."""
+    doc = _object(answer, what)
+    if any(key in doc for key in keys):
+        return doc
+    raise _unexpected(answer, what)
+
+
+def _rows(value: Any, what: str, answer: Any) -> list[Mapping[str, Any]]:
+    """A list (or a list in disguise) of JSON objects."""
+    rows = to_list(value)
+    if not all(isinstance(row, Mapping) for row in rows):
+        raise _unexpected(answer, what)
+    return rows
+
+
+#: Keys of envelopes and error pages, never of a map keyed by service or country.
+_ENVELOPE_KEYS = frozenset({"status", "title", "details", "error", "errors", "message", "msg", "info", "detail",
+                            "code", "data", "result", "success"})
+_SERVICE_CODE = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 
 
 def split_code(payload: str | None) -> tuple[str | None, str | None]:
@@ -108,24 +166,38 @@ def parse_balance(answer: Any) -> Decimal:
     return to_decimal(_text(answer, "ACCESS_BALANCE").payload)
 
 
+def _phone(value: Any, answer: Any) -> str:
+    phone = to_str(value).strip() if value is not None else ""
+    if not phone or any(ch.isspace() for ch in phone) or ":" in phone:
+        raise _unexpected(answer, "a phone number")
+    return phone
+
+
 def parse_number(answer: Any) -> Number:
     if isinstance(answer, TextAnswer):
         _text(answer, "ACCESS_NUMBER", "ADDITIONAL")
         activation_id, colon, phone = (answer.payload or "").partition(":")
         if not colon or not phone.strip():
             raise _unexpected(answer, "ACCESS_NUMBER:<id>:<phone>")
-        return Number(activation_id=to_int(activation_id), phone_number=phone.strip())
-    return structure(answer, Number)
+        return Number(activation_id=to_id(activation_id), phone_number=_phone(phone, answer))
+    doc = _keyed(answer, "a purchase with activationId and phoneNumber", "activationId")
+    number = structure(doc, Number)
+    return attrs.evolve(number, phone_number=_phone(doc.get("phoneNumber"), answer))
 
 
 def parse_multi_service(answer: Any) -> list[MultiServiceActivation]:
     # The vendor's labels are swapped: "activation" holds the id, "phone" the number.
-    return [
-        MultiServiceActivation(
-            activation_id=to_int(row["activation"]), phone_number=to_str(row["phone"]), service=to_str(row["service"])
-        )
-        for row in to_list(answer)
-    ]
+    rows = _rows(answer, "a list of {phone, activation, service}", answer)
+    if not rows:
+        raise _unexpected(answer, "at least one bought activation")
+    result = []
+    for row in rows:
+        service = to_str(row["service"]).strip()
+        if not service:
+            raise _unexpected(answer, "a service code in every row")
+        result.append(MultiServiceActivation(
+            activation_id=to_id(row["activation"]), phone_number=_phone(row["phone"], answer), service=service))
+    return result
 
 
 def parse_set_status(answer: Any) -> SetStatusAnswer:
@@ -137,13 +209,19 @@ def parse_set_status(answer: Any) -> SetStatusAnswer:
     raise _unexpected(answer, "ACCESS_READY, ACCESS_RETRY_GET, ACCESS_ACTIVATION or ACCESS_CANCEL")
 
 
+_STATUS_WORD = re.compile(r"^STATUS_[A-Z_]+$")
+
+
 def _status_code(token: str) -> StatusCode:
     if token == "ACCESS_CANCEL":  # Tiger SMS says ACCESS_CANCEL for a cancelled activation
         return StatusCode.STATUS_CANCEL
     try:
         return StatusCode(token)
     except ValueError:
-        return StatusCode.UNKNOWN
+        pass
+    if _STATUS_WORD.match(token):
+        return StatusCode.UNKNOWN  # a state this library does not know yet: kept, with the answer in .raw
+    raise UnexpectedAnswer(f"expected a STATUS_* word, got {token[:40]!r}")
 
 
 def parse_status(answer: Any) -> ActivationStatus:
@@ -151,6 +229,8 @@ def parse_status(answer: Any) -> ActivationStatus:
         raise _unexpected(answer, "a STATUS_* answer")
     status = _status_code(answer.token)
     if status is StatusCode.STATUS_OK:
+        if not (answer.payload or "").strip():
+            raise _unexpected(answer, "STATUS_OK:<code>")
         code, text = split_code(answer.payload)
         return ActivationStatus(status=status, code=code, text=text, raw=answer.raw)
     text = answer.payload.strip() if answer.payload else None
@@ -163,10 +243,15 @@ _VERIFICATION_TYPES = {0: "sms", 1: "number", 2: "voice"}
 def parse_status_v2(answer: Any) -> StatusV2:
     if isinstance(answer, TextAnswer):
         if answer.token == "STATUS_OK":
+            if not (answer.payload or "").strip():
+                raise _unexpected(answer, "STATUS_OK:<code>")
             code, text = split_code(answer.payload)
             return StatusV2(status=StatusCode.STATUS_OK, sms=SmsInfo(code=code, text=text))
         return StatusV2(status=_status_code(answer.token))
     doc = _object(answer)
+    # Classic: {verificationType, sms, call}; HeroSMS: {verificationType, data}.
+    if not ("sms" in doc or "call" in doc or ("data" in doc and "verificationType" in doc)):
+        raise _unexpected(answer, "a getStatusV2 answer ({verificationType, sms, call} or {verificationType, data})")
     kind = doc.get("verificationType")
     verification: str | None
     if isinstance(kind, int):
@@ -193,18 +278,32 @@ def parse_status_v2(answer: Any) -> StatusV2:
     return result
 
 
+_ACTIVE_WHAT = "getActiveActivations rows (under activeActivations or data, each with an activationId)"
+
+
 def active_rows(answer: Any) -> list[Any]:
-    """The rows of a getActiveActivations answer, wherever the provider put them."""
+    """The rows of a getActiveActivations answer, wherever the provider put them.
+
+    An answer without the rows key is not a listing (an error page, another endpoint's answer):
+    it raises, so that nobody concludes from it that there are no activations.
+    """
     if isinstance(answer, list):
-        return answer
-    doc = _object(answer)
-    if isinstance(doc.get("data"), (list, Mapping)):
-        rows = doc["data"]  # HeroSMS: rows in "data"; "activeActivations" is a leaked DB cursor
+        rows: Any = answer
     else:
-        rows = doc.get("activeActivations") or []
-        if isinstance(rows, Mapping) and "num_rows" in rows:
-            rows = []
-    return to_list(rows)
+        doc = _object(answer, _ACTIVE_WHAT)
+        if isinstance(doc.get("data"), (list, Mapping)):
+            rows = doc["data"]  # HeroSMS: rows in "data"; "activeActivations" is a leaked DB cursor
+        elif "activeActivations" in doc:
+            rows = doc["activeActivations"]
+            if rows is None or (isinstance(rows, Mapping) and "num_rows" in rows):
+                rows = []
+        else:
+            raise _unexpected(answer, _ACTIVE_WHAT)
+    result = to_list(rows)
+    for row in result:
+        if not isinstance(row, Mapping) or "activationId" not in row:
+            raise _unexpected(answer, _ACTIVE_WHAT)
+    return result
 
 
 def parse_active_activations(answer: Any) -> list[ActiveActivation]:
@@ -227,11 +326,13 @@ def _history_sms(value: Any) -> list[str]:
 
 
 def parse_history(answer: Any) -> list[HistoryEntry]:
-    rows = to_list(answer)
+    if isinstance(answer, Mapping) and answer:
+        # HeroSMS may wrap the rows; a bare object of anything else is not a history
+        answer = _keyed(answer, "a list of history rows", "data", "0")
+        answer = answer.get("data", answer)
+    rows = _rows(answer, "a list of history rows", answer)
     result = []
     for row in rows:
-        if not isinstance(row, Mapping):
-            raise _unexpected(answer, "a list of history rows")
         fixed = dict(row)
         fixed["sms"] = _history_sms(row.get("sms"))
         result.append(structure(fixed, HistoryEntry))
@@ -242,6 +343,8 @@ def parse_numbers_status(answer: Any) -> NumbersStatus:
     counts: dict[str, int] = {}
     forward: dict[str, int] = {}
     for key, value in _object(answer).items():
+        if key in _ENVELOPE_KEYS or not _SERVICE_CODE.match(key):
+            raise _unexpected(answer, "counts keyed by service code")
         count = to_int(value)
         if key.endswith("_1"):
             forward[key[:-2]] = count
@@ -267,6 +370,8 @@ def _top_rows(value: Any, service: str | None) -> list[TopCountry]:
 
 def parse_top_countries(answer: Any) -> list[TopCountry]:
     if isinstance(answer, Mapping) and answer and not all(k.isdigit() for k in answer):
+        if any(key in _ENVELOPE_KEYS or not _SERVICE_CODE.match(key) for key in answer):
+            raise _unexpected(answer, "countries ranked per service")
         result: list[TopCountry] = []
         for svc, inner in answer.items():
             result.extend(_top_rows(inner, svc))
@@ -279,42 +384,63 @@ def parse_top_country_shares(answer: Any) -> list[TopCountryShare]:
 
 
 def parse_operators(answer: Any) -> dict[int, list[str]]:
-    doc = _object(answer)
-    operators = doc.get("countryOperators", {})
+    doc = _keyed(answer, '{"countryOperators": {...}}', "countryOperators")
+    operators = doc["countryOperators"] if doc["countryOperators"] is not None else {}
+    if isinstance(operators, list) and not operators:
+        return {}
     return {to_int(k): [to_str(o) for o in to_list(v)] for k, v in _object(operators).items()}
 
 
-def _int_keyed(value: Any, what: str) -> dict[int, Any]:
-    result: dict[int, Any] = {}
-    for key, row in _object(value).items():
-        try:
-            result[to_int(key)] = row
-        except ValueError:
-            log.warning("%s: skipped a row keyed %r (no country id)", what, key)
+def _int_keyed(value: Any, what: str, answer: Any) -> dict[int, Mapping[str, Any]]:
+    """An object keyed by country id, each value an object. The live ``""`` key is skipped."""
+    result: dict[int, Mapping[str, Any]] = {}
+    for key, row in _object(value, what).items():
+        if key == "":
+            log.warning("%s: skipped a row keyed '' (no country id)", what)
+            continue
+        if not key.isdigit() or not isinstance(row, Mapping):
+            raise _unexpected(answer, f"{what}: objects keyed by country id")
+        result[int(key)] = row
     return result
+
+
+def _service_keyed(value: Any, what: str, answer: Any) -> dict[str, Mapping[str, Any]]:
+    doc = _object(value, what)
+    for key, row in doc.items():
+        if key in _ENVELOPE_KEYS or not _SERVICE_CODE.match(key) or not isinstance(row, Mapping):
+            raise _unexpected(answer, f"{what}: objects keyed by service code")
+    return dict(doc)
 
 
 def parse_prices(answer: Any) -> dict[int, dict[str, Price]]:
     if isinstance(answer, list) and not answer:
         return {}
     return {
-        country: {svc: structure(price, Price) for svc, price in _object(services).items()}
-        for country, services in _int_keyed(answer, "getPrices").items()
+        country: {svc: structure(price, Price) for svc, price in _service_keyed(services, "getPrices", answer).items()}
+        for country, services in _int_keyed(answer, "getPrices", answer).items()
     }
 
 
 def parse_prices_verification(answer: Any) -> dict[str, dict[int, PriceVerification]]:
+    if isinstance(answer, list) and not answer:
+        return {}
     return {
         svc: {
             country: structure(row, PriceVerification)
-            for country, row in _int_keyed(countries, "getPricesVerification").items()
+            for country, row in _int_keyed(countries, "getPricesVerification", answer).items()
         }
-        for svc, countries in _object(answer).items()
+        for svc, countries in _service_keyed(answer, "getPricesVerification", answer).items()
     }
 
 
 def parse_countries(answer: Any) -> dict[int, Country]:
-    rows = answer.values() if isinstance(answer, Mapping) else to_list(answer)
+    what = "countries keyed by id, each with an id"
+    if isinstance(answer, Mapping):
+        if not all(isinstance(key, str) and key.isdigit() for key in answer):
+            raise _unexpected(answer, what)
+        rows = list(answer.values())
+    else:
+        rows = to_list(answer)
     result: dict[int, Country] = {}
     for row in rows:
         if not isinstance(row, Mapping) or row.get("id") is None:
@@ -322,12 +448,14 @@ def parse_countries(answer: Any) -> dict[int, Country]:
             continue
         country = structure(row, Country)
         result[country.id] = country
+    if rows and not result:
+        raise _unexpected(answer, what)
     return result
 
 
 def parse_services(answer: Any) -> list[Service]:
-    rows = answer if isinstance(answer, list) else _object(answer).get("services", [])
-    services = [structure(row, Service) for row in to_list(rows)]
+    rows = answer if isinstance(answer, list) else _keyed(answer, '{"services": [...]}', "services")["services"]
+    services = [structure(row, Service) for row in _rows(rows, "a list of services", answer)]
     return [Service(code=s.code.strip(), name=s.name.strip() if s.name else s.name) for s in services]
 
 
@@ -344,7 +472,7 @@ def parse_incoming_call(answer: Any) -> IncomingCallStatus:
 
 
 def parse_check_extra(answer: Any) -> ExtraActivationInfo:
-    return structure(answer, ExtraActivationInfo)
+    return structure(_keyed(answer, '{"status":"success","cost":…}', "cost"), ExtraActivationInfo)
 
 
 def parse_parse_call(answer: Any) -> bool:
@@ -356,6 +484,8 @@ def parse_parse_call(answer: Any) -> bool:
 
 def parse_call_task(answer: Any) -> CallTaskResult:
     doc = _object(answer)
+    if doc.get("status") != "success" and "msg" not in doc and "message" not in doc:
+        raise _unexpected(answer, '{"status":"success","msg":…}')
     message = doc.get("msg", doc.get("message"))
     return CallTaskResult(message=to_str(message) if message is not None else None)
 
@@ -365,23 +495,30 @@ def parse_outgoing_calls(answer: Any) -> list[OutgoingCall]:
         if not answer:
             return []
         raise _unexpected(answer, "an object keyed by task id")
-    return [structure({**_object(row), "taskId": key}, OutgoingCall) for key, row in _object(answer).items()]
+    calls = []
+    for key, row in _object(answer).items():
+        if key in _ENVELOPE_KEYS or not isinstance(row, Mapping) or not ({"date", "phoneFrom", "status"} & set(row)):
+            raise _unexpected(answer, "calls keyed by task id, each {date, phoneFrom, status}")
+        calls.append(structure({**row, "taskId": key}, OutgoingCall))
+    return calls
 
 
 def parse_qiwi(answer: Any) -> QiwiRequisites:
-    return structure(answer, QiwiRequisites)
+    return structure(_keyed(answer, "{wallet, comment, upToDate}", "wallet"), QiwiRequisites)
 
 
 def parse_full_sms(answer: Any) -> FullSms:
     if isinstance(answer, TextAnswer):
-        if answer.token == "FULL_SMS":
+        if answer.token in ("FULL_SMS", "STATUS_OK"):
+            if not (answer.payload or "").strip():
+                raise _unexpected(answer, f"{answer.token}:<text>")
             return FullSms(status=StatusCode.STATUS_OK, text=answer.payload)
         return FullSms(status=_status_code(answer.token))
     raise _unexpected(answer, "FULL_SMS:<text>")
 
 
 def parse_rent_services(answer: Any) -> RentServicesAndCountries:
-    doc = _object(answer)
+    doc = _keyed(answer, "{countries, operators, services, currency}", "services")
     return RentServicesAndCountries(
         countries=[to_int(v) for v in _values(doc.get("countries"))],
         operators=[to_str(v) for v in _values(doc.get("operators"))],
@@ -411,7 +548,9 @@ def parse_success(answer: Any) -> None:
 
 
 def parse_rent_list(answer: Any) -> list[RentListEntry]:
-    return [structure(row, RentListEntry) for row in to_list(_object(answer).get("values", []))]
+    # Tiger sends the rows as a bare array (FACTS §14); everyone else under "values".
+    rows = answer if isinstance(answer, list) else _keyed(answer, '{"status":"success","values":{...}}', "values")["values"]
+    return [structure(row, RentListEntry) for row in _rows(rows, "rent rows {id, phone}", answer)]
 
 
 def parse_rent_price(answer: Any) -> RentPrice:
@@ -419,17 +558,26 @@ def parse_rent_price(answer: Any) -> RentPrice:
 
 
 def parse_partner_product(answer: Any) -> PartnerProduct:
-    return structure(answer, PartnerProduct)
+    return structure(_keyed(answer, '{"status":"success","key":…,"manual":…}', "key"), PartnerProduct)
 
 
-def parse_no_content(answer: Any) -> None:
-    if answer is None or (isinstance(answer, Mapping) and answer.get("status") == "success"):
-        return
-    if isinstance(answer, TextAnswer) and answer.token.startswith("ACCESS_"):
-        return
-    raise _unexpected(answer, "an empty answer")
+def _no_content_or(word: str) -> Callable[[Any], None]:
+    """HTTP 204, ``{"status":"success"}``, or the one word setStatus would answer for the same change."""
+
+    def parse(answer: Any) -> None:
+        if answer is None or (isinstance(answer, Mapping) and answer.get("status") == "success"):
+            return
+        if isinstance(answer, TextAnswer) and answer.token == word and not answer.payload:
+            return
+        raise _unexpected(answer, f"an empty answer (HTTP 204) or {word}")
+
+    return parse
+
+
+parse_finished = _no_content_or("ACCESS_ACTIVATION")
+parse_cancelled = _no_content_or("ACCESS_CANCEL")
 
 
 def parse_all_sms(answer: Any) -> list[SmsMessage]:
-    rows = answer.get("data", []) if isinstance(answer, Mapping) else answer
-    return [structure(row, SmsMessage) for row in to_list(rows)]
+    rows = _keyed(answer, '{"data": [...]}', "data")["data"] if isinstance(answer, Mapping) else answer
+    return [structure(row, SmsMessage) for row in _rows(rows, "a list of messages", answer)]

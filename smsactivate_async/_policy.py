@@ -18,6 +18,10 @@ class RetryPolicy:
 
     A ``Retry-After`` (or a ban's ``retry_after``) longer than ``max_retry_after`` is not waited
     out: the error is raised instead.
+
+    ``settle``: a purchase without idempotency whose answer was lost is bought again only when two
+    listings of the account, the second at least ``settle`` seconds after the failure, both show
+    that it did not happen (the server may still be committing it when the first is read).
     """
 
     attempts: int = 4
@@ -25,11 +29,12 @@ class RetryPolicy:
     max_delay: float = 10.0
     jitter: bool = True
     max_retry_after: float = 60.0
+    settle: float = 5.0
 
     def __attrs_post_init__(self) -> None:
         if self.attempts < 1:
             raise InvalidArgumentError(f"attempts must be at least 1, got {self.attempts}")
-        if self.base_delay < 0 or self.max_delay < 0:
+        if self.base_delay < 0 or self.max_delay < 0 or self.settle < 0:
             raise InvalidArgumentError("delays must not be negative")
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:

@@ -28,11 +28,13 @@ from ._exceptions import (
     OrderAlreadyExistsError,
     PurchaseUncertainError,
     RateLimitedError,
+    RedirectError,
     ServerError,
     SMSActivateError,
     TransportError,
 )
 from ._models import ActiveActivation, MultiServiceActivation, Number, Rent, RentListEntry
+from ._parse import UnexpectedAnswer
 from ._policy import RateLimiter, RetryPolicy
 from ._providers import Provider
 from ._wire import decode_answer
@@ -74,6 +76,27 @@ class _TransportFault(TransportError):
         self.maybe_sent = maybe_sent
 
 
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def _redirect_error(response: httpx.Response, base_url: str, action: str) -> RedirectError:
+    """Name where the provider went (scheme and host only: the query may carry the key back)."""
+    where: str | None = None
+    raw = response.headers.get("location")
+    if raw:
+        try:
+            target = httpx.URL(base_url).join(raw.strip())
+            where = f"{target.scheme}://{target.netloc.decode('ascii', errors='replace')}" if target.host else None
+        except (httpx.InvalidURL, ValueError):
+            where = None
+    to = f" to {where}" if where else ""
+    return RedirectError(
+        f"the provider answered HTTP {response.status_code}, a redirect{to}; it was not followed (the API key would "
+        "travel with it). The provider may have moved: check its site and set base_url to its new handler URL",
+        location=where, status_code=response.status_code, action=action,
+    )
+
+
 def _is_transient(error: SMSActivateError) -> bool:
     return isinstance(error, (TransportError, ServerError, BadResponseError, RateLimitedError))
 
@@ -98,7 +121,7 @@ class _PurchaseGate:
         self._reconcilers = 0
         #: a quiet period lasts while any reconciler waits or works; no purchase runs during it, so
         #: one listing of the server's activations serves every reconciler of the period
-        self.listings: dict[str, Any] = {}  # "rents" / "activations" → the period's listing
+        self.listings: dict[str, tuple[float, Any]] = {}  # "rents" / "activations" → (asked at, listing)
         self.claim_lock = anyio.Lock()
         #: purchases per (action, service, country) that had an attempt which may have been carried
         #: out and are not settled yet: each owns at most one unknown activation on the server
@@ -203,6 +226,8 @@ class Session:
         try:
             response = await self._send(action, wire, paced)
             status = response.status_code
+            if status in _REDIRECTS:
+                raise _redirect_error(response, self.provider.base_url, action.wire)
             answer = decode_answer(
                 action=action.wire,
                 status_code=response.status_code,
@@ -233,6 +258,9 @@ class Session:
             return action.parse(answer)
         except SMSActivateError:
             raise
+        except UnexpectedAnswer as exc:  # well-formed, but not this action's answer
+            failure = BadResponseError(f"not a {action.wire} answer: {exc}", body=body, status_code=status,
+                                       action=action.wire)
         except Exception as exc:  # a malformed answer: any parser slip becomes a typed error
             failure = BadResponseError(
                 f"cannot read the answer ({type(exc).__name__}: {str(exc)[:120]})",
@@ -308,12 +336,13 @@ class Session:
                         result = await self._attempt(action, wire, attempt, paced=True)
                     except SMSActivateError as exc:
                         error = exc
+                failed_at = self.clock.now()
                 if error is None:
                     self._remember(result)
                     return result
                 if isinstance(error, OrderAlreadyExistsError) and ambiguous:
                     # The first attempt went through and only its answer was lost.
-                    recovered: R = await self._recover(action, wire, repeat, error, key)
+                    recovered: R = await self._recover(action, wire, repeat, error, key, failed_at, policy)
                     return recovered
                 if not _is_transient(error):
                     raise error
@@ -322,7 +351,7 @@ class Session:
                         ambiguous = True
                         self._gate.unresolved[key] += 1
                     if repeat is not Repeat.ORDER_ID:
-                        adopted: R | None = await self._recover(action, wire, repeat, error, key)
+                        adopted: R | None = await self._recover(action, wire, repeat, error, key, failed_at, policy)
                         if adopted is not None:
                             return adopted
                         ambiguous = False  # reconciliation showed the purchase did not happen
@@ -365,44 +394,74 @@ class Session:
 
     async def _recover(
         self, action: Action[Any], wire: Mapping[str, str], repeat: Repeat, cause: SMSActivateError,
-        key: tuple[str, ...],
+        key: tuple[str, ...], failed_at: float, policy: RetryPolicy,
     ) -> Any:
-        """Find the purchase whose answer was lost; ``None`` if it surely did not happen."""
+        """Find the purchase whose answer was lost; ``None`` if it surely did not happen.
+
+        "Surely" takes two listings that both lack it, the second read at least ``policy.settle``
+        seconds after the failure: a server may still be committing the purchase when the first is
+        read. Between the two, purchases are not held back. A listing that cannot be read proves
+        nothing: the purchase is then uncertain, never "did not happen".
+        """
         self.stats.reconciliations += 1
         if repeat is Repeat.PURCHASE_OTHER:
             raise PurchaseUncertainError(
-                f"{action.wire} may have been carried out, but its answer was lost ({cause.code}); "
+                f"{action.wire} may have been carried out, but its answer was lost ({_lost(cause)}); "
                 "check the account before buying again",
                 action=action.wire, code=cause.code,
             )
+        outcome = await self._reconcile_once(action, wire, repeat, cause, key, fresh_after=None)
+        if outcome is not _ABSENT:
+            return outcome
+        settled = failed_at + policy.settle
+        delay = settled - self.clock.now()
+        if delay > 0:
+            log.info("%s: the lost purchase is not listed; looking again in %.1fs", action.wire, delay)
+            await self.clock.sleep(delay)
+        outcome = await self._reconcile_once(action, wire, repeat, cause, key, fresh_after=settled)
+        if outcome is _ABSENT:
+            log.info("%s: the lost purchase did not happen (two listings agree); buying again", action.wire)
+            return None
+        return outcome
+
+    async def _reconcile_once(
+        self, action: Action[Any], wire: Mapping[str, str], repeat: Repeat, cause: SMSActivateError,
+        key: tuple[str, ...], fresh_after: float | None,
+    ) -> Any:
         async with self._gate.reconcile(), self._gate.claim_lock:
             try:
-                return await self._claim(action, wire, repeat, cause, key)
+                return await self._claim(action, wire, repeat, cause, key, fresh_after)
             except PurchaseUncertainError:
                 raise
             except SMSActivateError as exc:
                 failure = PurchaseUncertainError(
-                    f"{action.wire} may have been carried out, but its answer was lost ({cause.code}) and the "
+                    f"{action.wire} may have been carried out, but its answer was lost ({_lost(cause)}) and the "
                     f"server's list could not be read ({exc.code}); check the account before buying again",
                     action=action.wire, code="PURCHASE_UNCERTAIN",
                 )
         raise failure
 
+    async def _listing(self, kind: str, fresh_after: float | None) -> Any:
+        """The quiet period's listing of ``kind``, asked for again if it was asked before ``fresh_after``."""
+        cached = self._gate.listings.get(kind)
+        if cached is not None and (fresh_after is None or cached[0] >= fresh_after):
+            return cached[1]
+        asked_at = self.clock.now()
+        listing = await (self.call(GET_RENT_LIST, {}) if kind == "rents" else self.active_activations())
+        self._gate.listings[kind] = (asked_at, listing)
+        return listing
+
     async def _claim(
-        self, action: Action[Any], wire: Mapping[str, str], repeat: Repeat, cause: SMSActivateError, key: tuple[str, ...]
+        self, action: Action[Any], wire: Mapping[str, str], repeat: Repeat, cause: SMSActivateError,
+        key: tuple[str, ...], fresh_after: float | None,
     ) -> Any:
-        listings = self._gate.listings
         if repeat is Repeat.PURCHASE_RENT:
-            if "rents" not in listings:
-                listings["rents"] = await self.call(GET_RENT_LIST, {})
-            rents: list[RentListEntry] = listings["rents"]
+            rents: list[RentListEntry] = await self._listing("rents", fresh_after)
             unknown_rents = {r.id: r for r in rents if r.id not in self.known_rents}
             # one candidate per rent id
             groups: dict[object, list[Any]] = {rent_id: [rent] for rent_id, rent in unknown_rents.items()}
         else:
-            if "activations" not in listings:
-                listings["activations"] = await self.active_activations()
-            rows: list[ActiveActivation] = listings["activations"]
+            rows: list[ActiveActivation] = await self._listing("activations", fresh_after)
             unknown = [r for r in rows if r.activation_id not in self.known_activations and _matches(r, wire)]
             if action.wire == "getMultiServiceNumber":
                 # One purchase is one phone with an activation per service: adopt them together.
@@ -419,8 +478,7 @@ class Session:
         if not candidates and isinstance(cause, OrderAlreadyExistsError):
             detail = "none found"
         elif not candidates:
-            log.info("%s: the lost purchase did not happen; buying again", action.wire)
-            return None
+            return _ABSENT
         elif len(candidates) <= self._gate.unresolved[key]:
             self.stats.adopted += 1
             chosen = groups[candidates[0][1]]
@@ -429,7 +487,7 @@ class Session:
         else:
             detail = ", ".join(map(str, ids))
         raise PurchaseUncertainError(
-            f"{action.wire} may have been carried out, but its answer was lost ({cause.code}) and the "
+            f"{action.wire} may have been carried out, but its answer was lost ({_lost(cause)}) and the "
             f"server's list does not say which number it is (candidates: {detail})",
             action=action.wire, candidate_ids=ids, code="PURCHASE_UNCERTAIN",
         )
@@ -438,12 +496,13 @@ class Session:
         now = self.clock.now()
         if isinstance(chosen[0], RentListEntry):
             self.known_rents.add(chosen[0].id)
-            return Rent(id=chosen[0].id, number=chosen[0].phone or "")
+            return Rent(id=chosen[0].id, number=_listed_phone(action, chosen[0].id, chosen[0].phone))
         numbers = []
         for row in chosen:
             self.known_activations[row.activation_id] = now
             numbers.append(Number(
-                activation_id=row.activation_id, phone_number=row.phone_number or "",
+                activation_id=row.activation_id,
+                phone_number=_listed_phone(action, row.activation_id, row.phone_number),
                 activation_cost=row.activation_cost, currency=row.currency, country_code=row.country_code,
                 can_get_another_sms=row.can_get_another_sms, activation_time=row.activation_time,
                 service_code=row.service_code,
@@ -452,6 +511,26 @@ class Session:
             return [MultiServiceActivation(activation_id=n.activation_id, phone_number=n.phone_number,
                                            service=n.service_code or "") for n in numbers]
         return numbers[0]
+
+
+def _lost(cause: SMSActivateError) -> str:
+    """How the answer was lost, with what came back when something unreadable did."""
+    return f"{cause.code}: {cause.excerpt}" if isinstance(cause, BadResponseError) else cause.code
+
+
+#: ``_claim``'s answer when the listing shows no trace of the lost purchase
+_ABSENT: Any = object()
+
+
+def _listed_phone(action: Action[Any], ident: int, phone: str | None) -> str:
+    # Adopted, so it is ours and must be closed, but a number without its phone is no use to the
+    # caller: say which one it is rather than hand back an empty phone.
+    if phone:
+        return phone
+    raise PurchaseUncertainError(
+        f"{action.wire}: the lost purchase is most likely {ident}, but the server's list shows no phone for it",
+        action=action.wire, candidate_ids=(ident,), code="PURCHASE_UNCERTAIN",
+    )
 
 
 def _ident(item: Any) -> int:

@@ -29,7 +29,7 @@ import attrs
 
 from . import _actions
 from ._actions import Action
-from ._convert import to_int
+from ._convert import to_id
 from ._exceptions import (
     ActivationCancelledError,
     ActivationNotFoundError,
@@ -62,7 +62,7 @@ def _scan_rows(answer: Any) -> dict[int, tuple[str | None, str | None]]:
         if isinstance(code, list):
             code = code[-1] if code else None
         status = row.get("activationStatus")
-        result[to_int(row["activationId"])] = (
+        result[to_id(row["activationId"])] = (
             None if status is None else str(status),
             None if code in (None, "") else str(code),
         )

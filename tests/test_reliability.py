@@ -42,7 +42,7 @@ class FakeClock:
 
 
 def client(**kwargs: Any) -> SMSActivate:
-    options: dict[str, Any] = {"rate_limit": None, "retry": RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.01)}
+    options: dict[str, Any] = {"rate_limit": None, "retry": RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.01, settle=0.01)}
     options.update(kwargs)
     return SMSActivate("k", **options)
 
