@@ -9,17 +9,22 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+import anyio.abc
 import attrs
 import httpx
 
 from ._actions import ACTIONS, Action
 from ._clock import Clock, SystemClock
-from ._exceptions import InvalidArgumentError, WaitTimeoutError
+from ._exceptions import InvalidArgumentError, SMSActivateError, WaitTimeoutError
 from ._generated import GeneratedActions
+from ._journal import Journal, RecoveryReport, default_owner
 from ._params import identifier
 from ._policy import RateLimiter, RetryPolicy
 from ._providers import Provider, resolve_provider
+from ._recovery import recover
 from ._session import RequestEvent, Session, SessionStats
+from ._store import Store, namespace_for, open_store
+from ._store_redis import RedisRateLimiter, RedisStore
 from ._transport import KeyTransport, install_redaction
 
 if TYPE_CHECKING:
@@ -54,6 +59,14 @@ class SMSActivate(GeneratedActions):
         page_size: getActiveActivations page size for the scheduler (default: the preset's).
         clock: a :class:`Clock` (tests inject one).
         on_request: called with a :class:`RequestEvent` after every attempt.
+        store: where the journal of purchases lives: ``None`` (this process's memory),
+            ``"sqlite:///path/journal.db"`` (one machine, several processes), ``"redis://host:port/db"``
+            (any number of machines; also one rate budget for all of them), or a :class:`Store`.
+        owner: this client's name in the journal (default: unique per process). A client that
+            restarts under the same name takes its open numbers back.
+        lease: seconds this client's claim on its numbers lasts unrenewed; it is renewed in the
+            background, and the numbers of a client whose lease has expired are closed by the others
+            (:meth:`recover`).
     """
 
     def __init__(
@@ -75,6 +88,9 @@ class SMSActivate(GeneratedActions):
         clock: Clock | None = None,
         on_request: Callable[[RequestEvent], None] | None = None,
         seed: int | None = None,
+        store: str | Store | None = None,
+        owner: str | None = None,
+        lease: float = 30.0,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise InvalidArgumentError("api_key must be a non-empty string")
@@ -89,6 +105,14 @@ class SMSActivate(GeneratedActions):
             raise InvalidArgumentError(f"poll_interval must be positive, got {self.poll_interval}")
         if self.early_cancel_window < 0:
             raise InvalidArgumentError("early_cancel_window must not be negative")
+        if not isinstance(lease, (int, float)) or lease <= 0:
+            raise InvalidArgumentError(f"lease must be a positive number of seconds, got {lease!r}")
+        if owner is not None and (not isinstance(owner, str) or not owner.strip()):
+            raise InvalidArgumentError("owner must be a non-empty string")
+        self._store = open_store(store)
+        self._namespace = namespace_for(self.provider.name, api_key.strip())
+        journal = Journal(self._store, owner=owner or default_owner(), lease=float(lease),
+                          stale_after=timeout * 2 + 5.0)
         self.page_size = self.provider.page_size if page_size is _UNSET else page_size
         self.clock: Clock = clock or SystemClock()
         install_redaction()
@@ -99,11 +123,11 @@ class SMSActivate(GeneratedActions):
             timeout=httpx.Timeout(timeout),
             headers={"User-Agent": "smsactivate-async"},
         )
-        limiter = RateLimiter(
-            self.provider.rate_limit if rate_limit is _UNSET else rate_limit,
-            burst or self.provider.burst,
-            self.clock,
-        )
+        rate = self.provider.rate_limit if rate_limit is _UNSET else rate_limit
+        limiter: RateLimiter | RedisRateLimiter = RateLimiter(rate, burst or self.provider.burst, self.clock)
+        if isinstance(self._store, RedisStore) and rate is not None:
+            # The provider's limit is per account: every client on the store draws from one budget.
+            limiter = RedisRateLimiter(self._store, rate, burst or self.provider.burst, self.clock, local=limiter)
         self._session = Session(
             http=self._http,
             provider=attrs.evolve(self.provider, page_size=self.page_size),
@@ -113,8 +137,10 @@ class SMSActivate(GeneratedActions):
             max_in_flight=max_in_flight,
             on_request=on_request,
             seed=seed,
+            journal=journal,
         )
         self._retry_override: RetryPolicy | None = None
+        self._background: anyio.abc.TaskGroup | None = None
 
     def __repr__(self) -> str:
         return f"SMSActivate(provider={self.provider.name!r}, base_url={self.provider.base_url!r})"
@@ -130,9 +156,17 @@ class SMSActivate(GeneratedActions):
 
     # --- generated methods run through here ----------------------------------------------
 
+    @property
+    def owner(self) -> str:
+        """This client's name in the journal."""
+        return self._session.journal.owner
+
     async def _call(self, action: Action[R], args: dict[str, Any]) -> R:
         if self._session.closed:
             raise InvalidArgumentError("the client is closed")
+        if self._store.persistent and not self._session.journal.opened:
+            raise InvalidArgumentError(
+                f"with store={self._store!r}, open the client first: `async with SMSActivate(...) as client:`")
         return await self._session.call(action, args, retry=self._retry_override)
 
     def _reject(self, action: str, unknown: dict[str, Any]) -> None:
@@ -225,9 +259,53 @@ class SMSActivate(GeneratedActions):
 
     # --- life cycle -------------------------------------------------------------------------
 
+    async def recover(self) -> RecoveryReport:
+        """Close every activation the journal holds open for an owner whose lease has expired.
+
+        6 where a code arrived, 8 otherwise (a cancel refused as too early is kept and carried out
+        in the background, as usual). Purchases such an owner had on the wire when it died are
+        reconciled against the server's list first. With a persistent store a live client also does
+        this by itself every ``lease`` seconds.
+        """
+        if self._session.closed:
+            raise InvalidArgumentError("the client is closed")
+        return await recover(self._session, self._get_scheduler())
+
     async def __aenter__(self) -> SMSActivate:
-        await self._http.__aenter__()
+        await self._session.journal.open(self._namespace)
+        try:
+            await self._http.__aenter__()
+            if self._store.persistent:
+                self._background = anyio.create_task_group()
+                await self._background.__aenter__()
+                self._background.start_soon(self._keep_lease)
+        except BaseException:
+            await self._session.journal.aclose()
+            raise
         return self
+
+    async def _keep_lease(self) -> None:
+        """Renew the lease (thrice per lease) and recover dead owners' numbers (once per lease)."""
+        journal = self._session.journal
+        period = journal.lease / 3
+        rounds = 0
+        while True:
+            await anyio.sleep(period)
+            rounds += 1
+            try:
+                await journal.renew()
+            except SMSActivateError as exc:
+                log.error("journal: could not renew the lease of %s: %s", journal.owner, exc.message)
+                continue
+            if rounds % 3 == 0:
+                try:
+                    report = await self.recover()
+                    await self._get_scheduler().run_due_cancels()
+                except SMSActivateError as exc:
+                    log.warning("journal: recovery failed (%s); will try again", exc.code)
+                    continue
+                if report.finished or report.cancelled or report.pending:
+                    log.info("journal: recovered %s", report)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -235,13 +313,21 @@ class SMSActivate(GeneratedActions):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Wait for pending cancels, then close the connection pool."""
+        """Wait for pending cancels, then close the connection pool and the journal."""
         try:
             if self._session.scheduler is not None and not self._session.closed:
                 with anyio.CancelScope(shield=True):
                     await self._session.scheduler.drain()
         finally:
+            background, self._background = self._background, None
+            if background is not None:
+                background.cancel_scope.cancel()
+                with anyio.CancelScope(shield=True):
+                    await background.__aexit__(None, None, None)
             await self._close_http()
+            if self._session.journal.opened:
+                with anyio.CancelScope(shield=True):
+                    await self._session.journal.aclose()
 
     async def _close_http(self) -> None:
         if not self._session.closed:

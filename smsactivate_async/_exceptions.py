@@ -25,6 +25,7 @@
     │   └── TruncatedResponseError      JSON cut short
     ├── TransportError                  connection failed, request timed out
     ├── RedirectError                   the provider moved: a 3xx to .location (scheme://host)
+    ├── StoreError                      the journal's store cannot be reached or used
     ├── PurchaseUncertainError          a purchase may have happened; check .candidate_ids
     └── WaitTimeoutError                (also TimeoutError) no code within the timeout
 
@@ -61,6 +62,7 @@ __all__ = [
     "RentStateError",
     "SMSActivateError",
     "ServerError",
+    "StoreError",
     "TransportError",
     "TruncatedResponseError",
     "WaitTimeoutError",
@@ -269,6 +271,17 @@ class RedirectError(SMSActivateError):
         super().__init__(message, **kwargs)
         self.location = location
         self.status_code = status_code
+
+
+class StoreError(SMSActivateError):
+    """The journal's store (sqlite file, Redis) cannot be reached or used.
+
+    No purchase is sent without its intent written first: a purchase fails with this error rather
+    than be made unjournaled. Waiting and closing go on without the store. The message names the
+    store without its password.
+    """
+
+    default_code = "STORE_ERROR"
 
 
 class PurchaseUncertainError(SMSActivateError):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+from typing import Protocol
 
 import attrs
 
 from ._clock import Clock
 from ._exceptions import InvalidArgumentError
 
-__all__ = ["RateLimiter", "RetryPolicy"]
+__all__ = ["Limiter", "RateLimiter", "RetryPolicy"]
 
 
 @attrs.frozen
@@ -48,6 +49,16 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy(attempts=1)
+
+
+class Limiter(Protocol):
+    """What the session needs of a rate limiter (this process's, or the fleet's in Redis)."""
+
+    rate: float | None
+
+    async def acquire(self) -> None: ...
+
+    def block(self, seconds: float) -> None: ...
 
 
 class RateLimiter:

@@ -33,10 +33,12 @@ from ._exceptions import (
     SMSActivateError,
     TransportError,
 )
+from ._journal import Journal
 from ._models import ActiveActivation, MultiServiceActivation, Number, Rent, RentListEntry
 from ._parse import UnexpectedAnswer
-from ._policy import RateLimiter, RetryPolicy
+from ._policy import Limiter, RetryPolicy
 from ._providers import Provider
+from ._store import Entry, EntryState, Intent, IntentState, Kind, MemoryStore
 from ._wire import decode_answer
 
 __all__ = ["RequestEvent", "Session", "SessionStats"]
@@ -77,6 +79,13 @@ class _TransportFault(TransportError):
 
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: (action, status parameter) → what the journal records when it succeeds
+_CLOSING: dict[tuple[str, str | None], tuple[Kind, EntryState]] = {
+    ("setStatus", "6"): ("activation", "finished"), ("setStatus", "8"): ("activation", "cancelled"),
+    ("finishActivation", None): ("activation", "finished"), ("cancelActivation", None): ("activation", "cancelled"),
+    ("setRentStatus", "1"): ("rent", "finished"), ("setRentStatus", "2"): ("rent", "cancelled"),
+}
+_JOURNALED = frozenset({"getStatus", "getStatusV2", *(action for action, _ in _CLOSING)})
 
 
 def _redirect_error(response: httpx.Response, base_url: str, action: str) -> RedirectError:
@@ -128,7 +137,7 @@ class _PurchaseGate:
         self.unresolved: collections.Counter[tuple[str, ...]] = collections.Counter()
 
     @asynccontextmanager
-    async def purchase(self, limiter: RateLimiter) -> AsyncIterator[None]:
+    async def purchase(self, limiter: Limiter) -> AsyncIterator[None]:
         # Paced before entering: "in flight" then means on the wire, so that a reconciliation waits
         # for the network, not for the limiter's queue. A purchase held back by a reconciliation
         # takes a fresh slot, so that the held ones do not leave in one burst.
@@ -172,13 +181,16 @@ class Session:
         http: httpx.AsyncClient,
         provider: Provider,
         retry: RetryPolicy,
-        limiter: RateLimiter,
+        limiter: Limiter,
         clock: Clock,
         max_in_flight: int | None = None,
         on_request: Callable[[RequestEvent], None] | None = None,
         seed: int | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.http = http
+        #: what this client bought, shared with every client of the account on a persistent store
+        self.journal = journal or Journal(MemoryStore(), owner="local", lease=30.0, stale_after=60.0)
         self.provider = provider
         self.retry = retry
         self.limiter = limiter
@@ -287,8 +299,23 @@ class Session:
         if repeat is Repeat.ORDER_ID and not self.provider.honours_order_id:
             repeat = Repeat.PURCHASE_ACTIVATION
         if repeat in (Repeat.SAFE, Repeat.STATUS):
-            return await self._call_repeatable(action, wire, policy)
+            result = await self._call_repeatable(action, wire, policy)
+            if action.wire in _JOURNALED:
+                await self._journal_after(action.wire, wire, result)
+            return result
         return await self._call_purchase(action, wire, policy, repeat)
+
+    async def _journal_after(self, wire_action: str, wire: Mapping[str, str], result: Any) -> None:
+        """Tell the journal what a status change or a status read said about a bought number."""
+        entry_id = int(wire["id"])
+        if wire_action in ("getStatus", "getStatusV2"):
+            if result.code is not None:
+                await self.journal.record_code("activation", entry_id, result.code)
+            return
+        closed = _CLOSING.get((wire_action, wire.get("status")))
+        if closed is not None:
+            kind, state = closed
+            await self.journal.record_closed(kind, entry_id, state)
 
     async def _backoff(self, error: SMSActivateError, attempt: int, policy: RetryPolicy) -> bool:
         """Wait before the next attempt; ``False`` when there is none to make."""
@@ -325,8 +352,12 @@ class Session:
         # The rent list names no service: every rent purchase competes for the same unknown rents.
         key = (action.wire,) if repeat is Repeat.PURCHASE_RENT else (
             action.wire, wire.get("service", wire.get("multiService", "")), wire.get("country", ""))
+        kind: Kind = "rent" if action.result == "Rent" else "activation"
+        # Written before anything is sent: a purchase the journal cannot record is not made.
+        intent = await self.journal.intend(action.wire, wire, key, kind)
         attempt = 0
         ambiguous = False  # an attempt may have been carried out, and this purchase is not settled
+        settled: IntentState | None = None
         try:
             while True:
                 attempt += 1
@@ -339,28 +370,57 @@ class Session:
                 failed_at = self.clock.now()
                 if error is None:
                     self._remember(result)
+                    settled = "bought"
+                    await self.journal.bought(intent, self._entries(intent, kind, result))
                     return result
                 if isinstance(error, OrderAlreadyExistsError) and ambiguous:
                     # The first attempt went through and only its answer was lost.
-                    recovered: R = await self._recover(action, wire, repeat, error, key, failed_at, policy)
+                    recovered: R = await self._recover(action, wire, repeat, error, key, failed_at, policy, intent)
+                    settled = "bought"
                     return recovered
                 if not _is_transient(error):
+                    settled = "uncertain" if ambiguous else "failed"
                     raise error
                 if _maybe_executed(error):
                     if not ambiguous:
                         ambiguous = True
                         self._gate.unresolved[key] += 1
+                        await self.journal.settle(intent, "ambiguous")
                     if repeat is not Repeat.ORDER_ID:
-                        adopted: R | None = await self._recover(action, wire, repeat, error, key, failed_at, policy)
+                        adopted: R | None = await self._recover(
+                            action, wire, repeat, error, key, failed_at, policy, intent)
                         if adopted is not None:
+                            settled = "bought"
                             return adopted
                         ambiguous = False  # reconciliation showed the purchase did not happen
                         self._gate.unresolved[key] -= 1
+                        await self.journal.settle(intent, "pending")
                 if not await self._backoff(error, attempt, policy):
+                    settled = "uncertain" if ambiguous else "failed"
                     raise error
+        except PurchaseUncertainError:
+            settled = "uncertain"
+            raise
         finally:
             if ambiguous:
                 self._gate.unresolved[key] -= 1
+            if settled != "bought":
+                # Cancelled mid-way or failed: never leave the intent "pending" (others would wait on it).
+                with anyio.CancelScope(shield=True):
+                    await self.journal.settle(intent, settled or ("uncertain" if ambiguous or attempt else "failed"))
+
+    def _entries(self, intent: Intent | None, kind: Kind, result: object) -> list[Entry]:
+        """The journal entries of a purchase's result."""
+        if isinstance(result, Number):
+            return [self.journal.entry(intent, kind, result.activation_id, result.phone_number,
+                                       service=result.service_code)]
+        if isinstance(result, Rent):
+            return [self.journal.entry(intent, "rent", result.id, result.number)]
+        if isinstance(result, list):
+            return [self.journal.entry(intent, "activation", item.activation_id, item.phone_number,
+                                       service=getattr(item, "service", None))
+                    for item in result if isinstance(getattr(item, "activation_id", None), int)]
+        return []
 
     def _remember(self, result: object) -> None:
         now = self.clock.now()
@@ -394,7 +454,7 @@ class Session:
 
     async def _recover(
         self, action: Action[Any], wire: Mapping[str, str], repeat: Repeat, cause: SMSActivateError,
-        key: tuple[str, ...], failed_at: float, policy: RetryPolicy,
+        key: tuple[str, ...], failed_at: float, policy: RetryPolicy, intent: Intent | None = None,
     ) -> Any:
         """Find the purchase whose answer was lost; ``None`` if it surely did not happen.
 
@@ -410,7 +470,7 @@ class Session:
                 "check the account before buying again",
                 action=action.wire, code=cause.code,
             )
-        outcome = await self._reconcile_once(action, wire, repeat, cause, key, fresh_after=None)
+        outcome = await self._reconcile_once(action, wire, repeat, cause, key, None, intent)
         if outcome is not _ABSENT:
             return outcome
         settled = failed_at + policy.settle
@@ -418,7 +478,7 @@ class Session:
         if delay > 0:
             log.info("%s: the lost purchase is not listed; looking again in %.1fs", action.wire, delay)
             await self.clock.sleep(delay)
-        outcome = await self._reconcile_once(action, wire, repeat, cause, key, fresh_after=settled)
+        outcome = await self._reconcile_once(action, wire, repeat, cause, key, settled, intent)
         if outcome is _ABSENT:
             log.info("%s: the lost purchase did not happen (two listings agree); buying again", action.wire)
             return None
@@ -426,11 +486,11 @@ class Session:
 
     async def _reconcile_once(
         self, action: Action[Any], wire: Mapping[str, str], repeat: Repeat, cause: SMSActivateError,
-        key: tuple[str, ...], fresh_after: float | None,
+        key: tuple[str, ...], fresh_after: float | None, intent: Intent | None,
     ) -> Any:
         async with self._gate.reconcile(), self._gate.claim_lock:
             try:
-                return await self._claim(action, wire, repeat, cause, key, fresh_after)
+                return await self._claim(action, wire, repeat, cause, key, fresh_after, intent)
             except PurchaseUncertainError:
                 raise
             except SMSActivateError as exc:
@@ -451,18 +511,32 @@ class Session:
         self._gate.listings[kind] = (asked_at, listing)
         return listing
 
+    async def _others_settled(self, kind: Kind, ids: list[int]) -> set[int]:
+        """Of the unknown ids of a listing just read, those the journal gives to anyone: never candidates.
+
+        Another client's purchase may be in the listing before its answer is journaled: first wait
+        for every purchase of another live client that was on the wire when the listing was read.
+        """
+        if self.journal.persistent:
+            await self.journal.wait_for_others(await self.journal.store.last_seq(), timeout=self.journal.stale_after)
+        return set(await self.journal.journaled(kind, ids))
+
     async def _claim(
         self, action: Action[Any], wire: Mapping[str, str], repeat: Repeat, cause: SMSActivateError,
-        key: tuple[str, ...], fresh_after: float | None,
+        key: tuple[str, ...], fresh_after: float | None, intent: Intent | None,
     ) -> Any:
         if repeat is Repeat.PURCHASE_RENT:
             rents: list[RentListEntry] = await self._listing("rents", fresh_after)
             unknown_rents = {r.id: r for r in rents if r.id not in self.known_rents}
+            taken = await self._others_settled("rent", list(unknown_rents))
             # one candidate per rent id
-            groups: dict[object, list[Any]] = {rent_id: [rent] for rent_id, rent in unknown_rents.items()}
+            groups: dict[object, list[Any]] = {rent_id: [rent] for rent_id, rent in unknown_rents.items()
+                                               if rent_id not in taken}
         else:
             rows: list[ActiveActivation] = await self._listing("activations", fresh_after)
             unknown = [r for r in rows if r.activation_id not in self.known_activations and _matches(r, wire)]
+            taken = await self._others_settled("activation", [r.activation_id for r in unknown])
+            unknown = [r for r in unknown if r.activation_id not in taken]
             if action.wire == "getMultiServiceNumber":
                 # One purchase is one phone with an activation per service: adopt them together.
                 wanted = sorted(wire["multiService"].split(","))
@@ -479,11 +553,15 @@ class Session:
             detail = "none found"
         elif not candidates:
             return _ABSENT
-        elif len(candidates) <= self._gate.unresolved[key]:
-            self.stats.adopted += 1
-            chosen = groups[candidates[0][1]]
-            log.info("%s: adopted %s after a lost answer", action.wire, [_ident(item) for item in chosen])
-            return self._adopt(action, chosen)
+        elif len(candidates) <= self._gate.unresolved[key] + await self.journal.others_unresolved(key):
+            for _, name in candidates:
+                chosen = groups[name]
+                # Atomic in the journal: of two clients reconciling at once, one takes each number.
+                if await self._claim_in_journal(intent, chosen):
+                    self.stats.adopted += 1
+                    log.info("%s: adopted %s after a lost answer", action.wire, [_ident(item) for item in chosen])
+                    return self._adopt(action, chosen)
+            detail = ", ".join(map(str, ids)) + " (all taken by other clients meanwhile)"
         else:
             detail = ", ".join(map(str, ids))
         raise PurchaseUncertainError(
@@ -491,6 +569,18 @@ class Session:
             f"server's list does not say which number it is (candidates: {detail})",
             action=action.wire, candidate_ids=ids, code="PURCHASE_UNCERTAIN",
         )
+
+    async def _claim_in_journal(self, intent: Intent | None, chosen: list[Any]) -> bool:
+        for item in chosen:
+            if isinstance(item, RentListEntry):
+                entry = self.journal.entry(intent, "rent", item.id, item.phone)
+            else:
+                entry = self.journal.entry(intent, "activation", item.activation_id, item.phone_number,
+                                           service=item.service_code,
+                                           country=None if item.country_code is None else str(item.country_code))
+            if not await self.journal.adopt(entry):
+                return False
+        return True
 
     def _adopt(self, action: Action[Any], chosen: list[Any]) -> Any:
         now = self.clock.now()

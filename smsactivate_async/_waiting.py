@@ -262,7 +262,7 @@ class Scheduler:
 
     async def _tick(self) -> None:
         self.ticks += 1
-        await self._run_due_cancels()
+        await self.run_due_cancels()
         waiters = [w for ws in self._waiters.values() for w in ws if not w.done]
         if not waiters:
             return
@@ -384,6 +384,8 @@ class Scheduler:
             # Already closed, or a code arrived meanwhile (cancel refused after a code): close it as done.
             if exc.code in ("OTP_RECEIVED", "BAD_STATUS", "NEW_OTP_RECEIVED"):
                 await self._finish_quietly(activation_id)
+            else:
+                await self._session.journal.record_closed("activation", activation_id, "cancelled")
         except SMSActivateError as exc:
             # Still failing after the retries: keep it, so that it is not leaked; aclose() waits for it.
             log.warning("cancel of %s failed (%s); will retry", activation_id, exc.code)
@@ -397,6 +399,7 @@ class Scheduler:
             await self._session.call(_actions.SET_STATUS, {"activation_id": activation_id, "status": 6})
         except SMSActivateError as exc:
             log.debug("closing %s after a refused cancel: %s", activation_id, exc.code)
+            await self._session.journal.record_closed("activation", activation_id, "finished")
 
     def _forget(self, activation_id: int) -> None:
         self.delivered.pop(activation_id, None)
@@ -406,7 +409,7 @@ class Scheduler:
     def pending_cancels(self) -> list[int]:
         return sorted(self._cancels)
 
-    async def _run_due_cancels(self) -> None:
+    async def run_due_cancels(self) -> None:
         now = self._clock.now()
         for pending in [p for p in self._cancels.values() if p.due <= now]:
             await self._retry_cancel(pending)

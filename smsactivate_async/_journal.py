@@ -1,0 +1,178 @@
+"""The journal: what this client bought, told to every client of the same account.
+
+The session writes a purchase's intent before sending it, its numbers after, and every code,
+finish and cancel; reconciliation asks it which unknown numbers belong to someone else; recovery
+closes the numbers of owners whose lease has expired. The journal is a thin layer over a
+:class:`Store` that knows the owner, the lease and the wall clock; writes that follow a purchase
+are best-effort (logged, never raised: the number is bought, the caller must get it), while the
+intent that precedes one must be written or the purchase is not sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import anyio
+import attrs
+
+from ._exceptions import StoreError
+from ._store import UNSETTLED, Entry, EntryState, Intent, IntentState, Kind, Store
+
+__all__ = ["Journal", "RecoveryReport", "default_owner"]
+
+log = logging.getLogger("smsactivate_async")
+
+
+@attrs.frozen
+class RecoveryReport:
+    """What ``client.recover()`` did with the numbers of owners whose lease had expired.
+
+    ``finished``: closed with 6 (a code had arrived); ``cancelled``: closed with 8; ``pending``:
+    cancels the server refused as too early, carried out in the background once allowed.
+    """
+
+    finished: list[int] = attrs.field(factory=list)
+    cancelled: list[int] = attrs.field(factory=list)
+    pending: list[int] = attrs.field(factory=list)
+
+
+def default_owner() -> str:
+    """Unique per process and client: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Journal:
+    def __init__(self, store: Store, *, owner: str, lease: float, stale_after: float,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.owner = owner
+        self.lease = lease
+        #: a pending intent older than this (a request timeout and then some) no longer holds others back
+        self.stale_after = stale_after
+        self.wall = wall
+        self.opened = False
+        self._codes: dict[int, str] = {}
+
+    @property
+    def persistent(self) -> bool:
+        return self.store.persistent
+
+    async def open(self, namespace: str) -> None:
+        await self.store.open(namespace)
+        self.opened = True
+        if self.store.persistent:
+            await self.renew()
+
+    async def aclose(self) -> None:
+        self.opened = False
+        await self.store.aclose()
+
+    # --- leases ---------------------------------------------------------------------------------
+
+    async def renew(self) -> None:
+        await self.store.renew(self.owner, self.wall() + self.lease)
+
+    async def live_owners(self) -> set[str]:
+        now = self.wall()
+        return {owner for owner, expires in (await self.store.leases()).items() if expires > now}
+
+    # --- purchases ------------------------------------------------------------------------------
+
+    async def intend(self, action: str, wire: Mapping[str, str], key: tuple[str, ...], kind: Kind) -> Intent:
+        """Write the intent before the purchase is sent; ``StoreError`` means: do not send it."""
+        intent = Intent(
+            id=uuid.uuid4().hex, owner=self.owner, action=action,
+            params={k: v for k, v in wire.items() if k != "action"},
+            key="|".join(key), kind=kind, created=self.wall(), order_id=wire.get("orderId"),
+        )
+        try:
+            seq = await self.store.add_intent(intent)
+        except StoreError as exc:
+            raise StoreError(
+                f"{action} was not sent: its intent could not be written to the journal ({exc.message})",
+                action=action,
+            ) from None
+        return attrs.evolve(intent, seq=seq)
+
+    async def settle(self, intent: Intent, state: IntentState) -> None:
+        await self._quietly(self.store.set_intent_state(intent.id, state), f"intent {intent.action} → {state}")
+
+    async def bought(self, intent: Intent, entries: Iterable[Entry]) -> None:
+        for entry in entries:
+            await self._quietly(self.store.claim(entry), f"{entry.kind} {entry.id} bought")
+        await self.settle(intent, "bought")
+
+    def entry(self, intent: Intent | None, kind: Kind, entry_id: int, phone: str | None,
+              service: str | None = None, country: str | None = None) -> Entry:
+        params = intent.params if intent is not None else {}
+        return Entry(
+            kind=kind, id=entry_id, owner=self.owner, intent_id=intent.id if intent else None, bought_at=self.wall(),
+            service=service or params.get("service"), country=country or params.get("country"), phone=phone,
+        )
+
+    async def adopt(self, entry: Entry) -> bool:
+        """Take a listed number as this client's: ``False`` if the journal gives it to someone else."""
+        return await self.store.claim(entry)
+
+    async def journaled(self, kind: Kind, ids: Iterable[int]) -> dict[int, str]:
+        """The owner of each of ``ids`` the journal knows (closed ones included)."""
+        return await self.store.owners(kind, ids)
+
+    async def wait_for_others(self, up_to_seq: int, timeout: float) -> None:
+        """Wait until no other live client has a purchase on the wire that began at or before ``up_to_seq``.
+
+        Its number may already be in a listing without being journaled yet. A purchase pending
+        longer than ``stale_after`` (its owner stuck or dead) stops holding others back.
+        """
+        deadline = time.monotonic() + timeout
+        delay = 0.02
+        while True:
+            live = await self.live_owners() if self.store.persistent else {self.owner}
+            now = self.wall()
+            waiting = [i for i in await self.store.intents(("pending",))
+                       if i.seq <= up_to_seq and i.owner != self.owner and i.owner in live
+                       and now - i.created < self.stale_after]
+            if not waiting or time.monotonic() >= deadline:
+                return
+            await anyio.sleep(delay)
+            delay = min(0.25, delay * 2)
+
+    async def others_unresolved(self, key: tuple[str, ...]) -> int:
+        """Other clients' purchases of ``key`` that may own an unrecorded number on the server."""
+        if not self.store.persistent:
+            return 0
+        joined = "|".join(key)
+        live = await self.live_owners()
+        count = 0
+        for intent in await self.store.intents(UNSETTLED):
+            if intent.key != joined or intent.owner == self.owner:
+                continue
+            # a live client's lost answer, or any unsettled purchase of a client that died
+            if intent.state != "pending" or intent.owner not in live:
+                count += 1
+        return count
+
+    # --- what happened to the numbers -----------------------------------------------------------
+
+    async def record_code(self, kind: Kind, entry_id: int, code: str) -> None:
+        if self._codes.get(entry_id) == code:
+            return
+        self._codes[entry_id] = code
+        await self._quietly(self.store.update_entry(kind, entry_id, code=code), f"code of {entry_id}")
+
+    async def record_closed(self, kind: Kind, entry_id: int, state: EntryState) -> None:
+        self._codes.pop(entry_id, None)
+        await self._quietly(self.store.update_entry(kind, entry_id, state=state), f"{entry_id} {state}")
+
+    async def _quietly(self, step: Any, what: str) -> Any:
+        try:
+            return await step
+        except StoreError as exc:
+            log.error("journal: could not record %s: %s", what, exc.message)
+            return None

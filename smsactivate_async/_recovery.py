@@ -1,0 +1,106 @@
+"""Recovery: the survivors close the numbers of a client that died.
+
+A client's claim on its numbers is a lease in the journal. When it has expired (the process was
+killed, the machine went away) any other client of the account may take the numbers over, one by
+one and atomically, and close them: 6 where a code arrived (the buyer got what it paid for),
+8 otherwise (refunded), with the usual early-cancel deferral. Purchases the dead client had on the
+wire are reconciled against the server's list: an active number no client has journaled, of the
+service and country of such a purchase, is that purchase's number.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import TYPE_CHECKING
+
+import attrs
+
+from . import _actions
+from ._exceptions import ActivationStateError, BadRequestError
+from ._journal import RecoveryReport
+from ._store import UNSETTLED, Entry, Intent
+
+if TYPE_CHECKING:
+    from ._session import Session
+    from ._waiting import Scheduler
+
+__all__ = ["recover"]
+
+log = logging.getLogger("smsactivate_async")
+
+_CLOSED = frozenset({6, 8, 10})
+
+
+async def recover(session: Session, scheduler: Scheduler) -> RecoveryReport:
+    journal = session.journal
+    report = RecoveryReport()
+    if not journal.persistent:
+        return report
+    live = await journal.live_owners() | {journal.owner}
+    for entry in await journal.store.open_entries():
+        if entry.owner in live or entry.kind != "activation":
+            continue  # rents are paid for their time: closing one early gains nothing back
+        if await journal.store.take_over(entry.kind, entry.id, entry.owner, journal.owner):
+            await _close(session, scheduler, entry, report)
+    dead = [i for i in await journal.store.intents(UNSETTLED) if i.owner not in live and i.kind == "activation"]
+    if dead:
+        await _recover_lost_purchases(session, scheduler, dead, live, report)
+    return report
+
+
+async def _close(session: Session, scheduler: Scheduler, entry: Entry, report: RecoveryReport) -> None:
+    journal = session.journal
+    # the early-cancel window counts from the purchase, on this client's clock
+    session.known_activations[entry.id] = session.clock.now() - max(0.0, journal.wall() - entry.bought_at)
+    try:
+        if entry.code is not None:
+            await session.call(_actions.SET_STATUS, {"activation_id": entry.id, "status": 6})
+            report.finished.append(entry.id)
+        elif await scheduler.cancel(entry.id):
+            report.cancelled.append(entry.id)
+        else:
+            report.pending.append(entry.id)
+    except (ActivationStateError, BadRequestError) as exc:
+        # Already closed on the server (expired, or closed by its owner just before it died).
+        log.info("recovery: %s was already closed (%s)", entry.id, exc.code)
+        await journal.record_closed("activation", entry.id, "cancelled")
+        report.cancelled.append(entry.id)
+
+
+async def _recover_lost_purchases(
+    session: Session, scheduler: Scheduler, dead: list[Intent], live: set[str], report: RecoveryReport,
+) -> None:
+    journal = session.journal
+    rows = await session.active_activations()
+    await journal.wait_for_others(await journal.store.last_seq(), timeout=journal.stale_after)
+    unknown = [r for r in rows if r.activation_status not in _CLOSED and r.activation_id not in session.known_activations]
+    taken = await journal.journaled("activation", [r.activation_id for r in unknown])
+    unknown = [r for r in unknown if r.activation_id not in taken]
+    busy = {i.key for i in await journal.store.intents(UNSETTLED) if i.owner in live and i.owner != journal.owner}
+    by_key: dict[str, list[Intent]] = collections.defaultdict(list)
+    for intent in dead:
+        by_key[intent.key].append(intent)
+    for key, intents in by_key.items():
+        if key in busy:
+            continue  # a live client is reconciling the same kind of purchase: it goes first
+        service, country = intents[0].params.get("service"), intents[0].params.get("country")
+        matching = sorted(
+            (r for r in unknown if (service is None or r.service_code in (None, service))
+             and (country is None or r.country_code is None or str(r.country_code) == country)),
+            key=lambda r: r.activation_id,
+        )
+        for intent, row in zip(intents, matching, strict=False):
+            entry = journal.entry(intent, "activation", row.activation_id, row.phone_number,
+                                  service=row.service_code, country=country)
+            if not await journal.adopt(entry):
+                continue
+            unknown.remove(row)
+            code = row.sms_code[-1] if row.sms_code else None
+            await _close(session, scheduler, attrs.evolve(entry, code=code), report)
+        for intent in intents:
+            # Its number, if it had one, is closed now; with none listed, the purchase did not happen.
+            await journal.settle(intent, "recovered")
+        log.info("recovery: %d purchase(s) of %s left on the wire by dead clients settled", len(intents), key)
+
+

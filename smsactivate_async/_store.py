@@ -1,0 +1,282 @@
+"""The journal's storage: where purchases, their numbers and the owners' leases live.
+
+A :class:`Store` keeps, per namespace (one provider account):
+
+- **intents**: a purchase about to be sent — action, parameters, order id, owner, time — written
+  *before* the request; then settled as ``bought``, ``failed``, ``ambiguous`` (its answer was lost
+  and it is being reconciled), ``uncertain`` (reconciliation could not tell) or ``recovered``;
+- **entries**: each bought activation or rent — its owner, the intent that bought it, its last code
+  and whether it is ``open``, ``finished`` or ``cancelled``;
+- **leases**: until when each owner (one client) vouches for its open entries.
+
+Every step is one atomic operation of the backend (one SQL transaction, one Lua script), so that
+two clients never both take the same number and a crash leaves the journal as it was after the
+last completed step. Three backends implement it: :class:`MemoryStore` (one process, the default),
+``sqlite:///path`` (one machine) and ``redis://…`` (any number of machines); a fourth is one module
+implementing these methods.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import attrs
+
+from ._exceptions import InvalidArgumentError
+
+__all__ = [
+    "Entry",
+    "EntryState",
+    "Intent",
+    "IntentState",
+    "MemoryStore",
+    "Store",
+    "namespace_for",
+    "open_store",
+    "redact_url",
+]
+
+IntentState = Literal["pending", "bought", "failed", "ambiguous", "uncertain", "recovered"]
+EntryState = Literal["open", "finished", "cancelled"]
+Kind = Literal["activation", "rent"]
+#: intents that may still own a number nobody has recorded
+UNSETTLED: frozenset[str] = frozenset({"pending", "ambiguous", "uncertain"})
+
+
+@attrs.frozen
+class Intent:
+    """A purchase as the journal knows it. ``key`` groups purchases that compete for the same
+    unknown numbers (action, service, country); ``created`` is wall time (seconds since the epoch)."""
+
+    id: str
+    owner: str
+    action: str
+    params: Mapping[str, str]
+    key: str
+    kind: Kind
+    created: float
+    order_id: str | None = None
+    state: IntentState = "pending"
+    seq: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(attrs.asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Intent:
+        return cls(**json.loads(text))
+
+
+@attrs.frozen
+class Entry:
+    """One bought activation (or rent) in the journal."""
+
+    kind: Kind
+    id: int
+    owner: str
+    intent_id: str | None
+    bought_at: float
+    service: str | None = None
+    country: str | None = None
+    phone: str | None = None
+    code: str | None = None
+    state: EntryState = "open"
+
+    def to_json(self) -> str:
+        return json.dumps(attrs.asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Entry:
+        return cls(**json.loads(text))
+
+
+class Store(abc.ABC):
+    """What the journal needs from a backend. Every method is one atomic step."""
+
+    #: whether the journal outlives the process (recovery and leases make sense only then)
+    persistent: bool = True
+    #: whether several machines may share it (a shared rate budget and one poller per account)
+    shared: bool = False
+
+    @abc.abstractmethod
+    async def open(self, namespace: str) -> None:
+        """Connect (raise ``StoreError`` if the backend cannot be reached) and bind to a namespace."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None: ...
+
+    # --- intents ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def add_intent(self, intent: Intent) -> int:
+        """Record a purchase about to be sent; returns its sequence number (increasing per namespace)."""
+
+    @abc.abstractmethod
+    async def set_intent_state(self, intent_id: str, state: IntentState) -> None: ...
+
+    @abc.abstractmethod
+    async def intents(self, states: Iterable[str]) -> list[Intent]:
+        """The intents in any of ``states``, oldest first."""
+
+    @abc.abstractmethod
+    async def last_seq(self) -> int: ...
+
+    # --- entries ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def claim(self, entry: Entry) -> bool:
+        """Record ``entry`` unless its id is already journaled; ``False`` if someone holds it."""
+
+    @abc.abstractmethod
+    async def update_entry(self, kind: Kind, entry_id: int, *, state: EntryState | None = None,
+                           code: str | None = None) -> None: ...
+
+    @abc.abstractmethod
+    async def owners(self, kind: Kind, ids: Iterable[int]) -> dict[int, str]:
+        """The owner of each of ``ids`` that the journal holds."""
+
+    @abc.abstractmethod
+    async def open_entries(self) -> list[Entry]: ...
+
+    @abc.abstractmethod
+    async def take_over(self, kind: Kind, entry_id: int, from_owner: str, to_owner: str) -> bool:
+        """Move an open entry to ``to_owner`` if ``from_owner`` still holds it (recovery's claim)."""
+
+    # --- leases -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def renew(self, owner: str, expires: float) -> None: ...
+
+    @abc.abstractmethod
+    async def release(self, owner: str) -> None: ...
+
+    @abc.abstractmethod
+    async def leases(self) -> dict[str, float]:
+        """Owner → wall time its lease ends."""
+
+
+class MemoryStore(Store):
+    """The journal in this process's memory: nothing survives it (``store=None``)."""
+
+    persistent = False
+
+    def __init__(self) -> None:
+        self._intents: dict[str, Intent] = {}
+        self._entries: dict[tuple[str, int], Entry] = {}
+        self._leases: dict[str, float] = {}
+        self._seq = 0
+
+    def __repr__(self) -> str:
+        return "MemoryStore()"
+
+    async def open(self, namespace: str) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    async def add_intent(self, intent: Intent) -> int:
+        self._seq += 1
+        self._intents[intent.id] = attrs.evolve(intent, seq=self._seq)
+        return self._seq
+
+    async def set_intent_state(self, intent_id: str, state: IntentState) -> None:
+        intent = self._intents.get(intent_id)
+        if intent is None:
+            return
+        if state in ("bought", "failed", "recovered"):
+            del self._intents[intent_id]  # settled: nothing left to reconcile (memory stays flat)
+        else:
+            self._intents[intent_id] = attrs.evolve(intent, state=state)
+
+    async def intents(self, states: Iterable[str]) -> list[Intent]:
+        wanted = set(states)
+        return sorted((i for i in self._intents.values() if i.state in wanted), key=lambda i: i.seq)
+
+    async def last_seq(self) -> int:
+        return self._seq
+
+    async def claim(self, entry: Entry) -> bool:
+        key = (entry.kind, entry.id)
+        if key in self._entries:
+            return self._entries[key].owner == entry.owner
+        self._entries[key] = entry
+        return True
+
+    async def update_entry(self, kind: Kind, entry_id: int, *, state: EntryState | None = None,
+                           code: str | None = None) -> None:
+        entry = self._entries.get((kind, entry_id))
+        if entry is None:
+            return
+        if state in ("finished", "cancelled"):
+            del self._entries[(kind, entry_id)]  # closed: the in-memory journal forgets it
+            return
+        self._entries[(kind, entry_id)] = attrs.evolve(entry, code=code if code is not None else entry.code)
+
+    async def owners(self, kind: Kind, ids: Iterable[int]) -> dict[int, str]:
+        return {i: self._entries[(kind, i)].owner for i in ids if (kind, i) in self._entries}
+
+    async def open_entries(self) -> list[Entry]:
+        return [e for e in self._entries.values() if e.state == "open"]
+
+    async def take_over(self, kind: Kind, entry_id: int, from_owner: str, to_owner: str) -> bool:
+        entry = self._entries.get((kind, entry_id))
+        if entry is None or entry.owner != from_owner or entry.state != "open":
+            return False
+        self._entries[(kind, entry_id)] = attrs.evolve(entry, owner=to_owner)
+        return True
+
+    async def renew(self, owner: str, expires: float) -> None:
+        self._leases[owner] = expires
+
+    async def release(self, owner: str) -> None:
+        self._leases.pop(owner, None)
+
+    async def leases(self) -> dict[str, float]:
+        return dict(self._leases)
+
+
+def namespace_for(provider: str, api_key: str) -> str:
+    """One account's namespace: the provider and a hash of the key (never the key itself)."""
+    digest = hashlib.sha256(f"smsactivate-async:{api_key}".encode()).hexdigest()[:20]
+    return f"{provider}:{digest}"
+
+
+def redact_url(url: str) -> str:
+    """A store URL fit for a message: the password replaced by ``***``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<unparsable store URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urllib.parse.urlunsplit(parts._replace(netloc=user + netloc))
+
+
+def open_store(store: str | Store | None, *, options: Mapping[str, Any] | None = None) -> Store:
+    """A :class:`Store` from ``store=``: ``None`` (memory), ``sqlite:///path``, ``redis://…`` or a ``Store``."""
+    if store is None:
+        return MemoryStore()
+    if isinstance(store, Store):
+        return store
+    if not isinstance(store, str):
+        raise InvalidArgumentError(f"store must be None, a URL or a Store, got {type(store).__name__}")
+    scheme = store.split(":", 1)[0].lower() if ":" in store else ""
+    if scheme == "sqlite":
+        from ._store_sqlite import SqliteStore
+
+        return SqliteStore.from_url(store)
+    if scheme in ("redis", "rediss", "unix"):
+        from ._store_redis import RedisStore
+
+        return RedisStore.from_url(store)
+    raise InvalidArgumentError(
+        f"cannot use store {redact_url(store)!r}: expected sqlite:///path/to/journal.db or redis://host:port/db"
+    )

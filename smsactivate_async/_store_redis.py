@@ -1,0 +1,334 @@
+"""The journal in Redis (redis-py's asyncio client): one account's state for any number of machines.
+
+Each step that reads and then writes is one Lua script, so it is atomic on the server; the rest
+are single commands or MULTI/EXEC pipelines. The fleet's rate budget is a GCRA in one script on
+the server's own clock (``TIME``), so machines whose clocks drift still share one budget.
+
+Layout, under ``smsactivate:{namespace}:``: ``seq`` (intent counter); ``intent`` / ``iseq`` /
+``istate`` (hashes by intent id: the intent, its sequence number, its state while unsettled);
+``entry:{kind}`` / ``owner:{kind}`` / ``code:{kind}`` (hashes by id); ``open`` (set of
+``kind:id``); ``leases`` (owner → expiry); ``rate`` / ``rate:block`` (the shared budget).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, TypeVar
+
+from ._clock import Clock
+from ._exceptions import InvalidArgumentError, StoreError
+from ._store import UNSETTLED, Entry, EntryState, Intent, IntentState, Kind, Store, redact_url
+
+__all__ = ["RedisRateLimiter", "RedisStore"]
+
+T = TypeVar("T")
+
+_ADD_INTENT = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], seq)
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
+return seq
+"""
+
+_CLAIM = """
+local owner = redis.call('HGET', KEYS[2], ARGV[1])
+if owner then
+  if owner == ARGV[3] then return 1 end
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
+return 1
+"""
+
+_TAKE_OVER = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
+# GCRA on the server's clock: returns how long the caller must wait (seconds, as a string) before
+# its request may leave; its slot is reserved either way.
+_GCRA = """
+pcall(redis.replicate_commands)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
+local start = math.max(now, tat - tolerance, blocked)
+local new_tat = math.max(tat, start) + interval
+redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+return string.format('%.6f', start - now)
+"""
+
+_BLOCK = """
+pcall(redis.replicate_commands)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local untl = now + tonumber(ARGV[1])
+local blocked = tonumber(redis.call('GET', KEYS[1]) or '0')
+if untl > blocked then
+  redis.call('SET', KEYS[1], string.format('%.6f', untl), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+  local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if tat < untl then redis.call('SET', KEYS[2], string.format('%.6f', untl), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000) end
+end
+return 1
+"""
+
+
+def _require_asyncio() -> None:
+    try:
+        import sniffio
+
+        library = sniffio.current_async_library()
+    except Exception:  # no running loop detectable: let redis-py say what is wrong
+        return
+    if library != "asyncio":
+        raise InvalidArgumentError(f"the Redis store needs asyncio (redis-py's asyncio client), not {library}")
+
+
+class RedisStore(Store):
+    """``redis://[:password@]host:port/db`` (also ``rediss://``, ``unix://``)."""
+
+    shared = True
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._redis: Any = None
+        self._prefix = ""
+        self._scripts: dict[str, Any] = {}
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisStore:
+        try:
+            import redis.asyncio  # noqa: F401
+        except ImportError:
+            raise InvalidArgumentError(
+                "store=redis://… needs redis-py: pip install 'smsactivate-async[redis]'") from None
+        return cls(url)
+
+    def __repr__(self) -> str:
+        return f"RedisStore({redact_url(self.url)!r})"
+
+    async def _do(self, work: Callable[[], Awaitable[T]]) -> T:
+        import redis.exceptions
+
+        failure: StoreError | None = None
+        try:
+            return await work()
+        except redis.exceptions.RedisError as exc:
+            failure = StoreError(f"the journal {self!r} failed: {type(exc).__name__}")
+        except OSError as exc:
+            failure = StoreError(f"the journal {self!r} failed: {type(exc).__name__}")
+        raise failure
+
+    def _key(self, name: str) -> str:
+        return f"{self._prefix}{name}"
+
+    async def open(self, namespace: str) -> None:
+        import redis.asyncio
+        import redis.exceptions
+
+        _require_asyncio()
+        self._prefix = f"smsactivate:{namespace}:"
+        failure: StoreError | None = None
+        try:
+            self._redis = redis.asyncio.Redis.from_url(
+                self.url, socket_connect_timeout=5.0, socket_timeout=10.0, health_check_interval=30)
+            await self._redis.ping()
+        except (redis.exceptions.RedisError, OSError, ValueError) as exc:
+            failure = StoreError(f"cannot reach the journal {self!r}: {type(exc).__name__}")
+        if failure is not None:
+            await self.aclose()
+            raise failure
+        for name, source in (("add", _ADD_INTENT), ("claim", _CLAIM), ("take", _TAKE_OVER), ("gcra", _GCRA),
+                             ("block", _BLOCK)):
+            self._scripts[name] = self._redis.register_script(source)
+
+    async def aclose(self) -> None:
+        client, self._redis = self._redis, None
+        if client is not None:
+            await client.aclose()
+
+    # --- intents --------------------------------------------------------------------------------
+
+    async def add_intent(self, intent: Intent) -> int:
+        keys = [self._key("seq"), self._key("intent"), self._key("iseq"), self._key("istate")]
+        seq = await self._do(lambda: self._scripts["add"](keys=keys, args=[intent.id, intent.to_json(), intent.state]))
+        return int(seq)
+
+    async def set_intent_state(self, intent_id: str, state: IntentState) -> None:
+        async def work() -> None:
+            if state in UNSETTLED:
+                await self._redis.hset(self._key("istate"), intent_id, state)
+                return
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for name in ("intent", "iseq", "istate"):
+                    pipe.hdel(self._key(name), intent_id)
+                await pipe.execute()
+
+        await self._do(work)
+
+    async def intents(self, states: Iterable[str]) -> list[Intent]:
+        wanted = set(states)
+
+        async def work() -> list[Intent]:
+            current: dict[bytes, bytes] = await self._redis.hgetall(self._key("istate"))
+            ids = [i for i, s in current.items() if s.decode() in wanted]
+            if not ids:
+                return []
+            bodies = await self._redis.hmget(self._key("intent"), ids)
+            seqs = await self._redis.hmget(self._key("iseq"), ids)
+            found = []
+            for intent_id, body, seq in zip(ids, bodies, seqs, strict=True):
+                if body is None or seq is None:
+                    continue
+                intent = Intent.from_json(body)
+                found.append(Intent(**{**_fields(intent), "state": current[intent_id].decode(), "seq": int(seq)}))
+            return sorted(found, key=lambda i: i.seq)
+
+        return await self._do(work)
+
+    async def last_seq(self) -> int:
+        value = await self._do(lambda: self._redis.get(self._key("seq")))
+        return int(value) if value is not None else 0
+
+    # --- entries --------------------------------------------------------------------------------
+
+    async def claim(self, entry: Entry) -> bool:
+        keys = [self._key(f"entry:{entry.kind}"), self._key(f"owner:{entry.kind}"), self._key("open")]
+        args = [entry.id, entry.to_json(), entry.owner, f"{entry.kind}:{entry.id}"]
+        return bool(await self._do(lambda: self._scripts["claim"](keys=keys, args=args)))
+
+    async def update_entry(self, kind: Kind, entry_id: int, *, state: EntryState | None = None,
+                           code: str | None = None) -> None:
+        async def work() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                if code is not None:
+                    pipe.hset(self._key(f"code:{kind}"), entry_id, code)
+                if state in ("finished", "cancelled"):
+                    pipe.srem(self._key("open"), f"{kind}:{entry_id}")
+                await pipe.execute()
+
+        await self._do(work)
+
+    async def owners(self, kind: Kind, ids: Iterable[int]) -> dict[int, str]:
+        wanted = list(ids)
+        if not wanted:
+            return {}
+        found = await self._do(lambda: self._redis.hmget(self._key(f"owner:{kind}"), wanted))
+        return {i: o.decode() for i, o in zip(wanted, found, strict=True) if o is not None}
+
+    async def open_entries(self) -> list[Entry]:
+        async def work() -> list[Entry]:
+            members = [m.decode() for m in await self._redis.smembers(self._key("open"))]
+            entries = []
+            for kind in ("activation", "rent"):
+                ids = [m.split(":", 1)[1] for m in members if m.startswith(kind + ":")]
+                if not ids:
+                    continue
+                bodies = await self._redis.hmget(self._key(f"entry:{kind}"), ids)
+                owners = await self._redis.hmget(self._key(f"owner:{kind}"), ids)
+                codes = await self._redis.hmget(self._key(f"code:{kind}"), ids)
+                for body, owner, code in zip(bodies, owners, codes, strict=True):
+                    if body is None or owner is None:
+                        continue
+                    entry = Entry.from_json(body)
+                    entries.append(Entry(**{**_fields(entry), "owner": owner.decode(),
+                                            "code": code.decode() if code is not None else entry.code}))
+            return sorted(entries, key=lambda e: e.bought_at)
+
+        return await self._do(work)
+
+    async def take_over(self, kind: Kind, entry_id: int, from_owner: str, to_owner: str) -> bool:
+        keys = [self._key(f"owner:{kind}"), self._key("open")]
+        args = [entry_id, from_owner, to_owner, f"{kind}:{entry_id}"]
+        return bool(await self._do(lambda: self._scripts["take"](keys=keys, args=args)))
+
+    # --- leases ---------------------------------------------------------------------------------
+
+    async def renew(self, owner: str, expires: float) -> None:
+        await self._do(lambda: self._redis.hset(self._key("leases"), owner, repr(expires)))
+
+    async def release(self, owner: str) -> None:
+        await self._do(lambda: self._redis.hdel(self._key("leases"), owner))
+
+    async def leases(self) -> dict[str, float]:
+        found = await self._do(lambda: self._redis.hgetall(self._key("leases")))
+        return {o.decode(): float(e) for o, e in found.items()}
+
+    # --- the fleet's rate budget ----------------------------------------------------------------
+
+    async def reserve(self, interval: float, tolerance: float) -> float:
+        """Reserve the next slot of the shared budget; seconds to wait before using it."""
+        keys = [self._key("rate"), self._key("rate:block")]
+        delay = await self._do(lambda: self._scripts["gcra"](keys=keys, args=[repr(interval), repr(tolerance)]))
+        return max(0.0, float(delay))
+
+    async def block(self, seconds: float) -> None:
+        keys = [self._key("rate:block"), self._key("rate")]
+        await self._do(lambda: self._scripts["block"](keys=keys, args=[repr(seconds)]))
+
+
+def _fields(instance: Any) -> dict[str, Any]:
+    import attrs
+
+    return attrs.asdict(instance, recurse=False)
+
+
+class RedisRateLimiter:
+    """The client's rate limiter when the budget is the fleet's: same interface as ``RateLimiter``.
+
+    Every client on the store reserves its slots from one GCRA in Redis, so W workers at the
+    account's limit send at the limit together, not W times it. If Redis cannot be reached the
+    client falls back to pacing itself at the same rate (never faster than alone).
+    """
+
+    def __init__(self, store: RedisStore, rate: float, burst: int, clock: Clock, local: Any) -> None:
+        self.rate: float | None = rate
+        self._store = store
+        self._clock = clock
+        self._interval = 1.0 / rate
+        self._tolerance = self._interval * (burst - 1)
+        self._local = local  # the process's own limiter: the fallback, and the holder of local blocks
+
+    async def acquire(self) -> None:
+        try:
+            delay = await self._store.reserve(self._interval, self._tolerance)
+        except StoreError:
+            await self._local.acquire()
+            return
+        if delay > 0:
+            await self._clock.sleep(delay)
+
+    def block(self, seconds: float) -> None:
+        self._local.block(seconds)
+
+        async def tell_the_fleet() -> None:
+            try:
+                await self._store.block(seconds)
+            except StoreError:
+                pass
+
+        # A 429 holds back every client of the account: the fleet learns it through the store.
+        _spawn(tell_the_fleet)
+
+
+def _spawn(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    import asyncio
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    task = loop.create_task(work())
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+_BACKGROUND: set[Any] = set()

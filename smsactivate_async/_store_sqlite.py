@@ -1,0 +1,239 @@
+"""The journal in a sqlite file: crash-safe on one machine, shared by its processes.
+
+The standard library's ``sqlite3``, driven from a worker thread (anyio's ``to_thread``) so that
+the event loop never waits on the disk. WAL mode lets readers and one writer work at once across
+processes; ``synchronous=FULL`` makes each committed step survive a crash of the process and of
+the machine; every step is one transaction (``BEGIN IMMEDIATE`` where it reads, then writes).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+
+from ._exceptions import InvalidArgumentError, StoreError
+from ._store import Entry, EntryState, Intent, IntentState, Kind, Store
+
+__all__ = ["SqliteStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS intents (
+    ns TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, owner TEXT NOT NULL, action TEXT NOT NULL,
+    params TEXT NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL, created REAL NOT NULL, order_id TEXT,
+    state TEXT NOT NULL, PRIMARY KEY (ns, id));
+CREATE INDEX IF NOT EXISTS intents_state ON intents (ns, state, seq);
+CREATE TABLE IF NOT EXISTS entries (
+    ns TEXT NOT NULL, kind TEXT NOT NULL, id INTEGER NOT NULL, owner TEXT NOT NULL, intent_id TEXT,
+    bought_at REAL NOT NULL, service TEXT, country TEXT, phone TEXT, code TEXT, state TEXT NOT NULL,
+    PRIMARY KEY (ns, kind, id));
+CREATE INDEX IF NOT EXISTS entries_open ON entries (ns, state);
+CREATE TABLE IF NOT EXISTS leases (ns TEXT NOT NULL, owner TEXT NOT NULL, expires REAL NOT NULL,
+    PRIMARY KEY (ns, owner));
+CREATE TABLE IF NOT EXISTS seqs (ns TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+"""
+
+
+class SqliteStore(Store):
+    """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's spelling)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._ns = ""
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteStore:
+        if not url.lower().startswith("sqlite:///") or len(url) <= len("sqlite:///"):
+            raise InvalidArgumentError(
+                f"cannot use store {url!r}: write sqlite:///relative/journal.db or sqlite:////absolute/journal.db"
+            )
+        return cls(url[len("sqlite:///"):])
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.executescript(_SCHEMA)
+        return conn
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        def step() -> T:
+            with self._lock:
+                conn = self._conn
+                if conn is None:
+                    raise StoreError(f"the journal {self!r} is not open", code="STORE_CLOSED")
+                if not write:
+                    return work(conn)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                return result
+
+        failure: StoreError | None = None
+        try:
+            return await anyio.to_thread.run_sync(step)
+        except sqlite3.Error as exc:
+            failure = StoreError(f"the journal {self!r} failed: {type(exc).__name__}: {exc}")
+        raise failure
+
+    async def open(self, namespace: str) -> None:
+        self._ns = namespace
+        failure: StoreError | None = None
+        try:
+            if self.path.parent and not self.path.parent.exists():
+                raise StoreError(f"cannot open the journal {self!r}: the folder {str(self.path.parent)!r} does not exist")
+            self._conn = await anyio.to_thread.run_sync(self._connect)
+        except sqlite3.Error as exc:
+            failure = StoreError(f"cannot open the journal {self!r}: {type(exc).__name__}: {exc}")
+        if failure is not None:
+            raise failure
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await anyio.to_thread.run_sync(conn.close)
+
+    # --- intents --------------------------------------------------------------------------------
+
+    async def add_intent(self, intent: Intent) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            conn.execute("INSERT INTO seqs (ns, seq) VALUES (?, 1) ON CONFLICT (ns) DO UPDATE SET seq = seq + 1",
+                         (self._ns,))
+            (seq,) = conn.execute("SELECT seq FROM seqs WHERE ns = ?", (self._ns,)).fetchone()
+            conn.execute(
+                "INSERT INTO intents (ns, id, seq, owner, action, params, key, kind, created, order_id, state) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self._ns, intent.id, seq, intent.owner, intent.action, json.dumps(dict(intent.params)), intent.key,
+                 intent.kind, intent.created, intent.order_id, intent.state),
+            )
+            return int(seq)
+
+        return await self._run(work, write=True)
+
+    async def set_intent_state(self, intent_id: str, state: IntentState) -> None:
+        await self._run(lambda conn: conn.execute(
+            "UPDATE intents SET state = ? WHERE ns = ? AND id = ?", (state, self._ns, intent_id)), write=True)
+
+    async def intents(self, states: Iterable[str]) -> list[Intent]:
+        wanted = list(states)
+        marks = ",".join("?" * len(wanted))
+
+        def work(conn: sqlite3.Connection) -> list[Intent]:
+            rows = conn.execute(
+                f"SELECT id, owner, action, params, key, kind, created, order_id, state, seq FROM intents "
+                f"WHERE ns = ? AND state IN ({marks}) ORDER BY seq", (self._ns, *wanted)).fetchall()
+            return [Intent(id=r[0], owner=r[1], action=r[2], params=json.loads(r[3]), key=r[4], kind=r[5],
+                           created=r[6], order_id=r[7], state=r[8], seq=r[9]) for r in rows]
+
+        return await self._run(work)
+
+    async def last_seq(self) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT seq FROM seqs WHERE ns = ?", (self._ns,)).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run(work)
+
+    # --- entries --------------------------------------------------------------------------------
+
+    async def claim(self, entry: Entry) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT owner FROM entries WHERE ns = ? AND kind = ? AND id = ?",
+                               (self._ns, entry.kind, entry.id)).fetchone()
+            if row is not None:
+                return bool(row[0] == entry.owner)
+            conn.execute(
+                "INSERT INTO entries (ns, kind, id, owner, intent_id, bought_at, service, country, phone, code, state) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self._ns, entry.kind, entry.id, entry.owner, entry.intent_id, entry.bought_at, entry.service,
+                 entry.country, entry.phone, entry.code, entry.state),
+            )
+            return True
+
+        return await self._run(work, write=True)
+
+    async def update_entry(self, kind: Kind, entry_id: int, *, state: EntryState | None = None,
+                           code: str | None = None) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE entries SET state = COALESCE(?, state), code = COALESCE(?, code) "
+                "WHERE ns = ? AND kind = ? AND id = ?", (state, code, self._ns, kind, entry_id))
+
+        await self._run(work, write=True)
+
+    async def owners(self, kind: Kind, ids: Iterable[int]) -> dict[int, str]:
+        wanted = list(ids)
+        if not wanted:
+            return {}
+
+        def work(conn: sqlite3.Connection) -> dict[int, str]:
+            found: dict[int, str] = {}
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for entry_id, owner in conn.execute(
+                        f"SELECT id, owner FROM entries WHERE ns = ? AND kind = ? AND id IN ({marks})",
+                        (self._ns, kind, *chunk)):
+                    found[int(entry_id)] = str(owner)
+            return found
+
+        return await self._run(work)
+
+    async def open_entries(self) -> list[Entry]:
+        def work(conn: sqlite3.Connection) -> list[Entry]:
+            rows = conn.execute(
+                "SELECT kind, id, owner, intent_id, bought_at, service, country, phone, code, state FROM entries "
+                "WHERE ns = ? AND state = 'open' ORDER BY bought_at", (self._ns,)).fetchall()
+            return [Entry(*_row(r)) for r in rows]
+
+        return await self._run(work)
+
+    async def take_over(self, kind: Kind, entry_id: int, from_owner: str, to_owner: str) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE entries SET owner = ? WHERE ns = ? AND kind = ? AND id = ? AND owner = ? AND state = 'open'",
+                (to_owner, self._ns, kind, entry_id, from_owner))
+            return cursor.rowcount == 1
+
+        return await self._run(work, write=True)
+
+    # --- leases ---------------------------------------------------------------------------------
+
+    async def renew(self, owner: str, expires: float) -> None:
+        await self._run(lambda conn: conn.execute(
+            "INSERT INTO leases (ns, owner, expires) VALUES (?, ?, ?) "
+            "ON CONFLICT (ns, owner) DO UPDATE SET expires = excluded.expires", (self._ns, owner, expires)), write=True)
+
+    async def release(self, owner: str) -> None:
+        await self._run(lambda conn: conn.execute(
+            "DELETE FROM leases WHERE ns = ? AND owner = ?", (self._ns, owner)), write=True)
+
+    async def leases(self) -> dict[str, float]:
+        def work(conn: sqlite3.Connection) -> dict[str, float]:
+            return {str(o): float(e) for o, e in conn.execute("SELECT owner, expires FROM leases WHERE ns = ?",
+                                                                (self._ns,))}
+
+        return await self._run(work)
+
+
+def _row(r: Any) -> tuple[Any, ...]:
+    return (r[0], int(r[1]), r[2], r[3], float(r[4]), r[5], r[6], r[7], r[8], r[9])
