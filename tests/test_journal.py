@@ -1,0 +1,376 @@
+"""The journal: one Store contract for memory, sqlite and Redis (a real redis-server), and the
+client's use of it — intents before purchases, reconciliation across clients, recovery."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from smsactivate_async import (
+    InvalidArgumentError,
+    PurchaseUncertainError,
+    RetryPolicy,
+    SMSActivate,
+    StoreError,
+)
+from smsactivate_async._store import Entry, Intent, Store, namespace_for, open_store
+from smsactivate_async.simulator import CodeSchedule, ManualClock, Simulator
+from smsactivate_async.simulator._core import ActivationState
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    if request.param == "memory":
+        return None
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'journal.db'}"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def persistent_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'journal.db'}"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+@pytest.fixture
+async def store(store_url: str | None) -> AsyncIterator[Store]:
+    opened = open_store(store_url)
+    await opened.open(f"test:{uuid.uuid4().hex}")  # a namespace of its own: tests share one redis-server
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
+
+
+def _intent(owner: str = "a", key: str = "getNumber|tg|0") -> Intent:
+    return Intent(id=uuid.uuid4().hex, owner=owner, action="getNumber", params={"service": "tg", "country": "0"},
+                  key=key, kind="activation", created=1000.0)
+
+
+def _entry(entry_id: int, owner: str = "a", code: str | None = None) -> Entry:
+    return Entry(kind="activation", id=entry_id, owner=owner, intent_id=None, bought_at=1000.0, service="tg",
+                 country="0", phone="7900", code=code)
+
+
+# --- the Store contract, on every backend ----------------------------------------------------------
+
+
+async def test_intents_are_numbered_and_settled(store: Store) -> None:
+    first, second = _intent(), _intent(owner="b")
+    seqs = [await store.add_intent(first), await store.add_intent(second)]
+    assert seqs[1] > seqs[0] and await store.last_seq() == seqs[1]
+    await store.set_intent_state(first.id, "ambiguous")
+    assert [(i.id, i.state) for i in await store.intents(["ambiguous"])] == [(first.id, "ambiguous")]
+    assert [i.id for i in await store.intents(["pending"])] == [second.id]
+    assert (await store.intents(["pending"]))[0].params == {"service": "tg", "country": "0"}
+    await store.set_intent_state(first.id, "bought")
+    assert await store.intents(["pending", "ambiguous", "uncertain"]) == [
+        i for i in await store.intents(["pending"]) if i.id == second.id]
+
+
+async def test_a_number_is_claimed_by_one_owner_only(store: Store) -> None:
+    results = []
+
+    async def claim(owner: str) -> None:
+        results.append((owner, await store.claim(_entry(42, owner=owner))))
+
+    async with anyio.create_task_group() as group:
+        for owner in ("a", "b", "c", "d"):
+            group.start_soon(claim, owner)
+    winners = [owner for owner, won in results if won]
+    assert len(winners) == 1
+    assert await store.owners("activation", [42, 43]) == {42: winners[0]}
+    assert await store.claim(_entry(42, owner=winners[0])) is True  # the owner's own claim is idempotent
+
+
+async def test_entries_record_codes_and_closing_and_change_hands(store: Store) -> None:
+    await store.claim(_entry(1))
+    await store.claim(_entry(2))
+    await store.update_entry("activation", 1, code="12345")
+    opened = {e.id: e for e in await store.open_entries()}
+    assert set(opened) == {1, 2} and opened[1].code == "12345" and opened[2].code is None
+    await store.update_entry("activation", 2, state="cancelled")
+    assert [e.id for e in await store.open_entries()] == [1]
+    assert await store.take_over("activation", 1, "someone-else", "b") is False
+    assert await store.take_over("activation", 1, "a", "b") is True
+    assert await store.take_over("activation", 1, "a", "c") is False  # b holds it now
+    assert (await store.open_entries())[0].owner == "b"
+    assert await store.take_over("activation", 2, "a", "b") is False  # closed
+
+
+async def test_leases(store: Store) -> None:
+    await store.renew("a", 1234.5)
+    await store.renew("b", 99.0)
+    await store.renew("a", 2000.25)
+    assert await store.leases() == {"a": 2000.25, "b": 99.0}
+    await store.release("b")
+    assert await store.leases() == {"a": 2000.25}
+
+
+# --- bad input and unreachable stores ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["postgres://u:p@h/db", "sqlite://", "sqlite:///", "journal.db", ""])
+def test_a_store_url_that_cannot_be_parsed_is_refused(url: str) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        SMSActivate("k", store=url)
+    assert "p@h" not in str(info.value)
+
+
+@pytest.mark.parametrize("lease", [0, -1.0])
+def test_lease_must_be_positive(lease: float) -> None:
+    with pytest.raises(InvalidArgumentError):
+        SMSActivate("k", lease=lease)
+
+
+async def test_an_unreachable_redis_fails_at_async_with_without_its_password() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there once closed
+    client = SMSActivate("k", store=f"redis://:hunter2@127.0.0.1:{port}/0")
+    with pytest.raises(StoreError) as info:
+        async with client:
+            pass
+    assert "hunter2" not in str(info.value) and f"127.0.0.1:{port}" in str(info.value)
+
+
+async def test_a_missing_sqlite_folder_fails_at_async_with(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        async with SMSActivate("k", store=f"sqlite:///{tmp_path / 'nope' / 'journal.db'}"):
+            pass
+
+
+async def test_a_persistent_store_needs_async_with(tmp_path: Path) -> None:
+    client = SMSActivate("k", store=f"sqlite:///{tmp_path / 'j.db'}")
+    with pytest.raises(InvalidArgumentError, match="async with"):
+        await client.get_balance()
+
+
+def test_the_namespace_names_the_provider_and_hides_the_key() -> None:
+    ns = namespace_for("herosms", "SECRET-KEY-123")
+    assert ns.startswith("herosms:") and "SECRET" not in ns
+    assert ns != namespace_for("herosms", "other-key") and ns != namespace_for("sms-activate", "SECRET-KEY-123")
+
+
+# --- the client writes the intent before it sends the purchase ---------------------------------------
+
+
+async def test_the_intent_is_in_the_journal_before_the_purchase_leaves(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    seen_in_journal: list[list[str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.params["action"] == "getNumber":
+            with sqlite3.connect(path) as db:  # another reader of the file, while the request is on the wire
+                seen_in_journal.append([row[0] for row in db.execute("SELECT state FROM intents")])
+            return httpx.Response(200, text="ACCESS_NUMBER:555:79001112233")
+        return httpx.Response(200, text="ACCESS_BALANCE:1")
+
+    async with SMSActivate("SECRET-KEY-123", store=f"sqlite:///{path}", transport=httpx.MockTransport(handler),
+                           rate_limit=None) as client:
+        number = await client.get_number(service="tg", country=0)
+    assert seen_in_journal == [["pending"]]
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT state FROM intents").fetchall() == [("bought",)]
+        assert db.execute("SELECT id, owner, phone, state FROM entries").fetchall() == [
+            (555, client.owner, "79001112233", "open")]
+    assert b"SECRET-KEY-123" not in path.read_bytes()
+    assert number.activation_id == 555
+
+
+async def test_closing_and_codes_are_journaled(persistent_url: str) -> None:
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    async with SMSActivate(sim.api_key, store=persistent_url, transport=sim.transport(), rate_limit=None,
+                           poll_interval=0.01) as client:
+        store = client._store
+        kept = await client.get_number_v2(service="tg", country=0)
+        dropped = await client.get_number_v2(service="tg", country=0)
+        sim.deliver_sms(kept.activation_id, "Your code is 24680")
+        assert await client.wait_for_code(kept.activation_id, timeout=5) == "24680"
+        assert {e.id: e.code for e in await store.open_entries()} == {kept.activation_id: "24680",
+                                                                       dropped.activation_id: None}
+        await client.set_status(dropped.activation_id, 8)
+        await client.set_status(kept.activation_id, 6)
+        assert await store.open_entries() == []
+
+
+async def test_a_store_that_fails_mid_run_refuses_purchases_but_waiting_goes_on(tmp_path: Path) -> None:
+    sim = Simulator(codes=CodeSchedule.never())
+    sent: list[str] = []
+    inner = sim.transport()
+
+    class Recording(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            sent.append(request.url.params["action"])
+            return await inner.handle_async_request(request)
+
+    async with SMSActivate(sim.api_key, store=f"sqlite:///{tmp_path / 'j.db'}", transport=Recording(),
+                           rate_limit=None, poll_interval=0.01) as client:
+        number = await client.get_number_v2(service="tg", country=0)
+        await client._store.aclose()  # the store goes away under the client
+        sent.clear()
+        with pytest.raises(StoreError, match="was not sent"):
+            await client.get_number_v2(service="tg", country=0)
+        assert "getNumberV2" not in sent
+        sim.deliver_sms(number.activation_id, "code 97531")
+        assert await client.wait_for_code(number.activation_id, timeout=5) == "97531"
+        await client.set_status(number.activation_id, 6)
+    assert sim.activations[number.activation_id].state is ActivationState.FINISHED
+
+
+# --- reconciliation across clients of one account ---------------------------------------------------
+
+
+async def test_two_clients_with_lost_answers_never_take_each_others_numbers(persistent_url: str) -> None:
+    sim = Simulator(codes=CodeSchedule.never(), api_keys={"k": Decimal(1000)}, seed=5)
+    for _ in range(4):
+        sim.faults.inject("lost_purchase", action="getNumber")
+    retry = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.02, settle=0.05)
+    got: dict[str, list[int]] = {"a": [], "b": []}
+    failures: list[BaseException] = []
+
+    async def worker(client: SMSActivate, name: str) -> None:
+        for _ in range(6):
+            try:
+                got[name].append((await client.get_number(service="tg", country=0)).activation_id)
+            except PurchaseUncertainError as exc:
+                failures.append(exc)
+
+    async with (SMSActivate("k", store=persistent_url, owner="a", transport=sim.transport(), rate_limit=None,
+                            retry=retry) as a,
+                SMSActivate("k", store=persistent_url, owner="b", transport=sim.transport(), rate_limit=None,
+                            retry=retry) as b):
+        async with anyio.create_task_group() as group:
+            group.start_soon(worker, a, "a")
+            group.start_soon(worker, b, "b")
+        owners = await a._store.owners("activation", got["a"] + got["b"])
+    assert failures == []
+    assert len(got["a"]) == len(got["b"]) == 6
+    assert sorted(got["a"] + got["b"]) == sorted(p.id for p in sim.ledger.purchases)  # nothing bought twice
+    assert not set(got["a"]) & set(got["b"])                                            # owned by one each
+    assert all(owners[i] == "a" for i in got["a"]) and all(owners[i] == "b" for i in got["b"])
+
+
+# --- recovery -----------------------------------------------------------------------------------------
+
+
+async def test_recover_closes_a_dead_owners_numbers(persistent_url: str) -> None:
+    clock = ManualClock()
+    sim = Simulator(codes=CodeSchedule.never(), clock=clock, early_cancel_seconds=120)
+    options: dict[str, Any] = {"transport": sim.transport(), "rate_limit": None, "poll_interval": 0.01,
+                               "early_cancel_window": 120}
+    async with SMSActivate(sim.api_key, store=persistent_url, owner="dead", lease=0.2, **options) as dead:
+        numbers = [await dead.get_number_v2(service="tg", country=0) for _ in range(3)]
+        sim.deliver_sms(numbers[0].activation_id, "code 11111")
+        assert await dead.wait_for_code(numbers[0].activation_id, timeout=5) == "11111"
+    # "dead" no longer renews its lease; its numbers are still open on the server
+    await anyio.sleep(0.3)
+    clock.advance(121)  # past the early-cancel window for two of them...
+    async with SMSActivate(sim.api_key, store=persistent_url, owner="survivor", **options) as survivor:
+        report = await survivor.recover()
+        again = await survivor.recover()
+    assert report.finished == [numbers[0].activation_id]
+    assert sorted(report.cancelled) == sorted(n.activation_id for n in numbers[1:]) and report.pending == []
+    assert again.finished == again.cancelled == again.pending == []
+    assert sim.activations[numbers[0].activation_id].state is ActivationState.FINISHED
+    assert all(sim.activations[n.activation_id].state is ActivationState.CANCELLED for n in numbers[1:])
+
+
+async def test_recover_leaves_a_live_owners_numbers_alone(persistent_url: str) -> None:
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    options: dict[str, Any] = {"transport": sim.transport(), "rate_limit": None}
+    async with (SMSActivate(sim.api_key, store=persistent_url, owner="alive", lease=30, **options) as alive,
+                SMSActivate(sim.api_key, store=persistent_url, owner="other", **options) as other):
+        number = await alive.get_number_v2(service="tg", country=0)
+        report = await other.recover()
+    assert report.finished == report.cancelled == report.pending == []
+    assert sim.activations[number.activation_id].state.active
+
+
+async def test_an_early_cancel_during_recovery_is_pending_then_carried_out(persistent_url: str) -> None:
+    clock = ManualClock()
+    sim = Simulator(codes=CodeSchedule.never(), clock=clock, early_cancel_seconds=120)
+    options: dict[str, Any] = {"transport": sim.transport(), "rate_limit": None, "early_cancel_window": 0.3}
+    async with SMSActivate(sim.api_key, store=persistent_url, owner="dead", lease=0.1, **options) as dead:
+        number = await dead.get_number_v2(service="tg", country=0)
+    await anyio.sleep(0.2)
+    async with SMSActivate(sim.api_key, store=persistent_url, owner="survivor", **options) as survivor:
+        report = await survivor.recover()
+        assert report.pending == [number.activation_id]
+        clock.advance(121)
+    # leaving `async with` waited for the deferred cancel
+    assert sim.activations[number.activation_id].state is ActivationState.CANCELLED
+
+
+async def test_a_live_client_recovers_by_itself_every_lease(persistent_url: str) -> None:
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    options: dict[str, Any] = {"transport": sim.transport(), "rate_limit": None}
+    async with SMSActivate(sim.api_key, store=persistent_url, owner="dead", lease=0.15, **options) as dead:
+        number = await dead.get_number_v2(service="tg", country=0)
+    async with SMSActivate(sim.api_key, store=persistent_url, owner="survivor", lease=0.3, **options):
+        with anyio.fail_after(5):
+            while sim.activations[number.activation_id].state.active:  # noqa: ASYNC110 (the server's state)
+                await anyio.sleep(0.05)
+    assert sim.activations[number.activation_id].state is ActivationState.CANCELLED
+
+
+async def test_a_purchase_on_the_wire_when_its_owner_died_is_found_and_closed(persistent_url: str) -> None:
+    """The worker died after sending a purchase and before journaling its answer."""
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    namespace = namespace_for("sms-activate", sim.api_key)
+    store = open_store(persistent_url)
+    await store.open(namespace)
+    try:
+        intent = Intent(id=uuid.uuid4().hex, owner="dead", action="getNumberV2",
+                        params={"service": "tg", "country": "0"}, key="getNumberV2|tg|0", kind="activation",
+                        created=0.0)
+        await store.add_intent(intent)
+        await store.renew("dead", 1.0)  # expired long ago
+    finally:
+        await store.aclose()
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None) as unjournaled:
+        orphan = (await unjournaled.get_number(service="tg", country=0)).activation_id
+    async with SMSActivate(sim.api_key, store=persistent_url, owner="survivor", transport=sim.transport(),
+                           rate_limit=None) as survivor:
+        report = await survivor.recover()
+        assert await survivor._store.intents(["pending", "ambiguous", "uncertain"]) == []
+    assert report.cancelled == [orphan]
+    assert sim.activations[orphan].state is ActivationState.CANCELLED
+
+
+# --- the fleet's rate budget in Redis ----------------------------------------------------------------
+
+
+async def test_clients_on_redis_share_one_rate_budget(redis_url: str) -> None:
+    sim = Simulator()
+    rate = 30.0
+
+    async def worker(client: SMSActivate) -> None:
+        for _ in range(20):
+            await client.get_balance()
+
+    clients = [SMSActivate(sim.api_key, store=redis_url, owner=f"w{i}", transport=sim.transport(),
+                           rate_limit=rate, burst=1) for i in range(3)]
+    async with clients[0], clients[1], clients[2]:
+        async with anyio.create_task_group() as group:
+            for client in clients:
+                group.start_soon(worker, client)
+    assert sim.ledger.requests_for("getBalance") == 60
+    # alone, each would send 30 a second: together the server sees the account's 30 (plus one of slack)
+    assert sim.ledger.max_requests_in_window(1.0) <= rate + 1
