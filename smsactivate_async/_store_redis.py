@@ -81,6 +81,17 @@ return 1
 """
 
 
+# The poller's lease: taken when free, kept (renewed) by its holder, lost when it stops renewing.
+_LEAD = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
 def _require_asyncio() -> None:
     try:
         import sniffio
@@ -147,7 +158,7 @@ class RedisStore(Store):
             await self.aclose()
             raise failure
         for name, source in (("add", _ADD_INTENT), ("claim", _CLAIM), ("take", _TAKE_OVER), ("gcra", _GCRA),
-                             ("block", _BLOCK)):
+                             ("block", _BLOCK), ("lead", _LEAD)):
             self._scripts[name] = self._redis.register_script(source)
 
     async def aclose(self) -> None:
@@ -273,6 +284,44 @@ class RedisStore(Store):
     async def block(self, seconds: float) -> None:
         keys = [self._key("rate:block"), self._key("rate")]
         await self._do(lambda: self._scripts["block"](keys=keys, args=[repr(seconds)]))
+
+
+    # --- one poller per account ----------------------------------------------------------------
+
+    async def lead(self, owner: str, ttl: float) -> bool:
+        """Become (or stay) the account's poller for ``ttl`` seconds; ``False`` if another one is."""
+        keys = [self._key("poller")]
+        return bool(await self._do(lambda: self._scripts["lead"](keys=keys, args=[owner, max(1, int(ttl * 1000))])))
+
+    async def publish_rows(self, rows: dict[int, tuple[str | None, str | None]], at: float) -> None:
+        """The poller's scan of the account, for every client's waiters: id → (status, code)."""
+        mapping = {str(i): f"{status or ''}|{code or ''}" for i, (status, code) in rows.items()}
+
+        async def work() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self._key("rows"))
+                if mapping:
+                    pipe.hset(self._key("rows"), mapping=mapping)
+                pipe.set(self._key("rows:at"), repr(at))
+                await pipe.execute()
+
+        await self._do(work)
+
+    async def read_rows(self, ids: list[int]) -> tuple[float, dict[int, tuple[str | None, str | None]]]:
+        """When the poller last scanned (wall time; 0 if never) and the rows of ``ids`` it saw."""
+        async def work() -> tuple[float, dict[int, tuple[str | None, str | None]]]:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.get(self._key("rows:at"))
+                pipe.hmget(self._key("rows"), [str(i) for i in ids] or ["-"])
+                at, found = await pipe.execute()
+            rows: dict[int, tuple[str | None, str | None]] = {}
+            for activation_id, value in zip(ids, found, strict=False):
+                if value is not None:
+                    status, _, code = value.decode().partition("|")
+                    rows[activation_id] = (status or None, code or None)
+            return (float(at) if at is not None else 0.0), rows
+
+        return await self._do(work)
 
 
 def _fields(instance: Any) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from ._exceptions import (
     EarlyCancelDeniedError,
     InvalidArgumentError,
     SMSActivateError,
+    StoreError,
     WaitTimeoutError,
 )
 from ._models import ActivationStatus, Number, RentSms, StatusCode, StatusV2
@@ -119,6 +120,8 @@ class _Waiter:
     interval: float
     exclude: frozenset[str]
     voice: bool = False
+    #: wall time the wait began (a shared poller's scan older than this has not seen it)
+    since: float = 0.0
     wake: _Wakeup = attrs.field(factory=_Wakeup)
     code: str | None = None
     error: SMSActivateError | None = None
@@ -153,6 +156,8 @@ class Scheduler:
         #: codes already handed out, per activation: never returned twice
         self.delivered: dict[int, set[str]] = collections.defaultdict(set)
         self.ticks = 0
+        #: scans this client made as the account's poller (Redis store)
+        self.fleet_scans = 0
 
     # --- waiting ------------------------------------------------------------------------------
 
@@ -163,7 +168,8 @@ class Scheduler:
     async def wait(self, activation_id: int, timeout: float, poll_interval: float | None, voice: bool = False) -> str:
         interval = poll_interval if poll_interval is not None else self._client.poll_interval
         seen = self.delivered.get(activation_id)
-        waiter = _Waiter(activation_id, self._clock.now() + timeout, interval, frozenset(seen) if seen else _NONE, voice)
+        waiter = _Waiter(activation_id, self._clock.now() + timeout, interval, frozenset(seen) if seen else _NONE, voice,
+                         self._session.journal.wall() if self._session.journal.store.shared else 0.0)
         self._waiters.setdefault(activation_id, []).append(waiter)
         heapq.heappush(self._deadlines, (waiter.deadline, next(self._order), waiter))
         if self._deadlines[0][2] is waiter:
@@ -271,13 +277,15 @@ class Scheduler:
             await self._poll_each(waiters)
             return
         try:
-            rows = await self._scan({w.activation_id for w in waiters})
+            rows, unseen = await self._rows(waiters)
         except SMSActivateError as exc:
             log.warning("poll tick: getActiveActivations failed (%s); polling each activation", exc.code)
             await self._poll_each(waiters)
             return
         changed = []
         for waiter in waiters:
+            if waiter.activation_id in unseen:
+                continue
             row = rows.get(waiter.activation_id)
             if row is None:
                 changed.append(waiter)  # gone from the active list: closed, confirm how
@@ -292,17 +300,54 @@ class Scheduler:
                 changed.append(waiter)
         await self._confirm_many(changed)
 
-    async def _scan(self, wanted: set[int]) -> dict[int, tuple[str | None, str | None]]:
-        """The active rows; paging stops once every waited-for activation has been seen."""
+    async def _rows(self, waiters: list[_Waiter]) -> tuple[dict[int, tuple[str | None, str | None]], set[int]]:
+        """This tick's rows, and the waited ids they cannot speak for yet.
+
+        With a Redis store the account has one poller: the client holding the poller's lease scans
+        the whole account and publishes the rows; the others read theirs from Redis. If the poller
+        stops (it died, or has no waiters left), its lease runs out within two ticks and the next
+        client to tick takes over.
+        """
+        wanted = {w.activation_id for w in waiters}
+        fleet = self._fleet
+        if fleet is None:
+            return await self._scan(wanted), set()
+        journal = self._session.journal
+        interval = self._interval()
+        try:
+            if await fleet.lead(journal.owner, ttl=2 * interval + 0.5):
+                started = journal.wall()
+                rows = await self._scan(None)  # the whole account: the others wait on it too
+                self.fleet_scans += 1
+                await fleet.publish_rows(rows, started)
+                return rows, set()
+            scanned_at, rows = await fleet.read_rows(sorted(wanted))
+        except StoreError as exc:
+            log.info("poll tick: the fleet's poller is unreachable (%s); scanning alone", exc.code)
+            return await self._scan(wanted), set()
+        if journal.wall() - scanned_at > 2 * interval + 1.0:
+            return await self._scan(wanted), set()  # the poller is late: do not wait on it
+        # a waiter that began after the poller's scan is not in it, and that says nothing yet
+        unseen = {w.activation_id for w in waiters if w.activation_id not in rows and w.since > scanned_at}
+        return rows, unseen
+
+    @property
+    def _fleet(self) -> Any:
+        store = self._session.journal.store
+        return store if store.shared and self._session.journal.opened else None
+
+    async def _scan(self, wanted: set[int] | None) -> dict[int, tuple[str | None, str | None]]:
+        """The active rows; paging stops once every waited-for activation has been seen (``None``: all)."""
         rows: dict[int, tuple[str | None, str | None]] = {}
-        missing = set(wanted)
+        missing = set(wanted) if wanted is not None else None
         pages = self._session.pages(SCAN_ACTIVE)
         try:
             async for chunk in pages:
                 rows.update(chunk)
-                missing.difference_update(chunk)
-                if not missing:
-                    break
+                if missing is not None:
+                    missing.difference_update(chunk)
+                    if not missing:
+                        break
         finally:
             await pages.aclose()
         return rows
