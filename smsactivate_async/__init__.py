@@ -30,11 +30,13 @@ from ._exceptions import (
     WaitTimeoutError,
     WrongMaxPriceError,
 )
+from ._journal import RecoveryReport
 from ._models import *  # noqa: F403
 from ._models import __all__ as _models_all
 from ._policy import RetryPolicy
 from ._providers import PROVIDERS, Provider
 from ._session import RequestEvent, SessionStats
+from ._store import Entry, Intent, MemoryStore, Store
 
 __version__ = "0.1.0"
 
@@ -52,13 +54,17 @@ __all__ = [
     "ChannelsLimitError",
     "Clock",
     "EarlyCancelDeniedError",
+    "Entry",
     "InsufficientBalanceError",
+    "Intent",
     "InvalidArgumentError",
+    "MemoryStore",
     "NoNumbersError",
     "OrderAlreadyExistsError",
     "Provider",
     "PurchaseUncertainError",
     "RateLimitedError",
+    "RecoveryReport",
     "RedirectError",
     "RentStateError",
     "RequestEvent",
@@ -67,6 +73,7 @@ __all__ = [
     "SMSActivateError",
     "ServerError",
     "SessionStats",
+    "Store",
     "StoreError",
     "SystemClock",
     "TransportError",

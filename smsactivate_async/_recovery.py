@@ -41,8 +41,16 @@ async def recover(session: Session, scheduler: Scheduler) -> RecoveryReport:
     for entry in await journal.store.open_entries():
         if entry.owner in live or entry.kind != "activation":
             continue  # rents are paid for their time: closing one early gains nothing back
+        # Leases are read again right before each take-over: closing a live client's number would
+        # cancel it under its waiter, so an owner that renewed meanwhile keeps it.
+        live = await journal.live_owners() | {journal.owner}
+        if entry.owner in live:
+            continue
         if await journal.store.take_over(entry.kind, entry.id, entry.owner, journal.owner):
             await _close(session, scheduler, entry, report)
+    for intent in await journal.store.intents(("queued",)):
+        if intent.owner not in live:
+            await journal.settle(intent, "failed")  # between attempts that surely were not sent: nothing bought
     dead = [i for i in await journal.store.intents(UNSETTLED) if i.owner not in live and i.kind == "activation"]
     if dead:
         await _recover_lost_purchases(session, scheduler, dead, live, report)

@@ -353,16 +353,23 @@ class Session:
         key = (action.wire,) if repeat is Repeat.PURCHASE_RENT else (
             action.wire, wire.get("service", wire.get("multiService", "")), wire.get("country", ""))
         kind: Kind = "rent" if action.result == "Rent" else "activation"
-        # Written before anything is sent: a purchase the journal cannot record is not made.
-        intent = await self.journal.intend(action.wire, wire, key, kind)
+        intent: Intent | None = None
         attempt = 0
         ambiguous = False  # an attempt may have been carried out, and this purchase is not settled
+        maybe_sent = False  # some attempt may have reached the server
         settled: IntentState | None = None
         try:
             while True:
                 attempt += 1
                 error: SMSActivateError | None = None
                 async with self._gate.purchase(self.limiter):
+                    # The intent is written before the request leaves, and says "pending" only while
+                    # a request is on the wire: other clients' reconciliations wait for those alone.
+                    # A purchase the journal cannot record is not made (StoreError, nothing sent).
+                    if intent is None:
+                        intent = await self.journal.intend(action.wire, wire, key, kind)
+                    elif not ambiguous:
+                        await self.journal.settle(intent, "pending")
                     try:
                         result = await self._attempt(action, wire, attempt, paced=True)
                     except SMSActivateError as exc:
@@ -373,8 +380,8 @@ class Session:
                     settled = "bought"
                     await self.journal.bought(intent, self._entries(intent, kind, result))
                     return result
-                if isinstance(error, OrderAlreadyExistsError) and ambiguous:
-                    # The first attempt went through and only its answer was lost.
+                if isinstance(error, OrderAlreadyExistsError) and maybe_sent:
+                    # An earlier attempt went through and only its answer was lost.
                     recovered: R = await self._recover(action, wire, repeat, error, key, failed_at, policy, intent)
                     settled = "bought"
                     return recovered
@@ -382,6 +389,7 @@ class Session:
                     settled = "uncertain" if ambiguous else "failed"
                     raise error
                 if _maybe_executed(error):
+                    maybe_sent = True
                     if not ambiguous:
                         ambiguous = True
                         self._gate.unresolved[key] += 1
@@ -394,7 +402,9 @@ class Session:
                             return adopted
                         ambiguous = False  # reconciliation showed the purchase did not happen
                         self._gate.unresolved[key] -= 1
-                        await self.journal.settle(intent, "pending")
+                        await self.journal.settle(intent, "queued")
+                elif not ambiguous:
+                    await self.journal.settle(intent, "queued")  # surely not sent: nobody need wait on it
                 if not await self._backoff(error, attempt, policy):
                     settled = "uncertain" if ambiguous else "failed"
                     raise error
@@ -404,10 +414,10 @@ class Session:
         finally:
             if ambiguous:
                 self._gate.unresolved[key] -= 1
-            if settled != "bought":
+            if settled != "bought" and intent is not None:
                 # Cancelled mid-way or failed: never leave the intent "pending" (others would wait on it).
                 with anyio.CancelScope(shield=True):
-                    await self.journal.settle(intent, settled or ("uncertain" if ambiguous or attempt else "failed"))
+                    await self.journal.settle(intent, settled or ("uncertain" if ambiguous else "failed"))
 
     def _entries(self, intent: Intent | None, kind: Kind, result: object) -> list[Entry]:
         """The journal entries of a purchase's result."""
@@ -561,6 +571,10 @@ class Session:
                     self.stats.adopted += 1
                     log.info("%s: adopted %s after a lost answer", action.wire, [_ident(item) for item in chosen])
                     return self._adopt(action, chosen)
+            if not isinstance(cause, OrderAlreadyExistsError):
+                # Another client took each of them meanwhile: journaled as theirs, they are not ours,
+                # just as if they had been taken before this listing was read.
+                return _ABSENT
             detail = ", ".join(map(str, ids)) + " (all taken by other clients meanwhile)"
         else:
             detail = ", ".join(map(str, ids))

@@ -3,8 +3,10 @@
 A :class:`Store` keeps, per namespace (one provider account):
 
 - **intents**: a purchase about to be sent — action, parameters, order id, owner, time — written
-  *before* the request; then settled as ``bought``, ``failed``, ``ambiguous`` (its answer was lost
-  and it is being reconciled), ``uncertain`` (reconciliation could not tell) or ``recovered``;
+  *before* the request; ``pending`` while a request of it is on the wire, ``queued`` between
+  attempts that surely did not reach the server; then settled as ``bought``, ``failed``,
+  ``ambiguous`` (its answer was lost and it is being reconciled), ``uncertain`` (reconciliation
+  could not tell) or ``recovered``;
 - **entries**: each bought activation or rent — its owner, the intent that bought it, its last code
   and whether it is ``open``, ``finished`` or ``cancelled``;
 - **leases**: until when each owner (one client) vouches for its open entries.
@@ -41,11 +43,13 @@ __all__ = [
     "redact_url",
 ]
 
-IntentState = Literal["pending", "bought", "failed", "ambiguous", "uncertain", "recovered"]
+IntentState = Literal["pending", "queued", "bought", "failed", "ambiguous", "uncertain", "recovered"]
 EntryState = Literal["open", "finished", "cancelled"]
 Kind = Literal["activation", "rent"]
 #: intents that may still own a number nobody has recorded
 UNSETTLED: frozenset[str] = frozenset({"pending", "ambiguous", "uncertain"})
+#: intents that are over: a backend may forget them
+FINAL: frozenset[str] = frozenset({"bought", "failed", "recovered"})
 
 
 @attrs.frozen
@@ -189,7 +193,7 @@ class MemoryStore(Store):
         intent = self._intents.get(intent_id)
         if intent is None:
             return
-        if state in ("bought", "failed", "recovered"):
+        if state in FINAL:
             del self._intents[intent_id]  # settled: nothing left to reconcile (memory stays flat)
         else:
             self._intents[intent_id] = attrs.evolve(intent, state=state)

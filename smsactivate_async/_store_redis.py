@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from ._clock import Clock
 from ._exceptions import InvalidArgumentError, StoreError
-from ._store import UNSETTLED, Entry, EntryState, Intent, IntentState, Kind, Store, redact_url
+from ._store import FINAL, Entry, EntryState, Intent, IntentState, Kind, Store, redact_url
 
 __all__ = ["RedisRateLimiter", "RedisStore"]
 
@@ -175,7 +175,7 @@ class RedisStore(Store):
 
     async def set_intent_state(self, intent_id: str, state: IntentState) -> None:
         async def work() -> None:
-            if state in UNSETTLED:
+            if state not in FINAL:
                 await self._redis.hset(self._key("istate"), intent_id, state)
                 return
             async with self._redis.pipeline(transaction=True) as pipe:
