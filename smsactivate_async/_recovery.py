@@ -19,6 +19,7 @@ import attrs
 from . import _actions
 from ._exceptions import ActivationStateError, BadRequestError
 from ._journal import RecoveryReport
+from ._models import StatusCode
 from ._store import UNSETTLED, Entry, Intent
 
 if TYPE_CHECKING:
@@ -62,7 +63,17 @@ async def _close(session: Session, scheduler: Scheduler, entry: Entry, report: R
     # the early-cancel window counts from the purchase, on this client's clock
     session.known_activations[entry.id] = session.clock.now() - max(0.0, journal.wall() - entry.bought_at)
     try:
-        if entry.code is not None:
+        code = entry.code
+        if code is None:
+            # A code may have come that the dead client never read: then the number is finished, not
+            # cancelled (the server refuses 8 after a code), and the report says so.
+            status = await session.call(_actions.GET_STATUS, {"activation_id": entry.id})
+            if status.status is StatusCode.STATUS_CANCEL:
+                await journal.record_closed("activation", entry.id, "cancelled")
+                report.cancelled.append(entry.id)
+                return
+            code = status.code
+        if code is not None:
             await session.call(_actions.SET_STATUS, {"activation_id": entry.id, "status": 6})
             report.finished.append(entry.id)
         elif await scheduler.cancel(entry.id):

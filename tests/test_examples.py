@@ -89,3 +89,12 @@ def test_soak_benchmark_script_runs_small() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| bought twice / orphan purchases | 0 / 0 |" in result.stdout
     assert "| codes delivered | 60 of 60 |" in result.stdout
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+async def test_many_workers(backend: str, request: pytest.FixtureRequest) -> None:
+    store = request.getfixturevalue("redis_url") if backend == "redis" else None
+    report = await example("many_workers").main(store)
+    # on the simulator every code arrives within half a second: worker-a read one, and the two it never
+    # read are finished too (the server refuses a cancel after a code)
+    assert len(report.finished) == 3 and report.cancelled == report.pending == []
