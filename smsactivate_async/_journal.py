@@ -166,6 +166,9 @@ class Journal:
         self._codes[entry_id] = code
         await self._quietly(self.store.update_entry(kind, entry_id, code=code), f"code of {entry_id}")
 
+    async def record_another(self, kind: Kind, entry_id: int) -> None:
+        await self._quietly(self.store.update_entry(kind, entry_id, another=True), f"status 3 of {entry_id}")
+
     async def record_closed(self, kind: Kind, entry_id: int, state: EntryState) -> None:
         self._codes.pop(entry_id, None)
         await self._quietly(self.store.update_entry(kind, entry_id, state=state), f"{entry_id} {state}")

@@ -85,7 +85,7 @@ _CLOSING: dict[tuple[str, str | None], tuple[Kind, EntryState]] = {
     ("finishActivation", None): ("activation", "finished"), ("cancelActivation", None): ("activation", "cancelled"),
     ("setRentStatus", "1"): ("rent", "finished"), ("setRentStatus", "2"): ("rent", "cancelled"),
 }
-_JOURNALED = frozenset({"getStatus", "getStatusV2", *(action for action, _ in _CLOSING)})
+_JOURNALED = frozenset({"getStatus", "getStatusV2", "setStatus", *(action for action, _ in _CLOSING)})
 
 
 def _redirect_error(response: httpx.Response, base_url: str, action: str) -> RedirectError:
@@ -311,6 +311,9 @@ class Session:
         if wire_action in ("getStatus", "getStatusV2"):
             if result.code is not None:
                 await self.journal.record_code("activation", entry_id, result.code)
+            return
+        if wire_action == "setStatus" and wire.get("status") == "3":
+            await self.journal.record_another("activation", entry_id)
             return
         closed = _CLOSING.get((wire_action, wire.get("status")))
         if closed is not None:

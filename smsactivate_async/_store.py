@@ -90,6 +90,8 @@ class Entry:
     phone: str | None = None
     code: str | None = None
     state: EntryState = "open"
+    #: how many times another code was asked for (status 3)
+    retries: int = 0
 
     def to_json(self) -> str:
         return json.dumps(attrs.asdict(self), separators=(",", ":"))
@@ -138,7 +140,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def update_entry(self, kind: Kind, entry_id: int, *, state: EntryState | None = None,
-                           code: str | None = None) -> None: ...
+                           code: str | None = None, another: bool = False) -> None:
+        """Record a code, a closing, or (``another``) that one more code was asked for (status 3)."""
 
     @abc.abstractmethod
     async def owners(self, kind: Kind, ids: Iterable[int]) -> dict[int, str]:
@@ -213,14 +216,15 @@ class MemoryStore(Store):
         return True
 
     async def update_entry(self, kind: Kind, entry_id: int, *, state: EntryState | None = None,
-                           code: str | None = None) -> None:
+                           code: str | None = None, another: bool = False) -> None:
         entry = self._entries.get((kind, entry_id))
         if entry is None:
             return
         if state in ("finished", "cancelled"):
             del self._entries[(kind, entry_id)]  # closed: the in-memory journal forgets it
             return
-        self._entries[(kind, entry_id)] = attrs.evolve(entry, code=code if code is not None else entry.code)
+        self._entries[(kind, entry_id)] = attrs.evolve(
+            entry, code=code if code is not None else entry.code, retries=entry.retries + int(another))
 
     async def owners(self, kind: Kind, ids: Iterable[int]) -> dict[int, str]:
         return {i: self._entries[(kind, i)].owner for i in ids if (kind, i) in self._entries}

@@ -6,7 +6,7 @@ the server's own clock (``TIME``), so machines whose clocks drift still share on
 
 Layout, under ``smsactivate:{namespace}:``: ``seq`` (intent counter); ``intent`` / ``iseq`` /
 ``istate`` (hashes by intent id: the intent, its sequence number, its state while unsettled);
-``entry:{kind}`` / ``owner:{kind}`` / ``code:{kind}`` (hashes by id); ``open`` (set of
+``entry:{kind}`` / ``owner:{kind}`` / ``code:{kind}`` / ``retries:{kind}`` (hashes by id); ``open`` (set of
 ``kind:id``); ``leases`` (owner → expiry); ``rate`` / ``rate:block`` (the shared budget).
 """
 
@@ -217,11 +217,13 @@ class RedisStore(Store):
         return bool(await self._do(lambda: self._scripts["claim"](keys=keys, args=args)))
 
     async def update_entry(self, kind: Kind, entry_id: int, *, state: EntryState | None = None,
-                           code: str | None = None) -> None:
+                           code: str | None = None, another: bool = False) -> None:
         async def work() -> None:
             async with self._redis.pipeline(transaction=True) as pipe:
                 if code is not None:
                     pipe.hset(self._key(f"code:{kind}"), entry_id, code)
+                if another:
+                    pipe.hincrby(self._key(f"retries:{kind}"), entry_id, 1)
                 if state in ("finished", "cancelled"):
                     pipe.srem(self._key("open"), f"{kind}:{entry_id}")
                 await pipe.execute()
@@ -246,12 +248,14 @@ class RedisStore(Store):
                 bodies = await self._redis.hmget(self._key(f"entry:{kind}"), ids)
                 owners = await self._redis.hmget(self._key(f"owner:{kind}"), ids)
                 codes = await self._redis.hmget(self._key(f"code:{kind}"), ids)
-                for body, owner, code in zip(bodies, owners, codes, strict=True):
+                retries = await self._redis.hmget(self._key(f"retries:{kind}"), ids)
+                for body, owner, code, again in zip(bodies, owners, codes, retries, strict=True):
                     if body is None or owner is None:
                         continue
                     entry = Entry.from_json(body)
                     entries.append(Entry(**{**_fields(entry), "owner": owner.decode(),
-                                            "code": code.decode() if code is not None else entry.code}))
+                                            "code": code.decode() if code is not None else entry.code,
+                                            "retries": int(again) if again is not None else 0}))
             return sorted(entries, key=lambda e: e.bought_at)
 
         return await self._do(work)

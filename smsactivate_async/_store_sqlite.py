@@ -33,7 +33,7 @@ CREATE INDEX IF NOT EXISTS intents_state ON intents (ns, state, seq);
 CREATE TABLE IF NOT EXISTS entries (
     ns TEXT NOT NULL, kind TEXT NOT NULL, id INTEGER NOT NULL, owner TEXT NOT NULL, intent_id TEXT,
     bought_at REAL NOT NULL, service TEXT, country TEXT, phone TEXT, code TEXT, state TEXT NOT NULL,
-    PRIMARY KEY (ns, kind, id));
+    retries INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (ns, kind, id));
 CREATE INDEX IF NOT EXISTS entries_open ON entries (ns, state);
 CREATE TABLE IF NOT EXISTS leases (ns TEXT NOT NULL, owner TEXT NOT NULL, expires REAL NOT NULL,
     PRIMARY KEY (ns, owner));
@@ -172,11 +172,11 @@ class SqliteStore(Store):
         return await self._run(work, write=True)
 
     async def update_entry(self, kind: Kind, entry_id: int, *, state: EntryState | None = None,
-                           code: str | None = None) -> None:
+                           code: str | None = None, another: bool = False) -> None:
         def work(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "UPDATE entries SET state = COALESCE(?, state), code = COALESCE(?, code) "
-                "WHERE ns = ? AND kind = ? AND id = ?", (state, code, self._ns, kind, entry_id))
+                "UPDATE entries SET state = COALESCE(?, state), code = COALESCE(?, code), retries = retries + ? "
+                "WHERE ns = ? AND kind = ? AND id = ?", (state, code, int(another), self._ns, kind, entry_id))
 
         await self._run(work, write=True)
 
@@ -201,7 +201,7 @@ class SqliteStore(Store):
     async def open_entries(self) -> list[Entry]:
         def work(conn: sqlite3.Connection) -> list[Entry]:
             rows = conn.execute(
-                "SELECT kind, id, owner, intent_id, bought_at, service, country, phone, code, state FROM entries "
+                "SELECT kind, id, owner, intent_id, bought_at, service, country, phone, code, state, retries FROM entries "
                 "WHERE ns = ? AND state = 'open' ORDER BY bought_at", (self._ns,)).fetchall()
             return [Entry(*_row(r)) for r in rows]
 
@@ -236,4 +236,4 @@ class SqliteStore(Store):
 
 
 def _row(r: Any) -> tuple[Any, ...]:
-    return (r[0], int(r[1]), r[2], r[3], float(r[4]), r[5], r[6], r[7], r[8], r[9])
+    return (r[0], int(r[1]), r[2], r[3], float(r[4]), r[5], r[6], r[7], r[8], r[9], int(r[10]))

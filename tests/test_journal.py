@@ -25,6 +25,8 @@ from smsactivate_async._store import Entry, Intent, Store, namespace_for, open_s
 from smsactivate_async.simulator import CodeSchedule, ManualClock, Simulator
 from smsactivate_async.simulator._core import ActivationState
 
+from .conftest import start_redis
+
 pytestmark = pytest.mark.anyio
 
 
@@ -205,6 +207,9 @@ async def test_closing_and_codes_are_journaled(persistent_url: str) -> None:
         assert await client.wait_for_code(kept.activation_id, timeout=5) == "24680"
         assert {e.id: e.code for e in await store.open_entries()} == {kept.activation_id: "24680",
                                                                        dropped.activation_id: None}
+        await client.set_status(kept.activation_id, 3)
+        assert [(e.id, e.retries) for e in await store.open_entries() if e.id == kept.activation_id] == [
+            (kept.activation_id, 1)]
         await client.set_status(dropped.activation_id, 8)
         await client.set_status(kept.activation_id, 6)
         assert await store.open_entries() == []
@@ -374,3 +379,26 @@ async def test_clients_on_redis_share_one_rate_budget(redis_url: str) -> None:
     assert sim.ledger.requests_for("getBalance") == 60
     # alone, each would send 30 a second: together the server sees the account's 30 (plus one of slack)
     assert sim.ledger.max_requests_in_window(1.0) <= rate + 1
+
+
+async def test_redis_going_away_mid_run_refuses_purchases_but_waiting_goes_on(tmp_path: Path) -> None:
+    process, url = start_redis(tmp_path)
+    sim = Simulator(codes=CodeSchedule.never())
+    try:
+        async with SMSActivate(sim.api_key, store=url, transport=sim.transport(), rate_limit=20,
+                               poll_interval=0.01) as client:
+            number = await client.get_number_v2(service="tg", country=0)
+            process.kill()
+            process.wait(timeout=10)
+            purchases = len(sim.ledger.purchases)
+            with pytest.raises(StoreError, match="was not sent"):
+                await client.get_number_v2(service="tg", country=0)
+            assert len(sim.ledger.purchases) == purchases
+            sim.deliver_sms(number.activation_id, "code 86420")
+            # the rate budget and the poller fall back to this process alone
+            assert await client.wait_for_code(number.activation_id, timeout=10) == "86420"
+            await client.set_status(number.activation_id, 6)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert sim.activations[number.activation_id].state is ActivationState.FINISHED
