@@ -6,7 +6,7 @@ import copy
 import logging
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 import anyio.abc
@@ -19,7 +19,7 @@ from ._exceptions import InvalidArgumentError, SMSActivateError, WaitTimeoutErro
 from ._generated import GeneratedActions
 from ._journal import Journal, RecoveryReport, default_owner
 from ._params import identifier
-from ._policy import RateLimiter, RetryPolicy
+from ._policy import AdaptiveRateLimiter, Limiter, RateLimiter, RetryPolicy
 from ._providers import Provider, resolve_provider
 from ._recovery import recover
 from ._session import RequestEvent, Session, SessionStats
@@ -54,7 +54,9 @@ class SMSActivate(GeneratedActions):
         proxy: an http/https/socks proxy URL, as httpx takes it.
         transport: replaces the network (``httpx.MockTransport``, ``httpx.ASGITransport``…).
         retry: the :class:`RetryPolicy` for safe actions.
-        rate_limit / burst: requests per second and burst size (default: the preset's; ``None`` unpaced).
+        rate_limit / burst: requests per second and burst size (default: the preset's); ``None`` unpaced;
+            ``"adaptive"``: start at the preset's safe rate, rise while answers are clean, cut at once on a
+            429 or a rate block, never above the provider's published limit (``client.stats.rate``).
         max_in_flight: at most this many requests at once.
         page_size: getActiveActivations page size for the scheduler (default: the preset's).
         clock: a :class:`Clock` (tests inject one).
@@ -81,7 +83,7 @@ class SMSActivate(GeneratedActions):
         proxy: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
-        rate_limit: float | None = _UNSET,
+        rate_limit: float | Literal["adaptive"] | None = _UNSET,
         burst: int | None = None,
         max_in_flight: int | None = None,
         page_size: int | None = _UNSET,
@@ -124,8 +126,8 @@ class SMSActivate(GeneratedActions):
             headers={"User-Agent": "smsactivate-async"},
         )
         rate = self.provider.rate_limit if rate_limit is _UNSET else rate_limit
-        limiter: RateLimiter | RedisRateLimiter = RateLimiter(rate, burst or self.provider.burst, self.clock)
-        if isinstance(self._store, RedisStore) and rate is not None:
+        limiter: Limiter = _make_limiter(rate, burst or self.provider.burst, self.provider, self.clock)
+        if isinstance(self._store, RedisStore) and isinstance(rate, (int, float)):
             # The provider's limit is per account: every client on the store draws from one budget.
             limiter = RedisRateLimiter(self._store, rate, burst or self.provider.burst, self.clock, local=limiter)
         self._session = Session(
@@ -336,3 +338,15 @@ class SMSActivate(GeneratedActions):
         if not self._session.closed:
             self._session.closed = True
             await self._http.aclose()
+
+
+def _make_limiter(rate: object, burst: int, provider: Provider, clock: Clock) -> Limiter:
+    """The client's limiter from ``rate_limit=``: a number, ``None`` or ``"adaptive"``; else a clear error."""
+    if rate == "adaptive":
+        numeric = provider.rate_limit if isinstance(provider.rate_limit, (int, float)) else None
+        ceiling = provider.rate_ceiling or numeric or 50.0
+        return AdaptiveRateLimiter(min(provider.safe_rate, ceiling), ceiling, burst, clock)
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0
+                             or rate != rate or rate == float("inf")):
+        raise InvalidArgumentError(f"rate_limit must be a positive number, None or 'adaptive', got {rate!r}")
+    return RateLimiter(rate, burst, clock)

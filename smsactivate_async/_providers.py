@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Union
 
 import attrs
 
@@ -11,14 +11,21 @@ from ._exceptions import InvalidArgumentError
 __all__ = ["PROVIDERS", "Dialect", "Provider", "resolve_provider"]
 
 Dialect = Literal["sms-activate", "herosms"]
+#: requests per second, ``None`` (unpaced) or ``"adaptive"`` (follows the provider's answers)
+RateSetting = Union[float, None, Literal["adaptive"]]  # noqa: UP007 (a runtime alias)
 
 
 @attrs.frozen
 class Provider:
     """A compatible provider: base URL, dialect, and the limits to respect.
 
-    ``rate_limit`` is requests per second (``None``: unpaced) with ``burst`` requests allowed at
-    once; ``page_size`` is the getActiveActivations page (``None``: one answer holds every row);
+    ``rate_limit`` is requests per second (``None``: unpaced, ``"adaptive"``: starts at ``safe_rate``
+    and follows the provider's answers up to ``rate_ceiling``, the provider's published limit) with
+    ``burst`` requests allowed at once; ``rate_block_seconds`` is how long the provider blocks an
+    account that went over its limit, held when a 429 says no ``Retry-After``; ``page_size`` is the
+    getActiveActivations page (``None``: one answer holds every row); ``codes_from_rows`` whether a
+    code in a getActiveActivations row (one string, not after a re-request) is delivered without a
+    confirming getStatus;
     ``supports_ready`` says whether setStatus 1 is accepted; ``honours_order_id`` whether
     getNumberV2's ``orderId`` is idempotent; ``extra_actions`` are wire actions beyond the classic set.
     """
@@ -26,8 +33,12 @@ class Provider:
     name: str
     base_url: str
     dialect: Dialect = "sms-activate"
-    rate_limit: float | None = 20.0
+    rate_limit: RateSetting = 20.0
     burst: int = 20
+    rate_ceiling: float | None = None
+    safe_rate: float = 4.0
+    rate_block_seconds: float | None = None
+    codes_from_rows: bool = True
     poll_interval: float = 5.0
     early_cancel_window: float = 120.0
     page_size: int | None = None
@@ -43,15 +54,23 @@ SMS_ACTIVATE = Provider(
     dialect="sms-activate",
 )
 
-# HeroSMS answers 429 after a handful of quick requests and blocks for 10 s (FACTS.md §18):
-# stay well under that by default. It refuses setStatus 1, pages getActiveActivations, and has
-# no orderId idempotency.
+# HeroSMS (FACTS.md §18): its rules page allows 50 requests per second per account and blocks an
+# account that goes over for 10 s (re-blocked while it goes on); one report saw a 429 after ~6 quick
+# requests. So: adaptive pacing from a safe 4/s up to the published 50, and a 429 without
+# Retry-After holds the client for the 10 s block. It refuses setStatus 1, pages
+# getActiveActivations, and has no orderId idempotency.
 HEROSMS = Provider(
     name="herosms",
     base_url="https://hero-sms.com/stubs/handler_api.php",
     dialect="herosms",
-    rate_limit=4.0,
+    rate_limit="adaptive",
     burst=4,
+    rate_ceiling=50.0,
+    safe_rate=4.0,
+    rate_block_seconds=10.0,
+    # Its rows are known from the spec's example only (a string smsCode with status "4", REAL_RESPONSES
+    # §C): a code seen in a row is confirmed with getStatus until a live capture shows it is exact.
+    codes_from_rows=False,
     page_size=100,
     supports_ready=False,
     honours_order_id=False,

@@ -56,6 +56,8 @@ class SessionStats:
     rate_limited: int = 0
     reconciliations: int = 0
     adopted: int = 0
+    #: requests per second in force (the adaptive limiter's current rate; ``None``: unpaced)
+    rate: float | None = None
     by_action: collections.Counter[str] = attrs.field(factory=collections.Counter)
 
 
@@ -235,6 +237,7 @@ class Session:
         error: SMSActivateError | None = None
         self.stats.requests += 1
         self.stats.by_action[action.wire] += 1
+        self.stats.rate = self.limiter.rate
         try:
             response = await self._send(action, wire, paced)
             status = response.status_code
@@ -325,7 +328,12 @@ class Session:
         retry_after = getattr(error, "retry_after", None)
         if isinstance(error, RateLimitedError):
             self.stats.rate_limited += 1
-            self.limiter.block(retry_after if retry_after is not None else policy.base_delay)
+            # Without a Retry-After, hold for the provider's block (HeroSMS: 10 s, re-blocked by any
+            # request meanwhile), not for a short backoff that would only prolong it.
+            held = retry_after if retry_after is not None else (self.provider.rate_block_seconds or policy.base_delay)
+            self.limiter.block(held)
+            if retry_after is None:
+                retry_after = held
         if attempt >= policy.attempts:
             return False
         if retry_after is not None and retry_after > policy.max_retry_after:

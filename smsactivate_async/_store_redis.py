@@ -297,9 +297,9 @@ class RedisStore(Store):
         keys = [self._key("poller")]
         return bool(await self._do(lambda: self._scripts["lead"](keys=keys, args=[owner, max(1, int(ttl * 1000))])))
 
-    async def publish_rows(self, rows: dict[int, tuple[str | None, str | None]], at: float) -> None:
-        """The poller's scan of the account, for every client's waiters: id → (status, code)."""
-        mapping = {str(i): f"{status or ''}|{code or ''}" for i, (status, code) in rows.items()}
+    async def publish_rows(self, rows: dict[int, tuple[str | None, str | None, bool]], at: float) -> None:
+        """The poller's scan of the account, for every client's waiters: id → (status, code, exact)."""
+        mapping = {str(i): f"{status or ''}|{int(exact)}|{code or ''}" for i, (status, code, exact) in rows.items()}
 
         async def work() -> None:
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -311,18 +311,18 @@ class RedisStore(Store):
 
         await self._do(work)
 
-    async def read_rows(self, ids: list[int]) -> tuple[float, dict[int, tuple[str | None, str | None]]]:
+    async def read_rows(self, ids: list[int]) -> tuple[float, dict[int, tuple[str | None, str | None, bool]]]:
         """When the poller last scanned (wall time; 0 if never) and the rows of ``ids`` it saw."""
-        async def work() -> tuple[float, dict[int, tuple[str | None, str | None]]]:
+        async def work() -> tuple[float, dict[int, tuple[str | None, str | None, bool]]]:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.get(self._key("rows:at"))
                 pipe.hmget(self._key("rows"), [str(i) for i in ids] or ["-"])
                 at, found = await pipe.execute()
-            rows: dict[int, tuple[str | None, str | None]] = {}
+            rows: dict[int, tuple[str | None, str | None, bool]] = {}
             for activation_id, value in zip(ids, found, strict=False):
                 if value is not None:
-                    status, _, code = value.decode().partition("|")
-                    rows[activation_id] = (status or None, code or None)
+                    status, exact, code = value.decode().split("|", 2)
+                    rows[activation_id] = (status or None, code or None, exact == "1")
             return (float(at) if at is not None else 0.0), rows
 
         return await self._do(work)

@@ -55,23 +55,33 @@ _CLOSED_STATUSES = frozenset({"6", "8", "10"})
 _NONE: frozenset[str] = frozenset()
 
 
-def _scan_rows(answer: Any) -> dict[int, tuple[str | None, str | None]]:
-    """getActiveActivations rows as ``id → (status, code)``: light enough for 10 000 rows a tick."""
-    result: dict[int, tuple[str | None, str | None]] = {}
+#: a getActiveActivations row as the scheduler sees it: (status, code, whether the code is exact)
+Row = tuple[str | None, str | None, bool]
+
+
+def _scan_rows(answer: Any) -> dict[int, Row]:
+    """getActiveActivations rows as ``id → (status, code, exact)``: light enough for 10 000 rows a tick.
+
+    A code is exact when the row gives it as one string (the live shape); the documented array of
+    codes says neither which is the newest nor whether it is stale, so it only means "look".
+    """
+    result: dict[int, Row] = {}
     for row in active_rows(answer):
         code = row.get("smsCode")
-        if isinstance(code, list):
+        exact = not isinstance(code, list)
+        if not exact:
             code = code[-1] if code else None
         status = row.get("activationStatus")
         result[to_id(row["activationId"])] = (
             None if status is None else str(status),
             None if code in (None, "") else str(code),
+            exact,
         )
     return result
 
 
 #: The scheduler's own view of getActiveActivations (not a public action: it skips the models).
-SCAN_ACTIVE: Action[dict[int, tuple[str | None, str | None]]] = Action(
+SCAN_ACTIVE: Action[dict[int, Row]] = Action(
     _actions.GET_ACTIVE_ACTIVATIONS.wire, "scan_active_activations", _actions.GET_ACTIVE_ACTIVATIONS.params,
     "dict", _scan_rows, "getActiveActivations as id → (status, code), for the scheduler.",
     empty_on=_actions.GET_ACTIVE_ACTIVATIONS.empty_on, empty=dict,
@@ -125,7 +135,7 @@ class _Waiter:
     wake: _Wakeup = attrs.field(factory=_Wakeup)
     code: str | None = None
     error: SMSActivateError | None = None
-    last_row: tuple[str | None, str | None] | None = None
+    last_row: Row | None = None
 
     @property
     def done(self) -> bool:
@@ -158,6 +168,8 @@ class Scheduler:
         self.ticks = 0
         #: scans this client made as the account's poller (Redis store)
         self.fleet_scans = 0
+        #: codes taken from a getActiveActivations row without a confirming getStatus
+        self.codes_from_rows = 0
 
     # --- waiting ------------------------------------------------------------------------------
 
@@ -283,6 +295,7 @@ class Scheduler:
             await self._poll_each(waiters)
             return
         changed = []
+        from_rows: list[tuple[int, str]] = []
         for waiter in waiters:
             if waiter.activation_id in unseen:
                 continue
@@ -293,14 +306,21 @@ class Scheduler:
             if row == waiter.last_row:
                 continue
             waiter.last_row = row
-            status, code = row
-            if (code is not None and code not in waiter.exclude) or status == "2" or status in _CLOSED_STATUSES:
+            status, code, exact = row
+            if code is not None and code not in waiter.exclude and exact and not waiter.exclude and not waiter.voice \
+                    and status not in ("3", *_CLOSED_STATUSES) and self._session.provider.codes_from_rows:
+                from_rows.append((waiter.activation_id, code))  # the row is enough: no confirming getStatus
+            elif (code is not None and code not in waiter.exclude) or status == "2" or status in _CLOSED_STATUSES:
                 changed.append(waiter)
             elif waiter.voice:
                 changed.append(waiter)
+        for activation_id, code in from_rows:
+            self.codes_from_rows += 1
+            await self._session.journal.record_code("activation", activation_id, code)
+            self._settle(activation_id, code=code)
         await self._confirm_many(changed)
 
-    async def _rows(self, waiters: list[_Waiter]) -> tuple[dict[int, tuple[str | None, str | None]], set[int]]:
+    async def _rows(self, waiters: list[_Waiter]) -> tuple[dict[int, Row], set[int]]:
         """This tick's rows, and the waited ids they cannot speak for yet.
 
         With a Redis store the account has one poller: the client holding the poller's lease scans
@@ -336,9 +356,9 @@ class Scheduler:
         store = self._session.journal.store
         return store if store.shared and self._session.journal.opened else None
 
-    async def _scan(self, wanted: set[int] | None) -> dict[int, tuple[str | None, str | None]]:
+    async def _scan(self, wanted: set[int] | None) -> dict[int, Row]:
         """The active rows; paging stops once every waited-for activation has been seen (``None``: all)."""
-        rows: dict[int, tuple[str | None, str | None]] = {}
+        rows: dict[int, Row] = {}
         missing = set(wanted) if wanted is not None else None
         pages = self._session.pages(SCAN_ACTIVE)
         try:

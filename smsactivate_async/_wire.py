@@ -36,6 +36,7 @@ __all__ = ["Answer", "TextAnswer", "decode_answer", "parse_retry_after"]
 _CODE_LIKE = re.compile(r"^[A-Z][A-Z0-9_]*( [A-Z0-9_]+)?$")
 _SENTENCE = re.compile(r"^[A-Za-z][A-Za-z0-9 ,.'()/-]{2,200}$")
 _HTML = re.compile(rb"^\s*<|<html|<body|<!doctype", re.IGNORECASE)
+_RATE_BLOCK_PAGE = re.compile(rb"error(?: code)?:?\s*1020", re.IGNORECASE)
 
 
 @attrs.frozen
@@ -147,6 +148,10 @@ def decode_answer(
                 f"HTTP {status_code}; got {excerpt(body)}", code=f"HTTP_{status_code}", action=action, status_code=status_code
             )
         return doc
+    if status_code in (403, 429) and _RATE_BLOCK_PAGE.search(stripped[:2048]):
+        # HeroSMS's rules: over 50 requests/s, "error 1020" (the edge's block page) and a 10 s block.
+        raise RateLimitedError(f"rate block (error 1020); got {excerpt(body)}", code="RATE_LIMIT", action=action,
+                               status_code=status_code, retry_after=retry_after)
     if _HTML.search(stripped[:512]):
         raise _status_error(status_code, body, action, retry_after) or BadResponseError(
             "an HTML page instead of an answer", body=body, status_code=status_code, action=action

@@ -180,6 +180,7 @@ class Simulator:
         self._ids = iter(range(3_936_040_355, 2**62))  # [LIVE] ids beyond 2^31
         self._rent_ids = iter(range(26_251_422, 2**62))
         self._window: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._blocked_until: dict[str, float] = {}
         self._webhooks: collections.deque[tuple[float, dict[str, Any], int]] = collections.deque()
         self._wake: anyio.Event | None = None
         self._handlers: dict[str, Callable[[Account, Mapping[str, str]], _Reply]] = {
@@ -444,28 +445,54 @@ class Simulator:
     def _record(self, action: str, status: int, fault: FaultKind | None) -> None:
         self.ledger.requests.append(RequestRecord(self.clock.now(), action, status, fault.value if fault else None))
 
-    def _rate_limited(self) -> _Reply:
-        seconds = self.faults.retry_after
-        # HTTP says whole seconds; a fractional value is sent only when configured (fast tests).
-        text = str(int(seconds)) if seconds == int(seconds) else f"{seconds:g}"
-        headers = [(b"retry-after", text.encode())]
+    def _rate_limited(self, seconds: float | None = None, *, header: bool = True, page: bool = False) -> _Reply:
+        seconds = self.faults.retry_after if seconds is None else seconds
+        if page:
+            # [DOC HeroSMS rules: "error 1020"] the edge's block page
+            return _Reply(403, b"<html><head><title>Access denied | error code: 1020</title></head><body>"
+                          b"<h1>Error 1020</h1><p>Access denied</p><p>error code: 1020</p></body></html>", "text/html")
         if self._hero:
             reply = self._json({"title": "RATE_LIMIT", "details": ""}, 429)  # [LIVE]
         else:
             reply = self._text("Too Many Requests", 429)  # [LIVE Tiger edge]; sms-activate never showed a 429
-        reply.headers = headers
+        if header:
+            # HTTP says whole seconds; a fractional value is sent only when configured (fast tests).
+            text = str(int(seconds)) if seconds == int(seconds) else f"{seconds:g}"
+            reply.headers = [(b"retry-after", text.encode())]
         return reply
 
     def _budget(self, params: Mapping[str, str]) -> _Reply | None:
-        budget = self.faults.rps_budget
+        faults = self.faults
+        now = self.clock.now()
+        key = params.get("api_key", "")
+        if faults.purchase_rps is not None and params.get("action") in ("getNumber", "getNumberV2"):
+            scope = f"{key}|{params.get('service', '')}|{params.get('country', '')}"
+            window = self._window[scope]
+            while window and now - window[0] >= 1.0:
+                window.popleft()
+            if len(window) >= faults.purchase_rps:
+                self.ledger.over_budget += 1
+                return self._rate_limited(max(1.0, faults.retry_after))
+            window.append(now)
+        budget = faults.rps_budget
         if budget is None:
             return None
-        now = self.clock.now()
-        window = self._window[params.get("api_key", "")]
+        blocked = self._blocked_until.get(key, float("-inf"))
+        if faults.block_seconds is not None and now < blocked:
+            # [DOC HeroSMS] "repeats re-block": a request during the block starts it again
+            self._blocked_until[key] = now + faults.block_seconds
+            self.ledger.blocks[-1][1] = now + faults.block_seconds
+            return self._rate_limited(faults.block_seconds, header=faults.retry_after_header, page=faults.block_page)
+        window = self._window[key]
         while window and now - window[0] >= 1.0:
             window.popleft()
         if len(window) >= budget:
-            return self._rate_limited()
+            self.ledger.over_budget += 1
+            if faults.block_seconds is None:
+                return self._rate_limited(header=faults.retry_after_header)
+            self._blocked_until[key] = now + faults.block_seconds
+            self.ledger.blocks.append([now, now + faults.block_seconds])
+            return self._rate_limited(faults.block_seconds, header=faults.retry_after_header, page=faults.block_page)
         window.append(now)
         return None
 

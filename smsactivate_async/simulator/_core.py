@@ -212,6 +212,12 @@ class Faults:
     script (``inject(kind, action=…, times=…)``: the next matching requests get it).
 
     ``rps_budget``: more requests than this within one second (per key) get 429 + Retry-After.
+    ``block_seconds``: going over the budget blocks the account this long, and every request during
+    the block answers 429 and starts it again ([DOC HeroSMS rules: 50 RPS, 10 s, repeats re-block]).
+    ``retry_after_header``: whether budget 429s carry ``Retry-After`` (HeroSMS's live 429 did not).
+    ``block_page``: answer a block with the edge's ``403 error code: 1020`` page instead of the 429.
+    ``purchase_rps``: purchases per second per key+service+country beyond which the edge answers
+    429 ``Too Many Requests`` + ``Retry-After`` [LIVE Tiger].
     """
 
     rates: dict[FaultKind, float] = attrs.field(factory=dict)
@@ -220,8 +226,27 @@ class Faults:
     hang_seconds: float = 30.0
     retry_after: float = 1.0
     rps_budget: float | None = None
+    block_seconds: float | None = None
+    retry_after_header: bool = True
+    block_page: bool = False
+    purchase_rps: float | None = None
     actions: frozenset[str] | None = None  # limit rate faults to these actions
     _script: collections.deque[tuple[FaultKind, str | None]] = attrs.field(factory=collections.deque)
+
+    @classmethod
+    def herosms_limits(cls, **kwargs: object) -> Faults:
+        """HeroSMS's published limit: 50 requests/s per account, a 10 s block beyond it, re-blocked by
+        requests during it, answered 429 ``RATE_LIMIT`` without ``Retry-After`` [LIVE fixture]."""
+        options: dict[str, object] = {"rps_budget": 50.0, "block_seconds": 10.0, "retry_after_header": False}
+        options.update(kwargs)
+        return cls(**options)  # type: ignore[arg-type]
+
+    @classmethod
+    def tiger_limits(cls, **kwargs: object) -> Faults:
+        """Tiger's edge: purchases limited per user+service+country, 429 + ``Retry-After`` [LIVE]."""
+        options: dict[str, object] = {"purchase_rps": 1.0, "retry_after": 1.0}
+        options.update(kwargs)
+        return cls(**options)  # type: ignore[arg-type]
 
     @classmethod
     def uniform(cls, rate: float, **kwargs: object) -> Faults:
@@ -293,6 +318,10 @@ class Ledger:
     status_changes: list[StatusRecord] = attrs.field(factory=list)
     refunds: list[RefundRecord] = attrs.field(factory=list)
     webhook_deliveries: list[tuple[float, int, int]] = attrs.field(factory=list)
+    #: requests refused for going over the account's budget (the first of a block included)
+    over_budget: int = 0
+    #: (start, end) of each block of the account, as finally extended
+    blocks: list[list[float]] = attrs.field(factory=list)
 
     def requests_for(self, action: str) -> int:
         return sum(1 for r in self.requests if r.action == action)

@@ -1,0 +1,214 @@
+"""Pacing to the provider's real limit: the adaptive limiter, the simulator's model of each
+provider's limit, rate blocks, and codes delivered from rows without a confirming getStatus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from smsactivate_async import InvalidArgumentError, Provider, RateLimitedError, RetryPolicy, SMSActivate
+from smsactivate_async._policy import AdaptiveRateLimiter
+from smsactivate_async._waiting import _scan_rows
+from smsactivate_async._wire import decode_answer
+from smsactivate_async.simulator import CodeSchedule, Faults, ManualClock, Simulator
+
+from .conftest import mock_client
+
+pytestmark = pytest.mark.anyio
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.t += max(0.0, seconds)
+
+
+# --- the adaptive limiter ---------------------------------------------------------------------------
+
+
+async def _send(limiter: AdaptiveRateLimiter, clock: FakeClock, seconds: float) -> int:
+    sent, end = 0, clock.t + seconds
+    while clock.t < end:
+        await limiter.acquire()
+        sent += 1
+    return sent
+
+
+async def test_adaptive_rises_from_the_safe_rate_and_never_above_the_ceiling() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(4.0, 50.0, 4, clock)
+    assert limiter.rate == 4.0
+    first_second = await _send(limiter, clock, 1.0)
+    assert first_second <= 4 + 4  # the safe rate and its burst
+    await _send(limiter, clock, 10.0)
+    assert limiter.rate == limiter.max_rate <= 50.0 - 3  # the burst lands in the server's one-second window
+    assert await _send(limiter, clock, 1.0) <= 50
+
+
+async def test_a_throttle_cuts_once_holds_the_block_and_grows_back() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(4.0, 50.0, 1, clock)
+    await _send(limiter, clock, 10.0)
+    top = limiter.rate
+    assert top is not None
+    for _ in range(5):  # one block answers many requests in flight: one cut
+        limiter.block(10.0)
+    assert limiter.rate == pytest.approx(top * 0.7) and limiter.throttles == 5
+    before = clock.t
+    await limiter.acquire()
+    assert clock.t >= before + 10.0  # nothing leaves during the block
+    assert limiter.rate == pytest.approx(top * 0.7)  # and nothing grew during it
+    await _send(limiter, clock, 8.0)
+    assert limiter.rate == pytest.approx(top)  # back to where it was cut
+
+
+async def test_an_idle_client_does_not_climb_to_a_rate_it_never_used() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(4.0, 50.0, 1, clock)
+    for _ in range(20):
+        await clock.sleep(1.0)
+        await limiter.acquire()  # one request a second
+    assert limiter.rate is not None and limiter.rate <= 4.0
+
+
+@pytest.mark.parametrize("bad", ["fast", -1, 0, True, float("nan"), float("inf"), [5]])
+def test_rate_limit_must_be_a_positive_number_none_or_adaptive(bad: Any) -> None:
+    with pytest.raises(InvalidArgumentError, match="rate_limit"):
+        SMSActivate("k", rate_limit=bad)
+
+
+async def test_herosms_is_adaptive_by_default_and_stats_show_the_rate() -> None:
+    sim = Simulator(dialect="herosms")
+    async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport()) as client:
+        assert isinstance(client._session.limiter, AdaptiveRateLimiter)
+        await client.get_balance()
+        assert client.stats.rate == 4.0
+    async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), rate_limit=7) as fixed:
+        await fixed.get_balance()
+        assert fixed.stats.rate == 7
+
+
+# --- rate blocks seen by the client -----------------------------------------------------------------
+
+
+async def test_a_429_without_retry_after_holds_the_provider_block() -> None:
+    clock = FakeClock()
+    answers = [httpx.Response(429, json={"title": "RATE_LIMIT", "details": ""}),
+               httpx.Response(200, text="ACCESS_BALANCE:1")]
+    sent: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(clock.t)
+        return answers.pop(0)
+
+    async with mock_client(handler, provider="herosms", clock=clock, rate_limit="adaptive") as client:
+        await client.get_balance()
+    assert sent[1] - sent[0] >= 10.0  # HeroSMS blocks 10 s and re-blocks on any request during it
+
+
+async def test_the_edges_1020_page_is_a_rate_limit_not_a_server_error() -> None:
+    body = b"<html><head><title>Access denied | error code: 1020</title></head><body>error code: 1020</body></html>"
+    with pytest.raises(RateLimitedError):
+        decode_answer(action="getBalance", status_code=403, body=body, headers={})
+
+
+# --- the simulator's model of each provider's limit --------------------------------------------------
+
+
+async def test_simulated_herosms_blocks_for_10s_and_reblocks() -> None:
+    clock = ManualClock()
+    sim = Simulator(dialect="herosms", clock=clock, faults=Faults.herosms_limits())
+    params = {"api_key": sim.api_key, "action": "getBalance"}
+    statuses = [(await sim.handle(params)).status for _ in range(51)]
+    assert statuses[:50] == [200] * 50 and statuses[50] == 429
+    assert sim.ledger.over_budget == 1 and sim.ledger.blocks == [[0.0, 10.0]]
+    clock.advance(9.0)
+    blocked = await sim.handle(params)  # during the block: refused, and the block starts again
+    assert blocked.status == 429 and b"RATE_LIMIT" in blocked.body and not blocked.headers
+    assert sim.ledger.blocks == [[0.0, 19.0]]
+    clock.advance(9.5)
+    assert (await sim.handle(params)).status == 429
+    clock.advance(10.1)
+    assert (await sim.handle(params)).status == 200
+
+
+async def test_simulated_block_page_1020() -> None:
+    sim = Simulator(dialect="herosms", clock=ManualClock(), faults=Faults.herosms_limits(rps_budget=1, block_page=True))
+    params = {"api_key": sim.api_key, "action": "getBalance"}
+    await sim.handle(params)
+    reply = await sim.handle(params)
+    assert reply.status == 403 and b"1020" in reply.body
+
+
+async def test_simulated_tiger_limits_purchases_per_service_and_country() -> None:
+    sim = Simulator(clock=ManualClock(), faults=Faults.tiger_limits())
+    buy = {"api_key": sim.api_key, "action": "getNumber", "service": "tg", "country": "0"}
+    assert (await sim.handle(buy)).status == 200
+    limited = await sim.handle(buy)
+    assert limited.status == 429 and limited.body == b"Too Many Requests" and limited.headers == [(b"retry-after", b"1")]
+    assert (await sim.handle({**buy, "service": "wa"})).status == 200  # another pair has its own budget
+    assert (await sim.handle({**buy, "action": "getBalance"})).status == 200  # reads are not limited
+
+
+async def test_adaptive_client_against_a_faithful_limit_is_never_blocked_after_it_learns() -> None:
+    sim = Simulator(dialect="herosms", faults=Faults.herosms_limits(rps_budget=40, block_seconds=1.0))
+    provider = Provider(name="limited", base_url="https://x.example/stubs/handler_api.php", dialect="herosms",
+                        rate_limit="adaptive", rate_ceiling=40, burst=2, rate_block_seconds=1.0)
+    async with SMSActivate(sim.api_key, provider=provider, transport=sim.transport(),
+                           retry=RetryPolicy(attempts=5)) as client:
+        with anyio.fail_after(30):
+            for _ in range(150):
+                await client.get_balance()
+    assert sim.ledger.blocks == [] and sim.ledger.over_budget == 0
+    assert sim.ledger.max_requests_in_window(1.0) <= 40
+
+
+# --- codes from rows ---------------------------------------------------------------------------------
+
+
+def test_a_row_code_is_exact_only_as_one_string() -> None:
+    rows = _scan_rows({"activeActivations": [
+        {"activationId": "1", "activationStatus": "2", "smsCode": "8932"},
+        {"activationId": "2", "activationStatus": "4", "smsCode": ["111", "222"]},
+        {"activationId": "3", "activationStatus": "4", "smsCode": None}]})
+    assert rows == {1: ("2", "8932", True), 2: ("4", "222", False), 3: ("4", None, True)}
+
+
+@pytest.mark.parametrize(("dialect", "confirmations"), [("sms-activate", 0), ("herosms", 20)])
+async def test_codes_from_rows_where_the_dialect_is_exact(dialect: str, confirmations: int) -> None:
+    sim = Simulator(dialect=dialect, codes=CodeSchedule.within(0.05, 0.3))  # type: ignore[arg-type]
+    async with SMSActivate(sim.api_key, provider=dialect, transport=sim.transport(), rate_limit=None,
+                           poll_interval=0.05) as client:
+        numbers = [await client.get_number_v2(service="tg", country=2) for _ in range(20)]
+        codes: dict[int, str] = {}
+
+        async def wait(activation_id: int) -> None:
+            codes[activation_id] = await client.wait_for_code(activation_id, timeout=10)
+
+        async with anyio.create_task_group() as group:
+            for number in numbers:
+                group.start_soon(wait, number.activation_id)
+        assert client._get_scheduler().codes_from_rows == 20 - confirmations
+    assert codes == {n.activation_id: sim.activations[n.activation_id].messages[0].code for n in numbers}
+    assert sim.ledger.requests_for("getStatus") == confirmations
+
+
+async def test_after_a_re_request_the_code_is_confirmed_even_where_rows_are_exact() -> None:
+    sim = Simulator(codes=CodeSchedule.never())
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, poll_interval=0.02) as client:
+        async with client.activation(service="tg", country=0) as act:
+            sim.deliver_sms(act.activation_id, "code 11111")
+            assert await act.wait_for_code(timeout=5) == "11111"
+            await act.request_another_code()
+            before = sim.ledger.requests_for("getStatus")
+            sim.deliver_sms(act.activation_id, "code 22222")
+            assert await act.wait_for_code(timeout=5) == "22222"
+            assert sim.ledger.requests_for("getStatus") > before
