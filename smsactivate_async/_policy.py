@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import random
 from typing import Protocol
 
+import anyio
 import attrs
 
 from ._clock import Clock
@@ -124,7 +126,9 @@ class AdaptiveRateLimiter:
     goes above ``ceiling`` less the burst (the server counts requests in a sliding second, and a burst
     lands in one), and growth is capped at twice the rate actually used, so that an idle client does
     not climb to a rate it never tried. Throttles that arrive together (one block answering many
-    requests in flight) cut once.
+    requests in flight) cut once. Unlike a GCRA, no slot is reserved ahead: callers queue (first
+    come, first served) and each is let go at the rate in force when its turn comes, so a rate that
+    rises or falls applies to the whole queue at once.
     """
 
     #: CUBIC's scale, requests/s per s³ (botocore's value): from 4 to 50 in about 4.5 s
@@ -134,40 +138,54 @@ class AdaptiveRateLimiter:
                  floor: float = 0.5) -> None:
         if not 0 < start <= ceiling:
             raise InvalidArgumentError(f"adaptive pacing needs 0 < start <= ceiling, got {start} and {ceiling}")
+        if burst < 1:
+            raise InvalidArgumentError(f"burst must be at least 1, got {burst}")
         self._clock = clock
-        self._burst = burst
+        self._burst = float(burst)
         self.ceiling = ceiling
         self.max_rate = max(floor, ceiling * 0.95 - (burst - 1))
         self.floor = floor
         self.beta = beta
         self.rate: float | None = min(start, self.max_rate)
         self.throttles = 0
-        self._bucket = RateLimiter(self.rate, burst, clock)
-        self._w_max = self.rate
+        self._lock = anyio.Lock()
+        self._tokens = self._burst
+        self._last = clock.now()
+        self._blocked_until = float("-inf")
+        self._w_max = self._current
         self._k = 0.0  # the curve starts on its plateau: growth is slow at first, then quick
-        self._epoch = clock.now()
+        self._epoch = self._last
         self._last_cut = float("-inf")
-        self._sent: list[float] = []  # send times of the last second, for the rate in use
+        self._sent: collections.deque[float] = collections.deque()  # send times of the last second
 
     @property
     def _current(self) -> float:
         assert self.rate is not None
         return self.rate
 
-    def _target(self, now: float) -> float:
-        t = now - self._epoch
-        return self.C * (t - self._k) ** 3 + self._w_max
-
-    async def acquire(self) -> None:
-        now = self._clock.now()
-        self._sent = [t for t in self._sent if now - t < 1.0]
-        used = max(len(self._sent), 1)
-        rate = min(self.max_rate, max(self.floor, self._target(now)), max(self._current, 2.0 * used))
+    def _grow(self, now: float) -> None:
+        while self._sent and now - self._sent[0] >= 1.0:
+            self._sent.popleft()
+        target = self.C * (now - self._epoch - self._k) ** 3 + self._w_max
+        rate = min(self.max_rate, max(self.floor, target), max(self._current, 2.0 * max(1, len(self._sent))))
         if rate > self._current:
             self.rate = rate
-            self._bucket.set_rate(rate)
-        await self._bucket.acquire()
-        self._sent.append(self._clock.now())
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = self._clock.now()
+                if now < self._blocked_until:
+                    await self._clock.sleep(self._blocked_until - now)
+                    continue
+                self._grow(now)
+                self._tokens = min(self._burst, self._tokens + (now - self._last) * self._current)
+                self._last = now
+                if self._tokens >= 1.0 - 1e-9:  # (a tolerance: float time must not wait forever for 1e-16)
+                    self._tokens = max(0.0, self._tokens - 1.0)
+                    self._sent.append(now)
+                    return
+                await self._clock.sleep((1.0 - self._tokens) / self._current)
 
     def block(self, seconds: float) -> None:
         now = self._clock.now()
@@ -175,10 +193,9 @@ class AdaptiveRateLimiter:
         if now - self._last_cut > 1.0:  # one cut per throttling event, not per answer of it
             self._last_cut = now
             self._w_max = self._current
-            cut = max(self.floor, self._current * self.beta)
-            self.rate = cut
-            self._bucket.set_rate(cut)
+            self.rate = max(self.floor, self._current * self.beta)
             # restart the curve from the cut: back to w_max after K seconds, above it only after
             self._k = (self._w_max * (1 - self.beta) / self.C) ** (1 / 3)
             self._epoch = now + seconds  # no growth while blocked
-        self._bucket.block(seconds)
+        self._tokens = 0.0
+        self._blocked_until = max(self._blocked_until, now + seconds)
