@@ -127,9 +127,10 @@ class SMSActivate(GeneratedActions):
         )
         rate = self.provider.rate_limit if rate_limit is _UNSET else rate_limit
         limiter: Limiter = _make_limiter(rate, burst or self.provider.burst, self.provider, self.clock)
-        if isinstance(self._store, RedisStore) and isinstance(rate, (int, float)):
+        if isinstance(self._store, RedisStore) and rate is not None:
             # The provider's limit is per account: every client on the store draws from one budget.
-            limiter = RedisRateLimiter(self._store, rate, burst or self.provider.burst, self.clock, local=limiter)
+            limiter = RedisRateLimiter(self._store, rate if isinstance(rate, (int, float)) else None,
+                                       burst or self.provider.burst, self.clock, local=limiter)
         self._session = Session(
             http=self._http,
             provider=attrs.evolve(self.provider, page_size=self.page_size),

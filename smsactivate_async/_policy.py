@@ -56,7 +56,9 @@ NO_RETRY = RetryPolicy(attempts=1)
 class Limiter(Protocol):
     """What the session needs of a rate limiter (this process's, or the fleet's in Redis)."""
 
-    rate: float | None
+    @property
+    def rate(self) -> float | None:
+        """Requests per second in force (``None``: unpaced)."""
 
     async def acquire(self) -> None: ...
 
@@ -163,13 +165,37 @@ class AdaptiveRateLimiter:
         assert self.rate is not None
         return self.rate
 
-    def _grow(self, now: float) -> None:
+    def _grow(self, now: float, capped: bool = True) -> None:
         while self._sent and now - self._sent[0] >= 1.0:
             self._sent.popleft()
         target = self.C * (now - self._epoch - self._k) ** 3 + self._w_max
-        rate = min(self.max_rate, max(self.floor, target), max(self._current, 2.0 * max(1, len(self._sent))))
+        rate = min(self.max_rate, max(self.floor, target))
+        if capped:
+            rate = min(rate, max(self._current, 2.0 * max(1, len(self._sent))))
         if rate > self._current:
             self.rate = rate
+
+    def rate_now(self, *, capped: bool = True) -> float:
+        """The rate in force now (grown along the curve). A fleet's share of one budget is not capped
+        by this process's own use, which is only a part of it."""
+        now = self._clock.now()
+        self._grow(now, capped)
+        if not capped:
+            self._sent.append(now)
+        return self._current
+
+    def cut(self, hold: float = 0.0) -> bool:
+        """Cut the rate by ``beta`` unless it was cut within the last second; ``True`` if it was cut now."""
+        now = self._clock.now()
+        if now - self._last_cut <= 1.0:
+            return False
+        self._last_cut = now
+        self._w_max = self._current
+        self.rate = max(self.floor, self._current * self.beta)
+        # restart the curve from the cut: back to w_max after K seconds, above it only after
+        self._k = (self._w_max * (1 - self.beta) / self.C) ** (1 / 3)
+        self._epoch = now + hold  # no growth while blocked
+        return True
 
     async def acquire(self) -> None:
         async with self._lock:
@@ -190,12 +216,6 @@ class AdaptiveRateLimiter:
     def block(self, seconds: float) -> None:
         now = self._clock.now()
         self.throttles += 1
-        if now - self._last_cut > 1.0:  # one cut per throttling event, not per answer of it
-            self._last_cut = now
-            self._w_max = self._current
-            self.rate = max(self.floor, self._current * self.beta)
-            # restart the curve from the cut: back to w_max after K seconds, above it only after
-            self._k = (self._w_max * (1 - self.beta) / self.C) ** (1 / 3)
-            self._epoch = now + seconds  # no growth while blocked
+        self.cut(seconds)  # one cut per throttling event, not per answer of it
         self._tokens = 0.0
         self._blocked_until = max(self._blocked_until, now + seconds)

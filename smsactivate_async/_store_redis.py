@@ -63,7 +63,7 @@ local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
 local start = math.max(now, tat - tolerance, blocked)
 local new_tat = math.max(tat, start) + interval
 redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
-return string.format('%.6f', start - now)
+return {string.format('%.6f', start - now), redis.call('GET', KEYS[3]) or '0'}
 """
 
 _BLOCK = """
@@ -73,6 +73,7 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local untl = now + tonumber(ARGV[1])
 local blocked = tonumber(redis.call('GET', KEYS[1]) or '0')
 if untl > blocked then
+  redis.call('SET', KEYS[3], string.format('%.6f', now))
   redis.call('SET', KEYS[1], string.format('%.6f', untl), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
   local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
   if tat < untl then redis.call('SET', KEYS[2], string.format('%.6f', untl), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000) end
@@ -279,14 +280,15 @@ class RedisStore(Store):
 
     # --- the fleet's rate budget ----------------------------------------------------------------
 
-    async def reserve(self, interval: float, tolerance: float) -> float:
-        """Reserve the next slot of the shared budget; seconds to wait before using it."""
-        keys = [self._key("rate"), self._key("rate:block")]
-        delay = await self._do(lambda: self._scripts["gcra"](keys=keys, args=[repr(interval), repr(tolerance)]))
-        return max(0.0, float(delay))
+    async def reserve(self, interval: float, tolerance: float) -> tuple[float, float]:
+        """Reserve the next slot of the shared budget: (seconds to wait before using it, when the
+        fleet's rate was last cut by a throttle, on the server's clock)."""
+        keys = [self._key("rate"), self._key("rate:block"), self._key("rate:cut")]
+        delay, cut = await self._do(lambda: self._scripts["gcra"](keys=keys, args=[repr(interval), repr(tolerance)]))
+        return max(0.0, float(delay)), float(cut)
 
     async def block(self, seconds: float) -> None:
-        keys = [self._key("rate:block"), self._key("rate")]
+        keys = [self._key("rate:block"), self._key("rate"), self._key("rate:cut")]
         await self._do(lambda: self._scripts["block"](keys=keys, args=[repr(seconds)]))
 
 
@@ -338,24 +340,40 @@ class RedisRateLimiter:
     """The client's rate limiter when the budget is the fleet's: same interface as ``RateLimiter``.
 
     Every client on the store reserves its slots from one GCRA in Redis, so W workers at the
-    account's limit send at the limit together, not W times it. If Redis cannot be reached the
-    client falls back to pacing itself at the same rate (never faster than alone).
+    account's limit send at the limit together, not W times it. With adaptive pacing the rate is the
+    fleet's too: a throttle seen by any client blocks all of them (in Redis) and cuts every client's
+    rate when it next reserves a slot. If Redis cannot be reached the client falls back to pacing
+    itself at the same rate (never faster than alone).
     """
 
-    def __init__(self, store: RedisStore, rate: float, burst: int, clock: Clock, local: Any) -> None:
-        self.rate: float | None = rate
+    def __init__(self, store: RedisStore, rate: float | None, burst: int, clock: Clock, local: Any) -> None:
+        from ._policy import AdaptiveRateLimiter
+
+        self._adaptive = local if isinstance(local, AdaptiveRateLimiter) else None
+        self._fixed = rate
+        self._burst = burst
         self._store = store
         self._clock = clock
-        self._interval = 1.0 / rate
-        self._tolerance = self._interval * (burst - 1)
         self._local = local  # the process's own limiter: the fallback, and the holder of local blocks
+        self._seen_cut: float | None = None
+
+    @property
+    def rate(self) -> float | None:
+        return self._adaptive.rate if self._adaptive is not None else self._fixed
 
     async def acquire(self) -> None:
+        rate = self._adaptive.rate_now(capped=False) if self._adaptive is not None else self._fixed
+        assert rate is not None
+        interval = 1.0 / rate
         try:
-            delay = await self._store.reserve(self._interval, self._tolerance)
+            delay, cut = await self._store.reserve(interval, interval * (self._burst - 1))
         except StoreError:
             await self._local.acquire()
             return
+        if self._adaptive is not None and cut != self._seen_cut:
+            if self._seen_cut is not None:
+                self._adaptive.cut()  # another client was throttled: the account's rate is lower
+            self._seen_cut = cut
         if delay > 0:
             await self._clock.sleep(delay)
 

@@ -212,3 +212,33 @@ async def test_after_a_re_request_the_code_is_confirmed_even_where_rows_are_exac
             sim.deliver_sms(act.activation_id, "code 22222")
             assert await act.wait_for_code(timeout=5) == "22222"
             assert sim.ledger.requests_for("getStatus") > before
+
+
+async def test_on_redis_the_adapted_rate_is_the_fleets(redis_url: str) -> None:
+    """Three adaptive clients of one account on Redis: together they stay within the account's budget,
+    and a throttle seen by one cuts them all."""
+    sim = Simulator(dialect="herosms", faults=Faults.herosms_limits(rps_budget=30, block_seconds=1.0))
+    provider = Provider(name="limited", base_url="https://x.example/stubs/handler_api.php", dialect="herosms",
+                        rate_limit="adaptive", rate_ceiling=30, burst=2, rate_block_seconds=1.0)
+    clients = [SMSActivate(sim.api_key, provider=provider, transport=sim.transport(), store=redis_url, owner=f"c{i}",
+                           retry=RetryPolicy(attempts=5)) for i in range(3)]
+
+    async def work(client: SMSActivate) -> None:
+        for _ in range(50):
+            await client.get_balance()
+
+    async with clients[0], clients[1], clients[2]:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+                for client in clients:
+                    group.start_soon(work, client)
+        rates = [c.stats.rate for c in clients]
+        # a throttle seen by one client is the fleet's: every client's rate follows
+        clients[0]._session.limiter.block(1.0)
+        await anyio.sleep(0.05)
+        for client in clients[1:]:
+            await client.get_balance()
+        cut = [c._session.limiter.rate for c in clients]
+    assert sim.ledger.blocks == [] and sim.ledger.over_budget == 0
+    assert sim.ledger.max_requests_in_window(1.0) <= 30
+    assert all(after is not None and before is not None and after < before for before, after in zip(rates, cut, strict=True))
