@@ -20,6 +20,30 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+class FakeClock:
+    """Time that moves only by the sleeps the code asks for."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += max(0.0, seconds)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def persistent_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A journal that outlives a process: a sqlite file, or the test session's redis-server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'journal.db'}"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
 def mock_client(handler: Handler, provider: str = "sms-activate", **kwargs: object) -> SMSActivate:
     """A client over ``httpx.MockTransport`` with pacing off and fast retries."""
     from smsactivate_async import RetryPolicy

@@ -38,18 +38,10 @@ def _read_line(process: subprocess.Popen[str], prefix: str, timeout: float = 30.
     raise AssertionError(f"the worker did not say {prefix!r} (exit code {process.poll()})")
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'journal.db'}"
-    url: str = request.getfixturevalue("redis_url")
-    return url
-
-
-def _crash_a_worker(sim: Simulator, base_url: str, journal_url: str) -> list[int]:
+def _crash_a_worker(sim: Simulator, base_url: str, persistent_url: str) -> list[int]:
     """Run a worker until it holds 4 numbers, 2 with their code; then SIGKILL it."""
     worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_worker", base_url, journal_url, "worker-1", "4", "2"],
+        [sys.executable, "-m", "tests.crash_worker", base_url, persistent_url, "worker-1", "4", "2"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
@@ -66,13 +58,13 @@ def _crash_a_worker(sim: Simulator, base_url: str, journal_url: str) -> list[int
     return ids
 
 
-async def test_sigkilled_workers_numbers_are_closed_by_a_survivor(journal_url: str) -> None:
+async def test_sigkilled_workers_numbers_are_closed_by_a_survivor(persistent_url: str) -> None:
     sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
     with serve_in_thread(sim) as base_url:
-        ids = await anyio.to_thread.run_sync(_crash_a_worker, sim, base_url, journal_url)
+        ids = await anyio.to_thread.run_sync(_crash_a_worker, sim, base_url, persistent_url)
         assert [sim.activations[i].state.active for i in ids] == [True] * 4  # the dead worker closed nothing
 
-        async with SMSActivate(sim.api_key, base_url=base_url, store=journal_url, owner="survivor",
+        async with SMSActivate(sim.api_key, base_url=base_url, store=persistent_url, owner="survivor",
                                rate_limit=None) as survivor:
             early = await survivor.recover()
             assert early.finished == early.cancelled == []  # the worker's lease (1 s) has not expired yet

@@ -40,14 +40,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
     return url
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def persistent_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'journal.db'}"
-    url: str = request.getfixturevalue("redis_url")
-    return url
-
-
 @pytest.fixture
 async def store(store_url: str | None) -> AsyncIterator[Store]:
     opened = open_store(store_url)

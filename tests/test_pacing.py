@@ -15,20 +15,9 @@ from smsactivate_async._waiting import _scan_rows
 from smsactivate_async._wire import decode_answer
 from smsactivate_async.simulator import CodeSchedule, Faults, ManualClock, Simulator
 
-from .conftest import mock_client
+from .conftest import FakeClock, mock_client
 
 pytestmark = pytest.mark.anyio
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += max(0.0, seconds)
 
 
 # --- the adaptive limiter ---------------------------------------------------------------------------

@@ -21,24 +21,11 @@ from smsactivate_async import (
 from smsactivate_async._policy import RateLimiter
 from smsactivate_async.simulator import Faults, Simulator
 
+from .conftest import FakeClock
+
 pytestmark = pytest.mark.anyio
 URL = "https://api.sms-activate.ae/stubs/handler_api.php"
 
-
-
-class FakeClock:
-    """Time that moves only by the sleeps the code asks for."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += max(0.0, seconds)
 
 
 def client(**kwargs: Any) -> SMSActivate:

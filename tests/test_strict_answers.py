@@ -33,7 +33,7 @@ from smsactivate_async._actions import ACTIONS, Action
 from smsactivate_async._session import Session
 from smsactivate_async._wire import decode_answer
 
-from .conftest import mock_client, replying
+from .conftest import FakeClock, mock_client, replying
 
 pytestmark = pytest.mark.anyio
 URL = "https://api.sms-activate.ae/stubs/handler_api.php"
@@ -132,19 +132,6 @@ async def test_the_live_skipped_empty_country_key_is_still_accepted() -> None:
 
 
 # --- reconciliation trusts only a listing it could read -------------------------------------------
-
-
-class FakeClock:
-    """Time that moves only by the sleeps the code asks for."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += max(0.0, seconds)
 
 
 def _respond(script: dict[str, list[Any]], log: list[tuple[str, float]], clock: FakeClock) -> Any:
