@@ -58,6 +58,11 @@ class SessionStats:
     adopted: int = 0
     #: requests per second in force (the adaptive limiter's current rate; ``None``: unpaced)
     rate: float | None = None
+
+    @property
+    def throttles(self) -> int:
+        """Throttles seen: 429s, rate blocks and the edge's 1020 pages (the same count as ``rate_limited``)."""
+        return self.rate_limited
     by_action: collections.Counter[str] = attrs.field(factory=collections.Counter)
 
 

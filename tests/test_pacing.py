@@ -100,6 +100,7 @@ async def test_a_429_without_retry_after_holds_the_provider_block() -> None:
 
     async with mock_client(handler, provider="herosms", clock=clock, rate_limit="adaptive") as client:
         await client.get_balance()
+        assert client.stats.throttles == 1 and client.stats.rate == pytest.approx(4.0 * 0.7)
     assert sent[1] - sent[0] >= 10.0  # HeroSMS blocks 10 s and re-blocks on any request during it
 
 
