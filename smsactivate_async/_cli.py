@@ -280,12 +280,14 @@ def rent_cancel(ctx: Context, rent_id: int) -> None:
 @click.option("--dialect", default="sms-activate", type=click.Choice(["sms-activate", "herosms"]), show_default=True)
 @click.option("--faults", default=0.0, show_default=True, help="Share of requests that get a fault.")
 @click.option("--rps", default=None, type=float, help="Requests per second per key before 429.")
+@click.option("--block", "block_seconds", default=None, type=float,
+              help="Going over --rps blocks the key this long, re-started by requests during it (HeroSMS: 10).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--api-key", "keys", multiple=True, default=["test-key"], show_default=True, help="Accepted key(s).")
 @click.option("--codes", default="5:60", show_default=True, help="Codes arrive within LOW:HIGH seconds ('never': by hand).")
 @click.option("--balance", default="1000", show_default=True, help="Starting balance of each key.")
-def simulate(port: int, host: str, dialect: str, faults: float, rps: float | None, seed: int, keys: list[str],
-             codes: str, balance: str) -> None:
+def simulate(port: int, host: str, dialect: str, faults: float, rps: float | None, block_seconds: float | None,
+             seed: int, keys: list[str], codes: str, balance: str) -> None:
     """Serve the protocol simulator on a loopback port."""
     from .simulator import CodeSchedule, Faults, Simulator, serve
 
@@ -294,7 +296,10 @@ def simulate(port: int, host: str, dialect: str, faults: float, rps: float | Non
     else:
         low, _, high = codes.partition(":")
         schedule = CodeSchedule.within(float(low), float(high or low))
-    sim = Simulator(dialect=dialect, seed=seed, faults=Faults.uniform(faults, rps_budget=rps),  # type: ignore[arg-type]
+    limits = Faults.uniform(faults, rps_budget=rps, block_seconds=block_seconds)
+    if dialect == "herosms" and block_seconds is not None:
+        limits.retry_after_header = False  # [LIVE] HeroSMS's 429 carried no Retry-After
+    sim = Simulator(dialect=dialect, seed=seed, faults=limits,  # type: ignore[arg-type]
                     api_keys={key: Decimal(balance) for key in keys}, codes=schedule)
     console.print(f"Simulator ({dialect}) on http://{host}:{port}/stubs/handler_api.php — keys: {', '.join(keys)}")
     serve(sim, host=host, port=port)
