@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from . import _actions
-from ._exceptions import ActivationStateError, BadRequestError
+from ._exceptions import ActivationStateError, BadRequestError, SMSActivateError
 from ._journal import RecoveryReport
 from ._models import StatusCode
 from ._store import UNSETTLED, Entry, Intent
@@ -85,6 +85,11 @@ async def _close(session: Session, scheduler: Scheduler, entry: Entry, report: R
         log.info("recovery: %s was already closed (%s)", entry.id, exc.code)
         await journal.record_closed("activation", entry.id, "cancelled")
         report.cancelled.append(entry.id)
+    except SMSActivateError as exc:
+        # The server could not be reached: give the number back to its dead owner, so that the next
+        # recovery (this client's or another's) tries again, instead of holding it unattended.
+        log.warning("recovery: could not close %s (%s); will try again", entry.id, exc.code)
+        await journal.store.take_over("activation", entry.id, journal.owner, entry.owner)
 
 
 async def _recover_lost_purchases(

@@ -394,3 +394,21 @@ async def test_redis_going_away_mid_run_refuses_purchases_but_waiting_goes_on(tm
         if process.poll() is None:
             process.kill()
     assert sim.activations[number.activation_id].state is ActivationState.FINISHED
+
+
+async def test_a_number_recovery_cannot_close_goes_back_to_its_dead_owner(persistent_url: str) -> None:
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    async with SMSActivate(sim.api_key, store=persistent_url, owner="dead", lease=0.1, transport=sim.transport(),
+                           rate_limit=None) as dead:
+        number = await dead.get_number_v2(service="tg", country=0)
+    await anyio.sleep(0.2)
+    sim.faults.inject("html_5xx", times=10)  # the provider is down for a moment
+    async with SMSActivate(sim.api_key, store=persistent_url, owner="survivor", transport=sim.transport(),
+                           rate_limit=None, retry=RetryPolicy(attempts=2, base_delay=0)) as survivor:
+        report = await survivor.recover()
+        assert report.finished == report.cancelled == report.pending == []
+        assert [e.owner for e in await survivor._store.open_entries()] == ["dead"]  # not held unattended
+        while sim.faults.pick("x", sim.rng) is not None:  # the provider is back
+            pass
+        again = await survivor.recover()
+    assert again.cancelled == [number.activation_id]
