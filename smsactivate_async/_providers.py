@@ -68,6 +68,8 @@ HEROSMS = Provider(
     rate_ceiling=50.0,
     safe_rate=4.0,
     rate_block_seconds=10.0,
+    # supports_ready=False: its current spec lists setStatus 3, 6 and 8 only (its first OpenAPI listed 1;
+    # no capture either way, FACTS §7); the simulator's `herosms_accepts_ready` is the same assumption.
     # Its rows are known from the spec's example only (a string smsCode with status "4", REAL_RESPONSES
     # §C): a code seen in a row is confirmed with getStatus until a live capture shows it is exact.
     codes_from_rows=False,

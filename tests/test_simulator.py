@@ -370,3 +370,37 @@ async def test_post_with_form_fields() -> None:  # [DOC] "POST or GET request"
     async with httpx.AsyncClient(transport=sim.transport()) as http:
         response = await http.post("http://sim/stubs/handler_api.php", data={"api_key": sim.api_key, "action": "getBalance"})
     assert response.text == "ACCESS_BALANCE:1000"
+
+
+async def test_herosms_dead_activation_set_status_is_activation_not_active() -> None:
+    """FACTS §7/§17: HeroSMS's 409 for a terminated activation is titled ACTIVATION_NOT_ACTIVE."""
+    sim = Simulator(dialect="herosms", early_cancel_seconds=0, codes=CodeSchedule.never())
+    key = sim.api_key
+    bought = await sim.handle({"api_key": key, "action": "getNumberV2", "service": "tg", "country": "6"})
+    activation_id = json.loads(bought.body)["activationId"]
+    assert json.loads(bought.body)["countryPhoneCode"] == 62  # Indonesia's calling code, not always 7
+    assert (await sim.handle({"api_key": key, "action": "setStatus", "id": activation_id, "status": "8"})).status == 200
+    dead = await sim.handle({"api_key": key, "action": "setStatus", "id": activation_id, "status": "8"})
+    assert dead.status == 409 and json.loads(dead.body)["title"] == "ACTIVATION_NOT_ACTIVE"
+
+
+@pytest.mark.parametrize(("accepts", "status"), [(False, 400), (True, 200)])
+async def test_herosms_status_1_is_a_documented_switch(accepts: bool, status: int) -> None:
+    """FACTS §7: the current HeroSMS spec lists 3/6/8 only, its first OpenAPI listed 1 — a switch, default off."""
+    sim = Simulator(dialect="herosms", herosms_accepts_ready=accepts, codes=CodeSchedule.never())
+    bought = await sim.handle({"api_key": sim.api_key, "action": "getNumberV2", "service": "tg", "country": "6"})
+    activation_id = json.loads(bought.body)["activationId"]
+    ready = await sim.handle({"api_key": sim.api_key, "action": "setStatus", "id": activation_id, "status": "1"})
+    assert ready.status == status
+
+
+async def test_herosms_operators_not_found_is_text_and_a_bad_country_is_status_false() -> None:
+    """REAL_RESPONSES §B (OPERATORS_NOT_FOUND as 200 text on HeroSMS) and §E (getPrices, bad country)."""
+    sim = Simulator(dialect="herosms")
+    key = sim.api_key
+    none = await sim.handle({"api_key": key, "action": "getOperators", "country": "999"})
+    assert (none.status, none.body) == (200, b"OPERATORS_NOT_FOUND")
+    bad = await sim.handle({"api_key": key, "action": "getPrices", "country": "999"})
+    assert json.loads(bad.body) == {"status": "false", "msg": "country is incorrect"}
+    classic = await Simulator().handle({"api_key": key, "action": "getOperators", "country": "999"})
+    assert json.loads(classic.body) == {"status": "error", "error": "OPERATORS_NOT_FOUND"}

@@ -94,6 +94,8 @@ _COUNTRIES = {0: ("Россия", "Russia", "俄罗斯"), 2: ("Казахста�
 _OPERATORS = {0: ["beeline", "megafon", "mts", "tele2"], 2: ["altel", "beeline", "tele2"], 6: ["indosat", "telkomsel"],
               12: ["any"], 16: ["ee", "three", "vodafone"], 33: ["claro", "movistar"], 187: ["tmobile", "verizon"]}
 _PHONE_PREFIX = {0: "79", 2: "77", 6: "628", 12: "1201", 16: "447", 33: "573", 187: "1347"}
+#: the country's calling code [ITU E.164; LIVE HeroSMS: country 52 (Thailand) sent countryPhoneCode 66]
+_CALLING_CODE = {0: 7, 2: 7, 6: 62, 12: 1, 16: 44, 33: 57, 52: 66, 187: 1}
 
 
 def _default_catalogue() -> list[CatalogueEntry]:
@@ -126,6 +128,8 @@ class Simulator:
         rent_cancel_seconds: a rent may be cancelled this long [DOC: 20 minutes].
         faults: :class:`Faults` to inject.
         webhook_url: where to POST incoming SMS (needs ``running()`` or a served simulator).
+        herosms_accepts_ready: whether HeroSMS takes setStatus 1 (default no: its current spec lists only
+            3, 6 and 8; its first OpenAPI listed 1; no capture shows either — FACTS §7).
         seed: for every random choice, so that a failing run replays.
     """
 
@@ -146,6 +150,7 @@ class Simulator:
         webhook_retry_delay: float | None = None,
         webhook_duplicate_rate: float = 0.0,
         status_v2_shape: str = "live",
+        herosms_accepts_ready: bool = False,
         seed: int = 0,
     ) -> None:
         if dialect not in ("sms-activate", "herosms"):
@@ -164,6 +169,9 @@ class Simulator:
             25.0 if dialect == "herosms" else 900.0)
         self.webhook_duplicate_rate = webhook_duplicate_rate
         self.status_v2_shape = status_v2_shape
+        # An assumption, switchable: HeroSMS's current spec lists only 3, 6 and 8 for setStatus, its
+        # first OpenAPI still listed 1, and no capture shows either (FACTS §7). The current spec wins.
+        self.herosms_accepts_ready = herosms_accepts_ready
         self.rng = random.Random(seed)
         self.accounts: dict[str, Account] = {
             key: Account(key=key, balance=Decimal(str(balance)))
@@ -568,7 +576,10 @@ class Simulator:
         if "country" in params:
             country = self._country(params, -1)
             if country not in _OPERATORS:
-                raise self._fail("OPERATORS_NOT_FOUND", json_key="error")
+                if self._hero:
+                    # [LIVE summary, REAL_RESPONSES §B] HeroSMS: still plain text with HTTP 200
+                    raise _Error(self._text("OPERATORS_NOT_FOUND"))
+                raise self._fail("OPERATORS_NOT_FOUND", json_key="error")  # [solodecode errors.go]
             operators = {str(country): _OPERATORS[country]}
         else:
             operators = {str(c): ops for c, ops in _OPERATORS.items()}
@@ -578,6 +589,8 @@ class Simulator:
         service = params.get("service")
         if self._hero and service and service not in _SERVICES:
             return self._json({"status": "false", "msg": "service is incorrect"})  # [DOC HeroSMS]
+        if self._hero and "country" in params and self._country(params, -1) not in _COUNTRIES:
+            return self._json({"status": "false", "msg": "country is incorrect"})  # [DOC HeroSMS, REAL_RESPONSES §E]
         result: dict[str, dict[str, Any]] = {}
         for entry in self.catalogue.values():
             if service and entry.service != service:
@@ -695,7 +708,8 @@ class Simulator:
             # [LIVE 2026-04-26] id as string, countryCode int, canGetAnotherSms bool, end time shown.
             return self._json({
                 "activationId": str(activation.id), "phoneNumber": activation.phone, "activationCost": activation.cost,
-                "currency": 840, "countryCode": activation.country, "countryPhoneCode": 7,
+                "currency": 840, "countryCode": activation.country,
+                "countryPhoneCode": _CALLING_CODE.get(activation.country, 7),
                 "canGetAnotherSms": True, "activationTime": _wall(activation.bought_wall),
                 "activationEndTime": _wall(end), "activationOperator": activation.operator,
                 "serviceCode": activation.service, "subtype": 1})
@@ -788,10 +802,13 @@ class Simulator:
         activation = self._activation(account, params)
         status = params.get("status", "")
         state = activation.state
-        if status not in ("1", "3", "6", "8") or (status == "1" and self._hero):
-            raise self._fail("BAD_STATUS", hero=400, details="Wrong status code")  # HeroSMS refuses 1 [INFER]
+        if status not in ("1", "3", "6", "8") or (status == "1" and self._hero and not self.herosms_accepts_ready):
+            # [DOC current HeroSMS spec: 3, 6, 8; unverified live] see herosms_accepts_ready
+            raise self._fail("BAD_STATUS", hero=400, details="Wrong status code")
         if not state.active:
-            raise self._fail("BAD_STATUS", hero=409, details="Activation is terminated/refunded")  # [OBS]
+            # [DOC HeroSMS, FACTS §7/§17] the 409 for a dead activation is titled ACTIVATION_NOT_ACTIVE
+            raise (self._fail("ACTIVATION_NOT_ACTIVE", hero=409, details="Activation is terminated/refunded")
+                   if self._hero else self._fail("BAD_STATUS"))
         if status == "1":
             if state is not ActivationState.WAIT_CODE:
                 raise self._fail("BAD_STATUS")
