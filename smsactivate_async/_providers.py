@@ -39,6 +39,8 @@ class Provider:
     safe_rate: float = 4.0
     rate_block_seconds: float | None = None
     codes_from_rows: bool = True
+    #: (action, classic wire name, this provider's wire name): parameters the provider names otherwise
+    wire_renames: tuple[tuple[str, str, str], ...] = ()
     poll_interval: float = 5.0
     early_cancel_window: float = 120.0
     page_size: int | None = None
@@ -73,6 +75,7 @@ HEROSMS = Provider(
     # Its rows are known from the spec's example only (a string smsCode with status "4", REAL_RESPONSES
     # §C): a code seen in a row is confirmed with getStatus until a live capture shows it is exact.
     codes_from_rows=False,
+    wire_renames=(("getHistory", "limit", "size"),),  # [HERO-LIVE] FACTS §9: HeroSMS pages history by `size`
     page_size=100,
     supports_ready=False,
     honours_order_id=False,

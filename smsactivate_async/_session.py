@@ -296,6 +296,9 @@ class Session:
                 f"{action.name}() is not offered by provider {self.provider.name!r}", action=action.wire
             )
         wire = action.encode(args)
+        for renamed_action, classic, own in self.provider.wire_renames:
+            if renamed_action == action.wire and classic in wire:
+                wire[own] = wire.pop(classic)
         if action.repeat is Repeat.ORDER_ID and "orderId" not in wire:
             wire["orderId"] = uuid.uuid4().hex
         return wire

@@ -6,13 +6,16 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from smsactivate_async import (
     IncomingCallState,
     SetStatusAnswer,
+    SMSActivate,
     StatusCode,
 )
+from smsactivate_async.simulator import CodeSchedule, Simulator
 
 from .conftest import mock_client, replying
 
@@ -286,3 +289,24 @@ async def test_herosms_extras() -> None:
             '"meta":{"total":2,"service":"tg"}}')
     sms = await call(body, "get_all_sms", 1, provider="herosms")
     assert [m.type for m in sms] == ["sms", "call"] and sms[1].code is None
+
+
+@pytest.mark.parametrize(("dialect", "name"), [("herosms", "size"), ("sms-activate", "limit")])
+async def test_history_pages_by_each_dialects_own_name(dialect: str, name: str) -> None:
+    """FACTS §9 [HERO-LIVE]: HeroSMS pages getHistory by `size`, the classic protocol by `limit`;
+    the client sends each dialect its own name."""
+    sim = Simulator(dialect=dialect, codes=CodeSchedule.never())  # type: ignore[arg-type]
+    sent: list[httpx.URL] = []
+    inner = sim.transport()
+
+    class Recording(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            sent.append(request.url)
+            return await inner.handle_async_request(request)
+
+    async with SMSActivate(sim.api_key, provider=dialect, transport=Recording(), rate_limit=None) as client:
+        for _ in range(3):
+            await client.get_number_v2(service="tg", country=2)
+        rows = await client.get_history(limit=1)
+    assert len(rows) == 1
+    assert sent[-1].params.get(name) == "1" and len(sent[-1].params.get_list("limit" if name == "size" else "size")) == 0

@@ -404,3 +404,17 @@ async def test_herosms_operators_not_found_is_text_and_a_bad_country_is_status_f
     assert json.loads(bad.body) == {"status": "false", "msg": "country is incorrect"}
     classic = await Simulator().handle({"api_key": key, "action": "getOperators", "country": "999"})
     assert json.loads(classic.body) == {"status": "error", "error": "OPERATORS_NOT_FOUND"}
+
+
+
+@pytest.mark.parametrize("action", ["getExtraActivation", "checkExtraActivation", "createTaskForCall"])
+async def test_activation_id_only_by_its_documented_name(action: str) -> None:
+    """ACTIONS.md: these take `activationId`; nothing shows a real server taking `id` for them."""
+    sim = Simulator(codes=CodeSchedule.never())
+    key = sim.api_key
+    bought = (await sim.handle({"api_key": key, "action": "getNumber", "service": "tg", "country": "0"})).body
+    activation_id = bought.decode().split(":")[1]
+    wrong = await sim.handle({"api_key": key, "action": action, "id": activation_id, "phone": "7900"})
+    assert wrong.body in (b"WRONG_ACTIVATION_ID", b"NO_ACTIVATION")
+    right = await sim.handle({"api_key": key, "action": action, "activationId": activation_id, "phone": "7900"})
+    assert right.body not in (b"WRONG_ACTIVATION_ID", b"NO_ACTIVATION")

@@ -525,7 +525,9 @@ class Simulator:
     # --- parameter helpers ------------------------------------------------------------------
 
     def _activation(self, account: Account, params: Mapping[str, str], name: str = "id") -> Activation:
-        raw = params.get(name) or params.get("id") or params.get("activationId") or ""
+        # Only the documented name: `id`, or `activationId` where the docs say so (getExtraActivation,
+        # checkExtraActivation, createTaskForCall). No source shows a server taking the other.
+        raw = params.get(name) or ""
         activation = self.activations.get(int(raw)) if raw.isdigit() else None
         if activation is None or activation.key != account.key:
             if self._hero:  # [LIVE] 404 NOT_FOUND "Activation Not Found", for any unknown id
@@ -907,7 +909,9 @@ class Simulator:
             raise self._fail("WRONG_DATE", hero=400, details="Wrong date")
         if start and end and int(end) - int(start) > 30 * 86400:
             raise self._fail("WRONG_DATE", hero=400, details="Wrong date")
-        limit = min(100, int(params["limit"])) if params.get("limit", "").isdigit() else 50
+        # [HERO-LIVE, FACTS §9] HeroSMS pages history by `size`; `limit` is the classic name
+        size = params.get("size" if self._hero else "limit", "")
+        limit = min(100, int(size)) if size.isdigit() else 50
         offset = int(params["offset"]) if params.get("offset", "").isdigit() else 0
         rows = []
         for a in sorted(self.activations.values(), key=lambda a: a.id, reverse=True):
