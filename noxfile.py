@@ -33,3 +33,17 @@ def soak(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     session.install("-e", ".[dev,bench]")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def fleet(session: nox.Session) -> None:
+    """4 worker processes on one key, one SIGKILLed (sqlite and Redis): the README's fleet tables."""
+    session.install("-e", ".[dev]")
+    session.run("python", "benchmarks/fleet.py", *session.posargs)
+
+
+@nox.session
+def throughput(session: nox.Session) -> None:
+    """1 000 activations under HeroSMS's limit: fixed 4/s, fixed 50/s, adaptive."""
+    session.install("-e", ".[dev]")
+    session.run("python", "benchmarks/throughput.py", *session.posargs)
