@@ -37,6 +37,7 @@ from ._models import (
     PriceVerification,
     QiwiRequisites,
     Rent,
+    RentExtensionInfo,
     RentListEntry,
     RentPrice,
     RentServicesAndCountries,
@@ -300,6 +301,14 @@ GET_PRICES: Action[dict[int, dict[str, Price]]] = Action(
     "dict[int, dict[str, Price]]", parse.parse_prices,
     "Prices by country id, then service code (``{}`` when nothing matches).", errors=("BAD_KEY",),
 )
+GET_PRICES_EXTENDED: Action[dict[int, dict[str, Price]]] = Action(
+    "getPricesExtended", "get_prices_extended",
+    (_service(required=False), _country(),
+     Param("free_price", "freePrice", "bool | None", p.true_flag, doc="counts and prices by Free Price tiers")),
+    "dict[int, dict[str, Price]]", parse.parse_prices_extended,
+    "Prices by country id, then service code, with Free Price tiers when ``free_price`` is set.",
+    errors=("BAD_KEY",),
+)
 GET_PRICES_VERIFICATION: Action[dict[str, dict[int, PriceVerification]]] = Action(
     "getPricesVerification", "get_prices_verification", (_service(required=False),),
     "dict[str, dict[int, PriceVerification]]", parse.parse_prices_verification,
@@ -419,6 +428,15 @@ GET_CONTINUE_RENT_PRICE_NUMBER: Action[RentPrice] = Action(
     errors=("BAD_KEY", "BAD_ACTION", "SERVER_ERROR", "NO_ID_RENT", "INVALID_PHONE", "INVALID_TIME", "RENT_DIE",
             "MAX_HOURS_EXCEED", "CHANNELS_LIMIT"),
 )
+CONTINUE_RENT_INFO: Action[RentExtensionInfo] = Action(
+    "continueRentInfo", "continue_rent_info",
+    (_rent_id(), Param("hours", "hours", "int", p.int_range(2, 1344), required=True, doc="hours, 2 to 1344"),
+     Param("need_history", "needHistory", "bool | None", p.true_flag, doc="also list the past extensions")),
+    "RentExtensionInfo", parse.parse_rent_extension_info,
+    "What extending a rent by ``hours`` costs (replaces ``get_continue_rent_price_number``).",
+    errors=("BAD_KEY", "BAD_ACTION", "SERVER_ERROR", "NO_ID_RENT", "INVALID_PHONE", "INVALID_TIME", "RENT_DIE",
+            "MAX_HOURS_EXCEED", "CHANNELS_LIMIT"),
+)
 BUY_PARTNER_PRODUCT: Action[PartnerProduct] = Action(
     "buyPartnerProduct", "buy_partner_product",
     (Param("product_id", "productId", "int", p.identifier, required=True, doc="the product id"),),
@@ -450,10 +468,10 @@ ACTIONS: dict[str, Action[Any]] = {
         GET_NUMBERS_STATUS, GET_TOP_COUNTRIES_BY_SERVICE, GET_BALANCE, GET_BALANCE_AND_CASHBACK, GET_OPERATORS,
         GET_ACTIVE_ACTIVATIONS, GET_NUMBER, GET_NUMBER_V2, GET_MULTI_SERVICE_NUMBER, SET_STATUS, GET_STATUS,
         GET_STATUS_V2, GET_HISTORY, GET_LIST_OF_TOP_COUNTRIES_BY_SERVICE, GET_INCOMING_CALL_STATUS, GET_PRICES,
-        GET_PRICES_VERIFICATION, GET_COUNTRIES, GET_SERVICES_LIST, GET_ADDITIONAL_SERVICE, GET_EXTRA_ACTIVATION,
-        CHECK_EXTRA_ACTIVATION, PARSE_CALL, CREATE_TASK_FOR_CALL, GET_OUTGOING_CALLS, GET_QIWI_REQUISITES,
+        GET_PRICES_EXTENDED, GET_PRICES_VERIFICATION, GET_COUNTRIES, GET_SERVICES_LIST, GET_ADDITIONAL_SERVICE,
+        GET_EXTRA_ACTIVATION, CHECK_EXTRA_ACTIVATION, PARSE_CALL, CREATE_TASK_FOR_CALL, GET_OUTGOING_CALLS, GET_QIWI_REQUISITES,
         GET_FULL_SMS, GET_RENT_SERVICES_AND_COUNTRIES, GET_RENT_NUMBER, GET_RENT_STATUS, SET_RENT_STATUS,
-        GET_RENT_LIST, CONTINUE_RENT_NUMBER, GET_CONTINUE_RENT_PRICE_NUMBER, BUY_PARTNER_PRODUCT,
+        GET_RENT_LIST, CONTINUE_RENT_NUMBER, GET_CONTINUE_RENT_PRICE_NUMBER, CONTINUE_RENT_INFO, BUY_PARTNER_PRODUCT,
         FINISH_ACTIVATION, CANCEL_ACTIVATION, GET_ALL_SMS,
     )
 }

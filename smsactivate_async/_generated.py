@@ -27,6 +27,7 @@ from ._models import (
     PriceVerification,
     QiwiRequisites,
     Rent,
+    RentExtensionInfo,
     RentListEntry,
     RentPrice,
     RentServicesAndCountries,
@@ -310,6 +311,22 @@ class GeneratedActions:
             self._reject("get_prices", unknown)
         return await self._call(_actions.GET_PRICES, {"service": service, "country": country})
 
+    async def get_prices_extended(self, *, service: str | None = None, country: int | None = None, free_price: bool | None = None, **unknown: Never) -> dict[int, dict[str, Price]]:
+        """Prices by country id, then service code, with Free Price tiers when ``free_price`` is set.
+
+        Wire action ``getPricesExtended``. Safe to repeat: retried on transient faults.
+
+        Args:
+            service: service code, e.g. ``tg`` (wire ``service``, optional).
+            country: country id (``0`` is Russia on sms-activate) (wire ``country``, optional).
+            free_price: counts and prices by Free Price tiers (wire ``freePrice``, optional).
+
+        Errors: BAD_KEY.
+        """
+        if unknown:
+            self._reject("get_prices_extended", unknown)
+        return await self._call(_actions.GET_PRICES_EXTENDED, {"service": service, "country": country, "free_price": free_price})
+
     async def get_prices_verification(self, *, service: str | None = None, **unknown: Never) -> dict[str, dict[int, PriceVerification]]:
         """Verification prices by service, then country id.
 
@@ -568,6 +585,22 @@ class GeneratedActions:
         if unknown:
             self._reject("get_continue_rent_price_number", unknown)
         return await self._call(_actions.GET_CONTINUE_RENT_PRICE_NUMBER, {"rent_id": rent_id, "rent_time": rent_time, "currency": currency})
+
+    async def continue_rent_info(self, rent_id: int, /, *, hours: int, need_history: bool | None = None, **unknown: Never) -> RentExtensionInfo:
+        """What extending a rent by ``hours`` costs (replaces ``get_continue_rent_price_number``).
+
+        Wire action ``continueRentInfo``. Safe to repeat: retried on transient faults.
+
+        Args:
+            rent_id: the rent id (wire ``id``).
+            hours: hours, 2 to 1344 (wire ``hours``).
+            need_history: also list the past extensions (wire ``needHistory``, optional).
+
+        Errors: BAD_KEY, BAD_ACTION, SERVER_ERROR, NO_ID_RENT, INVALID_PHONE, INVALID_TIME, RENT_DIE, MAX_HOURS_EXCEED, CHANNELS_LIMIT.
+        """
+        if unknown:
+            self._reject("continue_rent_info", unknown)
+        return await self._call(_actions.CONTINUE_RENT_INFO, {"rent_id": rent_id, "hours": hours, "need_history": need_history})
 
     async def buy_partner_product(self, *, product_id: int, **unknown: Never) -> PartnerProduct:
         """Buy a partner product.

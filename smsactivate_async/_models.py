@@ -29,6 +29,8 @@ __all__ = [
     "QiwiRequisites",
     "Rent",
     "RentListEntry",
+    "RentExtension",
+    "RentExtensionInfo",
     "RentPrice",
     "RentServicePrice",
     "RentServicesAndCountries",
@@ -247,9 +249,12 @@ class IncomingCallStatus:
 
 @attrs.frozen
 class Price:
+    """``get_prices`` and ``get_prices_extended``; ``free_price_map`` (price → count) only with ``free_price``."""
+
     cost: Decimal
     count: int | None = None
     physical_count: int | None = None
+    free_price_map: dict[Decimal, int] | None = None
 
 
 @attrs.frozen
@@ -362,6 +367,25 @@ class RentListEntry:
 class RentPrice:
     price: Decimal
     currency: int | None = None
+
+
+@attrs.frozen
+class RentExtension:
+    """One past extension of a rent (``continue_rent_info(..., need_history=True)``)."""
+
+    create_date: _dt.datetime | None = None
+    price: Decimal | None = None
+    hours: int | None = None
+
+
+@attrs.frozen
+class RentExtensionInfo:
+    """``continue_rent_info``: what extending a rent by ``hours`` costs; ``history`` when asked for."""
+
+    price: Decimal
+    currency: int | None = None
+    hours: int | None = None
+    history: list[RentExtension] = attrs.field(factory=list)
 
 
 @attrs.frozen

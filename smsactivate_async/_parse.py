@@ -39,6 +39,7 @@ from ._models import (
     PriceVerification,
     QiwiRequisites,
     Rent,
+    RentExtensionInfo,
     RentListEntry,
     RentPrice,
     RentServicePrice,
@@ -77,9 +78,11 @@ __all__ = [
     "parse_parse_call",
     "parse_partner_product",
     "parse_prices",
+    "parse_prices_extended",
     "parse_prices_verification",
     "parse_qiwi",
     "parse_rent",
+    "parse_rent_extension_info",
     "parse_rent_list",
     "parse_rent_price",
     "parse_rent_services",
@@ -359,7 +362,9 @@ def _top_rows(value: Any, service: str | None) -> list[TopCountry]:
     rows = []
     for row in to_list(value):
         if isinstance(row, Mapping) and "country" not in row and service is None:
-            # keyed by service: {"tg": {"0": {...}}}
+            # keyed by service: {"tg": {"0": {...}}}; an empty or non-service-keyed row is not that
+            if not row or any(not _SERVICE_CODE.match(key) or key in _ENVELOPE_KEYS for key in row):
+                raise _unexpected(value, "countries ranked per service")
             for svc, inner in row.items():
                 rows.extend(_top_rows(inner, svc))
             continue
@@ -412,13 +417,21 @@ def _service_keyed(value: Any, what: str, answer: Any) -> dict[str, Mapping[str,
     return dict(doc)
 
 
-def parse_prices(answer: Any) -> dict[int, dict[str, Price]]:
+def _prices(answer: Any, what: str) -> dict[int, dict[str, Price]]:
     if isinstance(answer, list) and not answer:
         return {}
     return {
-        country: {svc: structure(price, Price) for svc, price in _service_keyed(services, "getPrices", answer).items()}
-        for country, services in _int_keyed(answer, "getPrices", answer).items()
+        country: {svc: structure(price, Price) for svc, price in _service_keyed(services, what, answer).items()}
+        for country, services in _int_keyed(answer, what, answer).items()
     }
+
+
+def parse_prices(answer: Any) -> dict[int, dict[str, Price]]:
+    return _prices(answer, "getPrices")
+
+
+def parse_prices_extended(answer: Any) -> dict[int, dict[str, Price]]:
+    return _prices(answer, "getPricesExtended")
 
 
 def parse_prices_verification(answer: Any) -> dict[str, dict[int, PriceVerification]]:
@@ -555,6 +568,10 @@ def parse_rent_list(answer: Any) -> list[RentListEntry]:
 
 def parse_rent_price(answer: Any) -> RentPrice:
     return structure(answer, RentPrice)
+
+
+def parse_rent_extension_info(answer: Any) -> RentExtensionInfo:
+    return structure(_keyed(answer, '{"status":"success","price":…,"hours":…}', "price"), RentExtensionInfo)
 
 
 def parse_partner_product(answer: Any) -> PartnerProduct:

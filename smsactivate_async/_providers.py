@@ -26,7 +26,8 @@ class Provider:
     getActiveActivations page (``None``: one answer holds every row); ``codes_from_rows`` whether a
     code in a getActiveActivations row (one string, not after a re-request) is delivered without a
     confirming getStatus;
-    ``supports_ready`` says whether setStatus 1 is accepted; ``honours_order_id`` whether
+    ``country_required`` names the wire actions that need a ``country`` here (the client refuses
+    to send them without one); ``supports_ready`` says whether setStatus 1 is accepted; ``honours_order_id`` whether
     getNumberV2's ``orderId`` is idempotent; ``extra_actions`` are wire actions beyond the classic set.
     """
 
@@ -41,6 +42,7 @@ class Provider:
     codes_from_rows: bool = True
     #: (action, classic wire name, this provider's wire name): parameters the provider names otherwise
     wire_renames: tuple[tuple[str, str, str], ...] = ()
+    country_required: frozenset[str] = frozenset()
     poll_interval: float = 5.0
     early_cancel_window: float = 120.0
     page_size: int | None = None
@@ -76,6 +78,9 @@ HEROSMS = Provider(
     # §C): a code seen in a row is confirmed with getStatus until a live capture shows it is exact.
     codes_from_rows=False,
     wire_renames=(("getHistory", "limit", "size"),),  # [HERO-LIVE] FACTS §9: HeroSMS pages history by `size`
+    # No default country: HeroSMS has no Russia (0), the classic default; getNumbersStatus answers 422
+    # without one [RUSTX-HERO] and its modern purchase requires one [HERO-TR].
+    country_required=frozenset({"getNumber", "getNumberV2", "getNumbersStatus"}),
     page_size=100,
     supports_ready=False,
     honours_order_id=False,

@@ -296,6 +296,11 @@ class Session:
                 f"{action.name}() is not offered by provider {self.provider.name!r}", action=action.wire
             )
         wire = action.encode(args)
+        if action.wire in self.provider.country_required and "country" not in wire:
+            raise InvalidArgumentError(
+                f"{action.name}() needs country on provider {self.provider.name!r}: it has no default country",
+                action=action.wire,
+            )
         for renamed_action, classic, own in self.provider.wire_renames:
             if renamed_action == action.wire and classic in wire:
                 wire[own] = wire.pop(classic)

@@ -11,6 +11,7 @@ import pytest
 
 from smsactivate_async import (
     IncomingCallState,
+    InvalidArgumentError,
     SetStatusAnswer,
     SMSActivate,
     StatusCode,
@@ -69,7 +70,7 @@ async def test_get_number_v2_herosms_iso_times_are_aware() -> None:
             '"countryCode":6,"countryPhoneCode":62,"canGetAnotherSms":true,"activationTime":"2026-02-18T16:11:33+00:00",'
             '"activationEndTime":"2026-02-18T18:11:23+00:00","activationOperator":"any","verificationType":"sms",'
             '"subtype":1,"serviceCode":"vk","status":4}')
-    number = await call(body, "get_number_v2", service="vk", provider="herosms")
+    number = await call(body, "get_number_v2", service="vk", country=6, provider="herosms")
     assert number.activation_time is not None and number.activation_time.tzinfo is not None
 
 
@@ -310,3 +311,50 @@ async def test_history_pages_by_each_dialects_own_name(dialect: str, name: str) 
         rows = await client.get_history(limit=1)
     assert len(rows) == 1
     assert sent[-1].params.get(name) == "1" and len(sent[-1].params.get_list("limit" if name == "size" else "size")) == 0
+
+
+async def test_prices_extended_and_continue_rent_info_shapes() -> None:
+    """SA-DOC25's two actions beyond API.md's list: getPricesExtended and continueRentInfo."""
+    extended = await call('{"6":{"tg":{"cost":0.3,"count":120,"freePriceMap":{"0.3":20,"0.45":120}}}}',
+                          "get_prices_extended", service="tg", free_price=True)
+    assert extended[6]["tg"].cost == Decimal("0.3")
+    assert extended[6]["tg"].free_price_map == {Decimal("0.3"): 20, Decimal("0.45"): 120}
+    info = await call('{"status":"success","price":6.33,"currency":840,"hours":4,"history":{"0":{"createDate":'
+                      '"2024-10-07 12:10:47","price":"101.9","hours":4}}}', "continue_rent_info", 1049, hours=4)
+    assert info.price == Decimal("6.33") and info.hours == 4 and info.currency == 840
+    assert info.history[0].price == Decimal("101.9") and info.history[0].create_date == dt.datetime(2024, 10, 7, 12, 10, 47)
+    bare = await call('{"status":"success","price":"6.33","currency":840,"hours":4}', "continue_rent_info", 1, hours=4)
+    assert bare.history == []
+
+
+@pytest.mark.parametrize("dialect", ["sms-activate", "herosms"])
+async def test_prices_extended_and_continue_rent_info_against_the_simulator(dialect: str) -> None:
+    sim = Simulator(dialect=dialect, codes=CodeSchedule.never())  # type: ignore[arg-type]
+    async with SMSActivate(sim.api_key, provider=dialect, transport=sim.transport(), rate_limit=None) as client:
+        tiers = await client.get_prices_extended(service="tg", country=2, free_price=True)
+        price = tiers[2]["tg"]
+        assert price.free_price_map and min(price.free_price_map) == price.cost
+        rent = await client.get_rent_number(service="tg", rent_time=4, country=2)
+        await client.continue_rent_number(rent.id, rent_time=4)
+        info = await client.continue_rent_info(rent.id, hours=8, need_history=True)
+        assert info.hours == 8 and info.price == (await client.get_continue_rent_price_number(rent.id, rent_time=8)).price
+        assert [extension.hours for extension in info.history] == [4]
+        with pytest.raises(InvalidArgumentError):
+            await client.continue_rent_info(rent.id, hours=1)  # 2 to 1344 hours, refused before any request
+
+
+@pytest.mark.parametrize(("name", "keywords"), [("get_number", {"service": "tg"}), ("get_number_v2", {"service": "tg"}),
+                                                 ("get_numbers_status", {})])
+async def test_herosms_purchase_without_country_is_refused_before_sending(name: str, keywords: dict[str, Any]) -> None:
+    """HeroSMS has no country 0, the classic default (FACTS §10), and answers 422 without one
+    ([RUSTX-HERO], [HERO-TR]): the client says so itself instead of buying whatever a default gives."""
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, text="ACCESS_NUMBER:1:79000000000")
+
+    async with mock_client(handler, provider="herosms") as client:
+        with pytest.raises(InvalidArgumentError, match="needs country on provider 'herosms'"):
+            await getattr(client, name)(**keywords)
+    assert sent == []

@@ -39,7 +39,8 @@ def hero(**kwargs: Any) -> tuple[Simulator, ManualClock]:
 
 
 async def buy(sim: Simulator, action: str = "getNumber") -> int:
-    response = await raw(sim, action=action, service="tg", country=0)
+    # HeroSMS has no country 0 (Russia): its purchases go to Kazakhstan (2)
+    response = await raw(sim, action=action, service="tg", country=2 if sim.dialect == "herosms" else 0)
     if action == "getNumber":
         return int(response.text.split(":")[1])
     return int(response.json()["activationId"])
@@ -94,10 +95,10 @@ async def test_purchase_refusals() -> None:
     sim.set_stock("tg", 0, 0)
     assert (await raw(sim, action="getNumber", service="tg", country=0)).text == "NO_NUMBERS"
     h, _ = hero()
-    h.set_stock("tg", 0, 0)
-    none = await raw(h, action="getNumberV2", service="tg", country=0)
+    h.set_stock("tg", 2, 0)
+    none = await raw(h, action="getNumberV2", service="tg", country=2)
     assert none.status_code == 404 and none.json()["details"] == "Numbers Not Found. Try Later"  # [LIVE]
-    wrong = await raw(h, action="getNumberV2", service="wa", country=0, maxPrice="0.01")
+    wrong = await raw(h, action="getNumberV2", service="wa", country=2, maxPrice="0.01")
     assert wrong.status_code == 400 and wrong.json()["info"]["min"] > 0.01
 
 
@@ -108,7 +109,7 @@ async def test_ban() -> None:
     assert answer.startswith("BANNED:'2027-") and answer.count("-") == 4  # [DOC] dashes in the time part
     h, hclock = hero()
     h.ban(hclock.wall().replace(year=2027))
-    response = await raw(h, action="getNumber", service="tg", country=0)
+    response = await raw(h, action="getNumber", service="tg", country=2)
     assert response.status_code == 403 and response.json()["info"]["scope"] == "global"
 
 
@@ -119,8 +120,8 @@ async def test_order_id_idempotency() -> None:  # [DOC]
     assert first.json()["activationId"] and again.text == "ORDER_ALREADY_EXISTS"
     assert len(sim.ledger.purchases) == 1 and sim.ledger.duplicate_orders() == {}
     h, _ = hero()  # HeroSMS has no idempotency: both are bought
-    await raw(h, action="getNumberV2", service="tg", country=0, orderId="A1")
-    await raw(h, action="getNumberV2", service="tg", country=0, orderId="A1")
+    await raw(h, action="getNumberV2", service="tg", country=2, orderId="A1")
+    await raw(h, action="getNumberV2", service="tg", country=2, orderId="A1")
     assert len(h.ledger.purchases) == 2
 
 
@@ -251,11 +252,11 @@ async def test_each_fault(kind: FaultKind) -> None:
     if kind in (FaultKind.DROP, FaultKind.TIMEOUT, FaultKind.LOST_PURCHASE):
         expected = httpx.RemoteProtocolError if kind is FaultKind.DROP else httpx.ReadTimeout
         with pytest.raises(expected):
-            await raw(sim, action="getNumberV2", service="tg", country=0)
+            await raw(sim, action="getNumberV2", service="tg", country=2)
         bought = len(sim.ledger.purchases)
         assert bought == (0 if kind is FaultKind.DROP else 1)  # a lost answer: bought on the server
         return
-    response = await raw(sim, action="getNumberV2", service="tg", country=0)
+    response = await raw(sim, action="getNumberV2", service="tg", country=2)
     if kind is FaultKind.HTML_5XX:
         assert response.status_code in (502, 503) and response.text.startswith("<html>")
     elif kind is FaultKind.TRUNCATE:
@@ -418,3 +419,60 @@ async def test_activation_id_only_by_its_documented_name(action: str) -> None:
     assert wrong.body in (b"WRONG_ACTIVATION_ID", b"NO_ACTIVATION")
     right = await sim.handle({"api_key": key, "action": action, "activationId": activation_id, "phone": "7900"})
     assert right.body not in (b"WRONG_ACTIVATION_ID", b"NO_ACTIVATION")
+
+
+async def test_herosms_sells_no_country_it_does_not_have() -> None:
+    """REAL_RESPONSES §E / FACTS §10: HeroSMS has no country 0 and no 12, so nothing lists or sells them."""
+    sim, _ = hero()
+    countries = (await raw(sim, action="getCountries")).json()
+    assert "0" not in countries and "12" not in countries and "2" in countries
+    listed: set[str] = set((await raw(sim, action="getPrices")).json())
+    listed |= {str(row["country"]) for row in (await raw(sim, action="getTopCountriesByService", service="tg")).json().values()}
+    listed |= set((await raw(sim, action="getOperators")).json()["countryOperators"])
+    listed |= set((await raw(sim, action="getPricesExtended")).json())
+    assert listed and not listed & {"0", "12"}
+    assert (await raw(sim, action="getNumbersStatus", country=0)).json() == {}
+    assert (await raw(sim, action="getOperators", country=12)).text == "OPERATORS_NOT_FOUND"
+    assert (await raw(sim, action="getPrices", country=0)).json() == {"status": "false", "msg": "country is incorrect"}
+    for country in ("0", "12"):
+        refused = await raw(sim, action="getNumberV2", service="tg", country=country)
+        assert refused.status_code == 404 and refused.json()["title"] == "NO_NUMBERS"
+        assert (await raw(sim, action="getNumber", service="tg", country=country)).text == "NO_NUMBERS"
+    # No default country: HeroSMS requires one [HERO-TR] and answers getNumbersStatus's 422 [RUSTX-HERO].
+    for action in ("getNumber", "getNumberV2"):
+        missing = await raw(sim, action=action, service="tg")
+        assert missing.status_code == 422 and missing.json()["details"] == "Param 'country' must be a number"
+    assert sim.ledger.purchases == []
+    classic_sim, _ = classic()
+    assert (await raw(classic_sim, action="getNumber", service="tg")).text.startswith("ACCESS_NUMBER:")  # Russia
+
+
+@pytest.mark.parametrize("make", [classic, hero])
+async def test_prices_extended_and_free_price_tiers(make: Any) -> None:
+    """SA-DOC25: getPricesExtended {"Country":{"Service":{"cost":Cost,"count":Count}}}, numbers not strings."""
+    sim, _ = make()
+    plain = (await raw(sim, action="getPricesExtended", service="tg", country=2)).json()
+    assert set(plain) == {"2"} and set(plain["2"]) == {"tg"}
+    row = plain["2"]["tg"]
+    assert isinstance(row["cost"], float) and isinstance(row["count"], int) and "freePriceMap" not in row
+    tiers = (await raw(sim, action="getPricesExtended", service="tg", country=2, freePrice="true")).json()["2"]["tg"]
+    prices = sorted(tiers["freePriceMap"], key=Decimal)
+    assert Decimal(prices[0]) == Decimal(str(row["cost"]))  # the cheapest tier is the regular price
+    assert tiers["freePriceMap"][prices[-1]] == row["count"]  # counts are cumulative
+
+
+async def test_continue_rent_info_with_history() -> None:
+    """SA-DOC25: continueRentInfo {status, price, currency, hours, history{"0":{createDate, price, hours}}}."""
+    sim, _ = classic()
+    rent_id = (await raw(sim, action="getRentNumber", service="tg", rent_time=4)).json()["phone"]["id"]
+    info = (await raw(sim, action="continueRentInfo", id=rent_id, hours=8)).json()
+    assert info["status"] == "success" and info["hours"] == 8 and info["currency"] == 840 and "history" not in info
+    quoted = (await raw(sim, action="getContinueRentPriceNumber", id=rent_id, rent_time=8)).json()["price"]
+    assert info["price"] == quoted
+    await raw(sim, action="continueRentNumber", id=rent_id, rent_time=4)
+    history = (await raw(sim, action="continueRentInfo", id=rent_id, hours=4, needHistory="true")).json()["history"]
+    assert list(history) == ["0"] and history["0"]["hours"] == 4 and isinstance(history["0"]["price"], str)
+    assert (await raw(sim, action="continueRentInfo", id=rent_id)).json()["message"] == "INVALID_TIME"  # hours required
+    assert (await raw(sim, action="continueRentInfo", id=1, hours=4)).json()["message"] == "NO_ID_RENT"
+    await raw(sim, action="setRentStatus", id=rent_id, status=2)
+    assert (await raw(sim, action="continueRentInfo", id=rent_id, hours=4)).json()["message"] == "RENT_DIE"

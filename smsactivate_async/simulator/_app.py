@@ -98,9 +98,15 @@ _PHONE_PREFIX = {0: "79", 2: "77", 6: "628", 12: "1201", 16: "447", 33: "573", 1
 _CALLING_CODE = {0: 7, 2: 7, 6: 62, 12: 1, 16: 44, 33: 57, 52: 66, 187: 1}
 
 
-def _default_catalogue() -> list[CatalogueEntry]:
+#: [LIVE getCountries dump, FACTS §10] HeroSMS has no Russia (0) and no USA virtual (12).
+_HEROSMS_ABSENT = frozenset({0, 12})
+
+
+def _default_catalogue(dialect: Dialect) -> list[CatalogueEntry]:
     entries = []
     for country in _COUNTRIES:
+        if dialect == "herosms" and country in _HEROSMS_ABSENT:
+            continue
         for index, service in enumerate(_SERVICES):
             price = Decimal("0.10") + Decimal(index) * Decimal("0.05") + Decimal(country % 7) / 100
             entries.append(CatalogueEntry(service, country, price, 100_000))
@@ -178,8 +184,11 @@ class Simulator:
             for key, balance in (api_keys or {"test-key": Decimal("1000")}).items()
         }
         self.catalogue: dict[tuple[str, int], CatalogueEntry] = {
-            (e.service, e.country): e for e in (catalogue or _default_catalogue())
+            (e.service, e.country): e for e in (catalogue or _default_catalogue(dialect))
         }
+        absent = _HEROSMS_ABSENT if dialect == "herosms" else frozenset()
+        self._countries = {c: names for c, names in _COUNTRIES.items() if c not in absent}
+        self._operators = {c: ops for c, ops in _OPERATORS.items() if c not in absent}
         self.activations: dict[int, Activation] = {}
         self.rents: dict[int, Rent] = {}
         self.orders: dict[tuple[str, str], int] = {}
@@ -209,6 +218,7 @@ class Simulator:
             "getListOfTopCountriesByService": self._get_list_of_top_countries,
             "getIncomingCallStatus": self._get_incoming_call_status,
             "getPrices": self._get_prices,
+            "getPricesExtended": self._get_prices_extended,
             "getPricesVerification": self._get_prices_verification,
             "getCountries": self._get_countries,
             "getServicesList": self._get_services_list,
@@ -227,6 +237,7 @@ class Simulator:
             "getRentList": self._get_rent_list,
             "continueRentNumber": self._continue_rent_number,
             "getContinueRentPriceNumber": self._get_continue_rent_price,
+            "continueRentInfo": self._continue_rent_info,
             "buyPartnerProduct": self._buy_partner_product,
         }
         if dialect == "herosms":
@@ -563,9 +574,14 @@ class Simulator:
             row: dict[str, Any] = {"country": entry.country, "count": entry.count, "price": entry.price,
                                    "retail_price": entry.price * 2}
             if free_price:
-                row["freePriceMap"] = {_fmt(entry.price): entry.count // 2, _fmt(entry.price * 3): entry.count}
+                row["freePriceMap"] = self._free_price_map(entry)
             result[str(rank)] = row
         return result
+
+    @staticmethod
+    def _free_price_map(entry: CatalogueEntry) -> dict[str, int]:
+        # [LIVE HeroSMS] keys are price strings; values are cumulative counts up to that price
+        return {_fmt(entry.price): entry.count // 2, _fmt(entry.price * 3): entry.count}
 
     def _get_top_countries(self, account: Account, params: Mapping[str, str]) -> _Reply:
         free_price = params.get("freePrice") == "true"
@@ -577,21 +593,21 @@ class Simulator:
     def _get_operators(self, account: Account, params: Mapping[str, str]) -> _Reply:
         if "country" in params:
             country = self._country(params, -1)
-            if country not in _OPERATORS:
+            if country not in self._operators:
                 if self._hero:
                     # [LIVE summary, REAL_RESPONSES §B] HeroSMS: still plain text with HTTP 200
                     raise _Error(self._text("OPERATORS_NOT_FOUND"))
                 raise self._fail("OPERATORS_NOT_FOUND", json_key="error")  # [solodecode errors.go]
-            operators = {str(country): _OPERATORS[country]}
+            operators = {str(country): self._operators[country]}
         else:
-            operators = {str(c): ops for c, ops in _OPERATORS.items()}
+            operators = {str(c): ops for c, ops in self._operators.items()}
         return self._json({"status": "success", "countryOperators": operators})
 
     def _get_prices(self, account: Account, params: Mapping[str, str]) -> _Reply:
         service = params.get("service")
         if self._hero and service and service not in _SERVICES:
             return self._json({"status": "false", "msg": "service is incorrect"})  # [DOC HeroSMS]
-        if self._hero and "country" in params and self._country(params, -1) not in _COUNTRIES:
+        if self._hero and "country" in params and self._country(params, -1) not in self._countries:
             return self._json({"status": "false", "msg": "country is incorrect"})  # [DOC HeroSMS, REAL_RESPONSES §E]
         result: dict[str, dict[str, Any]] = {}
         for entry in self.catalogue.values():
@@ -602,6 +618,23 @@ class Simulator:
             result.setdefault(str(entry.country), {})[entry.service] = {
                 "cost": entry.price, "count": entry.count, "physicalCount": entry.count // 3}
         return self._json(result)  # [DOC] "if there are no numbers, an empty object is returned"
+
+    def _get_prices_extended(self, account: Account, params: Mapping[str, str]) -> _Reply:
+        # [SA-DOC25] {"Country":{"Service":{"cost":Cost,"count":Count}}}: numbers, not strings; with
+        # freePrice=true the tiers as getTopCountriesByService gives them (price string -> cumulative count).
+        free_price = params.get("freePrice") == "true"
+        service = params.get("service")
+        result: dict[str, dict[str, Any]] = {}
+        for entry in self.catalogue.values():
+            if service and entry.service != service:
+                continue
+            if "country" in params and entry.country != self._country(params, -1):
+                continue
+            row: dict[str, Any] = {"cost": entry.price, "count": entry.count}
+            if free_price:
+                row["freePriceMap"] = self._free_price_map(entry)
+            result.setdefault(str(entry.country), {})[entry.service] = row
+        return self._json(result)
 
     def _get_prices_verification(self, account: Account, params: Mapping[str, str]) -> _Reply:
         service = params.get("service")
@@ -614,9 +647,7 @@ class Simulator:
 
     def _get_countries(self, account: Account, params: Mapping[str, str]) -> _Reply:
         result = {}
-        for country, (rus, eng, chn) in _COUNTRIES.items():
-            if self._hero and country in (0, 12):
-                continue  # [LIVE] HeroSMS has no Russia (0) and no 12
+        for country, (rus, eng, chn) in self._countries.items():
             result[str(country)] = {"id": country, "rus": rus, "eng": eng, "chn": chn, "visible": 1, "retry": 1,
                                     "rent": 1 if country in (0, 2, 16) else 0, "multiService": 1 if country == 0 else 0}
         return self._json(result)
@@ -651,6 +682,10 @@ class Simulator:
             if self._hero and not v2:
                 raise _Error(self._text("UNPROCESSABLE_ENTITY:service:INVALID"))  # [LIVE]
             raise self._fail("BAD_SERVICE", hero=400, details="This service/country combination is not available")
+        if self._hero and not params.get("country", "").isdigit():
+            # HeroSMS names no default country (it has no Russia, the classic default): its modern
+            # purchase requires one [HERO-TR] and getNumbersStatus answers this 422 without one [RUSTX-HERO].
+            raise _Error(self._json({"title": "UNPROCESSABLE_ENTITY", "details": "Param 'country' must be a number"}, 422))
         entry = self.catalogue.get((service, self._country(params)))
         if entry is None or entry.count <= 0:
             if self._hero and v2:
@@ -973,9 +1008,9 @@ class Simulator:
 
     # --- rent -------------------------------------------------------------------------------------
 
-    def _rent_hours(self, params: Mapping[str, str], default: int = 4) -> int:
-        raw = params.get("rent_time", "")
-        hours = int(raw) if raw.isdigit() else default
+    def _rent_hours(self, params: Mapping[str, str], default: int = 4, *, key: str = "rent_time") -> int:
+        raw = params.get(key, "")
+        hours = int(raw) if raw.isdigit() else (default if key not in params else 0)
         if not 2 <= hours <= 1344:
             raise self._fail("INVALID_TIME", json_key="message")  # [DOC] 2 to 1344 hours
         return hours
@@ -1075,10 +1110,11 @@ class Simulator:
         if rent.state == "finished":
             # [DOC] a finished rent is re-ordered under a new id
             rent = attrs.evolve(rent, id=next(self._rent_ids), state="active", messages=[], started_at=now,
-                                ends_at=now, end_wall=self.clock.wall())
+                                ends_at=now, end_wall=self.clock.wall(), extensions=[])
             self.rents[rent.id] = rent
         rent.ends_at += hours * 3600
         rent.end_wall += _dt.timedelta(hours=hours)
+        rent.extensions.append((self.clock.wall(), price, hours))
         self.ledger.purchases.append(PurchaseRecord(now, "rent", rent.id, account.key, price, rent.service, None))
         self._events.push(rent.ends_at, "rent_end", rent.id)
         return self._json({"status": "success", "phone": {"id": rent.id, "endDate": rent.end_wall.strftime(
@@ -1091,6 +1127,20 @@ class Simulator:
             raise self._fail("RENT_DIE", json_key="message")
         return self._json({"status": "success", "price": self._rent_price(rent.service, rent.country, hours),
                            "currency": 840})
+
+    def _continue_rent_info(self, account: Account, params: Mapping[str, str]) -> _Reply:
+        # [SA-DOC25] {"status":"success","price":6.33,"currency":840,"hours":4,
+        #             "history":{"0":{"createDate":"2024-10-07 12:10:47","price":"101.9","hours":4}}}
+        rent = self._rent(account, params)
+        hours = self._rent_hours(params, 0, key="hours")  # [DOC] hours is required here
+        if rent.state in ("cancelled", "revoked"):
+            raise self._fail("RENT_DIE", json_key="message")
+        answer: dict[str, Any] = {"status": "success", "price": self._rent_price(rent.service, rent.country, hours),
+                                  "currency": 840, "hours": hours}
+        if params.get("needHistory") == "true":
+            answer["history"] = {str(i): {"createDate": _wall(at), "price": _fmt(price), "hours": h}
+                                 for i, (at, price, h) in enumerate(rent.extensions)}
+        return self._json(answer)
 
     def _buy_partner_product(self, account: Account, params: Mapping[str, str]) -> _Reply:
         product = params.get("productId", "")

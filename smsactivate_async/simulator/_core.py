@@ -182,6 +182,8 @@ class Rent:
     state: Literal["active", "finished", "cancelled", "revoked"] = "active"
     messages: list[RentSmsRecord] = attrs.field(factory=list)
     url: str | None = None
+    #: (when, price, hours) of each continueRentNumber, for continueRentInfo's history
+    extensions: list[tuple[_dt.datetime, Decimal, int]] = attrs.field(factory=list)
 
 
 @attrs.define
