@@ -47,3 +47,10 @@ def throughput(session: nox.Session) -> None:
     """1 000 activations under HeroSMS's limit: fixed 4/s, fixed 50/s, adaptive."""
     session.install("-e", ".[dev]")
     session.run("python", "benchmarks/throughput.py", *session.posargs)
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """Five published third-party clients against the simulator on loopback (the conformance extra)."""
+    session.install("-e", ".[dev,conformance]")
+    session.run("pytest", "-q", "-m", "conformance", "tests/test_conformance.py", *session.posargs)

@@ -296,9 +296,7 @@ def simulate(port: int, host: str, dialect: str, faults: float, rps: float | Non
     else:
         low, _, high = codes.partition(":")
         schedule = CodeSchedule.within(float(low), float(high or low))
-    limits = Faults.uniform(faults, rps_budget=rps, block_seconds=block_seconds)
-    if dialect == "herosms" and block_seconds is not None:
-        limits.retry_after_header = False  # [LIVE] HeroSMS's 429 carried no Retry-After
+    limits = Faults.uniform(faults, rps_budget=rps, block_seconds=block_seconds)  # Retry-After as the dialect sends it
     sim = Simulator(dialect=dialect, seed=seed, faults=limits,  # type: ignore[arg-type]
                     api_keys={key: Decimal(balance) for key in keys}, codes=schedule)
     console.print(f"Simulator ({dialect}) on http://{host}:{port}/stubs/handler_api.php — keys: {', '.join(keys)}")

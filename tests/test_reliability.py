@@ -31,7 +31,7 @@ URL = "https://api.sms-activate.ae/stubs/handler_api.php"
 def client(**kwargs: Any) -> SMSActivate:
     options: dict[str, Any] = {"rate_limit": None, "retry": RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.01, settle=0.01)}
     options.update(kwargs)
-    return SMSActivate("k", **options)
+    return SMSActivate(options.pop("api_key", "k"), **options)
 
 
 def by_action(responses: dict[str, list[Any]]) -> Any:
@@ -90,6 +90,19 @@ async def test_429_retry_after_slows_the_whole_client() -> None:
         await c.get_balance()
         assert c.stats.rate_limited == 1
     assert max(clock.sleeps) >= 7
+
+
+@pytest.mark.parametrize(("header", "held"), [(False, 10.0), (True, 3.0)])
+async def test_herosms_429_with_and_without_retry_after(header: bool, held: float) -> None:
+    """HeroSMS's live 429 has no Retry-After (issue 12.11): the client holds the provider's 10 s block
+    (FACTS §18); where one is sent, it is honoured instead. Both against the simulator."""
+    sim = Simulator(dialect="herosms", faults=Faults(retry_after=3, retry_after_header=header))
+    sim.faults.inject("rate_limit", action="getBalance")
+    clock = FakeClock()
+    async with client(provider="herosms", api_key=sim.api_key, transport=sim.transport(), clock=clock) as c:
+        assert await c.get_balance() == sim.balance()
+        assert c.stats.rate_limited == 1
+    assert max(clock.sleeps) == pytest.approx(held, abs=0.5)
 
 
 async def test_rate_limiter_paces_bursts() -> None:

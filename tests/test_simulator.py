@@ -11,6 +11,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 
@@ -192,7 +193,7 @@ async def test_lifetime_refund_and_active_lists() -> None:
     assert (await raw(sim, action="getActiveActivations")).json() == {"status": "error", "error": "NO_ACTIVATIONS"}
     activation = await buy(sim)
     rows = (await raw(sim, action="getActiveActivations")).json()["activeActivations"]
-    assert rows[0]["activationId"] == str(activation) and rows[0]["activationCost"] == "0.1"
+    assert rows[0]["activationId"] == str(activation) and rows[0]["activationCost"] == "0.10"
     clock.advance(1201)
     assert sim.open_activations() == [] and sim.balance() == Decimal(1000)
     assert (await raw(sim, action="getStatus", id=activation)).text == "STATUS_CANCEL"
@@ -263,7 +264,8 @@ async def test_each_fault(kind: FaultKind) -> None:
         with pytest.raises(json.JSONDecodeError):
             json.loads(response.text)
     elif kind is FaultKind.RATE_LIMIT:
-        assert response.status_code == 429 and response.headers["retry-after"] == "1"
+        # [LIVE fixture] HeroSMS's 429 has no Retry-After (documented only on /api/v1/activations/offers)
+        assert response.status_code == 429 and "retry-after" not in response.headers
     elif kind is FaultKind.ERROR_SQL:
         assert response.text == "ERROR_SQL"
     assert sim.ledger.requests[-1].fault == kind.value
@@ -357,6 +359,8 @@ async def test_served_on_a_loopback_port_with_network_faults() -> None:
         async with httpx.AsyncClient(timeout=2) as http:
             ok = await http.get(url, params={"api_key": sim.api_key, "action": "getBalance"})
             assert ok.text == "ACCESS_BALANCE:1000"
+            # [LIVE, REAL_RESPONSES §A] one `Server: cloudflare`, not uvicorn's beside it
+            assert ok.headers.get_list("server") == ["cloudflare"]
             sim.faults.inject("drop")
             with pytest.raises(httpx.RemoteProtocolError):
                 await http.get(url, params={"api_key": sim.api_key, "action": "getBalance"})
@@ -476,3 +480,55 @@ async def test_continue_rent_info_with_history() -> None:
     assert (await raw(sim, action="continueRentInfo", id=1, hours=4)).json()["message"] == "NO_ID_RENT"
     await raw(sim, action="setRentStatus", id=rent_id, status=2)
     assert (await raw(sim, action="continueRentInfo", id=rent_id, hours=4)).json()["message"] == "RENT_DIE"
+
+
+async def test_classic_json_labels_as_captured() -> None:
+    """[LIVE, REAL_RESPONSES §A] application/json only on getOperators and getTopCountriesByServiceRank;
+    text/html on every other JSON answer (getNumbersStatus, getTopCountriesByService)."""
+    sim, _ = classic()
+    for action in ("getOperators", "getTopCountriesByServiceRank"):
+        assert (await raw(sim, action=action, service="tg")).headers["content-type"] == "application/json"
+    for action in ("getTopCountriesByService", "getNumbersStatus", "getCountries"):
+        assert (await raw(sim, action=action, service="tg")).headers["content-type"].startswith("text/html")
+
+
+async def test_classic_money_history_and_free_price() -> None:
+    sim, clock = classic(lifetime_seconds=60, codes=CodeSchedule.never())
+    sim.catalogue[("tg", 0)] = attrs.evolve(sim.catalogue[("tg", 0)], price=Decimal(10))
+    await buy(sim)
+    row = (await raw(sim, action="getActiveActivations")).json()["activeActivations"][0]
+    assert row["activationCost"] == "10.00"  # [LIVE 2024-10, REAL_RESPONSES §C] two decimals kept
+    clock.advance(61)
+    # "10" is HeroSMS's auto-refund status [DOC HeroSMS]; the classic API has none: expired = cancelled
+    assert (await raw(sim, action="getHistory")).json()[0]["status"] == "8"
+    before = sim.balance()
+    bought = await raw(sim, action="getNumber", service="tg", country=0, freePrice="true", maxPrice="25")
+    assert bought.text.startswith("ACCESS_NUMBER:")
+    # [SA-DOC es] Free Price buys "al precio máximo al que está listo para comprar": maxPrice is charged
+    assert before - sim.balance() == Decimal(25)
+    low = await raw(sim, action="getNumber", service="tg", country=0, freePrice="true", maxPrice="5")
+    assert low.text == "WRONG_MAX_PRICE:10"
+    h, hclock = hero(lifetime_seconds=60, codes=CodeSchedule.never())
+    await buy(h, "getNumberV2")
+    hclock.advance(61)
+    assert (await raw(h, action="getHistory")).json()[0]["status"] == "10"
+
+
+async def test_herosms_leaked_cursor_row_is_an_object() -> None:
+    """[HERO-LIVE, FACTS §8] ``activeActivations`` is ``{affected_rows,num_rows,row:{…},rows:[]}``."""
+    h, _ = hero()
+    await buy(h, "getNumberV2")
+    cursor = (await raw(h, action="getActiveActivations")).json()["activeActivations"]
+    assert isinstance(cursor["row"], dict) and cursor["rows"] == [] and set(cursor) == {"affected_rows", "num_rows",
+                                                                                        "row", "rows"}
+
+
+@pytest.mark.parametrize(("dialect", "option", "header"), [("herosms", None, False), ("sms-activate", None, True),
+                                                           ("herosms", True, True), ("sms-activate", False, False)])
+async def test_retry_after_follows_the_dialect_unless_chosen(dialect: str, option: bool | None, header: bool) -> None:
+    """HeroSMS's live 429 fixture has no Retry-After (it documents one only on /api/v1/activations/offers);
+    Tiger's classic edge sends one [LIVE]. ``Faults(retry_after_header=)`` chooses either."""
+    sim = Simulator(dialect=dialect, faults=Faults(retry_after_header=option))  # type: ignore[arg-type]
+    sim.faults.inject("rate_limit")
+    limited = await raw(sim, action="getBalance")
+    assert limited.status_code == 429 and ("retry-after" in limited.headers) is header

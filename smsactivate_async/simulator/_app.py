@@ -117,6 +117,11 @@ def _fmt(amount: Decimal) -> str:
     return format(amount.normalize(), "f") if amount != 0 else "0"
 
 
+def _cents(amount: Decimal) -> str:
+    """Money as the classic rows print it: at least two decimals ([LIVE 2024-10] ``"10.00"``)."""
+    return format(amount.quantize(Decimal("0.01")) if amount == amount.quantize(Decimal("0.01")) else amount, "f")
+
+
 def _wall(value: _dt.datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
@@ -205,7 +210,7 @@ class Simulator:
             "getBalanceAndCashBack": self._get_balance_and_cashback,
             "getNumbersStatus": self._get_numbers_status,
             "getTopCountriesByService": self._get_top_countries,
-            "getTopCountriesByServiceRank": self._get_top_countries,
+            "getTopCountriesByServiceRank": self._get_top_countries_rank,
             "getOperators": self._get_operators,
             "getActiveActivations": self._get_active_activations,
             "getNumber": self._get_number,
@@ -364,10 +369,12 @@ class Simulator:
     def _text(self, text: str, status: int = 200) -> _Reply:
         return _Reply(status, text.encode(), "text/html; charset=UTF-8")
 
-    def _json(self, doc: Any, status: int = 200) -> _Reply:
+    def _json(self, doc: Any, status: int = 200, *, labelled: bool = False) -> _Reply:
         body = json.dumps(doc, ensure_ascii=False, default=_json_default).encode()
-        # [LIVE] sms-activate labels JSON as text/html; HeroSMS sends application/json.
-        return _Reply(status, body, "application/json" if self._hero else "text/html; charset=UTF-8")
+        # [LIVE, REAL_RESPONSES §A] sms-activate labels JSON as text/html except on getOperators and
+        # getTopCountriesByServiceRank (``labelled``); HeroSMS sends application/json.
+        json_type = self._hero or labelled
+        return _Reply(status, body, "application/json" if json_type else "text/html; charset=UTF-8")
 
     def _fail(
         self,
@@ -438,7 +445,7 @@ class Simulator:
         fault = self.faults.pick(action, self.rng)
         reply = self._budget(params)
         if reply is None and fault is FaultKind.RATE_LIMIT:
-            reply = self._rate_limited()
+            reply = self._rate_limited(header=self._retry_after_header)
         if reply is None and fault is FaultKind.DROP:
             self._record(action, 0, fault)
             raise SimulatedFault(fault)
@@ -464,7 +471,12 @@ class Simulator:
     def _record(self, action: str, status: int, fault: FaultKind | None) -> None:
         self.ledger.requests.append(RequestRecord(self.clock.now(), action, status, fault.value if fault else None))
 
-    def _rate_limited(self, seconds: float | None = None, *, header: bool = True, page: bool = False) -> _Reply:
+    @property
+    def _retry_after_header(self) -> bool:
+        chosen = self.faults.retry_after_header
+        return not self._hero if chosen is None else chosen
+
+    def _rate_limited(self, seconds: float | None = None, *, header: bool, page: bool = False) -> _Reply:
         seconds = self.faults.retry_after if seconds is None else seconds
         if page:
             # [DOC HeroSMS rules: "error 1020"] the edge's block page
@@ -491,7 +503,7 @@ class Simulator:
                 window.popleft()
             if len(window) >= faults.purchase_rps:
                 self.ledger.over_budget += 1
-                return self._rate_limited(max(1.0, faults.retry_after))
+                return self._rate_limited(max(1.0, faults.retry_after), header=self._retry_after_header)
             window.append(now)
         budget = faults.rps_budget
         if budget is None:
@@ -501,17 +513,17 @@ class Simulator:
             # [DOC HeroSMS] "repeats re-block": a request during the block starts it again
             self._blocked_until[key] = now + faults.block_seconds
             self.ledger.blocks[-1][1] = now + faults.block_seconds
-            return self._rate_limited(faults.block_seconds, header=faults.retry_after_header, page=faults.block_page)
+            return self._rate_limited(faults.block_seconds, header=self._retry_after_header, page=faults.block_page)
         window = self._window[key]
         while window and now - window[0] >= 1.0:
             window.popleft()
         if len(window) >= budget:
             self.ledger.over_budget += 1
             if faults.block_seconds is None:
-                return self._rate_limited(header=faults.retry_after_header)
+                return self._rate_limited(header=self._retry_after_header)
             self._blocked_until[key] = now + faults.block_seconds
             self.ledger.blocks.append([now, now + faults.block_seconds])
-            return self._rate_limited(faults.block_seconds, header=faults.retry_after_header, page=faults.block_page)
+            return self._rate_limited(faults.block_seconds, header=self._retry_after_header, page=faults.block_page)
         window.append(now)
         return None
 
@@ -583,6 +595,10 @@ class Simulator:
         # [LIVE HeroSMS] keys are price strings; values are cumulative counts up to that price
         return {_fmt(entry.price): entry.count // 2, _fmt(entry.price * 3): entry.count}
 
+    def _get_top_countries_rank(self, account: Account, params: Mapping[str, str]) -> _Reply:
+        reply = self._get_top_countries(account, params)
+        return _Reply(reply.status, reply.body, "application/json", reply.headers)  # [LIVE, REAL_RESPONSES §A]
+
     def _get_top_countries(self, account: Account, params: Mapping[str, str]) -> _Reply:
         free_price = params.get("freePrice") == "true"
         service = params.get("service")
@@ -601,7 +617,7 @@ class Simulator:
             operators = {str(country): self._operators[country]}
         else:
             operators = {str(c): ops for c, ops in self._operators.items()}
-        return self._json({"status": "success", "countryOperators": operators})
+        return self._json({"status": "success", "countryOperators": operators}, labelled=True)  # [LIVE §A]
 
     def _get_prices(self, account: Account, params: Mapping[str, str]) -> _Reply:
         service = params.get("service")
@@ -620,7 +636,8 @@ class Simulator:
         return self._json(result)  # [DOC] "if there are no numbers, an empty object is returned"
 
     def _get_prices_extended(self, account: Account, params: Mapping[str, str]) -> _Reply:
-        # [SA-DOC25] {"Country":{"Service":{"cost":Cost,"count":Count}}}: numbers, not strings; with
+        # getPrices' rows {"cost","count","physicalCount"} (numbers, not strings) [SA-DOC25, §10]:
+        # aiosmsactivate 1.5.1, written to the 2025 docs, reads physicalCount from them; with
         # freePrice=true the tiers as getTopCountriesByService gives them (price string -> cumulative count).
         free_price = params.get("freePrice") == "true"
         service = params.get("service")
@@ -630,7 +647,7 @@ class Simulator:
                 continue
             if "country" in params and entry.country != self._country(params, -1):
                 continue
-            row: dict[str, Any] = {"cost": entry.price, "count": entry.count}
+            row: dict[str, Any] = {"cost": entry.price, "count": entry.count, "physicalCount": entry.count // 3}
             if free_price:
                 row["freePriceMap"] = self._free_price_map(entry)
             result.setdefault(str(entry.country), {})[entry.service] = row
@@ -700,9 +717,23 @@ class Simulator:
             if limit is not None and limit < entry.price:
                 raise self._fail("WRONG_MAX_PRICE", hero=400, details="The maximum price is less than the permitted price",
                                  info={"min": entry.price}, payload=_fmt(entry.price))
-        if account.balance < entry.price:
+        if account.balance < self._cost(entry, params):
             raise self._fail("NO_BALANCE", hero=402, details="Payment Required")
         return entry
+
+    @staticmethod
+    def _cost(entry: CatalogueEntry, params: Mapping[str, str]) -> Decimal:
+        """What a purchase costs: the catalogue price, or with ``freePrice=true`` the ``maxPrice`` the
+        buyer declared ([SA-DOC es] "el precio máximo al que está listo para comprar … a Precio
+        Gratis"; it was checked to reach at least the cheapest tier)."""
+        if params.get("freePrice") == "true":
+            try:
+                declared = Decimal(params.get("maxPrice", ""))
+            except ArithmeticError:
+                return entry.price
+            if declared.is_finite() and declared > entry.price:
+                return declared
+        return entry.price
 
     def _buy(self, account: Account, entry: CatalogueEntry, params: Mapping[str, str], *, phone: str | None = None,
              parent: int | None = None, order_id: str | None = None) -> Activation:
@@ -713,15 +744,15 @@ class Simulator:
             id=activation_id, key=account.key, service=entry.service, country=country,
             operator=(_OPERATORS.get(country) or ["any"])[0],
             phone=phone or _PHONE_PREFIX.get(country, "1") + f"{self.rng.randrange(10**8, 10**9)}",
-            cost=entry.price, bought_at=now, bought_wall=self.clock.wall(), order_id=order_id,
+            cost=self._cost(entry, params), bought_at=now, bought_wall=self.clock.wall(), order_id=order_id,
             forward=params.get("forward") == "1", parent=parent,
             via="call" if params.get("activationType") == "2" or self.codes.via == "call" else "sms",
         )
-        account.balance -= entry.price
+        account.balance -= activation.cost
         self.catalogue[(entry.service, country)] = attrs.evolve(entry, count=entry.count - 1)
         self.activations[activation_id] = activation
         self.ledger.purchases.append(
-            PurchaseRecord(now, "activation", activation_id, account.key, entry.price, entry.service, order_id))
+            PurchaseRecord(now, "activation", activation_id, account.key, activation.cost, entry.service, order_id))
         self._events.push(now + self.lifetime_seconds, "expire", activation_id)
         self._schedule_code(activation)
         return activation
@@ -920,7 +951,7 @@ class Simulator:
                     "currency": 840, "verificationType": a.via, "receiveSmsDate": None}
         # [LIVE 2024-10] every field a string; smsCode a string (documented as an array).
         return {"activationId": str(a.id), "serviceCode": a.service, "phoneNumber": a.phone,
-                "activationCost": _fmt(a.cost), "activationStatus": a.state.value, "smsCode": code, "smsText": text,
+                "activationCost": _cents(a.cost), "activationStatus": a.state.value, "smsCode": code, "smsText": text,
                 "activationTime": _wall(a.bought_wall), "discount": "0", "repeated": "0",
                 "countryCode": str(a.country), "countryName": _COUNTRIES.get(a.country, ("", "?", ""))[1],
                 "canGetAnotherSms": "1", "currency": 840}
@@ -931,9 +962,10 @@ class Simulator:
             start = int(params["start"]) if params.get("start", "").isdigit() else 0
             limit = min(100, int(params["limit"])) if params.get("limit", "").isdigit() else 50
             page = active[start:start + limit]
-            # [LIVE] rows in "data"; "activeActivations" is a leaked DB cursor.
+            # [HERO-LIVE, FACTS §8] rows in "data"; "activeActivations" is a leaked DB cursor whose
+            # "row" is an object (REAL_RESPONSES §C's `"row":[]` is a hand-built TEST string).
             return self._json({"status": "success", "data": [self._active_row(a) for a in page],
-                               "activeActivations": {"affected_rows": 0, "num_rows": 0, "row": [], "rows": []}})
+                               "activeActivations": {"affected_rows": 0, "num_rows": 0, "row": {}, "rows": []}})
         if not active:
             raise self._fail("NO_ACTIVATIONS", json_key="error")  # [DOC/TEST] not an empty list
         return self._json({"status": "success", "activeActivations": [self._active_row(a) for a in active]})
@@ -958,8 +990,15 @@ class Simulator:
             closed_paid = a.state is ActivationState.FINISHED
             rows.append({"id": str(a.id) if self._hero else a.id, "date": _wall(a.bought_wall), "phone": a.phone,
                          "sms": a.messages[-1].text if a.messages else None,
-                         "cost": a.cost if closed_paid else 0, "status": a.state.value, "currency": 840})
+                         "cost": a.cost if closed_paid else 0, "status": self._history_status(a), "currency": 840})
         return self._json(rows[offset:offset + limit])  # [LIVE] a bare array
+
+    def _history_status(self, a: Activation) -> str:
+        # [DOC HeroSMS] "10" is HeroSMS's auto-refund at the end of the lifetime; the classic API
+        # documents no such status, and there an expired activation reads as cancelled (8).
+        if a.state is ActivationState.REFUNDED and not self._hero:
+            return ActivationState.CANCELLED.value
+        return a.state.value
 
     def _get_incoming_call_status(self, account: Account, params: Mapping[str, str]) -> _Reply:
         raw = params.get("activationId") or params.get("id") or ""

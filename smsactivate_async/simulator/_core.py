@@ -216,7 +216,9 @@ class Faults:
     ``rps_budget``: more requests than this within one second (per key) get 429 + Retry-After.
     ``block_seconds``: going over the budget blocks the account this long, and every request during
     the block answers 429 and starts it again ([DOC HeroSMS rules: 50 RPS, 10 s, repeats re-block]).
-    ``retry_after_header``: whether budget 429s carry ``Retry-After`` (HeroSMS's live 429 did not).
+    ``retry_after_header``: whether 429s carry ``Retry-After``; ``None``, the default, follows the
+    dialect: HeroSMS's live 429 fixture has none (it documents one only on
+    ``/api/v1/activations/offers``), the classic edges (Tiger's) send one [LIVE].
     ``block_page``: answer a block with the edge's ``403 error code: 1020`` page instead of the 429.
     ``purchase_rps``: purchases per second per key+service+country beyond which the edge answers
     429 ``Too Many Requests`` + ``Retry-After`` [LIVE Tiger].
@@ -229,7 +231,7 @@ class Faults:
     retry_after: float = 1.0
     rps_budget: float | None = None
     block_seconds: float | None = None
-    retry_after_header: bool = True
+    retry_after_header: bool | None = None
     block_page: bool = False
     purchase_rps: float | None = None
     actions: frozenset[str] | None = None  # limit rate faults to these actions
@@ -246,7 +248,7 @@ class Faults:
     @classmethod
     def tiger_limits(cls, **kwargs: object) -> Faults:
         """Tiger's edge: purchases limited per user+service+country, 429 + ``Retry-After`` [LIVE]."""
-        options: dict[str, object] = {"purchase_rps": 1.0, "retry_after": 1.0}
+        options: dict[str, object] = {"purchase_rps": 1.0, "retry_after": 1.0, "retry_after_header": True}
         options.update(kwargs)
         return cls(**options)  # type: ignore[arg-type]
 

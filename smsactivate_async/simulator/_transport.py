@@ -79,7 +79,7 @@ def _config(simulator: Simulator, host: str, port: int, log_level: str) -> Any:
     except ImportError:
         raise SystemExit("the simulator server needs uvicorn: pip install 'smsactivate-async[simulator]'") from None
     return uvicorn.Config(_NetworkFaults(simulator), host=host, port=port, log_level=log_level, lifespan="on",
-                          access_log=False)
+                          access_log=False, server_header=False)  # one Server header, ours [LIVE §A]
 
 
 def serve(simulator: Simulator, *, host: str = "127.0.0.1", port: int = 8765, log_level: str = "warning") -> None:
