@@ -28,6 +28,7 @@ from ._exceptions import (
     TransportError,
     TruncatedResponseError,
     WaitTimeoutError,
+    WebhookPayloadError,
     WrongMaxPriceError,
 )
 from ._journal import RecoveryReport
@@ -79,6 +80,7 @@ __all__ = [
     "TransportError",
     "TruncatedResponseError",
     "WaitTimeoutError",
+    "WebhookPayloadError",
     "WrongMaxPriceError",
     "__version__",
     *_models_all,

@@ -304,6 +304,43 @@ def simulate(port: int, host: str, dialect: str, faults: float, rps: float | Non
 
 
 @cli.command()
+@click.option("--port", default=8080, show_default=True)
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--path", default="/sms", show_default=True, help="Path prefix; the secret is appended.")
+@click.option("--secret", envvar="SMSACTIVATE_WEBHOOK_SECRET", required=True,
+              help="The unguessable path token (or SMSACTIVATE_WEBHOOK_SECRET).")
+@click.option("--any-source", is_flag=True, help="Accept pushes from any address (not only the provider's).")
+@pass_context
+def webhook(ctx: Context, port: int, host: str, path: str, secret: str, any_source: bool) -> None:
+    """Receive the provider's webhooks and print each push, confirmed with getStatus.
+
+    To feed your own waiters, mount ``client.webhook_app()`` in the process that waits instead."""
+    from .webhooks import WebhookEvent, serve
+
+    async def work(client: Any) -> None:
+        send, receive = anyio.create_memory_object_stream[WebhookEvent](1000)
+        app = client.webhook_app(path, secret=secret, allowed_sources=None if any_source else "provider",
+                                 on_event=send.send_nowait)
+        err_console.print(f"Listening on {host}:{port}; register https://<your host>{app.path} with the provider")
+        async with anyio.create_task_group() as group:
+            group.start_soon(serve, app, host, port)
+            async with receive:
+                async for event in receive:
+                    if event.kind == "activation":
+                        try:
+                            status = await client.get_status(event.id)
+                            confirmed: Any = {"status": status.status.value, "code": status.code}
+                        except SMSActivateError as error:
+                            confirmed = {"error": error.code}
+                    else:
+                        confirmed = None
+                    ctx.show({"kind": event.kind, "id": event.id, "pushed_code": event.code, "text": event.text,
+                              "confirmed": confirmed})
+
+    ctx.run(work)
+
+
+@cli.command()
 @click.option("--activations", default=100, show_default=True)
 @click.option("--dialect", default="sms-activate", type=click.Choice(["sms-activate", "herosms"]), show_default=True)
 @click.option("--faults", default=0.0, show_default=True, help="Share of requests that get a fault (0.1 = 10 %).")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -30,6 +30,7 @@ from ._transport import KeyTransport, install_redaction
 if TYPE_CHECKING:
     from ._models import RentSms
     from ._waiting import Activation, Scheduler
+    from .webhooks import WebhookApp, WebhookEvent
 
 __all__ = ["SMSActivate"]
 
@@ -256,9 +257,42 @@ class SMSActivate(GeneratedActions):
         return await self._get_scheduler().wait_rent(int(rent_id), timeout, poll_interval)
 
     def notify(self, activation_id: int) -> None:
-        """Tell the scheduler an activation has news (from a webhook): it confirms with one getStatus."""
-        if self._session.scheduler is not None:
-            self._session.scheduler.notify(int(activation_id))
+        """Tell the scheduler an activation has news (from a webhook): it confirms with one getStatus.
+
+        A push for an activation nobody waits on yet is remembered for a while, so a wait that
+        starts just after it is confirmed at once."""
+        self._get_scheduler().notify(int(activation_id))
+
+    def notify_rent(self, rent_id: int) -> None:
+        """Tell the scheduler a rent has news (from a webhook): its waiter asks getRentStatus now."""
+        self._get_scheduler().notify_rent(int(rent_id))
+
+    def webhook_app(
+        self,
+        path: str = "/",
+        *,
+        secret: str | None = None,
+        fallback_interval: float = 30.0,
+        allowed_sources: Iterable[str] | Literal["provider"] | None = "provider",
+        trusted_proxies: Iterable[str] = (),
+        on_event: Callable[[WebhookEvent], object] | None = None,
+    ) -> WebhookApp:
+        """An ASGI app receiving this provider's webhooks and feeding this client's waiters.
+
+        Register ``app.path`` (``path`` + ``/`` + ``secret``; a random secret when none is given)
+        under your host with the provider. While pushes arrive (one within ``2 × fallback_interval``)
+        the waiters' polling slows to ``fallback_interval``; without them it is as before. Source
+        addresses are checked against ``Provider.webhook_sources`` unless ``allowed_sources`` says
+        otherwise (``None``: no check). See :mod:`smsactivate_async.webhooks`.
+        """
+        from .webhooks import WebhookApp
+
+        if not isinstance(fallback_interval, (int, float)) or not fallback_interval > 0:
+            raise InvalidArgumentError(f"fallback_interval must be a positive number of seconds, got {fallback_interval!r}")
+        app = WebhookApp(self, path=path, secret=secret, allowed_sources=allowed_sources,
+                         trusted_proxies=trusted_proxies, on_event=on_event)
+        self._get_scheduler().fallback_interval = float(fallback_interval)
+        return app
 
     # --- life cycle -------------------------------------------------------------------------
 

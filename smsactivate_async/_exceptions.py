@@ -22,7 +22,8 @@
     │   ├── RateLimitedError            HTTP 429 / RATE_LIMIT (.retry_after)
     │   └── ServerError                 ERROR_SQL, SQL_ERROR, SERVER_ERROR, HTTP 5xx
     ├── BadResponseError                an answer that cannot be understood (.excerpt)
-    │   └── TruncatedResponseError      JSON cut short
+    │   ├── TruncatedResponseError      JSON cut short
+    │   └── WebhookPayloadError         a webhook body that is not a provider's push
     ├── TransportError                  connection failed, request timed out
     ├── RedirectError                   the provider moved: a 3xx to .location (scheme://host)
     ├── StoreError                      the journal's store cannot be reached or used
@@ -66,6 +67,7 @@ __all__ = [
     "TransportError",
     "TruncatedResponseError",
     "WaitTimeoutError",
+    "WebhookPayloadError",
     "WrongMaxPriceError",
     "error_for_code",
     "excerpt",
@@ -249,6 +251,12 @@ class BadResponseError(SMSActivateError):
 
 class TruncatedResponseError(BadResponseError):
     default_code = "TRUNCATED_RESPONSE"
+
+
+class WebhookPayloadError(BadResponseError):
+    """A body posted to the webhook receiver that is not a provider's push. ``excerpt`` shows it."""
+
+    default_code = "BAD_WEBHOOK"
 
 
 class TransportError(SMSActivateError):

@@ -28,7 +28,9 @@ class Provider:
     confirming getStatus;
     ``country_required`` names the wire actions that need a ``country`` here (the client refuses
     to send them without one); ``supports_ready`` says whether setStatus 1 is accepted; ``honours_order_id`` whether
-    getNumberV2's ``orderId`` is idempotent; ``extra_actions`` are wire actions beyond the classic set.
+    getNumberV2's ``orderId`` is idempotent; ``extra_actions`` are wire actions beyond the classic set;
+    ``webhook_sources`` are the addresses the provider documents its webhooks coming from (the
+    receiver's default source check; empty: the provider names none).
     """
 
     name: str
@@ -50,12 +52,14 @@ class Provider:
     honours_order_id: bool = True
     has_active_activations: bool = True
     extra_actions: frozenset[str] = frozenset()
+    webhook_sources: frozenset[str] = frozenset()
 
 
 SMS_ACTIVATE = Provider(
     name="sms-activate",
     base_url="https://api.sms-activate.ae/stubs/handler_api.php",
     dialect="sms-activate",
+    webhook_sources=frozenset({"188.42.218.183", "142.91.156.119"}),  # [SA-DOC25] FACTS §16
 )
 
 # HeroSMS (FACTS.md §18): its rules page allows 50 requests per second per account and blocks an
@@ -85,6 +89,7 @@ HEROSMS = Provider(
     supports_ready=False,
     honours_order_id=False,
     extra_actions=frozenset({"finishActivation", "cancelActivation", "getAllSms"}),
+    webhook_sources=frozenset({"84.32.223.53", "185.138.88.87"}),  # [HERO-CN, HERO-TR] FACTS §16
 )
 
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (SMS_ACTIVATE, HEROSMS)}

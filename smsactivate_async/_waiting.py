@@ -88,6 +88,13 @@ SCAN_ACTIVE: Action[dict[int, Row]] = Action(
 )
 
 
+def _remember(recent: collections.OrderedDict[int, None], key: int, limit: int = 10_000) -> None:
+    recent[key] = None
+    recent.move_to_end(key)
+    if len(recent) > limit:
+        recent.popitem(last=False)
+
+
 class _Wakeup:
     """A one-shot wake-up, reset by making a new one. On asyncio a bare future (about a tenth of
     an ``asyncio.Event``, whose deque dominates a waiter's memory); elsewhere an ``anyio.Event``."""
@@ -170,6 +177,14 @@ class Scheduler:
         self.fleet_scans = 0
         #: codes taken from a getActiveActivations row without a confirming getStatus
         self.codes_from_rows = 0
+        #: with webhooks (``client.webhook_app()``): the polling interval while pushes arrive
+        self.fallback_interval: float | None = None
+        self._last_push = float("-inf")
+        #: pushes for ids nobody waited on yet (bounded): a wait that starts soon after is confirmed at once
+        self._pushed: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self._rent_pushed: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self._rent_kicks: dict[int, anyio.Event] = {}
+        self._push_pending: set[int] = set()
 
     # --- waiting ------------------------------------------------------------------------------
 
@@ -183,6 +198,9 @@ class Scheduler:
         waiter = _Waiter(activation_id, self._clock.now() + timeout, interval, frozenset(seen) if seen else _NONE, voice,
                          self._session.journal.wall() if self._session.journal.store.shared else 0.0)
         self._waiters.setdefault(activation_id, []).append(waiter)
+        if self._pushed.pop(activation_id, False) is None:
+            self._push_pending.add(activation_id)
+            self._urgent.add(activation_id)  # pushed before anyone waited: confirm now, not at the next scan
         heapq.heappush(self._deadlines, (waiter.deadline, next(self._order), waiter))
         if self._deadlines[0][2] is waiter:
             self._deadline_moved.set()
@@ -214,6 +232,7 @@ class Scheduler:
                 group.remove(waiter)
             if not group:
                 del self._waiters[waiter.activation_id]
+                self._push_pending.discard(waiter.activation_id)
         if self._driver is waiter:
             self._driver = None
             self._hand_over()
@@ -226,15 +245,38 @@ class Scheduler:
                     return
 
     def notify(self, activation_id: int) -> None:
-        """News about an activation from outside (a webhook): confirm it now, not at the next tick."""
+        """News about an activation from outside (a webhook): confirm it now, not at the next tick.
+
+        Only a push that the confirmation bears out (a code, a cancel) counts as webhooks arriving,
+        so a forged push cannot slow the polling down."""
         if activation_id in self._waiters:
+            self._push_pending.add(activation_id)
             self._urgent.add(activation_id)
             self._kick.set()
+        else:
+            _remember(self._pushed, activation_id)
+
+    def notify_rent(self, rent_id: int) -> None:
+        """News about a rent from outside (a webhook): its waiter asks now."""
+        kick = self._rent_kicks.get(rent_id)
+        if kick is not None:
+            kick.set()
+        else:
+            _remember(self._rent_pushed, rent_id)
+
+    @property
+    def pushes_arriving(self) -> bool:
+        """Whether webhooks are in use and one arrived within twice the fallback interval."""
+        fallback = self.fallback_interval
+        return fallback is not None and self._clock.now() - self._last_push < 2 * fallback
 
     # --- driving ------------------------------------------------------------------------------
 
     def _interval(self) -> float:
-        return min((w.interval for ws in self._waiters.values() for w in ws), default=self._client.poll_interval)
+        interval = min((w.interval for ws in self._waiters.values() for w in ws), default=self._client.poll_interval)
+        if self.fallback_interval is not None and self.pushes_arriving:
+            return max(interval, self.fallback_interval)  # pushes bring the news; polling is the safety net
+        return interval
 
     async def _watch_deadlines(self) -> None:
         """While a driver drives: wake every waiter whose deadline has come, even mid-tick."""
@@ -408,6 +450,10 @@ class Scheduler:
             for other in self._waiters.get(activation_id, ()):
                 other.last_row = None  # so that the next tick sees the change again
             return
+        if activation_id in self._push_pending:
+            self._push_pending.discard(activation_id)
+            if code is not None or status.status is StatusCode.STATUS_CANCEL:
+                self._last_push = self._clock.now()  # a push borne out: webhooks work
         if status.status is StatusCode.STATUS_CANCEL:
             self._settle(activation_id, error=ActivationCancelledError(
                 f"activation {activation_id} was cancelled (or finished) while waiting for a code",
@@ -507,11 +553,13 @@ class Scheduler:
         deadline = self._clock.now() + timeout
         first = await self._session.call(_actions.GET_RENT_STATUS, {"rent_id": rent_id})
         baseline = first.quantity
+        pushed = self._rent_pushed.pop(rent_id, False) is None
         while True:
             remaining = deadline - self._clock.now()
             if remaining <= 0:
                 raise WaitTimeoutError(f"no SMS for rent {rent_id} within {timeout:g}s", action="getRentStatus")
-            await self._clock.sleep(min(interval, remaining))
+            if not pushed:
+                pushed = await self._rent_pause(rent_id, min(interval, remaining))
             try:
                 status = await self._session.call(_actions.GET_RENT_STATUS, {"rent_id": rent_id})
             except ActivationStateError:
@@ -521,12 +569,32 @@ class Scheduler:
                 continue
             new = status.quantity - baseline
             if new > 0:
+                if pushed:
+                    self._last_push = self._clock.now()  # a push borne out: webhooks work
                 if new > len(status.values):
                     status = await self._session.call(
                         _actions.GET_RENT_STATUS, {"rent_id": rent_id, "size": min(100, new)}
                     )
                 # values are newest first: the first message after the start is the oldest new one
                 return status.values[min(new, len(status.values)) - 1]
+            pushed = False
+
+    async def _rent_pause(self, rent_id: int, seconds: float) -> bool:
+        """Sleep between rent polls; with webhooks, until a push for this rent (True) or the
+        fallback interval has passed."""
+        if self.fallback_interval is None:
+            await self._clock.sleep(seconds)
+            return False
+        if self.pushes_arriving:
+            seconds = max(seconds, self.fallback_interval)
+        kick = self._rent_kicks[rent_id] = anyio.Event()
+        try:
+            with anyio.move_on_after(seconds):
+                await kick.wait()
+        finally:
+            if self._rent_kicks.get(rent_id) is kick:
+                del self._rent_kicks[rent_id]
+        return kick.is_set()
 
 
 class Activation:

@@ -40,6 +40,11 @@ async def test_rent() -> None:
     assert message.text == "Your code is 2792"
 
 
+async def test_webhooks() -> None:
+    codes = await example("webhooks").main(5)
+    assert len(codes) == 5 and all(code.isdigit() for code in codes.values())
+
+
 async def test_choose_provider() -> None:
     number = await example("choose_provider").main()
     assert number.activation_id > 0

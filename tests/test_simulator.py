@@ -342,7 +342,8 @@ async def test_webhooks_with_retries_and_duplicates() -> None:
         async with sim.running():
             sim.deliver_sms(activation, "Your code is 4321")
             with anyio.fail_after(5):
-                while not received:  # noqa: ASYNC110 - filled by the receiver in uvicorn's thread
+                # a try is recorded once the receiver's answer is in, after `received` has filled
+                while len(sim.ledger.webhook_deliveries) < 2:  # noqa: ASYNC110 - filled by the pump
                     await anyio.sleep(0.02)
     finally:
         server.should_exit = True

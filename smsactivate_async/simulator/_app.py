@@ -139,6 +139,15 @@ class Simulator:
         rent_cancel_seconds: a rent may be cancelled this long [DOC: 20 minutes].
         faults: :class:`Faults` to inject.
         webhook_url: where to POST incoming SMS (needs ``running()`` or a served simulator).
+        webhook_retries: tries per push in all (sms-activate: 8 within 2 hours; HeroSMS: 1 + at least 7).
+        webhook_retry_delay: seconds between tries (default: HeroSMS 20–30 s at random, sms-activate
+            900 s, its 2 hours over 8 tries [INFER]).
+        webhook_timeout: how long a try waits for the receiver's 200 [DOC HeroSMS: 3 s].
+        webhook_duplicate_rate: share of pushes sent twice.
+        webhook_drop_rate: share of tries lost on the way (the receiver never sees them; the
+            provider counts a failure and tries again on its schedule).
+        webhook_reorder: each try leaves up to this many seconds late, at random, so that pushes
+            overtake each other.
         herosms_accepts_ready: whether HeroSMS takes setStatus 1 (default no: its current spec lists only
             3, 6 and 8; its first OpenAPI listed 1; no capture shows either — FACTS §7).
         seed: for every random choice, so that a failing run replays.
@@ -160,6 +169,9 @@ class Simulator:
         webhook_retries: int | None = None,
         webhook_retry_delay: float | None = None,
         webhook_duplicate_rate: float = 0.0,
+        webhook_timeout: float = 3.0,
+        webhook_drop_rate: float = 0.0,
+        webhook_reorder: float = 0.0,
         status_v2_shape: str = "live",
         herosms_accepts_ready: bool = False,
         seed: int = 0,
@@ -174,11 +186,13 @@ class Simulator:
         self.rent_cancel_seconds = rent_cancel_seconds
         self.faults = faults or Faults()
         self.webhook_url = webhook_url
-        # [DOC] sms-activate: at most 8 tries within 2 hours; HeroSMS: >=7 tries every 20-30 s.
-        self.webhook_retries = webhook_retries if webhook_retries is not None else (7 if dialect == "herosms" else 8)
-        self.webhook_retry_delay = webhook_retry_delay if webhook_retry_delay is not None else (
-            25.0 if dialect == "herosms" else 900.0)
+        # [DOC] sms-activate: at most 8 tries within 2 hours; HeroSMS: the first and >=7 retries every 20-30 s.
+        self.webhook_retries = webhook_retries if webhook_retries is not None else 8
+        self.webhook_retry_delay = webhook_retry_delay
         self.webhook_duplicate_rate = webhook_duplicate_rate
+        self.webhook_timeout = webhook_timeout
+        self.webhook_drop_rate = webhook_drop_rate
+        self.webhook_reorder = webhook_reorder
         self.status_v2_shape = status_v2_shape
         # An assumption, switchable: HeroSMS's current spec lists only 3, 6 and 8 for setStatus, its
         # first OpenAPI still listed 1, and no capture shows either (FACTS §7). The current spec wins.
@@ -1197,41 +1211,66 @@ class Simulator:
     # --- webhooks and the background pump ----------------------------------------------------------
 
     def _queue_webhook(self, payload: dict[str, Any], url: str) -> None:
-        self._webhooks.append((self.clock.now(), {"url": url, "payload": payload}, 0))
-        if self.webhook_duplicate_rate and self.rng.random() < self.webhook_duplicate_rate:
-            self._webhooks.append((self.clock.now(), {"url": url, "payload": payload}, 0))
+        copies = 2 if self.webhook_duplicate_rate and self.rng.random() < self.webhook_duplicate_rate else 1
+        for _ in range(copies):
+            self._webhooks.append((self.clock.now() + self._webhook_lag(), {"url": url, "payload": payload}, 0))
         if self._wake is not None:
             self._wake.set()
 
-    async def _deliver_webhooks(self, client: Any) -> None:
+    def _webhook_lag(self) -> float:
+        return self.rng.uniform(0, self.webhook_reorder) if self.webhook_reorder else 0.0
+
+    def _webhook_retry_delay(self) -> float:
+        if self.webhook_retry_delay is not None:
+            return self.webhook_retry_delay
+        # [DOC HeroSMS] at least 7 retries every 20-30 s; [DOC sms-activate] up to 8 tries within 2 hours
+        return self.rng.uniform(20.0, 30.0) if self._hero else 900.0
+
+    def _due_webhooks(self) -> list[tuple[dict[str, Any], int]]:
         now = self.clock.now()
-        pending = len(self._webhooks)
-        for _ in range(pending):
-            due, item, tries = self._webhooks.popleft()
-            if due > now:
-                self._webhooks.append((due, item, tries))
-                continue
-            status = 0
+        due: list[tuple[float, dict[str, Any], int]] = []
+        later: collections.deque[tuple[float, dict[str, Any], int]] = collections.deque()
+        for when, item, tries in self._webhooks:
+            (due if when <= now else later).append((when, item, tries))
+        self._webhooks = later
+        due.sort(key=lambda entry: entry[0])
+        return [(item, tries) for _, item, tries in due]
+
+    async def _deliver_webhook(self, client: Any, item: dict[str, Any], tries: int) -> None:
+        """One try: POST, wait up to the timeout for a 200; anything else is a failure, tried again."""
+        status = 0
+        if self.webhook_drop_rate and self.rng.random() < self.webhook_drop_rate:
+            pass  # lost on the way: the receiver never sees it; for the provider it is a failed try
+        else:
             try:
-                response = await client.post(item["url"], json=_plain(item["payload"]), timeout=3.0)  # [DOC] 3 s
+                response = await client.post(item["url"], json=_plain(item["payload"]), timeout=self.webhook_timeout)
                 status = response.status_code
             except Exception as exc:  # the receiver is the user's: any failure is a failed try
                 log.debug("webhook delivery failed: %s", type(exc).__name__)
-            target = item["payload"].get("activationId") or item["payload"].get("rentId") or 0
-            self.ledger.webhook_deliveries.append((now, int(target), status))
-            if status != 200 and tries + 1 < self.webhook_retries:
-                self._webhooks.append((now + self.webhook_retry_delay, item, tries + 1))
+        target = item["payload"].get("activationId") or item["payload"].get("rentId") or 0
+        self.ledger.webhook_deliveries.append((self.clock.now(), int(target), status))
+        if status != 200 and tries + 1 < self.webhook_retries:
+            self._webhooks.append((self.clock.now() + self._webhook_retry_delay(), item, tries + 1))
+            if self._wake is not None:
+                self._wake.set()
 
     async def _pump(self, interval: float = 0.05) -> None:
+        """Apply timed events as they fall due and deliver webhooks, each try in its own task."""
         import httpx
 
-        async with httpx.AsyncClient() as client:
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        async with httpx.AsyncClient(limits=limits) as client, anyio.create_task_group() as group:
             while True:
                 self._wake = anyio.Event()
                 self.advance()
-                if self._webhooks:
-                    await self._deliver_webhooks(client)
-                with anyio.move_on_after(interval):
+                for item, tries in self._due_webhooks():
+                    group.start_soon(self._deliver_webhook, client, item, tries)
+                now = self.clock.now()
+                wake_at = min([now + interval, *(w for w, _, _ in self._webhooks)])
+                next_event = self._events.next_at()
+                if next_event is not None:
+                    wake_at = min(wake_at, next_event)
+                with anyio.move_on_after(max(0.0, wake_at - now)):
                     await self._wake.wait()
 
     def transport(self) -> SimulatorTransport:

@@ -1,0 +1,302 @@
+"""Webhooks: a receiver that feeds the client's waiters, with polling kept as the safety net.
+
+::
+
+    app = client.webhook_app(path="/sms", secret=SECRET)       # an ASGI application
+    # FastAPI / Starlette:  api.mount("/hooks", app)            → register https://host/hooks/sms/<SECRET>
+    # aiohttp (aiogram):    web_app.router.add_post("/sms/{token}", aiohttp_handler(app))
+    # alone, in your loop:  task_group.start_soon(serve, app, "0.0.0.0", 8080)
+
+What a push may do: a push is news, never a code. The receiver answers 200 at once (providers
+resend otherwise: sms-activate up to 8 times in 2 hours, HeroSMS at least 7 times every 20–30 s,
+FACTS §16), drops repeats, and hands the activation id to the client's scheduler, which confirms
+with one ``getStatus`` before any waiter sees a code. So a forged or replayed push costs one
+request and changes nothing; a lost one costs latency, because polling goes on at a slower
+``fallback_interval`` while pushes arrive and at the normal interval once they stop.
+
+Who may push: neither provider signs its webhooks. The receiver checks two things:
+
+- an unguessable path token (``secret``): the URL you register in the provider's panel ends with
+  it; any other path gets 404;
+- the source address, against the addresses the provider documents (sms-activate:
+  188.42.218.183, 142.91.156.119; HeroSMS: 84.32.223.53, 185.138.88.87 — ``Provider.webhook_sources``).
+  Behind a reverse proxy, name it in ``trusted_proxies`` and the right-most ``X-Forwarded-For``
+  address is checked instead; ``allowed_sources=None`` turns the check off (the simulator on
+  loopback, a provider that names no addresses).
+
+A body that is not a push gets 400 and one log line (never the body's secrets, never the API key).
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as _dt
+import hmac
+import json
+import logging
+import secrets as _secrets
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from ._convert import to_id, to_int
+from ._exceptions import InvalidArgumentError, WebhookPayloadError
+
+if TYPE_CHECKING:
+    from ._client import SMSActivate
+
+__all__ = ["WebhookApp", "WebhookEvent", "WebhookStats", "aiohttp_handler", "parse_event", "serve"]
+
+log = logging.getLogger("smsactivate_async.webhooks")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+_MAX_BODY = 64 * 1024
+
+
+@attrs.frozen
+class WebhookEvent:
+    """One push as the provider sent it: unconfirmed news, not a code to act on.
+
+    ``kind`` is ``"activation"`` (``id`` an activation id) or ``"rent"`` (``id`` a rent id).
+    ``received_at`` is timezone-aware where the payload names the zone (HeroSMS's ``…Z``), naive
+    where it does not (sms-activate's ``"2023-01-01 12:00:00"``).
+    """
+
+    kind: Literal["activation", "rent"]
+    id: int
+    code: str | None = None
+    text: str | None = None
+    service: str | None = None
+    country: int | None = None
+    phone_from: str | None = None
+    received_at: _dt.datetime | None = None
+
+
+@attrs.define
+class WebhookStats:
+    """What the receiver has seen since it was made."""
+
+    received: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    rejected: int = 0
+
+
+def _text(value: Any, field: str, body: bytes) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return str(value)
+    raise WebhookPayloadError(f"webhook field {field!r} is not text", body=body)
+
+
+def _when(value: Any, body: bytes) -> _dt.datetime | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise WebhookPayloadError("webhook time is not a string", body=body)
+    text = value.strip()
+    try:
+        if "T" in text:  # HeroSMS: ISO 8601 with Z and microseconds
+            return _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return _dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S")  # sms-activate: no zone given
+    except ValueError:
+        raise WebhookPayloadError("webhook time is not a date", body=body) from None
+
+
+def _id(value: Any, field: str, body: bytes, convert: Callable[[object], int] = to_id) -> int:
+    try:
+        return convert(value)
+    except Exception:
+        raise WebhookPayloadError(f"webhook {field} is not an id", body=body) from None
+
+
+def parse_event(body: bytes | str) -> WebhookEvent:
+    """A provider's push (either dialect, activation or rent) as a :class:`WebhookEvent`.
+
+    Raises :class:`WebhookPayloadError`, which shows what came, for anything else.
+    """
+    raw = body.encode() if isinstance(body, str) else body
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise WebhookPayloadError("webhook body is not JSON", body=raw) from None
+    if not isinstance(doc, dict):
+        raise WebhookPayloadError("webhook body is not a JSON object", body=raw)
+    if "activationId" in doc:
+        country = doc.get("country")
+        return WebhookEvent(
+            kind="activation",
+            id=_id(doc["activationId"], "activationId", raw),
+            code=_text(doc.get("code"), "code", raw) or None,
+            text=_text(doc.get("text"), "text", raw),
+            service=_text(doc.get("service"), "service", raw),
+            country=None if country in (None, "") else _id(country, "country", raw, to_int),
+            phone_from=_text(doc.get("phoneFrom"), "phoneFrom", raw),
+            received_at=_when(doc.get("receivedAt"), raw),
+        )
+    if "rentId" in doc:  # [SA-BLOG] {"rentId": "…", "sms": {"phoneFrom", "text", "date"}}
+        sms = doc.get("sms")
+        if sms is not None and not isinstance(sms, dict):
+            raise WebhookPayloadError("rent webhook 'sms' is not an object", body=raw)
+        sms = sms or {}
+        return WebhookEvent(
+            kind="rent",
+            id=_id(doc["rentId"], "rentId", raw),
+            text=_text(sms.get("text"), "text", raw),
+            phone_from=_text(sms.get("phoneFrom"), "phoneFrom", raw),
+            received_at=_when(sms.get("date"), raw),
+        )
+    raise WebhookPayloadError("webhook body has neither activationId nor rentId", body=raw)
+
+
+class WebhookApp:
+    """An ASGI application receiving a provider's pushes for one client. Made by
+    :meth:`SMSActivate.webhook_app`; see the module docs for mounting and trust."""
+
+    def __init__(
+        self,
+        client: SMSActivate,
+        *,
+        path: str = "/",
+        secret: str | None = None,
+        allowed_sources: Iterable[str] | Literal["provider"] | None = "provider",
+        trusted_proxies: Iterable[str] = (),
+        on_event: Callable[[WebhookEvent], object] | None = None,
+        remember: int = 10_000,
+    ) -> None:
+        if secret is None:
+            secret = _secrets.token_urlsafe(24)
+        if len(secret) < 16 or not all(c.isalnum() or c in "-_" for c in secret):
+            raise InvalidArgumentError("webhook secret must be at least 16 URL-safe characters (letters, digits, - and _)")
+        if not path.startswith("/"):
+            raise InvalidArgumentError(f"webhook path must start with '/', got {path!r}")
+        self._client = client
+        self._secret = secret
+        self.path = path.rstrip("/") + "/" + secret
+        """The path to register with the provider (after your host and any mount prefix)."""
+        sources = client.provider.webhook_sources if allowed_sources == "provider" else allowed_sources
+        self.allowed_sources: frozenset[str] | None = None if sources is None else frozenset(sources)
+        self.trusted_proxies = frozenset(trusted_proxies)
+        self.on_event = on_event
+        self.stats = WebhookStats()
+        self._seen: collections.OrderedDict[tuple[Any, ...], None] = collections.OrderedDict()
+        self._remember = remember
+
+    def __repr__(self) -> str:
+        return f"WebhookApp(provider={self._client.provider.name!r}, path=<secret>)"
+
+    # --- one request, whatever serves it --------------------------------------------------------
+
+    async def handle(self, method: str, path: str, source: str | None, headers: Mapping[str, str],
+                     body: bytes) -> tuple[int, bytes]:
+        """Answer one request: ``(status, body)``. The ASGI and aiohttp faces both call this."""
+        if not hmac.compare_digest(path.rstrip("/").encode(), self.path.encode()):
+            return 404, b"not found"
+        if method != "POST":
+            return 405, b"POST only"
+        origin = self._origin(source, headers)
+        if self.allowed_sources is not None and origin not in self.allowed_sources:
+            self.stats.rejected += 1
+            log.warning("webhook from %s refused: not one of the provider's documented addresses", origin)
+            return 403, b"forbidden"
+        if len(body) > _MAX_BODY:
+            self.stats.invalid += 1
+            log.warning("webhook from %s refused: body of %d bytes", origin, len(body))
+            return 413, b"too large"
+        try:
+            event = parse_event(body)
+        except WebhookPayloadError as exc:
+            self.stats.invalid += 1
+            log.warning("webhook from %s: %s", origin, exc.message)
+            return 400, b"bad payload"
+        self.receive(event)
+        return 200, b"OK"
+
+    def receive(self, event: WebhookEvent) -> bool:
+        """Hand one parsed push to the client (from your own endpoint, say). False if a repeat."""
+        key = (event.kind, event.id, event.code, event.text, event.received_at)
+        if key in self._seen:
+            self.stats.duplicates += 1
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self._remember:
+            self._seen.popitem(last=False)
+        self.stats.received += 1
+        if event.kind == "activation":
+            self._client.notify(event.id)
+        else:
+            self._client.notify_rent(event.id)
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:  # the user's hook must not turn a delivered push into a resend
+                log.exception("webhook on_event hook failed")
+        return True
+
+    def _origin(self, source: str | None, headers: Mapping[str, str]) -> str | None:
+        if source is not None and source in self.trusted_proxies:
+            forwarded = headers.get("x-forwarded-for")
+            if forwarded:
+                return forwarded.split(",")[-1].strip()
+        return source
+
+    # --- ASGI -------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > _MAX_BODY or not message.get("more_body"):
+                break
+        path: str = scope.get("path", "")
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):  # mounted: Starlette keeps the prefix in `path`
+            path = path[len(root):]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        client = scope.get("client")
+        status, text = await self.handle(scope.get("method", "GET"), path, client[0] if client else None, headers,
+                                         bytes(body))
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(text)).encode())]})
+        await send({"type": "http.response.body", "body": text})
+
+
+def aiohttp_handler(app: WebhookApp) -> Callable[[Any], Awaitable[Any]]:
+    """An aiohttp request handler for ``app`` (aiogram's web server):
+    ``web_app.router.add_post("/sms/{token}", aiohttp_handler(app))`` with ``path="/sms"``."""
+    from aiohttp import web
+
+    async def handler(request: Any) -> Any:
+        body = await request.content.read(_MAX_BODY + 1)
+        status, text = await app.handle(request.method, request.path, request.remote, request.headers, body)
+        return web.Response(status=status, body=text, content_type="text/plain")
+
+    return handler
+
+
+async def serve(app: WebhookApp, host: str = "0.0.0.0", port: int = 8080, *, log_level: str = "warning") -> None:
+    """Serve ``app`` alone with uvicorn in the current event loop, until cancelled
+    (``pip install 'smsactivate-async[webhooks]'``)."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise InvalidArgumentError("serving webhooks needs uvicorn: pip install 'smsactivate-async[webhooks]'") from None
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off",
+                                           access_log=False, server_header=False))
+    await server.serve()
