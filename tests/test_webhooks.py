@@ -122,6 +122,27 @@ async def test_mounted_in_a_starlette_style_router_strips_the_root_path() -> Non
         assert response.status_code == 200 and app.stats.received == 1
 
 
+async def test_mounted_in_a_real_starlette_app() -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    sim = Simulator(codes=CodeSchedule.never())
+    async with client_for(sim) as client:
+        app = client.webhook_app("/sms", secret=SECRET, allowed_sources=None)
+
+        async def health(request: Any) -> PlainTextResponse:
+            return PlainTextResponse("ok")
+
+        api = Starlette(routes=[Route("/health", health), Mount("/hooks", app=app)])
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://bot") as http:
+            pushed = await http.post(f"/hooks/sms/{SECRET}", json=SA_PUSH)
+            unmounted = await http.post(f"/sms/{SECRET}", json=SA_PUSH)
+            health_ok = await http.get("/health")
+    assert (pushed.status_code, unmounted.status_code, health_ok.text) == (200, 404, "ok")
+    assert app.stats.received == 1
+
+
 def test_bad_options_are_refused() -> None:
     client = SMSActivate("k", rate_limit=None)
     with pytest.raises(InvalidArgumentError, match="secret"):
