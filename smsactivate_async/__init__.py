@@ -1,5 +1,6 @@
 """Async client for the SMS-Activate protocol (HeroSMS, Grizzly, SMSBower, Tiger, SMSHub…)."""
 
+from ._buying import BuyingPolicy, Choice, ProviderPool, RunMany, RunResult, SpendingGuard
 from ._client import SMSActivate
 from ._clock import Clock, SystemClock
 from ._exceptions import (
@@ -24,6 +25,7 @@ from ._exceptions import (
     RentStateError,
     ServerError,
     SMSActivateError,
+    SpendingGuardError,
     StoreError,
     TransportError,
     TruncatedResponseError,
@@ -44,6 +46,8 @@ __version__ = "0.1.0"
 __all__ = [
     "PROVIDERS",
     "APIError",
+    "BuyingPolicy",
+    "Choice",
     "AccountRestrictedError",
     "ActivationCancelledError",
     "ActivationNotFoundError",
@@ -63,17 +67,22 @@ __all__ = [
     "NoNumbersError",
     "OrderAlreadyExistsError",
     "Provider",
+    "ProviderPool",
     "PurchaseUncertainError",
     "RateLimitedError",
     "RecoveryReport",
     "RedirectError",
     "RentStateError",
     "RequestEvent",
+    "RunMany",
+    "RunResult",
     "RetryPolicy",
     "SMSActivate",
     "SMSActivateError",
     "ServerError",
     "SessionStats",
+    "SpendingGuard",
+    "SpendingGuardError",
     "Store",
     "StoreError",
     "SystemClock",

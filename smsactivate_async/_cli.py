@@ -304,6 +304,65 @@ def simulate(port: int, host: str, dialect: str, faults: float, rps: float | Non
 
 
 @cli.command()
+@click.option("--service", required=True)
+@click.option("--country", type=int, default=None)
+@click.option("-n", "--count", default=10, show_default=True, help="How many activations.")
+@click.option("--concurrency", default=10, show_default=True)
+@click.option("--max-price", default=None, help="Price offered first.")
+@click.option("--ceiling", default=None, help="Never pay above this (WRONG_MAX_PRICE minimums within it are bought).")
+@click.option("--free-price", is_flag=True, help="Step through the Free Price levels up to the ceiling.")
+@click.option("--fallback", "fallbacks", type=int, multiple=True, help="Another country to try (repeatable).")
+@click.option("--rank", default="listed", type=click.Choice(["listed", "price", "stock"]), show_default=True)
+@click.option("--budget", default=None, help="Stop buying once this much is spent.")
+@click.option("--stop-after-no-code", type=int, default=None, help="Stop after this many numbers in a row without a code.")
+@click.option("--min-success-rate", type=float, default=None, help="Leave a country whose success rate falls under this.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for each code.")
+@pass_context
+def bulk(ctx: Context, service: str, country: int | None, count: int, concurrency: int, max_price: str | None,
+         ceiling: str | None, free_price: bool, fallbacks: tuple[int, ...], rank: str, budget: str | None,
+         stop_after_no_code: int | None, min_success_rate: float | None, timeout: float) -> None:
+    """Run N activations under a buying policy: buy, wait for the code, finish (or cancel)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ._buying import BuyingPolicy, SpendingGuard
+
+    async def work(client: Any) -> dict[str, Any]:
+        guard = None
+        if budget is not None or stop_after_no_code is not None or min_success_rate is not None:
+            guard = SpendingGuard(budget=budget, max_no_code_streak=stop_after_no_code,
+                                  min_success_rate=min_success_rate)
+        policy = BuyingPolicy(max_price=max_price, ceiling=ceiling, free_price=free_price,
+                              fallbacks=list(fallbacks) or None, rank=rank, guard=guard)  # type: ignore[arg-type]
+        codes, errors, spent = 0, dict[str, int](), Decimal(0)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err_console, disable=ctx.as_json) as progress:
+            task = progress.add_task(f"{service}: 0 codes", total=count)
+            async for result in client.run_many(count, service=service, country=country, policy=policy,
+                                                concurrency=concurrency, timeout=timeout):
+                if result.ok:
+                    codes += 1
+                else:
+                    name = getattr(result.error, "code", type(result.error).__name__)
+                    errors[name] = errors.get(name, 0) + 1
+                if result.cost is not None:
+                    spent += result.cost
+                if ctx.as_json:
+                    click.echo(json.dumps(_plain({"index": result.index, "activation_id": result.activation_id,
+                                                  "phone": result.phone_number, "code": result.code,
+                                                  "cost": result.cost, "country": result.country,
+                                                  "error": None if result.error is None else str(result.error)})))
+                progress.update(task, advance=1, description=f"{service}: {codes} codes")
+        return {"codes": codes, "errors": errors, "spent": spent, "price_steps": client.stats.price_steps,
+                "fallbacks": client.stats.fallbacks}
+
+    summary = ctx.run(work)
+    if not ctx.as_json:
+        ctx.show(summary, ["codes", "errors", "spent", "price steps", "fallbacks"],
+                 [[summary["codes"], ", ".join(f"{k} ×{v}" for k, v in summary["errors"].items()) or "none",
+                   summary["spent"], summary["price_steps"], summary["fallbacks"]]])
+
+
+@cli.command()
 @click.option("--port", default=8080, show_default=True)
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--path", default="/sms", show_default=True, help="Path prefix; the secret is appended.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -14,6 +14,7 @@ import attrs
 import httpx
 
 from ._actions import ACTIONS, Action
+from ._buying import BuyingPolicy, RunMany, _Catalogue, buy_with_policy
 from ._clock import Clock, SystemClock
 from ._exceptions import InvalidArgumentError, SMSActivateError, WaitTimeoutError
 from ._generated import GeneratedActions
@@ -28,7 +29,7 @@ from ._store_redis import RedisRateLimiter, RedisStore
 from ._transport import KeyTransport, install_redaction
 
 if TYPE_CHECKING:
-    from ._models import RentSms
+    from ._models import Number, RentSms
     from ._waiting import Activation, Scheduler
     from .webhooks import WebhookApp, WebhookEvent
 
@@ -114,6 +115,7 @@ class SMSActivate(GeneratedActions):
             raise InvalidArgumentError("owner must be a non-empty string")
         self._store = open_store(store)
         self._namespace = namespace_for(self.provider.name, api_key.strip())
+        self._catalogue = _Catalogue()  # live prices for buying policies, kept their price_ttl
         journal = Journal(self._store, owner=owner or default_owner(), lease=float(lease),
                           stale_after=timeout * 2 + 5.0)
         self.page_size = self.provider.page_size if page_size is _UNSET else page_size
@@ -235,19 +237,72 @@ class SMSActivate(GeneratedActions):
 
     def activation(
         self, *, service: str, country: int | None = None, ready: bool = True, order_id: str | None = None,
-        **get_number_options: Any,
+        policy: BuyingPolicy | None = None, **get_number_options: Any,
     ) -> Activation:
         """Buy one number for the block: ``async with client.activation(service="tg", country=6) as act:``.
 
         Bought with ``get_number_v2`` and an order id; ``get_number_options`` are its other
-        arguments (``max_price``, ``operator``…). See :class:`Activation`.
+        arguments (``max_price``, ``operator``…). With a ``policy`` (:class:`BuyingPolicy`) the price,
+        the fallbacks and the spending guard come from it, and the guard learns whether a code came.
+        See :class:`Activation`.
         """
-        from ._waiting import Activation, _check_options
+        from ._waiting import Activation
 
-        options = {"service": service, "country": country, **get_number_options}
-        _check_options(options)
-        self._session.encode(ACTIONS["get_number_v2"], options)  # validate before anything is sent
-        return Activation(self, options, ready, order_id)
+        options = self._purchase_options(service, country, policy, get_number_options)
+        if policy is not None and order_id is not None:
+            raise InvalidArgumentError("order_id cannot be given with a policy: each attempt has its own")
+        return Activation(self, options, ready, order_id, policy)
+
+    def _purchase_options(self, service: str, country: int | None, policy: BuyingPolicy | None,
+                          options: dict[str, Any]) -> dict[str, Any]:
+        """Checked purchase arguments: anything wrong is refused here, before anything is bought."""
+        from ._waiting import _check_options
+
+        checked = {"service": service, "country": country, **options}
+        _check_options(checked)
+        if policy is None:
+            self._session.encode(ACTIONS["get_number_v2"], checked)
+            return checked
+        if not isinstance(policy, BuyingPolicy):
+            raise InvalidArgumentError(f"policy must be a BuyingPolicy, got {type(policy).__name__}")
+        for name in ("max_price", "free_price"):
+            if checked.get(name) is not None:
+                raise InvalidArgumentError(f"with a policy, {name} comes from the policy (max_price, ceiling, free_price)")
+        first = country if country is not None else (policy.fallbacks[0].country if policy.fallbacks else None)
+        if first is None:
+            raise InvalidArgumentError("buying under a policy needs a country or fallbacks")
+        self._session.encode(ACTIONS["get_number_v2"], {**checked, "country": first, "max_price": policy.limit})
+        return checked
+
+    async def buy(self, *, service: str, country: int | None = None, policy: BuyingPolicy | None = None,
+                  **get_number_options: Any) -> Number:
+        """Buy one number (``get_number_v2``), under a :class:`BuyingPolicy` when given: price steps
+        within its ceiling, its fallbacks, its spending guard. You close the number yourself
+        (``set_status`` 6 / 8, or use :meth:`activation`, which does)."""
+        options = self._purchase_options(service, country, policy, get_number_options)
+        if policy is None:
+            return await self.get_number_v2(**options)
+        options.pop("service")
+        options.pop("country")
+        number, _ = await buy_with_policy(self, service, country, policy, options)
+        return number
+
+    def run_many(
+        self, n: int, *, service: str, country: int | None = None, policy: BuyingPolicy | None = None,
+        concurrency: int = 10, timeout: float = 300.0,
+        handler: Callable[[Activation, str], Awaitable[object]] | None = None, **get_number_options: Any,
+    ) -> RunMany:
+        """Run ``n`` activations, ``concurrency`` at a time: buy (under ``policy``), wait for the code,
+        call ``handler(act, code)``, finish — or cancel on a timeout, an error or a failing handler.
+
+        ``async for result in client.run_many(100, service="tg", country=6): ...`` yields one
+        :class:`RunResult` per activation as each ends. When the policy's guard stops the run, the
+        activations not yet bought end at once with its ``SpendingGuardError``. To stop early, use
+        ``async with client.run_many(...) as results:`` (numbers in flight are closed as usual).
+        """
+        self._purchase_options(service, country, policy, get_number_options)
+        return RunMany(lambda: self.activation(service=service, country=country, policy=policy, **get_number_options),
+                       n, concurrency, timeout, handler, policy)
 
     async def wait_for_rent_sms(self, rent_id: int, *, timeout: float, poll_interval: float | None = None) -> RentSms:
         """The first message that arrives on a rent after the call starts."""

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from ._buying import BuyingPolicy
 from ._client import SMSActivate
 from ._exceptions import SMSActivateError
 from ._policy import RetryPolicy
@@ -33,6 +34,8 @@ class _Progress:
         faults = sum(1 for r in sim.ledger.requests if r.fault)
         rows = [("bought", self.bought), ("waiting for a code", self.waiting), ("codes received", self.codes),
                 ("finished", self.finished), ("cancelled", self.cancelled), ("failed", self.failed),
+                ("price steps (buying policy)", client.stats.price_steps),
+                ("fallbacks to another country", client.stats.fallbacks),
                 ("requests sent", client.stats.requests), ("retries", client.stats.retries),
                 ("429s", client.stats.rate_limited), ("lost answers reconciled", client.stats.reconciliations),
                 ("faults injected", faults), ("seconds", f"{time.perf_counter() - self.started:.1f}")]
@@ -51,6 +54,10 @@ def run_demo(*, activations: int, dialect: str, faults: float, seed: int) -> Non
         api_keys={"demo-key": Decimal(1_000_000)},
         seed=seed,
     )
+    # A market for the buying policy: Kazakhstan (2) sells a third of what is asked, above the first
+    # offer; the policy steps up to the minimum within its ceiling, then falls back to 6 and 16.
+    sim.set_stock("tg", 2, max(1, activations // 3))
+    sim.set_price("tg", 2, "0.20")
     progress = _Progress(activations)
     with serve_in_thread(sim) as url:
         console.print(f"Simulator ({dialect}) serving {url}")
@@ -66,10 +73,11 @@ async def _run(sim: Simulator, url: str, dialect: str, progress: _Progress, cons
     )
 
     done = anyio.Event()
+    policy = BuyingPolicy(max_price="0.15", ceiling="0.50", fallbacks=[6, 16])
 
     async def one() -> None:
         try:
-            async with client.activation(service="tg", country=2) as act:
+            async with client.activation(service="tg", country=2, policy=policy) as act:
                 progress.bought += 1
                 progress.waiting += 1
                 try:

@@ -28,6 +28,7 @@
     ├── RedirectError                   the provider moved: a 3xx to .location (scheme://host)
     ├── StoreError                      the journal's store cannot be reached or used
     ├── PurchaseUncertainError          a purchase may have happened; check .candidate_ids
+    ├── SpendingGuardError              a buying policy's guard stopped buying (.reason, .spent)
     └── WaitTimeoutError                (also TimeoutError) no code within the timeout
 
 The API key never appears in any message: errors are built from the answer body and the action
@@ -66,6 +67,7 @@ __all__ = [
     "StoreError",
     "TransportError",
     "TruncatedResponseError",
+    "SpendingGuardError",
     "WaitTimeoutError",
     "WebhookPayloadError",
     "WrongMaxPriceError",
@@ -251,6 +253,22 @@ class BadResponseError(SMSActivateError):
 
 class TruncatedResponseError(BadResponseError):
     default_code = "TRUNCATED_RESPONSE"
+
+
+class SpendingGuardError(SMSActivateError):
+    """A buying policy's :class:`SpendingGuard` stopped buying before more money went.
+
+    ``reason`` is ``"budget"``, ``"no_code_streak"``, ``"success_rate"`` (every choice under the
+    floor) or ``"above_ceiling"`` (a provider sold above the ceiling; that number was cancelled);
+    ``spent`` is what the guard has counted so far.
+    """
+
+    default_code = "SPENDING_GUARD"
+
+    def __init__(self, message: str, *, reason: str, spent: Decimal | None = None, **kwargs: Any) -> None:
+        self.reason = reason
+        self.spent = spent
+        super().__init__(message, **kwargs)
 
 
 class WebhookPayloadError(BadResponseError):

@@ -58,6 +58,10 @@ class SessionStats:
     adopted: int = 0
     #: requests per second in force (the adaptive limiter's current rate; ``None``: unpaced)
     rate: float | None = None
+    #: buying policies: purchases retried at a higher price (WRONG_MAX_PRICE minimum, Free Price level)
+    price_steps: int = 0
+    #: buying policies: purchases moved on to a fallback choice
+    fallbacks: int = 0
 
     @property
     def throttles(self) -> int:

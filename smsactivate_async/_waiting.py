@@ -29,6 +29,7 @@ import attrs
 
 from . import _actions
 from ._actions import Action
+from ._buying import BuyingPolicy, buy_with_policy
 from ._convert import to_id
 from ._exceptions import (
     ActivationCancelledError,
@@ -605,14 +606,27 @@ class Activation:
     cancellation, so a dropped bot handler does not leak the number.
     """
 
-    def __init__(self, client: SMSActivate, options: dict[str, Any], ready: bool, order_id: str | None) -> None:
+    def __init__(self, client: SMSActivate, options: dict[str, Any], ready: bool, order_id: str | None,
+                 policy: BuyingPolicy | None = None) -> None:
         self._client = client
         self._options = options
         self._ready = ready
         self._order_id = order_id
+        self._policy = policy
         self._number: Number | None = None
+        self._bought_country: int | None = options.get("country")
         self.codes: list[str] = []
         self._closed = False
+
+    @property
+    def client(self) -> SMSActivate:
+        """The client that bought the number (with a ``ProviderPool``: the provider it came from)."""
+        return self._client
+
+    @property
+    def country(self) -> int | None:
+        """The country it was bought in (with a policy: the choice that sold it)."""
+        return self._bought_country
 
     @property
     def number(self) -> Number:
@@ -643,7 +657,12 @@ class Activation:
             options["order_id"] = self._order_id
         # Shielded: once sent, a purchase must be seen to its end so that it can be closed.
         with anyio.CancelScope(shield=True):
-            number = await self._client._session.call(_actions.GET_NUMBER_V2, options)
+            if self._policy is None:
+                number = await self._client._session.call(_actions.GET_NUMBER_V2, options)
+            else:
+                service, country = options.pop("service"), options.pop("country")
+                number, choice = await buy_with_policy(self._client, service, country, self._policy, options)
+                self._bought_country = choice.country
         self._number = number
         if self._ready and self._client.provider.supports_ready:
             try:
@@ -691,7 +710,12 @@ class Activation:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._number is None or self._closed:
+        if self._number is None:
+            return
+        guard = self._policy.guard if self._policy is not None else None
+        if guard is not None:
+            guard.record(self._options["service"], self._bought_country, bool(self.codes))
+        if self._closed:
             return
         with anyio.CancelScope(shield=True):
             try:

@@ -66,10 +66,14 @@ class SimulatedFault(Exception):
 
 @attrs.frozen
 class CatalogueEntry:
+    """One (service, country) on sale: its price, its stock, and the share of its numbers that
+    ever receive a code (``success_rate``; HeroSMS bans pairs that fall under 6 %, FACTS §18)."""
+
     service: str
     country: int
     price: Decimal
     count: int
+    success_rate: float = 1.0
 
 
 @attrs.define
@@ -309,6 +313,16 @@ class Simulator:
         entry = self.catalogue[(service, country)]
         self.catalogue[(service, country)] = attrs.evolve(entry, count=count)
 
+    def set_price(self, service: str, country: int, price: Decimal | int | str) -> None:
+        """Move a pair's minimum price (prices move on live providers; ``WRONG_MAX_PRICE`` follows)."""
+        entry = self.catalogue[(service, country)]
+        self.catalogue[(service, country)] = attrs.evolve(entry, price=Decimal(str(price)))
+
+    def set_success_rate(self, service: str, country: int, rate: float) -> None:
+        """The share of this pair's next numbers that will ever receive a code."""
+        entry = self.catalogue[(service, country)]
+        self.catalogue[(service, country)] = attrs.evolve(entry, success_rate=rate)
+
     def ban(self, until: _dt.datetime, key: str | None = None) -> None:
         self.accounts[key or self.api_key].banned_until = until
 
@@ -368,6 +382,10 @@ class Simulator:
         self._change(activation, state, cause)
 
     def _schedule_code(self, activation: Activation) -> None:
+        if not activation.messages:
+            entry = self.catalogue.get((activation.service, activation.country))
+            if entry is not None and entry.success_rate < 1.0 and self.rng.random() >= entry.success_rate:
+                return  # this number never receives its code
         delay = self.codes.next_delay(self.rng)
         if delay is not None:
             self._events.push(self.clock.now() + delay, "code", activation.id, token=len(activation.messages))
@@ -449,8 +467,9 @@ class Simulator:
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
                     group.cancel_scope.cancel()
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+                    break
+        # outside the cancelled scope, once the pump has stopped: an await inside it would be cancelled too
+        await send({"type": "lifespan.shutdown.complete"})
 
     async def handle(self, params: Mapping[str, str]) -> _Reply:
         """Answer one request (query and form parameters merged)."""
@@ -609,6 +628,12 @@ class Simulator:
         # [LIVE HeroSMS] keys are price strings; values are cumulative counts up to that price
         return {_fmt(entry.price): entry.count // 2, _fmt(entry.price * 3): entry.count}
 
+    @classmethod
+    def _free_price_stock(cls, entry: CatalogueEntry, limit: Decimal) -> int:
+        """Numbers on offer at or below ``limit`` (the freePriceMap's cumulative count there)."""
+        levels = [(Decimal(price), count) for price, count in cls._free_price_map(entry).items()]
+        return max((count for price, count in levels if price <= limit), default=0)
+
     def _get_top_countries_rank(self, account: Account, params: Mapping[str, str]) -> _Reply:
         reply = self._get_top_countries(account, params)
         return _Reply(reply.status, reply.body, "application/json", reply.headers)  # [LIVE, REAL_RESPONSES §A]
@@ -731,6 +756,12 @@ class Simulator:
             if limit is not None and limit < entry.price:
                 raise self._fail("WRONG_MAX_PRICE", hero=400, details="The maximum price is less than the permitted price",
                                  info={"min": entry.price}, payload=_fmt(entry.price))
+            if limit is not None and params.get("freePrice") == "true" and not self._free_price_stock(entry, limit):
+                # Free Price: only the numbers offered at or below the declared price can be had
+                # (freePriceMap counts them, cumulatively, per price level)
+                if self._hero and v2:
+                    raise self._fail("NO_NUMBERS", hero=404, details="Numbers Not Found. Try Later")
+                raise self._fail("NO_NUMBERS")
         if account.balance < self._cost(entry, params):
             raise self._fail("NO_BALANCE", hero=402, details="Payment Required")
         return entry

@@ -1,0 +1,631 @@
+"""Buying that does not waste money: a policy as data, a pool of providers, and a bulk runner.
+
+A :class:`BuyingPolicy` declares what happens on each answer, in the spirit of botocore's waiter
+acceptors — inspectable and testable without a network:
+
+- ``WRONG_MAX_PRICE:<min>`` → buy again at ``<min>`` when it is within ``ceiling`` (a *price step*);
+  with ``free_price``, step up through the Free Price levels of ``getTopCountriesByService``
+  (its ``freePriceMap``) while a level has no numbers, never above ``ceiling``;
+- ``NO_NUMBERS``, or a minimum beyond the ceiling → the next of ``fallbacks`` (country, operator),
+  in the order given or ranked by live price or stock (``getPrices``, cached ``price_ttl`` seconds);
+- a :class:`SpendingGuard` stops buying (``SpendingGuardError``, nothing more spent) after a money
+  budget, after K numbers in a row without a code, or for a (service, country) whose success rate
+  over its last N numbers fell under a floor — HeroSMS bans pairs under 6 % (FACTS §18).
+
+Every step and fallback is logged (``smsactivate_async.buying``) and counted in ``client.stats``.
+The maximum price sent never exceeds the ceiling, so the provider cannot charge more; a number that
+comes back dearer anyway (a provider ignoring ``maxPrice``) is cancelled at once.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from decimal import Decimal, InvalidOperation
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import anyio.abc
+import attrs
+
+from ._exceptions import (
+    BannedError,
+    InsufficientBalanceError,
+    InvalidArgumentError,
+    NoNumbersError,
+    PurchaseUncertainError,
+    SMSActivateError,
+    SpendingGuardError,
+    TransportError,
+    WrongMaxPriceError,
+)
+from ._models import Number
+
+if TYPE_CHECKING:
+    from ._client import SMSActivate
+    from ._waiting import Activation
+
+__all__ = ["BuyingPolicy", "Choice", "ProviderPool", "RunMany", "RunResult", "SpendingGuard", "buy_with_policy"]
+
+log = logging.getLogger("smsactivate_async.buying")
+
+#: at most this many price steps per choice: a minimum that keeps moving does not loop for ever
+MAX_STEPS = 5
+
+
+def _money(name: str, value: object) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, (bool, float)):
+        raise InvalidArgumentError(f"{name} must be a Decimal, int or str amount (not {type(value).__name__}), got {value!r}")
+    try:
+        amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation:
+        raise InvalidArgumentError(f"{name} must be an amount, got {value!r}") from None
+    if not amount.is_finite() or amount <= 0:
+        raise InvalidArgumentError(f"{name} must be a positive amount, got {value!r}")
+    return amount
+
+
+def _max_price(value: object) -> Decimal | None:
+    return _money("max_price", value)
+
+
+def _ceiling(value: object) -> Decimal | None:
+    return _money("ceiling", value)
+
+
+@attrs.frozen
+class Choice:
+    """Where to buy: a country and, optionally, an operator."""
+
+    country: int
+    operator: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.country, bool) or not isinstance(self.country, int) or self.country < 0:
+            raise InvalidArgumentError(f"a choice's country must be a country id (int >= 0), got {self.country!r}")
+
+
+def _choices(value: Iterable[Choice | int | tuple[int, str | None]] | None) -> tuple[Choice, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)):
+        raise InvalidArgumentError("fallbacks must be a list of Choice, country ids or (country, operator) pairs")
+    result = tuple(v if isinstance(v, Choice) else Choice(*v) if isinstance(v, tuple) else Choice(v) for v in value)
+    if not result:
+        raise InvalidArgumentError("fallbacks is empty: omit it (None) for no fallbacks")
+    return result
+
+
+class SpendingGuard:
+    """Stops buying before money is wasted. Shared by every purchase made under its policy.
+
+    Args:
+        budget: money that may be spent in all (``client.buy``'s maximum price is reserved before a
+            purchase is sent, so with a ceiling the budget is never exceeded; without one, buying
+            stops at the first purchase that reaches it).
+        max_no_code_streak: stop after this many numbers in a row closed without a code.
+        min_success_rate: stop buying a (service, country) once, over its last ``window`` numbers,
+            fewer than this share got a code (other pairs, e.g. fallbacks, go on).
+        window: how many numbers per pair the success rate looks at.
+    """
+
+    def __init__(self, *, budget: Decimal | int | str | None = None, max_no_code_streak: int | None = None,
+                 min_success_rate: float | None = None, window: int = 50) -> None:
+        self.budget = _money("budget", budget)
+        for name, count in (("max_no_code_streak", max_no_code_streak), ("window", window)):
+            if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+                raise InvalidArgumentError(f"{name} must be a positive int, got {count!r}")
+        if min_success_rate is not None and not (isinstance(min_success_rate, (int, float))
+                                                 and 0 < min_success_rate <= 1):
+            raise InvalidArgumentError(f"min_success_rate must be in (0, 1], got {min_success_rate!r}")
+        self.max_no_code_streak = max_no_code_streak
+        self.min_success_rate = min_success_rate
+        self.window = window
+        self.spent = Decimal(0)
+        self.bought = 0
+        self.no_code_streak = 0
+        self._reserved = Decimal(0)
+        self._settled: anyio.Event | None = None  # made in the event loop, when first awaited
+        self._outcomes: dict[tuple[str, int], collections.deque[bool]] = {}
+
+    def __repr__(self) -> str:
+        return (f"SpendingGuard(budget={self.budget}, spent={self.spent}, bought={self.bought}, "
+                f"no_code_streak={self.no_code_streak})")
+
+    def success_rate(self, service: str, country: int) -> float | None:
+        outcomes = self._outcomes.get((service, country))
+        return sum(outcomes) / len(outcomes) if outcomes else None
+
+    def pair_allowed(self, service: str, country: int) -> bool:
+        floor = self.min_success_rate
+        outcomes = self._outcomes.get((service, country))
+        if floor is None or outcomes is None or len(outcomes) < self.window:
+            return True
+        return sum(outcomes) / len(outcomes) >= floor
+
+    async def reserve(self, limit: Decimal | None) -> Decimal:
+        """Before a purchase: set ``limit`` aside, or refuse (``SpendingGuardError``). A purchase that
+        would pass the budget only because of others still in flight waits for them to settle (they
+        usually cost less than was set aside), so buying stops within one purchase of the budget."""
+        while True:
+            streak = self.max_no_code_streak
+            if streak is not None and self.no_code_streak >= streak:
+                raise SpendingGuardError(f"{self.no_code_streak} numbers in a row got no code: buying stopped",
+                                         reason="no_code_streak", spent=self.spent)
+            reserved = limit or Decimal(0)
+            if self.budget is None:
+                break
+            committed = self.spent + self._reserved
+            if committed + reserved <= self.budget and committed < self.budget:
+                break
+            if not self._reserved:
+                raise SpendingGuardError(f"budget {self.budget} reached (spent {self.spent}): buying stopped",
+                                         reason="budget", spent=self.spent)
+            if self._settled is None:
+                self._settled = anyio.Event()
+            await self._settled.wait()
+        self._reserved += reserved
+        return reserved
+
+    def settle(self, reserved: Decimal, cost: Decimal | None) -> None:
+        """After a purchase: ``cost`` spent (``None``: nothing bought)."""
+        self._reserved -= reserved
+        if cost is not None:
+            self.spent += cost
+            self.bought += 1
+        if self._settled is not None:
+            self._settled.set()
+            self._settled = None
+
+    def record(self, service: str, country: int | None, got_code: bool) -> None:
+        """A number was closed: with a code or without."""
+        self.no_code_streak = 0 if got_code else self.no_code_streak + 1
+        if country is not None:
+            outcomes = self._outcomes.setdefault((service, country), collections.deque(maxlen=self.window))
+            outcomes.append(got_code)
+
+
+@attrs.frozen
+class BuyingPolicy:
+    """How to buy: the price to offer and the ceiling, Free Price levels, fallbacks, a guard.
+
+    Args:
+        max_price: the price offered first (``None``: the ceiling, or no ``maxPrice`` at all).
+        ceiling: never pay above this; ``WRONG_MAX_PRICE:<min>`` within it is bought at ``<min>``
+            (default: ``max_price``, i.e. no stepping).
+        free_price: buy through the Free Price levels up to the ceiling (needs a ceiling).
+        fallbacks: (country, operator) choices tried in turn after the first.
+        rank: ``"listed"`` (as given), ``"price"`` (cheapest first) or ``"stock"`` (most first),
+            from ``getPrices`` cached ``price_ttl`` seconds; choices with no stock go last.
+        guard: a :class:`SpendingGuard` shared by every purchase under this policy.
+    """
+
+    max_price: Decimal | None = attrs.field(default=None, converter=_max_price)
+    ceiling: Decimal | None = attrs.field(default=None, converter=_ceiling)
+    free_price: bool = False
+    fallbacks: tuple[Choice, ...] | None = attrs.field(default=None, converter=_choices)
+    rank: Literal["listed", "price", "stock"] = "listed"
+    price_ttl: float = 60.0
+    guard: SpendingGuard | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_price is not None and self.ceiling is not None and self.max_price > self.ceiling:
+            raise InvalidArgumentError(f"max_price {self.max_price} is above the ceiling {self.ceiling}")
+        if self.free_price and self.limit is None:
+            raise InvalidArgumentError("free_price needs a ceiling (or max_price): Free Price levels go up to it")
+        if self.rank not in ("listed", "price", "stock"):
+            raise InvalidArgumentError(f"rank must be 'listed', 'price' or 'stock', got {self.rank!r}")
+        if not isinstance(self.price_ttl, (int, float)) or self.price_ttl < 0:
+            raise InvalidArgumentError(f"price_ttl must be a number of seconds >= 0, got {self.price_ttl!r}")
+        if self.guard is not None and not isinstance(self.guard, SpendingGuard):
+            raise InvalidArgumentError("guard must be a SpendingGuard")
+
+    @property
+    def limit(self) -> Decimal | None:
+        """The most one number may cost under this policy."""
+        return self.ceiling if self.ceiling is not None else self.max_price
+
+
+# --- one purchase under a policy ---------------------------------------------------------------------
+
+
+class _Catalogue:
+    """Live prices and Free Price levels per client, kept ``ttl`` seconds."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
+
+    async def get(self, key: tuple[str, str], ttl: float, fetch: Callable[[], Awaitable[Any]]) -> Any:
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < ttl:
+            return hit[1]
+        value = await fetch()
+        self._cache[key] = (now, value)
+        return value
+
+
+async def _ranked(client: SMSActivate, service: str, choices: list[Choice], policy: BuyingPolicy) -> list[Choice]:
+    if policy.rank == "listed":
+        return choices
+    prices = await client._catalogue.get(("prices", service), policy.price_ttl,
+                                         lambda: client.get_prices(service=service))
+
+    def key(choice: Choice) -> tuple[int, Decimal | int]:
+        price = prices.get(choice.country, {}).get(service)
+        if price is None or price.count == 0:
+            return (1, 0)  # unknown or out of stock: last, in the given order
+        return (0, price.cost if policy.rank == "price" else -(price.count or 0))
+
+    return sorted(choices, key=key)  # stable: ties keep the given order
+
+
+async def _free_levels(client: SMSActivate, service: str, country: int, policy: BuyingPolicy) -> list[Decimal]:
+    rows = await client._catalogue.get(("free", service), policy.price_ttl,
+                                       lambda: client.get_top_countries_by_service(service=service, free_price=True))
+    levels: set[Decimal] = set()
+    for row in rows:
+        if row.country == country:
+            levels.update(row.free_price_map or {})
+            if row.price is not None:
+                levels.add(row.price)
+    low, high = policy.max_price, policy.limit
+    return sorted(level for level in levels if (low is None or level >= low) and (high is None or level <= high))
+
+
+async def _purchase(client: SMSActivate, service: str, choice: Choice, price: Decimal | None, free: bool,
+                    policy: BuyingPolicy, options: dict[str, Any]) -> Number:
+    guard = policy.guard
+    reserved = await guard.reserve(price) if guard is not None else Decimal(0)
+    number: Number | None = None
+    try:
+        args = {**options, "service": service, "country": choice.country}
+        if choice.operator is not None:
+            args["operator"] = choice.operator
+        if price is not None:
+            args["max_price"] = price
+        if free:
+            args["free_price"] = True
+        number = await client.get_number_v2(**args)
+    finally:
+        cost = None if number is None else number.activation_cost if number.activation_cost is not None else price
+        if guard is not None:
+            guard.settle(reserved, cost)
+    limit = policy.limit
+    if limit is not None and number.activation_cost is not None and number.activation_cost > limit:
+        log.error("activation %s cost %s, above the ceiling %s: cancelling it", number.activation_id,
+                  number.activation_cost, limit)
+        with anyio.CancelScope(shield=True):
+            await client._get_scheduler().cancel(number.activation_id)
+        raise SpendingGuardError(f"the provider sold at {number.activation_cost}, above the ceiling {limit}; "
+                                 "the number was cancelled", reason="above_ceiling", spent=guard.spent if guard else None)
+    return number
+
+
+async def _buy_choice(client: SMSActivate, service: str, choice: Choice, policy: BuyingPolicy,
+                      options: dict[str, Any]) -> Number:
+    limit = policy.limit
+    if policy.free_price:
+        levels = await _free_levels(client, service, choice.country, policy)
+        if not levels:
+            raise NoNumbersError(f"no Free Price level for {service} in country {choice.country} within {limit}",
+                                 action="getNumberV2")
+        last: SMSActivateError | None = None
+        for index, level in enumerate(levels):
+            if index:
+                client.stats.price_steps += 1
+                log.info("%s/%s: no number at Free Price %s; stepping to %s", service, choice.country,
+                         levels[index - 1], level)
+            try:
+                return await _purchase(client, service, choice, level, True, policy, options)
+            except (NoNumbersError, WrongMaxPriceError) as exc:
+                last = exc
+        assert last is not None
+        raise last
+    price = policy.max_price if policy.max_price is not None else limit
+    for step in range(MAX_STEPS + 1):
+        try:
+            return await _purchase(client, service, choice, price, False, policy, options)
+        except WrongMaxPriceError as exc:
+            minimum = exc.min_price
+            if (step == MAX_STEPS or minimum is None or limit is None or minimum > limit
+                    or (price is not None and minimum <= price)):
+                raise
+            client.stats.price_steps += 1
+            log.info("%s/%s: minimum price is %s (offered %s); stepping to it, ceiling %s", service, choice.country,
+                     minimum, price, limit)
+            price = minimum
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def buy_with_policy(client: SMSActivate, service: str, country: int | None, policy: BuyingPolicy,
+                          options: dict[str, Any]) -> tuple[Number, Choice]:
+    """Buy one number under ``policy``: the number and the choice it was bought under."""
+    options = dict(options)
+    operator = options.pop("operator", None)
+    for reserved in ("max_price", "free_price", "service", "country"):
+        if options.get(reserved) is not None:
+            raise InvalidArgumentError(f"with a policy, {reserved} comes from the policy and the choices, not an argument")
+        options.pop(reserved, None)
+    first = [Choice(country, operator)] if country is not None else []
+    choices = await _ranked(client, service, first + list(policy.fallbacks or ()), policy)
+    if not choices:
+        raise InvalidArgumentError("buying under a policy needs a country or fallbacks")
+    guard = policy.guard
+    last: SMSActivateError | None = None
+    skipped: list[int] = []
+    for index, choice in enumerate(choices):
+        if guard is not None and not guard.pair_allowed(service, choice.country):
+            skipped.append(choice.country)
+            log.warning("%s/%s: success rate %.0f%% under the floor; not buying there", service, choice.country,
+                        100 * (guard.success_rate(service, choice.country) or 0))
+            continue
+        if index and last is not None:
+            client.stats.fallbacks += 1
+            log.info("%s: %s in %s; falling back to %s", service, last.code, choices[index - 1], choice)
+        try:
+            return await _buy_choice(client, service, choice, policy, options), choice
+        except (NoNumbersError, WrongMaxPriceError) as exc:
+            last = exc
+    if last is None:
+        raise SpendingGuardError(f"every choice for {service} is under the success-rate floor ({skipped})",
+                                 reason="success_rate", spent=guard.spent if guard else None)
+    raise last
+
+
+# --- several providers ----------------------------------------------------------------------------
+
+
+_SET_ASIDE = (BannedError, InsufficientBalanceError)
+
+
+class ProviderPool:
+    """Several clients (each with its own key, proxy and preset) that buy in turn.
+
+    Tried in the order given, or cheapest first (``order="price"``, from each one's ``getPrices``).
+    A provider that answers ``BANNED`` or ``NO_BALANCE``, or fails ``transport_failures`` times in
+    a row at the transport, is set aside for ``cooldown`` seconds. ``NO_NUMBERS`` and prices beyond
+    the ceiling move on to the next provider. A ``PurchaseUncertainError`` is raised at once: the
+    number may have been bought, and buying elsewhere could pay twice.
+    Every activation stays with the client that bought it (``act.client``).
+    """
+
+    def __init__(self, clients: Sequence[SMSActivate], *, order: Literal["listed", "price"] = "listed",
+                 cooldown: float = 300.0, transport_failures: int = 3) -> None:
+        clients = list(clients)
+        if not clients:
+            raise InvalidArgumentError("a ProviderPool needs at least one client")
+        accounts = [(c._namespace, c.provider.base_url) for c in clients]
+        if len(set(accounts)) != len(accounts):
+            raise InvalidArgumentError("a ProviderPool got two clients of the same account (same provider and key): "
+                                       "one account is one client; its limits and bans are shared")
+        if order not in ("listed", "price"):
+            raise InvalidArgumentError(f"order must be 'listed' or 'price', got {order!r}")
+        if not isinstance(cooldown, (int, float)) or cooldown < 0:
+            raise InvalidArgumentError(f"cooldown must be seconds >= 0, got {cooldown!r}")
+        self.clients = clients
+        self.order = order
+        self.cooldown = cooldown
+        self.transport_failures = transport_failures
+        self._resting: dict[int, float] = {}
+        self._failures: collections.Counter[int] = collections.Counter()
+
+    def available(self) -> list[SMSActivate]:
+        """The clients not set aside right now, in the pool's order."""
+        now = time.monotonic()
+        return [c for i, c in enumerate(self.clients) if self._resting.get(i, 0.0) <= now]
+
+    def set_aside(self, client: SMSActivate, seconds: float | None = None) -> None:
+        index = self.clients.index(client)
+        self._resting[index] = time.monotonic() + (self.cooldown if seconds is None else seconds)
+        log.warning("provider %s set aside for %gs", client.provider.name, self.cooldown if seconds is None else seconds)
+
+    async def _ordered(self, service: str, country: int | None) -> list[SMSActivate]:
+        clients = self.available()
+        if self.order == "listed" or country is None:
+            return clients
+        costs: dict[int, Decimal] = {}
+        for client in clients:
+            try:
+                prices = await client._catalogue.get(("prices", service), 60.0, functools.partial(client.get_prices,
+                                                                                                  service=service))
+            except SMSActivateError:
+                continue
+            price = prices.get(country, {}).get(service)
+            if price is not None and price.count != 0:
+                costs[id(client)] = price.cost
+        return sorted(clients, key=lambda c: (id(c) not in costs, costs.get(id(c), Decimal(0))))
+
+    async def _attempt(self, service: str, country: int | None,
+                       buy: Callable[[SMSActivate], Awaitable[Any]]) -> Any:
+        last: SMSActivateError | None = None
+        candidates = await self._ordered(service, country)
+        if not candidates:
+            raise NoNumbersError("every provider of the pool is set aside (cooling down)", code="POOL_EXHAUSTED")
+        for client in candidates:
+            index = self.clients.index(client)
+            try:
+                result = await buy(client)
+            except PurchaseUncertainError:
+                raise
+            except _SET_ASIDE as exc:
+                self.set_aside(client)
+                last = exc
+            except TransportError as exc:
+                self._failures[index] += 1
+                if self._failures[index] >= self.transport_failures:
+                    self._failures[index] = 0
+                    self.set_aside(client)
+                last = exc
+            except (NoNumbersError, WrongMaxPriceError, SpendingGuardError) as exc:
+                if isinstance(exc, SpendingGuardError) and exc.reason in ("budget", "no_code_streak"):
+                    raise  # the guard speaks for the whole run, not for one provider
+                last = exc
+            else:
+                self._failures[index] = 0
+                return result
+        assert last is not None
+        raise last
+
+    async def buy(self, service: str, country: int | None = None, *, policy: BuyingPolicy | None = None,
+                  **options: Any) -> tuple[SMSActivate, Number]:
+        """Buy from the first provider that has a number: (the client that bought it, the number)."""
+        async def one(client: SMSActivate) -> tuple[SMSActivate, Number]:
+            return client, await client.buy(service=service, country=country, policy=policy, **options)
+
+        result: tuple[SMSActivate, Number] = await self._attempt(service, country, one)
+        return result
+
+    def activation(self, service: str, country: int | None = None, *, policy: BuyingPolicy | None = None,
+                   **options: Any) -> _PoolActivation:
+        """``async with pool.activation(...) as act:`` — ``client.activation()`` at the first provider
+        that has a number; ``act.client`` is that provider's client."""
+        return _PoolActivation(self, service, country, policy, options)
+
+    def run_many(self, n: int, *, service: str, country: int | None = None, policy: BuyingPolicy | None = None,
+                 concurrency: int = 10, timeout: float = 300.0,
+                 handler: Callable[[Activation, str], Awaitable[object]] | None = None, **options: Any) -> RunMany:
+        """Like :meth:`SMSActivate.run_many`, across the pool's providers."""
+        def make() -> _PoolActivation:
+            return self.activation(service, country, policy=policy, **options)
+
+        return RunMany(make, n, concurrency, timeout, handler, policy)
+
+
+class _PoolActivation:
+    def __init__(self, pool: ProviderPool, service: str, country: int | None, policy: BuyingPolicy | None,
+                 options: dict[str, Any]) -> None:
+        self._pool = pool
+        self._args = (service, country, policy, options)
+        self._inner: Activation | None = None
+
+    async def __aenter__(self) -> Activation:
+        service, country, policy, options = self._args
+
+        async def one(client: SMSActivate) -> Activation:
+            act = client.activation(service=service, country=country, policy=policy, **options)
+            return await act.__aenter__()
+
+        self._inner = await self._pool._attempt(service, country, one)
+        return self._inner
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._inner is not None:
+            await self._inner.__aexit__(exc_type, exc, tb)
+
+
+# --- many at once -----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class RunResult:
+    """One activation of a :meth:`SMSActivate.run_many` run: its code, or the error that ended it.
+
+    ``activation_id`` is ``None`` when nothing was bought (no numbers, the guard stopped the run).
+    """
+
+    index: int
+    activation_id: int | None = None
+    phone_number: str | None = None
+    code: str | None = None
+    cost: Decimal | None = None
+    country: int | None = None
+    provider: str | None = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.code is not None
+
+
+class RunMany:
+    """``async for result in client.run_many(...)``; to stop early, use ``async with`` (it closes
+    the run: the numbers in flight are finished or cancelled as usual)."""
+
+    def __init__(self, make: Callable[[], Any], n: int, concurrency: int, timeout: float,
+                 handler: Callable[[Activation, str], Awaitable[object]] | None, policy: BuyingPolicy | None) -> None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidArgumentError(f"n must be a count >= 0, got {n!r}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise InvalidArgumentError(f"concurrency must be a positive int, got {concurrency!r}")
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise InvalidArgumentError(f"timeout must be positive, got {timeout!r}")
+        self._make = make
+        self._n = n
+        self._concurrency = concurrency
+        self._timeout = timeout
+        self._handler = handler
+        self._guard = policy.guard if policy is not None else None
+        self._stopped: SpendingGuardError | None = None
+        self._iterator: AsyncIterator[RunResult] | None = None
+
+    def __aiter__(self) -> AsyncIterator[RunResult]:
+        if self._iterator is None:
+            self._iterator = self._run()
+        return self._iterator
+
+    async def __aenter__(self) -> AsyncIterator[RunResult]:
+        return self.__aiter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._iterator is not None:
+            await self._iterator.aclose()  # type: ignore[attr-defined]
+
+    async def _one(self, index: int) -> RunResult:
+        if self._stopped is not None:
+            return RunResult(index, error=self._stopped)
+        act: Activation | None = None
+        try:
+            async with self._make() as act:
+                code = await act.wait_for_code(timeout=self._timeout)
+                if self._handler is not None:
+                    await self._handler(act, code)
+        except SpendingGuardError as exc:
+            if exc.reason in ("budget", "no_code_streak"):
+                self._stopped = exc
+            return self._result(index, act, exc)
+        except Exception as exc:  # the handler's own errors end that activation, not the run
+            return self._result(index, act, exc)
+        return self._result(index, act, None)
+
+    @staticmethod
+    def _result(index: int, act: Activation | None, error: BaseException | None) -> RunResult:
+        number = act._number if act is not None else None
+        if number is None:
+            return RunResult(index, error=error)
+        return RunResult(index, number.activation_id, number.phone_number, act.code if act else None,
+                         number.activation_cost, act._bought_country if act else None,
+                         act.client.provider.name if act else None, error)
+
+    async def _run(self) -> AsyncIterator[RunResult]:
+        send, receive = anyio.create_memory_object_stream[RunResult](self._n or 1)
+        limiter = anyio.Semaphore(self._concurrency)
+
+        async def slot(index: int, out: anyio.abc.ObjectSendStream[RunResult]) -> None:
+            async with out:
+                async with limiter:
+                    result = await self._one(index)
+                try:
+                    await out.send(result)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    pass  # the run was closed early: nobody reads any more
+
+        async with anyio.create_task_group() as group:
+            async with send:
+                for index in range(self._n):
+                    group.start_soon(slot, index, send.clone())
+            try:
+                async with receive:
+                    async for result in receive:  # ends when every slot has sent its result
+                        yield result
+            except GeneratorExit:
+                # Closed early: stop the slots (not re-raised inside the task group, which would
+                # report it as an error); each open number is still closed, its exit is shielded.
+                group.cancel_scope.cancel()
