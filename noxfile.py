@@ -54,3 +54,10 @@ def conformance(session: nox.Session) -> None:
     """Five published third-party clients against the simulator on loopback (the conformance extra)."""
     session.install("-e", ".[dev,conformance]")
     session.run("pytest", "-q", "-m", "conformance", "tests/test_conformance.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (MkDocs Material + mkdocstrings), built with --strict into site/."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})

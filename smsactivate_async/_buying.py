@@ -46,8 +46,8 @@ from ._exceptions import (
 from ._models import Number
 
 if TYPE_CHECKING:
+    from ._activation import Activation
     from ._client import SMSActivate
-    from ._waiting import Activation
 
 __all__ = ["BuyingPolicy", "Choice", "ProviderPool", "RunMany", "RunResult", "SpendingGuard", "buy_with_policy"]
 
@@ -139,10 +139,12 @@ class SpendingGuard:
                 f"no_code_streak={self.no_code_streak})")
 
     def success_rate(self, service: str, country: int) -> float | None:
+        """The share of the pair's last ``window`` numbers that got a code (``None``: none closed yet)."""
         outcomes = self._outcomes.get((service, country))
         return sum(outcomes) / len(outcomes) if outcomes else None
 
     def pair_allowed(self, service: str, country: int) -> bool:
+        """Whether the pair may still be bought (not under the success-rate floor)."""
         floor = self.min_success_rate
         outcomes = self._outcomes.get((service, country))
         if floor is None or outcomes is None or len(outcomes) < self.window:
@@ -195,7 +197,7 @@ class SpendingGuard:
 class BuyingPolicy:
     """How to buy: the price to offer and the ceiling, Free Price levels, fallbacks, a guard.
 
-    Args:
+    Attributes:
         max_price: the price offered first (``None``: the ceiling, or no ``maxPrice`` at all).
         ceiling: never pay above this; ``WRONG_MAX_PRICE:<min>`` within it is bought at ``<min>``
             (default: ``max_price``, i.e. no stepping).
@@ -422,6 +424,7 @@ class ProviderPool:
         return [c for i, c in enumerate(self.clients) if self._resting.get(i, 0.0) <= now]
 
     def set_aside(self, client: SMSActivate, seconds: float | None = None) -> None:
+        """Leave ``client`` out of purchases for ``seconds`` (default: the pool's cooldown)."""
         index = self.clients.index(client)
         self._resting[index] = time.monotonic() + (self.cooldown if seconds is None else seconds)
         log.warning("provider %s set aside for %gs", client.provider.name, self.cooldown if seconds is None else seconds)
@@ -542,6 +545,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
+        """Whether the activation ended with a code and no error."""
         return self.error is None and self.code is not None
 
 

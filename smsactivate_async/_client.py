@@ -14,6 +14,7 @@ import attrs
 import httpx
 
 from ._actions import ACTIONS, Action
+from ._activation import Activation, check_options
 from ._buying import BuyingPolicy, RunMany, _Catalogue, buy_with_policy
 from ._clock import Clock, SystemClock
 from ._exceptions import InvalidArgumentError, SMSActivateError, WaitTimeoutError
@@ -27,10 +28,10 @@ from ._session import RequestEvent, Session, SessionStats
 from ._store import Store, namespace_for, open_store
 from ._store_redis import RedisRateLimiter, RedisStore
 from ._transport import KeyTransport, install_redaction
+from ._waiting import Scheduler, WaitSettings
 
 if TYPE_CHECKING:
     from ._models import Number, RentSms
-    from ._waiting import Activation, Scheduler
     from .webhooks import WebhookApp, WebhookEvent
 
 __all__ = ["SMSActivate"]
@@ -56,9 +57,10 @@ class SMSActivate(GeneratedActions):
         proxy: an http/https/socks proxy URL, as httpx takes it.
         transport: replaces the network (``httpx.MockTransport``, ``httpx.ASGITransport``…).
         retry: the :class:`RetryPolicy` for safe actions.
-        rate_limit / burst: requests per second and burst size (default: the preset's); ``None`` unpaced;
-            ``"adaptive"``: start at the preset's safe rate, rise while answers are clean, cut at once on a
-            429 or a rate block, never above the provider's published limit (``client.stats.rate``).
+        rate_limit: requests per second (default: the preset's); ``None`` unpaced; ``"adaptive"``:
+            start at the preset's safe rate, rise while answers are clean, cut at once on a 429 or a
+            rate block, never above the provider's published limit (``client.stats.rate``).
+        burst: requests allowed at once (default: the preset's).
         max_in_flight: at most this many requests at once.
         page_size: getActiveActivations page size for the scheduler (default: the preset's).
         clock: a :class:`Clock` (tests inject one).
@@ -101,9 +103,9 @@ class SMSActivate(GeneratedActions):
         if timeout <= 0:
             raise InvalidArgumentError(f"timeout must be positive, got {timeout}")
         self.provider = resolve_provider(provider, base_url)
-        self.poll_interval = self.provider.poll_interval if poll_interval is None else poll_interval
-        self.early_cancel_window = (
-            self.provider.early_cancel_window if early_cancel_window is None else early_cancel_window
+        self._wait = WaitSettings(
+            self.provider.poll_interval if poll_interval is None else poll_interval,
+            self.provider.early_cancel_window if early_cancel_window is None else early_cancel_window,
         )
         if self.poll_interval <= 0:
             raise InvalidArgumentError(f"poll_interval must be positive, got {self.poll_interval}")
@@ -178,6 +180,28 @@ class SMSActivate(GeneratedActions):
     def _reject(self, action: str, unknown: dict[str, Any]) -> None:
         raise InvalidArgumentError(f"{action}() got unknown argument(s): {', '.join(sorted(unknown))}")
 
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between the scheduler's polls (the provider preset's unless given)."""
+        return self._wait.poll_interval
+
+    @poll_interval.setter
+    def poll_interval(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise InvalidArgumentError(f"poll_interval must be positive, got {value!r}")
+        self._wait.poll_interval = value
+
+    @property
+    def early_cancel_window(self) -> float:
+        """Seconds after a purchase during which the provider refuses a cancel."""
+        return self._wait.early_cancel_window
+
+    @early_cancel_window.setter
+    def early_cancel_window(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise InvalidArgumentError(f"early_cancel_window must not be negative, got {value!r}")
+        self._wait.early_cancel_window = value
+
     def with_options(self, *, retry: RetryPolicy | None = None) -> SMSActivate:
         """A view of this client with other options for the calls made through it
         (``await client.with_options(retry=RetryPolicy(attempts=1)).get_balance()``).
@@ -199,9 +223,7 @@ class SMSActivate(GeneratedActions):
 
     def _get_scheduler(self) -> Scheduler:
         if self._session.scheduler is None:
-            from ._waiting import Scheduler
-
-            self._session.scheduler = Scheduler(self)
+            self._session.scheduler = Scheduler(self._session, self.clock, self._wait)
         scheduler: Scheduler = self._session.scheduler
         return scheduler
 
@@ -246,8 +268,6 @@ class SMSActivate(GeneratedActions):
         the fallbacks and the spending guard come from it, and the guard learns whether a code came.
         See :class:`Activation`.
         """
-        from ._waiting import Activation
-
         options = self._purchase_options(service, country, policy, get_number_options)
         if policy is not None and order_id is not None:
             raise InvalidArgumentError("order_id cannot be given with a policy: each attempt has its own")
@@ -256,10 +276,8 @@ class SMSActivate(GeneratedActions):
     def _purchase_options(self, service: str, country: int | None, policy: BuyingPolicy | None,
                           options: dict[str, Any]) -> dict[str, Any]:
         """Checked purchase arguments: anything wrong is refused here, before anything is bought."""
-        from ._waiting import _check_options
-
         checked = {"service": service, "country": country, **options}
-        _check_options(checked)
+        check_options(checked)
         if policy is None:
             self._session.encode(ACTIONS["get_number_v2"], checked)
             return checked

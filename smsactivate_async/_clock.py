@@ -11,17 +11,22 @@ __all__ = ["Clock", "SystemClock"]
 
 
 class Clock(Protocol):
+    """Time for the client (injectable: tests pass a fake that moves only when asked)."""
+
     def now(self) -> float:
         """Monotonic seconds."""
 
-    async def sleep(self, seconds: float) -> None: ...
+    async def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` of this clock's time."""
 
 
 class SystemClock:
     """The real clock: ``time.monotonic`` and ``anyio.sleep``."""
 
     def now(self) -> float:
+        """Monotonic seconds."""
         return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
+        """Sleep in the event loop."""
         await anyio.sleep(max(0.0, seconds))

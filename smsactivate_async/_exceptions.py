@@ -147,10 +147,14 @@ class AuthenticationError(APIError):
 
 
 class InsufficientBalanceError(APIError):
+    """Not enough money on the account: NO_BALANCE, NO_BALANCE_FORWARD."""
+
     default_code = "NO_BALANCE"
 
 
 class NoNumbersError(APIError):
+    """No number to sell for this service and country right now: NO_NUMBERS and kin."""
+
     default_code = "NO_NUMBERS"
 
 
@@ -171,6 +175,8 @@ class BannedError(AccountRestrictedError):
 
 
 class ChannelsLimitError(AccountRestrictedError):
+    """Too many numbers open at once: CHANNELS_LIMIT (``current`` and ``max_allowed`` when given)."""
+
     default_code = "CHANNELS_LIMIT"
 
     def __init__(self, message: str = "", *, current: int | None = None, max_allowed: int | None = None, **kwargs: Any) -> None:
@@ -202,6 +208,8 @@ class ActivationStateError(APIError):
 
 
 class ActivationNotFoundError(ActivationStateError):
+    """The activation does not exist (or is not this account's): NO_ACTIVATION, NOT_FOUND, WRONG_ACTIVATION_ID."""
+
     default_code = "NO_ACTIVATION"
 
 
@@ -218,6 +226,8 @@ class EarlyCancelDeniedError(ActivationStateError):
 
 
 class RentStateError(ActivationStateError):
+    """The rent cannot do that now: STATUS_FINISH, STATUS_REVOKE, CANT_CANCEL, …."""
+
     default_code = "STATUS_FINISH"
 
 
@@ -252,6 +262,8 @@ class BadResponseError(SMSActivateError):
 
 
 class TruncatedResponseError(BadResponseError):
+    """A JSON answer cut short (seen live on large bodies): retried where safe."""
+
     default_code = "TRUNCATED_RESPONSE"
 
 

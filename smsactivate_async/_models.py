@@ -84,6 +84,8 @@ class StatusCode(enum.Enum):
 
 
 class IncomingCallState(enum.IntEnum):
+    """The state of an incoming call (``get_incoming_call_status``)."""
+
     NEW = 2
     FINISHED = 3
     CANCELLED = 4
@@ -126,6 +128,8 @@ class Number:
 
 @attrs.frozen
 class MultiServiceActivation:
+    """One service's activation of a ``get_multi_service_number`` purchase."""
+
     activation_id: int = attrs.field(validator=_positive_id)
     phone_number: str
     service: str
@@ -133,6 +137,8 @@ class MultiServiceActivation:
 
 @attrs.frozen
 class ActiveActivation:
+    """One row of ``get_active_activations``."""
+
     activation_id: int = attrs.field(validator=_positive_id)
     service_code: str | None = None
     phone_number: str | None = None
@@ -152,6 +158,8 @@ class ActiveActivation:
 
 @attrs.frozen
 class SmsInfo:
+    """The SMS part of ``get_status_v2``."""
+
     date_time: _dt.datetime | None = None
     code: str | None = None
     text: str | None = None
@@ -159,6 +167,8 @@ class SmsInfo:
 
 @attrs.frozen
 class CallInfo:
+    """The call part of ``get_status_v2`` (voice codes)."""
+
     from_: str | None = None
     text: str | None = None
     code: str | None = None
@@ -204,6 +214,8 @@ class SmsMessage:
 
 @attrs.frozen
 class HistoryEntry:
+    """One row of ``get_history``."""
+
     id: int = attrs.field(validator=_positive_id)
     date: _dt.datetime | None = None
     phone: str | None = None
@@ -226,6 +238,8 @@ class NumbersStatus:
 
 @attrs.frozen
 class TopCountry:
+    """One row of ``get_top_countries_by_service`` (with the Free Price levels when asked)."""
+
     country: int
     count: int | None = None
     price: Decimal | None = None
@@ -236,6 +250,8 @@ class TopCountry:
 
 @attrs.frozen
 class TopCountryShare:
+    """One row of ``get_list_of_top_countries_by_service``."""
+
     country: int
     share: Decimal | None = None
     rate: Decimal | None = None
@@ -243,6 +259,8 @@ class TopCountryShare:
 
 @attrs.frozen
 class IncomingCallStatus:
+    """``get_incoming_call_status``: the call's state and the calling number."""
+
     status: IncomingCallState | int
     phone: str | None = None
 
@@ -259,12 +277,16 @@ class Price:
 
 @attrs.frozen
 class PriceVerification:
+    """One price of ``get_prices_verification``."""
+
     price: Decimal
     count: int | None = None
 
 
 @attrs.frozen
 class Country:
+    """One country of ``get_countries`` (names, and what it offers)."""
+
     id: int
     rus: str | None = None
     eng: str | None = None
@@ -277,12 +299,16 @@ class Country:
 
 @attrs.frozen
 class Service:
+    """One service of ``get_services_list``."""
+
     code: str
     name: str | None = None
 
 
 @attrs.frozen
 class ExtraActivationInfo:
+    """``check_extra_activation``: whether and at what price a number can be reused."""
+
     cost: Decimal | None = None
     service: str | None = None
     phone: str | None = None
@@ -291,11 +317,15 @@ class ExtraActivationInfo:
 
 @attrs.frozen
 class CallTaskResult:
+    """``create_task_for_call``: the task made for a call-verification number."""
+
     message: str | None = None
 
 
 @attrs.frozen
 class OutgoingCall:
+    """One call of ``get_outgoing_calls``."""
+
     task_id: str
     date: _dt.datetime | None = None
     phone_from: str | None = None
@@ -304,6 +334,8 @@ class OutgoingCall:
 
 @attrs.frozen
 class QiwiRequisites:
+    """``get_qiwi_requisites``: payment details for a top-up."""
+
     status: str | None = None
     wallet: str | None = None
     comment: str | None = None
@@ -320,12 +352,16 @@ class FullSms:
 
 @attrs.frozen
 class RentServicePrice:
+    """One service's rent price in ``get_rent_services_and_countries``."""
+
     cost: Decimal
     quant: int | None = None
 
 
 @attrs.frozen
 class RentServicesAndCountries:
+    """``get_rent_services_and_countries``: what can be rented where, for how long."""
+
     countries: list[int]
     operators: list[str]
     services: dict[str, RentServicePrice]
@@ -343,6 +379,8 @@ class Rent:
 
 @attrs.frozen
 class RentSms:
+    """One message received on a rented number (``get_rent_status``, ``wait_for_rent_sms``)."""
+
     text: str | None = None
     phone_from: str | None = None
     service: str | None = None
@@ -359,12 +397,16 @@ class RentStatus:
 
 @attrs.frozen
 class RentListEntry:
+    """One rent of ``get_rent_list``."""
+
     id: int = attrs.field(validator=_positive_id)
     phone: str | None = None
 
 
 @attrs.frozen
 class RentPrice:
+    """``get_continue_rent_price_number``: what extending a rent costs."""
+
     price: Decimal
     currency: int | None = None
 
@@ -390,5 +432,7 @@ class RentExtensionInfo:
 
 @attrs.frozen
 class PartnerProduct:
+    """``buy_partner_product``: the product bought."""
+
     key: str | None = None
     manual: str | None = None

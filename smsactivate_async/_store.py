@@ -69,6 +69,7 @@ class Intent:
     seq: int = 0
 
     def to_json(self) -> str:
+        """The intent as JSON text (how the sqlite and Redis stores keep it)."""
         return json.dumps(attrs.asdict(self), separators=(",", ":"))
 
     @classmethod
@@ -94,6 +95,7 @@ class Entry:
     retries: int = 0
 
     def to_json(self) -> str:
+        """The entry as JSON text (how the sqlite and Redis stores keep it)."""
         return json.dumps(attrs.asdict(self), separators=(",", ":"))
 
     @classmethod
@@ -114,7 +116,8 @@ class Store(abc.ABC):
         """Connect (raise ``StoreError`` if the backend cannot be reached) and bind to a namespace."""
 
     @abc.abstractmethod
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release the store's connections."""
 
     # --- intents ----------------------------------------------------------------------------
 
@@ -123,14 +126,16 @@ class Store(abc.ABC):
         """Record a purchase about to be sent; returns its sequence number (increasing per namespace)."""
 
     @abc.abstractmethod
-    async def set_intent_state(self, intent_id: str, state: IntentState) -> None: ...
+    async def set_intent_state(self, intent_id: str, state: IntentState) -> None:
+        """Move an intent on: sent, answered, failed or uncertain."""
 
     @abc.abstractmethod
     async def intents(self, states: Iterable[str]) -> list[Intent]:
         """The intents in any of ``states``, oldest first."""
 
     @abc.abstractmethod
-    async def last_seq(self) -> int: ...
+    async def last_seq(self) -> int:
+        """The sequence number of the newest intent (a watermark for reconciliation)."""
 
     # --- entries ----------------------------------------------------------------------------
 
@@ -148,7 +153,8 @@ class Store(abc.ABC):
         """The owner of each of ``ids`` that the journal holds."""
 
     @abc.abstractmethod
-    async def open_entries(self) -> list[Entry]: ...
+    async def open_entries(self) -> list[Entry]:
+        """Numbers still open (neither finished nor cancelled), of every owner."""
 
     @abc.abstractmethod
     async def take_over(self, kind: Kind, entry_id: int, from_owner: str, to_owner: str) -> bool:
@@ -157,10 +163,12 @@ class Store(abc.ABC):
     # --- leases -----------------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def renew(self, owner: str, expires: float) -> None: ...
+    async def renew(self, owner: str, expires: float) -> None:
+        """Extend ``owner``'s lease to ``expires``."""
 
     @abc.abstractmethod
-    async def release(self, owner: str) -> None: ...
+    async def release(self, owner: str) -> None:
+        """End ``owner``'s lease (a clean shutdown)."""
 
     @abc.abstractmethod
     async def leases(self) -> dict[str, float]:
@@ -182,17 +190,21 @@ class MemoryStore(Store):
         return "MemoryStore()"
 
     async def open(self, namespace: str) -> None:
+        """Open the store for one account's namespace."""
         return None
 
     async def aclose(self) -> None:
+        """Release the store's connections."""
         return None
 
     async def add_intent(self, intent: Intent) -> int:
+        """Record a purchase's intent before it is sent."""
         self._seq += 1
         self._intents[intent.id] = attrs.evolve(intent, seq=self._seq)
         return self._seq
 
     async def set_intent_state(self, intent_id: str, state: IntentState) -> None:
+        """Move an intent on: sent, answered, failed or uncertain."""
         intent = self._intents.get(intent_id)
         if intent is None:
             return
@@ -202,13 +214,16 @@ class MemoryStore(Store):
             self._intents[intent_id] = attrs.evolve(intent, state=state)
 
     async def intents(self, states: Iterable[str]) -> list[Intent]:
+        """Intents newer than a sequence number."""
         wanted = set(states)
         return sorted((i for i in self._intents.values() if i.state in wanted), key=lambda i: i.seq)
 
     async def last_seq(self) -> int:
+        """The sequence number of the newest intent (a watermark for reconciliation)."""
         return self._seq
 
     async def claim(self, entry: Entry) -> bool:
+        """Atomically make an open number ``owner``'s."""
         key = (entry.kind, entry.id)
         if key in self._entries:
             return self._entries[key].owner == entry.owner
@@ -217,6 +232,7 @@ class MemoryStore(Store):
 
     async def update_entry(self, kind: Kind, entry_id: int, *, state: EntryState | None = None,
                            code: str | None = None, another: bool = False) -> None:
+        """Record a number's code, finish or cancel."""
         entry = self._entries.get((kind, entry_id))
         if entry is None:
             return
@@ -227,12 +243,15 @@ class MemoryStore(Store):
             entry, code=code if code is not None else entry.code, retries=entry.retries + int(another))
 
     async def owners(self, kind: Kind, ids: Iterable[int]) -> dict[int, str]:
+        """The owners with a lease, and when each ends."""
         return {i: self._entries[(kind, i)].owner for i in ids if (kind, i) in self._entries}
 
     async def open_entries(self) -> list[Entry]:
+        """Numbers still open (neither finished nor cancelled), of every owner."""
         return [e for e in self._entries.values() if e.state == "open"]
 
     async def take_over(self, kind: Kind, entry_id: int, from_owner: str, to_owner: str) -> bool:
+        """Give a dead owner's open numbers to ``owner`` (recovery)."""
         entry = self._entries.get((kind, entry_id))
         if entry is None or entry.owner != from_owner or entry.state != "open":
             return False
@@ -240,12 +259,15 @@ class MemoryStore(Store):
         return True
 
     async def renew(self, owner: str, expires: float) -> None:
+        """Extend ``owner``'s lease by ``ttl`` seconds."""
         self._leases[owner] = expires
 
     async def release(self, owner: str) -> None:
+        """End ``owner``'s lease (a clean shutdown)."""
         self._leases.pop(owner, None)
 
     async def leases(self) -> dict[str, float]:
+        """Every owner's lease end."""
         return dict(self._leases)
 
 

@@ -428,10 +428,12 @@ def test_cli_webhook_prints_each_push_confirmed() -> None:
                     time.sleep(0.1)
             assert pushed.status_code == 200
             assert process.stdout is not None
-            line = json.loads(process.stdout.readline())
+            raw = process.stdout.readline()
         finally:
             process.terminate()
             _, stderr = process.communicate(timeout=10)
+    assert raw, stderr  # what the receiver said, if it printed nothing
+    line = json.loads(raw)
     assert line == {"kind": "activation", "id": activation_id, "pushed_code": "135790", "text": "Sms text",
                     "confirmed": {"status": "STATUS_OK", "code": "135790"}}
     assert sim.api_key not in stderr and f"/sms/{SECRET}" in stderr  # the path to register, never the key

@@ -279,6 +279,7 @@ class Simulator:
         return next(iter(self.accounts))
 
     def balance(self, key: str | None = None) -> Decimal:
+        """An account's balance (the first key's by default), after applying due events."""
         return self.accounts[key or self.api_key].balance
 
     def deliver_sms(self, activation_id: int, text: str, *, code: str | None = None, phone_from: str = "Telegram") -> None:
@@ -291,12 +292,14 @@ class Simulator:
         self._receive(activation, Message(text=text, code=code, at=self.clock.wall(), phone_from=phone_from))
 
     def deliver_call(self, activation_id: int, code: str) -> None:
+        """A voice call with ``code`` arrives on an activation now."""
         self.advance()
         activation = self.activations[activation_id]
         self._receive(activation, Message(text=f"Your code is {code}", code=code, at=self.clock.wall(), via="call",
                                           phone_from="79001234567"))
 
     def deliver_rent_sms(self, rent_id: int, text: str, *, phone_from: str = "SPORTMASTER") -> None:
+        """An SMS arrives on a rent now (and its webhook is queued, if it has a URL)."""
         self.advance()
         rent = self.rents[rent_id]
         rent.messages.append(RentSmsRecord(phone_from=phone_from, text=text, service=rent.service, at=self.clock.wall()))
@@ -310,6 +313,7 @@ class Simulator:
         return [a for a in self.activations.values() if a.state.active]
 
     def set_stock(self, service: str, country: int, count: int) -> None:
+        """Set how many numbers a (service, country) has for sale."""
         entry = self.catalogue[(service, country)]
         self.catalogue[(service, country)] = attrs.evolve(entry, count=count)
 
@@ -324,6 +328,7 @@ class Simulator:
         self.catalogue[(service, country)] = attrs.evolve(entry, success_rate=rate)
 
     def ban(self, until: _dt.datetime, key: str | None = None) -> None:
+        """Ban an account (the first key's by default) until ``until``."""
         self.accounts[key or self.api_key].banned_until = until
 
     def advance(self) -> None:

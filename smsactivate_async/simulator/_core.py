@@ -41,21 +41,27 @@ class SimClock:
     """The simulator's time: ``now()`` monotonic seconds, ``wall()`` the matching UTC datetime."""
 
     def now(self) -> float:
+        """Monotonic seconds."""
         raise NotImplementedError
 
     def wall(self) -> _dt.datetime:
+        """The wall time (UTC)."""
         raise NotImplementedError
 
 
 class SystemSimClock(SimClock):
+    """The simulator's real clock (monotonic seconds, and the wall time)."""
+
     def __init__(self) -> None:
         self._origin = time.monotonic()
         self._wall_origin = _dt.datetime.now(_dt.UTC)
 
     def now(self) -> float:
+        """Seconds since the simulator started (monotonic)."""
         return time.monotonic() - self._origin
 
     def wall(self) -> _dt.datetime:
+        """The wall time (UTC)."""
         return self._wall_origin + _dt.timedelta(seconds=self.now())
 
 
@@ -67,12 +73,15 @@ class ManualClock(SimClock):
         self._start = start or _dt.datetime(2026, 11, 23, 12, 0, 0, tzinfo=_dt.UTC)
 
     def now(self) -> float:
+        """Seconds since the clock was made (moves only by ``advance``)."""
         return self._now
 
     def wall(self) -> _dt.datetime:
+        """The wall time (UTC) that goes with ``now``."""
         return self._start + _dt.timedelta(seconds=self._now)
 
     def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``."""
         if seconds < 0:
             raise ValueError("time only moves forward")
         self._now += seconds
@@ -104,6 +113,7 @@ class CodeSchedule:
         return cls(kind="never")
 
     def next_delay(self, rng: random.Random) -> float | None:
+        """Seconds until the next code (``None``: it never comes)."""
         if self.kind == "never":
             return None
         if self.kind == "fixed":
@@ -112,6 +122,8 @@ class CodeSchedule:
 
 
 class ActivationState(enum.Enum):
+    """An activation's state on the simulator, as its wire status code."""
+
     WAIT_CODE = "4"  # [DOC] sms-activate examples use "4" for a waiting row
     CODE_RECEIVED = "2"  # [LIVE] "2" with a code
     WAIT_RETRY = "3"
@@ -121,6 +133,7 @@ class ActivationState(enum.Enum):
 
     @property
     def active(self) -> bool:
+        """Whether the activation is still open (waiting, or with a code not yet finished)."""
         return self in (ActivationState.WAIT_CODE, ActivationState.CODE_RECEIVED, ActivationState.WAIT_RETRY)
 
 
@@ -135,6 +148,8 @@ class Message:
 
 @attrs.define
 class Activation:
+    """One activation on the simulator: its state, messages and timings."""
+
     id: int
     key: str
     service: str
@@ -156,6 +171,7 @@ class Activation:
 
     @property
     def last_code(self) -> str | None:
+        """The newest code received, if any."""
         return self.messages[-1].code if self.messages else None
 
 
@@ -169,6 +185,8 @@ class RentSmsRecord:
 
 @attrs.define
 class Rent:
+    """One rent on the simulator: its state, messages and timings."""
+
     id: int
     key: str
     service: str
@@ -188,6 +206,8 @@ class Rent:
 
 @attrs.define
 class Account:
+    """One API key's account on the simulator: balance, cashback, ban."""
+
     key: str
     balance: Decimal
     cashback: Decimal = Decimal("0")
@@ -195,6 +215,8 @@ class Account:
 
 
 class FaultKind(enum.Enum):
+    """The faults the simulator can inject."""
+
     DROP = "drop"  # connection closed before the request is handled
     TIMEOUT = "timeout"  # handled, then the answer never comes (the client times out)
     HTML_5XX = "html_5xx"  # a 502/503 HTML page from the edge
@@ -259,10 +281,12 @@ class Faults:
         return cls(rates={kind: share for kind in FaultKind}, **kwargs)  # type: ignore[arg-type]
 
     def inject(self, kind: FaultKind | str, *, action: str | None = None, times: int = 1) -> None:
+        """Give the next ``times`` matching requests (``action``, or any) this fault."""
         for _ in range(times):
             self._script.append((FaultKind(kind), action))
 
     def pick(self, action: str, rng: random.Random) -> FaultKind | None:
+        """The fault for one request, if any: a scripted one first, else by rate."""
         for index, (kind, wanted) in enumerate(self._script):
             if wanted is None or wanted == action:
                 del self._script[index]
@@ -328,6 +352,7 @@ class Ledger:
     blocks: list[list[float]] = attrs.field(factory=list)
 
     def requests_for(self, action: str) -> int:
+        """How many requests of ``action`` were answered."""
         return sum(1 for r in self.requests if r.action == action)
 
     def max_requests_in_window(self, window: float = 1.0) -> int:
@@ -347,9 +372,11 @@ class Ledger:
         return {order: n for order, n in counts.items() if n > 1}
 
     def spent(self) -> Decimal:
+        """Money spent on purchases in all."""
         return sum((p.cost for p in self.purchases), Decimal("0"))
 
     def refunded(self) -> Decimal:
+        """Money refunded in all."""
         return sum((r.amount for r in self.refunds), Decimal("0"))
 
 

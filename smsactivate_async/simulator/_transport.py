@@ -30,6 +30,7 @@ class SimulatorTransport(httpx.AsyncBaseTransport):
         self._asgi = httpx.ASGITransport(app=simulator)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer one request in process (httpx's transport interface)."""
         try:
             return await self._asgi.handle_async_request(request)
         except SimulatedFault as fault:
@@ -56,6 +57,7 @@ class _NetworkFaults:
 
 
 def free_port() -> int:
+    """A TCP port free on loopback right now (for ``serve_in_thread``, a webhook receiver…)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
