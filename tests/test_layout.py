@@ -76,3 +76,35 @@ def test_every_public_name_and_method_is_documented() -> None:
                     if not attr.startswith("_") and inspect.isfunction(function) and not function.__doc__:
                         missing.append(f"{module.__name__}.{name}.{attr}")
     assert missing == []
+
+
+SIMULATOR = PACKAGE / "simulator"
+AREAS = ("_catalogue", "_activations", "_calls", "_rent", "_partner")
+
+
+def test_simulator_handlers_declare_quirks_instead_of_branching_on_the_provider() -> None:
+    """A provider's quirk is a field of its DialectProfile; the handlers never test who they are."""
+    for area in AREAS:
+        source = (SIMULATOR / f"{area}.py").read_text()
+        assert "dialect ==" not in source and ".dialect" not in source and "_hero" not in source, area
+        assert "content-type" not in source.lower(), f"{area} formats HTTP by hand"
+
+
+def test_every_action_has_one_simulator_handler_in_an_area_module() -> None:
+    from smsactivate_async._actions import ACTIONS
+    from smsactivate_async.simulator._handlers import HANDLERS
+
+    assert {action.wire for action in ACTIONS.values()} <= set(HANDLERS)
+    assert {handler.__module__.rsplit(".", 1)[1] for handler in HANDLERS.values()} == set(AREAS)
+
+
+def test_the_simulator_imports_nothing_of_the_client() -> None:
+    """Written from the protocol documents, so that one misunderstanding cannot pass on both sides
+    (the pytest plugin, which hands tests a client wired to it, is the one exception)."""
+    for path in SIMULATOR.glob("*.py"):
+        if path.name == "pytest_plugin.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert node.level < 2 and not node.module.startswith("smsactivate_async."), (path.name, node.module)

@@ -12,19 +12,9 @@ the client's parsing or models.
 """
 
 from ._app import CatalogueEntry, SimulatedFault, Simulator
-from ._core import (
-    Account,
-    Activation,
-    ActivationState,
-    CodeSchedule,
-    FaultKind,
-    Faults,
-    Ledger,
-    ManualClock,
-    Rent,
-    SimClock,
-    SystemSimClock,
-)
+from ._core import Account, Activation, ActivationState, CodeSchedule, ManualClock, Rent, SimClock, SystemSimClock
+from ._faults import FaultKind, Faults
+from ._ledger import Ledger
 from ._transport import SimulatorTransport, free_port, serve, serve_in_thread
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Simulator state: clock, catalogue, accounts, activations, rents, code schedules, faults, ledger.
+"""Simulator state, with no HTTP and no dialect: clocks, accounts, activations, rents, code
+schedules and timed events. Faults live in ``_faults``, the ledger in ``_ledger``.
 
 Written from the protocol documents (``ACTIONS.md``, ``FACTS.md``, ``REAL_RESPONSES.md``), not
 from the client: nothing here imports the client's parsing or models. Behaviour marked
@@ -7,7 +8,6 @@ from the client: nothing here imports the client's parsing or models. Behaviour 
 
 from __future__ import annotations
 
-import collections
 import datetime as _dt
 import enum
 import heapq
@@ -25,9 +25,6 @@ __all__ = [
     "Activation",
     "ActivationState",
     "CodeSchedule",
-    "FaultKind",
-    "Faults",
-    "Ledger",
     "ManualClock",
     "Rent",
     "SimClock",
@@ -212,172 +209,6 @@ class Account:
     balance: Decimal
     cashback: Decimal = Decimal("0")
     banned_until: _dt.datetime | None = None
-
-
-class FaultKind(enum.Enum):
-    """The faults the simulator can inject."""
-
-    DROP = "drop"  # connection closed before the request is handled
-    TIMEOUT = "timeout"  # handled, then the answer never comes (the client times out)
-    HTML_5XX = "html_5xx"  # a 502/503 HTML page from the edge
-    TRUNCATE = "truncate"  # the body cut short (at ``truncate_at`` bytes or a fraction)
-    RATE_LIMIT = "rate_limit"  # a 429 burst
-    ERROR_SQL = "error_sql"  # the server's own SQL error
-    LOST_PURCHASE = "lost_purchase"  # a purchase carried out whose answer is lost
-
-
-_PURCHASES = frozenset({"getNumber", "getNumberV2", "getMultiServiceNumber", "getRentNumber", "getExtraActivation",
-                        "getAdditionalService", "continueRentNumber", "buyPartnerProduct"})
-
-
-@attrs.define
-class Faults:
-    """Faults on demand: by rate (``rates``, probability per request and kind, seeded) or by
-    script (``inject(kind, action=…, times=…)``: the next matching requests get it).
-
-    ``rps_budget``: more requests than this within one second (per key) get 429 + Retry-After.
-    ``block_seconds``: going over the budget blocks the account this long, and every request during
-    the block answers 429 and starts it again ([DOC HeroSMS rules: 50 RPS, 10 s, repeats re-block]).
-    ``retry_after_header``: whether 429s carry ``Retry-After``; ``None``, the default, follows the
-    dialect: HeroSMS's live 429 fixture has none (it documents one only on
-    ``/api/v1/activations/offers``), the classic edges (Tiger's) send one [LIVE].
-    ``block_page``: answer a block with the edge's ``403 error code: 1020`` page instead of the 429.
-    ``purchase_rps``: purchases per second per key+service+country beyond which the edge answers
-    429 ``Too Many Requests`` + ``Retry-After`` [LIVE Tiger].
-    """
-
-    rates: dict[FaultKind, float] = attrs.field(factory=dict)
-    truncate_at: int | None = 18323  # [LIVE] HeroSMS bodies cut at exactly 18,323 bytes
-    truncate_fraction: float = 0.5
-    hang_seconds: float = 30.0
-    retry_after: float = 1.0
-    rps_budget: float | None = None
-    block_seconds: float | None = None
-    retry_after_header: bool | None = None
-    block_page: bool = False
-    purchase_rps: float | None = None
-    actions: frozenset[str] | None = None  # limit rate faults to these actions
-    _script: collections.deque[tuple[FaultKind, str | None]] = attrs.field(factory=collections.deque)
-
-    @classmethod
-    def herosms_limits(cls, **kwargs: object) -> Faults:
-        """HeroSMS's published limit: 50 requests/s per account, a 10 s block beyond it, re-blocked by
-        requests during it, answered 429 ``RATE_LIMIT`` without ``Retry-After`` [LIVE fixture]."""
-        options: dict[str, object] = {"rps_budget": 50.0, "block_seconds": 10.0, "retry_after_header": False}
-        options.update(kwargs)
-        return cls(**options)  # type: ignore[arg-type]
-
-    @classmethod
-    def tiger_limits(cls, **kwargs: object) -> Faults:
-        """Tiger's edge: purchases limited per user+service+country, 429 + ``Retry-After`` [LIVE]."""
-        options: dict[str, object] = {"purchase_rps": 1.0, "retry_after": 1.0, "retry_after_header": True}
-        options.update(kwargs)
-        return cls(**options)  # type: ignore[arg-type]
-
-    @classmethod
-    def uniform(cls, rate: float, **kwargs: object) -> Faults:
-        """Every kind at ``rate / 7`` each: ``rate`` is the total share of faulty requests."""
-        share = rate / len(FaultKind)
-        return cls(rates={kind: share for kind in FaultKind}, **kwargs)  # type: ignore[arg-type]
-
-    def inject(self, kind: FaultKind | str, *, action: str | None = None, times: int = 1) -> None:
-        """Give the next ``times`` matching requests (``action``, or any) this fault."""
-        for _ in range(times):
-            self._script.append((FaultKind(kind), action))
-
-    def pick(self, action: str, rng: random.Random) -> FaultKind | None:
-        """The fault for one request, if any: a scripted one first, else by rate."""
-        for index, (kind, wanted) in enumerate(self._script):
-            if wanted is None or wanted == action:
-                del self._script[index]
-                return kind
-        if self.actions is not None and action not in self.actions:
-            return None
-        for kind, rate in self.rates.items():
-            if kind is FaultKind.LOST_PURCHASE and action not in _PURCHASES:
-                continue
-            if rate and rng.random() < rate:
-                return kind
-        return None
-
-
-@attrs.frozen
-class RequestRecord:
-    at: float
-    action: str
-    status: int
-    fault: str | None
-
-
-@attrs.frozen
-class PurchaseRecord:
-    at: float
-    kind: str  # "activation" | "rent" | "product"
-    id: int
-    key: str
-    cost: Decimal
-    service: str
-    order_id: str | None
-
-
-@attrs.frozen
-class StatusRecord:
-    at: float
-    id: int
-    old: str
-    new: str
-    cause: str
-
-
-@attrs.frozen
-class RefundRecord:
-    at: float
-    id: int
-    amount: Decimal
-    reason: str
-
-
-@attrs.define
-class Ledger:
-    """Everything that happened, for assertions: requests, purchases, status changes, refunds."""
-
-    requests: list[RequestRecord] = attrs.field(factory=list)
-    purchases: list[PurchaseRecord] = attrs.field(factory=list)
-    status_changes: list[StatusRecord] = attrs.field(factory=list)
-    refunds: list[RefundRecord] = attrs.field(factory=list)
-    webhook_deliveries: list[tuple[float, int, int]] = attrs.field(factory=list)
-    #: requests refused for going over the account's budget (the first of a block included)
-    over_budget: int = 0
-    #: (start, end) of each block of the account, as finally extended
-    blocks: list[list[float]] = attrs.field(factory=list)
-
-    def requests_for(self, action: str) -> int:
-        """How many requests of ``action`` were answered."""
-        return sum(1 for r in self.requests if r.action == action)
-
-    def max_requests_in_window(self, window: float = 1.0) -> int:
-        """The most requests that arrived within any ``window`` seconds."""
-        times = sorted(r.at for r in self.requests)
-        best = 0
-        start = 0
-        for end, at in enumerate(times):
-            while at - times[start] >= window:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
-
-    def duplicate_orders(self) -> dict[str, int]:
-        """Order ids bought more than once (must be empty)."""
-        counts = collections.Counter(p.order_id for p in self.purchases if p.order_id)
-        return {order: n for order, n in counts.items() if n > 1}
-
-    def spent(self) -> Decimal:
-        """Money spent on purchases in all."""
-        return sum((p.cost for p in self.purchases), Decimal("0"))
-
-    def refunded(self) -> Decimal:
-        """Money refunded in all."""
-        return sum((r.amount for r in self.refunds), Decimal("0"))
 
 
 @attrs.frozen(order=True)

@@ -13,7 +13,7 @@ import anyio
 import httpx
 
 from ._app import Receive, Scope, Send, SimulatedFault, Simulator
-from ._core import FaultKind
+from ._faults import FaultKind
 
 __all__ = ["SimulatorTransport", "serve", "serve_in_thread"]
 
