@@ -257,8 +257,9 @@ GET_MULTI_SERVICE_NUMBER: Action[list[MultiServiceActivation]] = Action(
 )
 SET_STATUS: Action[SetStatusAnswer] = Action(
     "setStatus", "set_status",
-    (_id(), Param("status", "status", "int | Status", p.choice(1, 3, 6, 8), required=True, positional=True,
-                  doc="1 SMS sent, 3 another code, 6 finish, 8 cancel"),
+    (_id(), Param("status", "status", "int | Status", p.choice(-1, 1, 3, 6, 8), required=True,
+                  positional=True, doc="1 SMS sent, 3 another code, 6 finish, 8 cancel (-1: the legacy cancel, "
+                                       "where the provider's ``cancel_status`` is -1)"),
      Param("forward", "forward", "str | None", p.text, doc="forwarding number, when bought with forward")),
     "SetStatusAnswer", parse.parse_set_status,
     "Change an activation's status.", repeat=Repeat.STATUS,

@@ -286,6 +286,7 @@ async def _purchase(client: SMSActivate, service: str, choice: Choice, price: De
     guard = policy.guard
     reserved = await guard.reserve(price) if guard is not None else Decimal(0)
     number: Number | None = None
+    cost: Decimal | None = None
     try:
         args = {**options, "service": service, "country": choice.country}
         if choice.operator is not None:
@@ -295,8 +296,12 @@ async def _purchase(client: SMSActivate, service: str, choice: Choice, price: De
         if free:
             args["free_price"] = True
         number = await client.get_number_v2(**args)
+        cost = number.activation_cost if number.activation_cost is not None else price
+    except (PurchaseUncertainError, TransportError) as exc:
+        if isinstance(exc, PurchaseUncertainError) or getattr(exc, "maybe_sent", False):
+            cost = price if price is not None else Decimal(0)  # it may have been bought: count it as spent
+        raise
     finally:
-        cost = None if number is None else number.activation_cost if number.activation_cost is not None else price
         if guard is not None:
             guard.settle(reserved, cost)
     limit = policy.limit

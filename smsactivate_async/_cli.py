@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import anyio
 import attrs
@@ -27,6 +27,8 @@ from ._exceptions import (
     TransportError,
     WaitTimeoutError,
 )
+from ._providers import PROVIDERS
+from .simulator._core import Dialect
 
 try:
     import click
@@ -115,7 +117,7 @@ pass_context = click.make_pass_decorator(Context)
 
 @click.group()
 @click.option("--api-key", envvar="SMSACTIVATE_API_KEY", help="API key (or SMSACTIVATE_API_KEY).")
-@click.option("--provider", default="sms-activate", show_default=True, type=click.Choice(["sms-activate", "herosms"]))
+@click.option("--provider", default="sms-activate", show_default=True, type=click.Choice(list(PROVIDERS)))
 @click.option("--base-url", default=None, help="Full handler URL of a compatible provider.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.version_option(package_name="smsactivate-async")
@@ -197,8 +199,8 @@ def status(ctx: Context, activation_id: int) -> None:
     ctx.show(result, ["status", "code"], [[result.status.value, result.code]])
 
 
-def _set_status(ctx: Context, activation_id: int, status: int) -> None:
-    result = ctx.run(lambda c: c.set_status(activation_id, status))
+def _set_status(ctx: Context, activation_id: int, status: int | None) -> None:
+    result = ctx.run(lambda c: c.set_status(activation_id, c.provider.cancel_status if status is None else status))
     ctx.show({"result": result.value} if ctx.as_json else result.value)
 
 
@@ -206,8 +208,8 @@ def _set_status(ctx: Context, activation_id: int, status: int) -> None:
 @click.argument("activation_id", type=int)
 @pass_context
 def cancel(ctx: Context, activation_id: int) -> None:
-    """Cancel an activation (status 8)."""
-    _set_status(ctx, activation_id, 8)
+    """Cancel an activation (status 8, or the provider's cancel status)."""
+    _set_status(ctx, activation_id, None)
 
 
 @cli.command()
@@ -277,7 +279,7 @@ def rent_cancel(ctx: Context, rent_id: int) -> None:
 @cli.command()
 @click.option("--port", default=8765, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--dialect", default="sms-activate", type=click.Choice(["sms-activate", "herosms"]), show_default=True)
+@click.option("--dialect", default="sms-activate", type=click.Choice(list(get_args(Dialect))), show_default=True)
 @click.option("--faults", default=0.0, show_default=True, help="Share of requests that get a fault.")
 @click.option("--rps", default=None, type=float, help="Requests per second per key before 429.")
 @click.option("--block", "block_seconds", default=None, type=float,
@@ -301,6 +303,23 @@ def simulate(port: int, host: str, dialect: str, faults: float, rps: float | Non
                     api_keys={key: Decimal(balance) for key in keys}, codes=schedule)
     console.print(f"Simulator ({dialect}) on http://{host}:{port}/stubs/handler_api.php — keys: {', '.join(keys)}")
     serve(sim, host=host, port=port)
+
+
+@cli.command()
+@pass_context
+def providers(ctx: Context) -> None:
+    """The provider presets: dialect, base URL and limits (``--provider NAME`` picks one)."""
+    rows = []
+    for p in PROVIDERS.values():
+        rate = "unpaced" if p.rate_limit is None else (
+            f"adaptive {p.safe_rate:g}–{p.rate_ceiling:g}/s" if p.rate_limit == "adaptive" else f"{p.rate_limit:g}/s")
+        rows.append({"name": p.name, "dialect": p.dialect, "base_url": p.base_url, "rate_limit": rate,
+                     "early_cancel_window": p.early_cancel_window, "page_size": p.page_size,
+                     "supports_ready": p.supports_ready, "honours_order_id": p.honours_order_id})
+    ctx.show(rows, ["name", "dialect", "base URL", "rate limit", "early cancel", "page", "setStatus 1", "orderId"],
+             [[r["name"], r["dialect"], r["base_url"], r["rate_limit"], f'{r["early_cancel_window"]:g} s',
+               r["page_size"] or "all", "yes" if r["supports_ready"] else "no",
+               "idempotent" if r["honours_order_id"] else "reconciled"] for r in rows])
 
 
 @cli.command()
@@ -401,7 +420,7 @@ def webhook(ctx: Context, port: int, host: str, path: str, secret: str, any_sour
 
 @cli.command()
 @click.option("--activations", default=100, show_default=True)
-@click.option("--dialect", default="sms-activate", type=click.Choice(["sms-activate", "herosms"]), show_default=True)
+@click.option("--dialect", default="sms-activate", type=click.Choice(list(get_args(Dialect))), show_default=True)
 @click.option("--faults", default=0.0, show_default=True, help="Share of requests that get a fault (0.1 = 10 %).")
 @click.option("--seed", default=1, show_default=True)
 def demo(activations: int, dialect: str, faults: float, seed: int) -> None:

@@ -214,7 +214,7 @@ class GeneratedActions:
 
         Args:
             activation_id: the activation id (wire ``id``).
-            status: 1 SMS sent, 3 another code, 6 finish, 8 cancel (wire ``status``).
+            status: 1 SMS sent, 3 another code, 6 finish, 8 cancel (-1: the legacy cancel, where the provider's ``cancel_status`` is -1) (wire ``status``).
             forward: forwarding number, when bought with forward (wire ``forward``, optional).
 
         Errors: EARLY_CANCEL_DENIED, ERROR_SQL, NO_ACTIVATION, BAD_SERVICE, BAD_STATUS, BAD_KEY, BAD_ACTION, WRONG_ACTIVATION_ID.

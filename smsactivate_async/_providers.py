@@ -29,6 +29,7 @@ class Provider:
     ``country_required`` names the wire actions that need a ``country`` here (the client refuses
     to send them without one); ``supports_ready`` says whether setStatus 1 is accepted; ``honours_order_id`` whether
     getNumberV2's ``orderId`` is idempotent; ``extra_actions`` are wire actions beyond the classic set;
+    ``cancel_status`` is the setStatus that cancels (8; -1 where only the old docs' cancel works);
     ``webhook_sources`` are the addresses the provider documents its webhooks coming from (the
     receiver's default source check; empty: the provider names none).
     """
@@ -53,6 +54,8 @@ class Provider:
     has_active_activations: bool = True
     extra_actions: frozenset[str] = frozenset()
     webhook_sources: frozenset[str] = frozenset()
+    #: the setStatus that cancels: 8, or -1 for a provider that takes only the legacy cancel
+    cancel_status: Literal[8, -1] = 8
 
 
 SMS_ACTIVATE = Provider(
@@ -92,7 +95,61 @@ HEROSMS = Provider(
     webhook_sources=frozenset({"84.32.223.53", "185.138.88.87"}),  # [HERO-CN, HERO-TR] FACTS §16
 )
 
-PROVIDERS: dict[str, Provider] = {p.name: p for p in (SMS_ACTIVATE, HEROSMS)}
+# Tiger SMS (FACTS §1, §5, §17, §18; live captures [RUSTX-TIGER]): the HeroSMS backend family — real
+# HTTP statuses and the {title,details,info} envelope, so it decodes as the herosms dialect (its plain
+# 401 BAD_KEY and ACCESS_CANCEL are understood there too). Its edge answers 429 + Retry-After per
+# user+service+country on purchases and showed no 429 at <= 1 request/s: adaptive from 1/s.
+TIGER = Provider(
+    name="tiger",
+    base_url="https://api.tiger-sms.com/stubs/handler_api.php",  # [INFER] the protocol's usual path
+    dialect="herosms",
+    rate_limit="adaptive",
+    burst=1,
+    safe_rate=1.0,  # [RUSTX-TIGER] no 429 at <= 1 req/s
+    rate_ceiling=10.0,  # [INFER] no published limit
+    page_size=100,  # [RUSTX-TIGER] start + limit, at most 100
+    codes_from_rows=False,  # [INFER] no capture of its rows: confirm codes with getStatus
+    supports_ready=False,  # [INFER] as HeroSMS, its backend family
+    honours_order_id=False,  # [INFER] as HeroSMS: reconciled instead
+)
+
+# Grizzly SMS (FACTS §2, §3, §4, §7, §17, [GRIZ-DOC], [GRIZ-TEST]): the classic dialect; free-text
+# errors (typed as APIError with the text); a cancel is allowed 5 minutes after purchase.
+GRIZZLY = Provider(
+    name="grizzly",
+    base_url="https://api.grizzlysms.com/stubs/handler_api.php",  # [INFER]
+    dialect="sms-activate",
+    rate_limit=10.0,  # [INFER] no published limit
+    burst=10,
+    early_cancel_window=300.0,  # [GRIZ-TEST] activationCancel = purchase + 5 min
+    honours_order_id=False,  # [INFER] no source says it takes orderId: reconciled instead
+)
+
+# SMSHub (FACTS §3, §17, §18, [SMSHUB]): the classic dialect with `max_price` for the purchase's
+# maximum price and its own error words (API_KEY_NOT_VALID, NO_ACTION, WRONG_SERVICE, SERVER_ERROR…,
+# all typed). Its clients poll every second; the preset keeps the classic 5 s [INFER].
+SMSHUB = Provider(
+    name="smshub",
+    base_url="https://smshub.org/stubs/handler_api.php",  # [INFER]
+    dialect="sms-activate",
+    rate_limit=10.0,  # [INFER]
+    burst=10,
+    wire_renames=(("getNumber", "maxPrice", "max_price"), ("getNumberV2", "maxPrice", "max_price")),
+    honours_order_id=False,  # [INFER]
+)
+
+# SMSBower: the sources hold nothing beyond "classic", except a getPrices row keyed "" with no
+# country id [RUSTX] (skipped, with a log line, by every dialect's decoder).
+SMSBOWER = Provider(
+    name="smsbower",
+    base_url="https://smsbower.online/stubs/handler_api.php",  # [INFER]
+    dialect="sms-activate",
+    rate_limit=10.0,  # [INFER]
+    burst=10,
+    honours_order_id=False,  # [INFER]
+)
+
+PROVIDERS: dict[str, Provider] = {p.name: p for p in (SMS_ACTIVATE, HEROSMS, TIGER, GRIZZLY, SMSHUB, SMSBOWER)}
 
 
 def resolve_provider(provider: str | Provider, base_url: str | None) -> Provider:

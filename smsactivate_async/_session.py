@@ -300,6 +300,9 @@ class Session:
                 f"{action.name}() is not offered by provider {self.provider.name!r}", action=action.wire
             )
         wire = action.encode(args)
+        if action.wire == "setStatus" and wire.get("status") == "-1" and self.provider.cancel_status != -1:
+            raise InvalidArgumentError(f"status -1 is the legacy cancel; provider {self.provider.name!r} cancels "
+                                       f"with {self.provider.cancel_status}", action=action.wire)
         if action.wire in self.provider.country_required and "country" not in wire:
             raise InvalidArgumentError(
                 f"{action.name}() needs country on provider {self.provider.name!r}: it has no default country",

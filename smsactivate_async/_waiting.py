@@ -493,7 +493,8 @@ class Scheduler:
         Returns ``True`` if the activation is closed now, ``False`` if the cancel is pending.
         """
         try:
-            await self._session.call(_actions.SET_STATUS, {"activation_id": activation_id, "status": 8})
+            status = self._session.provider.cancel_status
+            await self._session.call(_actions.SET_STATUS, {"activation_id": activation_id, "status": status})
         except EarlyCancelDeniedError:
             bought = self._session.known_activations.get(activation_id)
             window = self._settings.early_cancel_window

@@ -419,3 +419,23 @@ async def test_pool_sets_aside_a_provider_that_keeps_failing_at_the_transport() 
         assert pool.available() == [up]  # two transport failures in a row: set aside
         client, _ = await pool.buy(service="tg", country=0)
     assert client is up and len(sim.ledger.purchases) == 3
+
+
+async def test_an_uncertain_purchase_counts_against_the_budget() -> None:
+    import httpx
+
+    from smsactivate_async import PurchaseUncertainError, RetryPolicy, TransportError
+
+    def lost(request: httpx.Request) -> httpx.Response:
+        if request.url.params["action"] == "getNumberV2":
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return httpx.Response(200, text="<html>captive portal</html>")  # a listing that is not one
+
+    guard = SpendingGuard(budget="1.00")
+    policy = BuyingPolicy(ceiling="0.40", guard=guard)
+    client = SMSActivate("k", rate_limit=None, transport=httpx.MockTransport(lost),
+                         retry=RetryPolicy(attempts=2, base_delay=0, max_delay=0, settle=0))
+    async with client:
+        with pytest.raises((PurchaseUncertainError, TransportError)):  # every try's answer lost
+            await client.buy(service="tg", country=0, policy=policy)
+    assert guard.spent == Decimal("0.40")  # it may have been bought: the guard counts it

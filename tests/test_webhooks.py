@@ -244,6 +244,21 @@ async def serving(app: WebhookApp) -> AsyncIterator[str]:
         group.cancel_scope.cancel()
 
 
+async def wait_for_all(sim: Simulator, client: SMSActivate, ids: list[int]) -> dict[int, str]:
+    """Every activation's code, with the simulator running (codes and pushes), then its pushes settled."""
+    codes: dict[int, str] = {}
+
+    async def wait(activation_id: int) -> None:
+        codes[activation_id] = await client.wait_for_code(activation_id, timeout=10)
+
+    async with sim.running():
+        async with anyio.create_task_group() as group:
+            for activation_id in ids:
+                group.start_soon(wait, activation_id)
+        await settled(sim, len(ids))
+    return codes
+
+
 async def settled(sim: Simulator, pushes: int) -> None:
     """Until the simulator has recorded every push's try (a code found by a scan may beat its push)."""
     with anyio.fail_after(5):
@@ -260,16 +275,7 @@ async def test_pushed_codes_cost_one_getstatus_each(dialect: str) -> None:
             sim.webhook_url = url
             numbers = [await client.get_number_v2(service="tg", country=2) for _ in range(20)]
             before = {action: sim.ledger.requests_for(action) for action in ("getStatus", "getActiveActivations")}
-            codes: dict[int, str] = {}
-
-            async def wait(activation_id: int) -> None:
-                codes[activation_id] = await client.wait_for_code(activation_id, timeout=10)
-
-            async with sim.running():
-                async with anyio.create_task_group() as group:
-                    for number in numbers:
-                        group.start_soon(wait, number.activation_id)
-                await settled(sim, len(numbers))
+            codes = await wait_for_all(sim, client, [n.activation_id for n in numbers])
             from_rows = client._get_scheduler().codes_from_rows
     assert codes == {n.activation_id: sim.activations[n.activation_id].last_code for n in numbers}
     # one confirming getStatus per code (or none, where a scan before the first push saw it exactly)
@@ -289,16 +295,7 @@ async def test_dropped_pushes_cost_latency_never_a_code() -> None:
         async with serving(app) as url:
             sim.webhook_url = url
             numbers = [await client.get_number_v2(service="tg", country=0) for _ in range(30)]
-            codes: dict[int, str] = {}
-
-            async def wait(activation_id: int) -> None:
-                codes[activation_id] = await client.wait_for_code(activation_id, timeout=10)
-
-            async with sim.running():
-                async with anyio.create_task_group() as group:
-                    for number in numbers:
-                        group.start_soon(wait, number.activation_id)
-                await settled(sim, len(numbers))
+            codes = await wait_for_all(sim, client, [n.activation_id for n in numbers])
     lost = sum(1 for _, _, status in sim.ledger.webhook_deliveries if status == 0)
     assert 5 < lost < 25 and app.stats.received == 30 - lost
     assert len(codes) == 30 and all(codes[n.activation_id] == sim.activations[n.activation_id].last_code for n in numbers)

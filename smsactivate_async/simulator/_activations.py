@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._common import (
     _CALLING_CODE,
@@ -46,16 +46,20 @@ def get_number_v2(sim: Simulator, account: Account, params: Mapping[str, str]) -
         # [LIVE 2026-04-26] id as string, countryCode int, canGetAnotherSms bool, end time shown.
         return sim.render.json({
             "activationId": str(activation.id), "phoneNumber": activation.phone, "activationCost": activation.cost,
-            "currency": 840, "countryCode": activation.country,
+            "currency": sim.profile.currency, "countryCode": activation.country,
             "countryPhoneCode": _CALLING_CODE.get(activation.country, 7),
             "canGetAnotherSms": True, "activationTime": _wall(activation.bought_wall),
             "activationEndTime": _wall(end), "activationOperator": activation.operator,
             "serviceCode": activation.service, "subtype": 1})
     # [DOC] id and cost numbers, countryCode and canGetAnotherSms strings.
-    return sim.render.json({
+    answer: dict[str, Any] = {
         "activationId": activation.id, "phoneNumber": activation.phone, "activationCost": activation.cost,
-        "currency": 840, "countryCode": str(activation.country), "canGetAnotherSms": "1",
-        "activationTime": _wall(activation.bought_wall), "activationOperator": activation.operator})
+        "currency": sim.profile.currency, "countryCode": str(activation.country), "canGetAnotherSms": "1",
+        "activationTime": _wall(activation.bought_wall), "activationOperator": activation.operator}
+    if sim.profile.number_v2_end_and_cancel:  # [GRIZ-TEST]
+        answer["activationEnd"] = _wall(end)
+        answer["activationCancel"] = _wall(activation.bought_wall + _dt.timedelta(seconds=sim.early_cancel_seconds))
+    return sim.render.json(answer)
 
 
 @handles("getMultiServiceNumber")
@@ -75,6 +79,8 @@ def get_multi_service_number(sim: Simulator, account: Account, params: Mapping[s
 def set_status(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
     activation = sim._activation(account, params)
     status = params.get("status", "")
+    if status == "-1" and sim.profile.legacy_cancel:
+        status = "8"  # [GRIZ-DOC; RUSTX-TIGER] the old docs' cancel still works there
     state = activation.state
     if status not in ("1", "3", "6", "8") or (status == "1" and not sim.profile.accepts_ready):
         # [DOC current HeroSMS spec: 3, 6, 8; unverified live] see herosms_accepts_ready
@@ -123,7 +129,7 @@ def get_status(sim: Simulator, account: Account, params: Mapping[str, str]) -> _
         return sim.render.text(f"STATUS_OK:{activation.last_code}")
     if state is ActivationState.WAIT_RETRY:
         return sim.render.text(f"STATUS_WAIT_RETRY:{activation.last_code}")
-    return sim.render.text("STATUS_CANCEL")  # [DOC] "canceled or completed"
+    return sim.render.text(sim.profile.cancelled_token)  # [DOC] "canceled or completed"
 
 
 @handles("getStatusV2")
@@ -159,7 +165,7 @@ def get_active_activations(sim: Simulator, account: Account, params: Mapping[str
         # [HERO-LIVE, FACTS §8] rows in "data"; "activeActivations" is a leaked DB cursor whose
         # "row" is an object (REAL_RESPONSES §C's `"row":[]` is a hand-built TEST string).
         return sim.render.json({"status": "success", "data": [sim._active_row(a) for a in page],
-                           "activeActivations": {"affected_rows": 0, "num_rows": 0, "row": {}, "rows": []}})
+                                "activeActivations": {"affected_rows": 0, "num_rows": 0, "row": {}, "rows": []}})
     if not active:
         raise sim.render.fail("NO_ACTIVATIONS", json_key="error")  # [DOC/TEST] not an empty list
     return sim.render.json({"status": "success", "activeActivations": [sim._active_row(a) for a in active]})
@@ -186,7 +192,7 @@ def get_history(sim: Simulator, account: Account, params: Mapping[str, str]) -> 
         closed_paid = a.state is ActivationState.FINISHED
         rows.append({"id": str(a.id) if sim.profile.history_ids_as_strings else a.id, "date": _wall(a.bought_wall),
                      "phone": a.phone, "sms": a.messages[-1].text if a.messages else None,
-                     "cost": a.cost if closed_paid else 0, "status": sim._history_status(a), "currency": 840})
+                     "cost": a.cost if closed_paid else 0, "status": sim._history_status(a), "currency": sim.profile.currency})
     return sim.render.json(rows[offset:offset + limit])  # [LIVE] a bare array
 
 

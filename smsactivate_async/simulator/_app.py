@@ -84,11 +84,12 @@ class Simulator:
     """A stateful SMS-Activate server.
 
     Args:
-        dialect: ``"sms-activate"`` (classic) or ``"herosms"``.
+        dialect: ``"sms-activate"`` (classic), ``"herosms"``, ``"tiger"``, ``"grizzly"``, ``"smshub"`` or
+            ``"smsbower"`` (each a :class:`DialectProfile` in ``_dialects``).
         api_keys: API key → starting balance. Default: ``{"test-key": 1000}``.
         clock: a :class:`SimClock` (``ManualClock`` in tests).
         codes: when codes arrive for new activations (:class:`CodeSchedule`).
-        early_cancel_seconds: cancel refused this long after purchase [DOC: 2 minutes].
+        early_cancel_seconds: cancel refused this long after purchase (default: the dialect's; [DOC] 2 minutes).
         lifetime_seconds: an activation's life; without a code it is refunded [DOC HeroSMS: 20 min].
         rent_cancel_seconds: a rent may be cancelled this long [DOC: 20 minutes].
         faults: :class:`Faults` to inject.
@@ -114,7 +115,7 @@ class Simulator:
         api_keys: Mapping[str, Decimal | int | str] | None = None,
         clock: SimClock | None = None,
         codes: CodeSchedule | None = None,
-        early_cancel_seconds: float = 120.0,
+        early_cancel_seconds: float | None = None,
         lifetime_seconds: float = 1200.0,
         rent_cancel_seconds: float = 1200.0,
         faults: Faults | None = None,
@@ -142,7 +143,7 @@ class Simulator:
         self.render = Renderer(profile)
         self.clock = clock or SystemSimClock()
         self.codes = codes or CodeSchedule()
-        self.early_cancel_seconds = early_cancel_seconds
+        self.early_cancel_seconds = profile.early_cancel_seconds if early_cancel_seconds is None else early_cancel_seconds
         self.lifetime_seconds = lifetime_seconds
         self.rent_cancel_seconds = rent_cancel_seconds
         self.faults = faults or Faults()
@@ -450,6 +451,8 @@ class Simulator:
         if activation is None or activation.key != account.key:
             if self.profile.unknown_activation_not_found:  # [LIVE] 404 NOT_FOUND, for any unknown id
                 raise self.render.envelope("NOT_FOUND", 404, "Activation Not Found")
+            if self.profile.unknown_activation_plain:  # [RUSTX-TIGER] also for non-numeric ids
+                raise _Error(self.render.text("NO_ACTIVATION"))
             raise self.render.fail("NO_ACTIVATION" if raw.isdigit() else "WRONG_ACTIVATION_ID")
         return activation
 
@@ -504,7 +507,7 @@ class Simulator:
         entry = self.catalogue.get((service, self._country(params)))
         if entry is None or entry.count <= 0:
             raise self._no_numbers(v2)
-        max_price = params.get("maxPrice")
+        max_price = params.get(self.profile.max_price_param)
         if max_price:
             try:
                 limit = Decimal(max_price)
@@ -526,14 +529,13 @@ class Simulator:
         # [LIVE] v1 getNumber keeps its 200 text token on HeroSMS; getNumberV2 is enveloped there
         return self.render.fail("NO_NUMBERS", status=404 if v2 else None, details="Numbers Not Found. Try Later")
 
-    @staticmethod
-    def _cost(entry: CatalogueEntry, params: Mapping[str, str]) -> Decimal:
+    def _cost(self, entry: CatalogueEntry, params: Mapping[str, str]) -> Decimal:
         """What a purchase costs: the catalogue price, or with ``freePrice=true`` the ``maxPrice`` the
         buyer declared ([SA-DOC es] "el precio máximo al que está listo para comprar … a Precio
         Gratis"; it was checked to reach at least the cheapest tier)."""
         if params.get("freePrice") == "true":
             try:
-                declared = Decimal(params.get("maxPrice", ""))
+                declared = Decimal(params.get(self.profile.max_price_param, ""))
             except ArithmeticError:
                 return entry.price
             if declared.is_finite() and declared > entry.price:
@@ -591,13 +593,13 @@ class Simulator:
                     "activationCost": a.cost, "activationStatus": a.state.value, "smsCode": code, "smsText": text,
                     "activationTime": _wall(a.bought_wall), "countryCode": str(a.country),
                     "countryName": _COUNTRIES.get(a.country, ("", "?", ""))[1], "canGetAnotherSms": "1",
-                    "currency": 840, "verificationType": a.via, "receiveSmsDate": None}
+                    "currency": self.profile.currency, "verificationType": a.via, "receiveSmsDate": None}
         # [LIVE 2024-10] every field a string; smsCode a string (documented as an array).
         return {"activationId": str(a.id), "serviceCode": a.service, "phoneNumber": a.phone,
                 "activationCost": _cents(a.cost), "activationStatus": a.state.value, "smsCode": code, "smsText": text,
                 "activationTime": _wall(a.bought_wall), "discount": "0", "repeated": "0",
                 "countryCode": str(a.country), "countryName": _COUNTRIES.get(a.country, ("", "?", ""))[1],
-                "canGetAnotherSms": "1", "currency": 840}
+                "canGetAnotherSms": "1", "currency": self.profile.currency}
 
 
     def _history_status(self, a: Activation) -> str:

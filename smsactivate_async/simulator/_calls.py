@@ -52,7 +52,7 @@ def get_extra_activation(sim: Simulator, account: Account, params: Mapping[str, 
 def check_extra_activation(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
     parent, entry = sim._extra_entry(account, params)
     return sim.render.json({"status": "success", "cost": entry.price, "service": parent.service,
-                       "phone": int(parent.phone), "country": parent.country})
+                            "phone": int(parent.phone), "country": parent.country})
 
 
 @handles("parseCall")

@@ -7,10 +7,12 @@ simulator's state and answers through the dialect's renderer.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ._common import (
     _SERVICES,
+    CatalogueEntry,
     _Error,
     _fmt,
     _Reply,
@@ -26,12 +28,12 @@ __all__: list[str] = []
 
 @handles("getBalance")
 def get_balance(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
-    return sim.render.text(f"ACCESS_BALANCE:{_fmt(account.balance)}")
+    return sim.render.text(f"ACCESS_BALANCE:{_balance(sim, account.balance)}")
 
 
 @handles("getBalanceAndCashBack")
 def get_balance_and_cashback(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
-    return sim.render.text(f"ACCESS_BALANCE:{_fmt(account.balance + account.cashback)}")
+    return sim.render.text(f"ACCESS_BALANCE:{_balance(sim, account.balance + account.cashback)}")
 
 
 @handles("getNumbersStatus")
@@ -83,13 +85,13 @@ def get_prices(sim: Simulator, account: Account, params: Mapping[str, str]) -> _
     if status_false and "country" in params and sim._country(params, -1) not in sim._countries:
         return sim.render.json({"status": "false", "msg": "country is incorrect"})  # [DOC HeroSMS, REAL_RESPONSES §E]
     result: dict[str, dict[str, Any]] = {}
-    for entry in sim.catalogue.values():
-        if service and entry.service != service:
-            continue
-        if "country" in params and entry.country != sim._country(params, -1):
-            continue
-        result.setdefault(str(entry.country), {})[entry.service] = {
-            "cost": entry.price, "count": entry.count, "physicalCount": entry.count // 3}
+    for entry in _matching(sim, params):
+        row = _price_row(entry)
+        if sim.profile.price_string_decimals is not None:  # [RUSTX-TIGER] "0.2500"
+            row["cost"] = format(entry.price.quantize(Decimal(1).scaleb(-sim.profile.price_string_decimals)), "f")
+        result.setdefault(str(entry.country), {})[entry.service] = row
+    if sim.profile.prices_blank_country_row and result:  # [RUSTX] a row keyed "" (Faroe Islands, no id)
+        result[""] = {service: dict(rows) for service, rows in next(iter(result.values())).items()}
     return sim.render.json(result)  # [DOC] "if there are no numbers, an empty object is returned"
 
 
@@ -99,14 +101,9 @@ def get_prices_extended(sim: Simulator, account: Account, params: Mapping[str, s
     # aiosmsactivate 1.5.1, written to the 2025 docs, reads physicalCount from them; with
     # freePrice=true the tiers as getTopCountriesByService gives them (price string -> cumulative count).
     free_price = params.get("freePrice") == "true"
-    service = params.get("service")
     result: dict[str, dict[str, Any]] = {}
-    for entry in sim.catalogue.values():
-        if service and entry.service != service:
-            continue
-        if "country" in params and entry.country != sim._country(params, -1):
-            continue
-        row: dict[str, Any] = {"cost": entry.price, "count": entry.count, "physicalCount": entry.count // 3}
+    for entry in _matching(sim, params):
+        row = _price_row(entry)
         if free_price:
             row["freePriceMap"] = sim._free_price_map(entry)
         result.setdefault(str(entry.country), {})[entry.service] = row
@@ -150,3 +147,20 @@ def get_list_of_top_countries(sim: Simulator, account: Account, params: Mapping[
     rows = [e for e in sim.catalogue.values() if e.service == service]
     total = sum(e.count for e in rows) or 1
     return sim.render.json([{"country": e.country, "share": round(100 * e.count / total), "rate": 50} for e in rows])
+
+
+def _matching(sim: Simulator, params: Mapping[str, str]) -> list[CatalogueEntry]:
+    """The catalogue entries a getPrices-like filter (``service``, ``country``) selects."""
+    service = params.get("service")
+    country = sim._country(params, -1) if "country" in params else None
+    return [e for e in sim.catalogue.values()
+            if (not service or e.service == service) and (country is None or e.country == country)]
+
+
+def _price_row(entry: CatalogueEntry) -> dict[str, Any]:
+    return {"cost": entry.price, "count": entry.count, "physicalCount": entry.count // 3}
+
+
+def _balance(sim: Simulator, amount: Decimal) -> str:
+    places = sim.profile.balance_decimals
+    return _fmt(amount) if places is None else format(amount.quantize(Decimal(1).scaleb(-places)), "f")

@@ -31,7 +31,7 @@ __all__ = [
     "SystemSimClock",
 ]
 
-Dialect = Literal["sms-activate", "herosms"]
+Dialect = Literal["sms-activate", "herosms", "tiger", "grizzly", "smshub", "smsbower"]
 
 
 class SimClock:

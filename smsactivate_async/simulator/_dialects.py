@@ -17,7 +17,7 @@ import attrs
 from ._common import _Error, _json_default, _Reply
 from ._core import Dialect
 
-__all__ = ["CLASSIC", "HEROSMS", "PROFILES", "DialectProfile", "Renderer"]
+__all__ = ["CLASSIC", "GRIZZLY", "HEROSMS", "PROFILES", "SMSBOWER", "SMSHUB", "TIGER", "DialectProfile", "Renderer"]
 
 _HTML = "text/html; charset=UTF-8"
 
@@ -71,6 +71,30 @@ class DialectProfile:
     webhook_iso_times: bool = False
     #: seconds between webhook tries: (low, high) ([DOC HeroSMS] 20-30 s; [DOC] classic: 8 in 2 h)
     webhook_retry_delay: tuple[float, float] = (900.0, 900.0)
+    #: seconds after a purchase during which a cancel is refused ([DOC] 2 minutes)
+    early_cancel_seconds: float = 120.0
+    #: the getStatus token of a cancelled activation ([RUSTX-TIGER] Tiger: ACCESS_CANCEL)
+    cancelled_token: str = "STATUS_CANCEL"
+    #: BAD_KEY as plain text with HTTP 401, on every action ([RUSTX-TIGER] Tiger)
+    bad_key_plain_401: bool = False
+    #: an unknown activation id answers plain NO_ACTIVATION even where errors are enveloped ([RUSTX-TIGER])
+    unknown_activation_plain: bool = False
+    #: digits after the point in getBalance (``None``: as few as needed; [GRIZ-TEST] Grizzly: 8)
+    balance_decimals: int | None = None
+    #: getPrices costs as strings with this many decimals ([RUSTX-TIGER] Tiger: ``"0.2500"``)
+    price_string_decimals: int | None = None
+    #: getNumberV2 adds ``activationEnd`` and ``activationCancel`` ([GRIZ-TEST] Grizzly)
+    number_v2_end_and_cancel: bool = False
+    #: the currency of answers ([GRIZ-TEST] Grizzly: 643, RUB; elsewhere 840)
+    currency: int = 840
+    #: the wire name of the purchase's maximum price ([SMSHUB] SMSHub: ``max_price``)
+    max_price_param: str = "maxPrice"
+    #: the provider's own words for classic tokens ([SMSHUB] error table; which one it sends is [INFER])
+    token_renames: Mapping[str, str] = attrs.field(factory=dict)
+    #: getPrices carries one row keyed ``""`` with no country id ([RUSTX, REAL_RESPONSES §E] SMSBower)
+    prices_blank_country_row: bool = False
+    #: setStatus -1 (the old docs' cancel) still cancels ([GRIZ-DOC; RUSTX-TIGER] Grizzly, Tiger)
+    legacy_cancel: bool = False
 
 
 CLASSIC = DialectProfile(name="sms-activate")
@@ -101,7 +125,46 @@ HEROSMS = DialectProfile(
     webhook_retry_delay=(20.0, 30.0),
 )
 
-PROFILES: dict[str, DialectProfile] = {p.name: p for p in (CLASSIC, HEROSMS)}
+# Tiger SMS: the HeroSMS backend family ([FACTS §1] real statuses and the envelope), with its own
+# differences from live captures [RUSTX-TIGER]; what the captures do not show is HeroSMS's [INFER].
+TIGER = attrs.evolve(
+    HEROSMS,
+    name="tiger",
+    absent_countries=frozenset(),  # [INFER] no capture of Tiger's country list
+    country_required=False,  # [INFER]
+    dropped_actions=frozenset(),  # [INFER]
+    extra_actions=frozenset(),  # [RUSTX-TIGER] its V2 actions are setStatusV2 & co., not HeroSMS's
+    cancelled_token="ACCESS_CANCEL",
+    bad_key_plain_401=True,
+    unknown_activation_plain=True,
+    unknown_activation_not_found=False,
+    price_string_decimals=4,
+    retry_after_header=True,  # [RUSTX-TIGER] its edge 429 carries Retry-After
+    legacy_cancel=True,
+)
+
+# Grizzly SMS: the classic dialect [GRIZ-DOC] with a doc-looking fixture's differences [GRIZ-TEST].
+GRIZZLY = DialectProfile(
+    name="grizzly",
+    early_cancel_seconds=300.0,  # [GRIZ-TEST] activationCancel = purchase + 5 min
+    balance_decimals=8,  # [GRIZ-TEST] ACCESS_BALANCE:123456789.01234567
+    number_v2_end_and_cancel=True,
+    currency=643,
+    legacy_cancel=True,
+)
+
+# SMSHub: the classic dialect; its own parameter name and error words [SMSHUB].
+SMSHUB = DialectProfile(
+    name="smshub",
+    max_price_param="max_price",
+    token_renames={"BAD_KEY": "API_KEY_NOT_VALID", "BAD_ACTION": "NO_ACTION", "BAD_SERVICE": "WRONG_SERVICE",
+                   "ERROR_SQL": "SERVER_ERROR"},
+)
+
+# SMSBower: the sources hold nothing beyond "classic" except one getPrices row keyed "" [RUSTX].
+SMSBOWER = DialectProfile(name="smsbower", prices_blank_country_row=True)
+
+PROFILES: dict[str, DialectProfile] = {p.name: p for p in (CLASSIC, HEROSMS, TIGER, GRIZZLY, SMSHUB, SMSBOWER)}
 
 #: the actions beyond the classic set, in any dialect (a profile adds its own)
 ALL_EXTRA_ACTIONS = frozenset().union(*(p.extra_actions for p in PROFILES.values()))
@@ -143,8 +206,11 @@ class Renderer:
         """The error ``code`` in this dialect. Where errors are enveloped and ``status`` is given:
         ``{"title": title or code, …}`` with that status. Else the classic form: JSON
         ``{"status":"error", json_key: code}`` or a text token (``code:payload``)."""
+        if code == "BAD_KEY" and self.profile.bad_key_plain_401:
+            return _Error(self.text("BAD_KEY", 401))  # [RUSTX-TIGER] on every action
         if self.profile.http_errors and status is not None:
             return self.envelope(title or code, status, details, info)
+        code = self.profile.token_renames.get(code, code)
         if json_key is not None:
             doc: dict[str, Any] = {"status": "error", json_key: code}
             if info:

@@ -35,4 +35,4 @@ def buy_partner_product(sim: Simulator, account: Account, params: Mapping[str, s
     sim.ledger.purchases.append(PurchaseRecord(sim.clock.now(), "product", int(product), account.key, price,
                                                 "partner", None))
     return sim.render.json({"status": "success", "key": f"KEY{sim.rng.randrange(10**12):012d}",
-                       "manual": "Software download link:"})
+                            "manual": "Software download link:"})

@@ -37,7 +37,7 @@ def get_rent_services_and_countries(sim: Simulator, account: Account, params: Ma
     services = {s: {"cost": sim._rent_price(s, country, hours), "quant": 20} for s in _SERVICES}
     services["full"] = {"cost": sim._rent_price("ot", country, hours) * 3, "quant": 20}
     return sim.render.json({"countries": {"0": country}, "operators": {str(i): o for i, o in enumerate(
-        ["any", *_OPERATORS.get(country, [])])}, "services": services, "currency": 840})
+        ["any", *_OPERATORS.get(country, [])])}, "services": services, "currency": sim.profile.currency})
 
 
 @handles("getRentNumber")
@@ -69,7 +69,7 @@ def get_rent_status(sim: Simulator, account: Account, params: Mapping[str, str])
     rent = sim._rent(account, params)
     if rent.state != "active":
         raise sim.render.fail({"finished": "STATUS_FINISH", "cancelled": "STATUS_CANCEL",
-                          "revoked": "STATUS_REVOKE"}[rent.state], json_key="message")
+                               "revoked": "STATUS_REVOKE"}[rent.state], json_key="message")
     if not rent.messages:
         raise sim.render.fail("STATUS_WAIT_CODE", json_key="message")  # [DOC] an error object while empty
     page = int(params["page"]) if params.get("page", "").isdigit() else 0
@@ -112,10 +112,7 @@ def get_rent_list(sim: Simulator, account: Account, params: Mapping[str, str]) -
 
 @handles("continueRentNumber")
 def continue_rent_number(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
-    rent = sim._rent(account, params)
-    hours = sim._rent_hours(params)
-    if rent.state in ("cancelled", "revoked"):
-        raise sim.render.fail("RENT_DIE", json_key="message")
+    rent, hours = _extendable(sim, account, params)
     price = sim._rent_price(rent.service, rent.country, hours)
     if account.balance < price:
         raise sim.render.fail("NO_BALANCE", json_key="message")
@@ -137,25 +134,29 @@ def continue_rent_number(sim: Simulator, account: Account, params: Mapping[str, 
 
 @handles("getContinueRentPriceNumber")
 def get_continue_rent_price(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
-    rent = sim._rent(account, params)
-    hours = sim._rent_hours(params)
-    if rent.state in ("cancelled", "revoked"):
-        raise sim.render.fail("RENT_DIE", json_key="message")
+    rent, hours = _extendable(sim, account, params)
     return sim.render.json({"status": "success", "price": sim._rent_price(rent.service, rent.country, hours),
-                       "currency": 840})
+                            "currency": sim.profile.currency})
 
 
 @handles("continueRentInfo")
 def continue_rent_info(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
     # [SA-DOC25] {"status":"success","price":6.33,"currency":840,"hours":4,
     #             "history":{"0":{"createDate":"2024-10-07 12:10:47","price":"101.9","hours":4}}}
-    rent = sim._rent(account, params)
-    hours = sim._rent_hours(params, 0, key="hours")  # [DOC] hours is required here
-    if rent.state in ("cancelled", "revoked"):
-        raise sim.render.fail("RENT_DIE", json_key="message")
+    rent, hours = _extendable(sim, account, params, hours_key="hours")  # [DOC] hours is required here
     answer: dict[str, Any] = {"status": "success", "price": sim._rent_price(rent.service, rent.country, hours),
-                              "currency": 840, "hours": hours}
+                              "currency": sim.profile.currency, "hours": hours}
     if params.get("needHistory") == "true":
         answer["history"] = {str(i): {"createDate": _wall(at), "price": _fmt(price), "hours": h}
                              for i, (at, price, h) in enumerate(rent.extensions)}
     return sim.render.json(answer)
+
+
+def _extendable(sim: Simulator, account: Account, params: Mapping[str, str], *,
+                hours_key: str | None = None) -> tuple[Rent, int]:
+    """The rent to extend and for how many hours; RENT_DIE if it can no longer be extended."""
+    rent = sim._rent(account, params)
+    hours = sim._rent_hours(params) if hours_key is None else sim._rent_hours(params, 0, key=hours_key)
+    if rent.state in ("cancelled", "revoked"):
+        raise sim.render.fail("RENT_DIE", json_key="message")
+    return rent, hours

@@ -1,0 +1,172 @@
+"""Every provider preset against the simulator speaking that provider's profile: the core actions,
+waiting and reliability, so that a new provider is one profile (simulator), one preset (client) and
+its evidence. The quirk each profile declares is pinned where the client must cope with it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import pytest
+
+from smsactivate_async import (
+    PROVIDERS,
+    ActivationCancelledError,
+    ActivationNotFoundError,
+    AuthenticationError,
+    NoNumbersError,
+    RetryPolicy,
+    SMSActivate,
+    WrongMaxPriceError,
+)
+from smsactivate_async.simulator import CodeSchedule, Faults, Simulator
+
+pytestmark = pytest.mark.anyio
+
+PRESETS = sorted(PROVIDERS)
+
+
+def pair(name: str, *, key: str | None = None, codes: CodeSchedule | None = None, **sim_options: Any,
+         ) -> tuple[Simulator, SMSActivate]:
+    sim = Simulator(dialect=name, codes=codes or CodeSchedule.within(0.01, 0.05), early_cancel_seconds=0,  # type: ignore[arg-type]
+                    **sim_options)
+    client = SMSActivate(key or sim.api_key, provider=name, transport=sim.transport(), rate_limit=None,
+                         poll_interval=0.02, early_cancel_window=0,
+                         retry=RetryPolicy(attempts=6, base_delay=0.001, max_delay=0.01, settle=0.01))
+    return sim, client
+
+
+def test_every_simulator_profile_has_a_preset() -> None:
+    from smsactivate_async.simulator._dialects import PROFILES
+
+    assert set(PROFILES) == set(PROVIDERS)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+async def test_core_actions(name: str) -> None:
+    sim, client = pair(name)
+    async with client:
+        assert await client.get_balance() == sim.balance()
+        prices = await client.get_prices(service="tg", country=2)
+        assert isinstance(prices[2]["tg"].cost, Decimal)
+        async with client.activation(service="tg", country=2) as act:
+            code = await act.wait_for_code(timeout=5)
+        assert code == sim.activations[act.activation_id].last_code
+        assert sim.activations[act.activation_id].state.value == "6"
+        async with client.activation(service="tg", country=2) as cancelled:
+            pass  # left without a code: cancelled
+        assert sim.activations[cancelled.activation_id].state.value == "8"
+        sim.set_stock("tg", 2, 0)
+        with pytest.raises(NoNumbersError):
+            await client.get_number_v2(service="tg", country=2)
+        sim.set_stock("tg", 2, 100)
+        sim.set_price("tg", 2, "0.50")
+        with pytest.raises(WrongMaxPriceError) as too_low:  # SMSHub: the client sends max_price
+            await client.get_number_v2(service="tg", country=2, max_price="0.10")
+        assert too_low.value.min_price in (Decimal("0.5"), None)
+        with pytest.raises(ActivationNotFoundError):
+            await client.get_status(999)
+    async with SMSActivate("wrong-key", provider=name, transport=sim.transport(), rate_limit=None) as stranger:
+        with pytest.raises(AuthenticationError):
+            await stranger.get_balance()
+    assert sim.open_activations() == []
+
+
+@pytest.mark.parametrize("name", PRESETS)
+async def test_waiting_for_many(name: str) -> None:
+    sim, client = pair(name)
+    codes: list[str] = []
+
+    async def one() -> None:
+        async with client.activation(service="tg", country=2) as act:
+            codes.append(await act.wait_for_code(timeout=10))
+
+    async with client, anyio.create_task_group() as group:
+        for _ in range(60):
+            group.start_soon(one)
+    assert len(codes) == 60 and sim.open_activations() == []
+
+
+@pytest.mark.parametrize("name", PRESETS)
+async def test_reliability_under_faults(name: str) -> None:
+    """The soak's scenario (tests/test_soak.py) on every preset, smaller: 10 % faults of every kind."""
+    sim = Simulator(dialect=name, codes=CodeSchedule.within(0.05, 1.0), early_cancel_seconds=0.5,  # type: ignore[arg-type]
+                    faults=Faults.uniform(0.10, retry_after=0.2), api_keys={"soak": Decimal(100_000)}, seed=11)
+    client = SMSActivate("soak", provider=name, transport=sim.transport(), rate_limit=None, poll_interval=0.1,
+                         early_cancel_window=0.5, retry=RetryPolicy(attempts=8, base_delay=0.02, max_delay=0.5), seed=3)
+    got: dict[int, str] = {}
+    failures: list[BaseException] = []
+
+    async def one() -> None:
+        try:
+            async with client.activation(service="tg", country=2) as act:
+                got[act.activation_id] = await act.wait_for_code(timeout=60)
+        except Exception as exc:  # counted and asserted below
+            failures.append(exc)
+
+    async with client, anyio.create_task_group() as group:
+        for _ in range(60):
+            group.start_soon(one)
+    assert sum(1 for r in sim.ledger.requests if r.fault) > 0, "the run must actually have injected faults"
+    assert failures == [] and len(got) == 60  # 0 codes lost
+    assert sorted(p.id for p in sim.ledger.purchases) == sorted(got)  # 0 bought twice, 0 orphans
+    assert sim.open_activations() == []
+
+
+async def test_tiger_says_access_cancel_for_a_cancelled_activation() -> None:
+    """[RUSTX-TIGER] getStatus answers ACCESS_CANCEL, not STATUS_CANCEL: still a cancel to the client."""
+    sim, client = pair("tiger", codes=CodeSchedule.never())
+    assert sim.profile.cancelled_token == "ACCESS_CANCEL"  # what the wire says below
+    async with client:
+        number = await client.get_number_v2(service="tg", country=2)
+        await client.set_status(number.activation_id, 8)
+        assert (await client.get_status(number.activation_id)).status.value == "STATUS_CANCEL"
+        with pytest.raises(ActivationCancelledError):
+            await client.wait_for_code(number.activation_id, timeout=2, cancel_on_timeout=False)
+
+
+async def test_each_profiles_declared_quirk_on_the_wire() -> None:
+    import httpx
+
+    async def raw(sim: Simulator, **params: Any) -> httpx.Response:
+        async with httpx.AsyncClient(transport=sim.transport()) as http:
+            return await http.get("http://sim/stubs/handler_api.php", params={"api_key": sim.api_key, **params})
+
+    tiger = Simulator(dialect="tiger")
+    bad_key = await raw(tiger, api_key="nope", action="getBalance")
+    assert (bad_key.status_code, bad_key.text) == (401, "BAD_KEY")  # [RUSTX-TIGER] plain, on every action
+    assert (await raw(tiger, action="getPrices", service="tg", country=2)).json()["2"]["tg"]["cost"] == "0.1200"
+    assert (await raw(tiger, action="getStatus", id="abc")).text == "NO_ACTIVATION"
+    grizzly = Simulator(dialect="grizzly")
+    assert (await raw(grizzly, action="getBalance")).text == "ACCESS_BALANCE:1000.00000000"  # [GRIZ-TEST]
+    v2 = (await raw(grizzly, action="getNumberV2", service="tg", country=2)).json()
+    assert v2["currency"] == 643 and v2["activationCancel"] > v2["activationTime"]
+    smshub = Simulator(dialect="smshub")
+    assert (await raw(smshub, api_key="nope", action="getBalance")).text == "API_KEY_NOT_VALID"  # [SMSHUB]
+    too_low = await raw(smshub, action="getNumber", service="tg", country=2, max_price="0.01")
+    assert too_low.text.startswith("WRONG_MAX_PRICE:")
+    bower = Simulator(dialect="smsbower")
+    assert "" in (await raw(bower, action="getPrices", service="tg")).json()  # [RUSTX] the row keyed ""
+
+
+async def test_a_provider_that_cancels_with_minus_one() -> None:
+    """The cancel status is declared: -1 where a provider takes the old docs' cancel [GRIZ-DOC]."""
+    import attrs
+
+    from smsactivate_async import InvalidArgumentError
+    from smsactivate_async._providers import GRIZZLY
+
+    sim = Simulator(dialect="grizzly", codes=CodeSchedule.never(), early_cancel_seconds=0)
+    legacy = attrs.evolve(GRIZZLY, name="grizzly-legacy", cancel_status=-1)
+    async with SMSActivate(sim.api_key, provider=legacy, transport=sim.transport(), rate_limit=None,
+                           early_cancel_window=0) as client:
+        async with client.activation(service="tg", country=2) as act:
+            pass  # no code: cancelled, with -1
+        assert sim.activations[act.activation_id].state.value == "8"
+    classic_sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    async with SMSActivate(classic_sim.api_key, transport=classic_sim.transport(), rate_limit=None) as classic:
+        number = await classic.get_number_v2(service="tg", country=0)
+        with pytest.raises(InvalidArgumentError, match="legacy cancel"):
+            await classic.set_status(number.activation_id, -1)
+    assert classic_sim.ledger.requests_for("setStatus") == 0
