@@ -437,6 +437,15 @@ class Session:
                 elif not ambiguous:
                     await self.journal.settle(intent, "queued")  # surely not sent: nobody need wait on it
                 if not await self._backoff(error, attempt, policy):
+                    if ambiguous and repeat is Repeat.ORDER_ID:
+                        # Every try's answer was lost: the order may exist. Look before giving up:
+                        # adopt it, or raise the error only once two listings agree it does not.
+                        adopted = await self._recover(action, wire, repeat, error, key, failed_at, policy, intent)
+                        if adopted is not None:
+                            settled = "bought"
+                            return adopted
+                        settled = "failed"
+                        raise error
                     settled = "uncertain" if ambiguous else "failed"
                     raise error
         except PurchaseUncertainError:
@@ -601,7 +610,7 @@ class Session:
                 if await self._claim_in_journal(intent, chosen):
                     self.stats.adopted += 1
                     log.info("%s: adopted %s after a lost answer", action.wire, [_ident(item) for item in chosen])
-                    return self._adopt(action, chosen)
+                    return self._adopt(action, chosen, cause)
             if not isinstance(cause, OrderAlreadyExistsError):
                 # Another client took each of them meanwhile: journaled as theirs, they are not ours,
                 # just as if they had been taken before this listing was read.
@@ -627,17 +636,17 @@ class Session:
                 return False
         return True
 
-    def _adopt(self, action: Action[Any], chosen: list[Any]) -> Any:
+    def _adopt(self, action: Action[Any], chosen: list[Any], cause: SMSActivateError) -> Any:
         now = self.clock.now()
         if isinstance(chosen[0], RentListEntry):
             self.known_rents.add(chosen[0].id)
-            return Rent(id=chosen[0].id, number=_listed_phone(action, chosen[0].id, chosen[0].phone))
+            return Rent(id=chosen[0].id, number=_listed_phone(action, chosen[0].id, chosen[0].phone, cause))
         numbers = []
         for row in chosen:
             self.known_activations[row.activation_id] = now
             numbers.append(Number(
                 activation_id=row.activation_id,
-                phone_number=_listed_phone(action, row.activation_id, row.phone_number),
+                phone_number=_listed_phone(action, row.activation_id, row.phone_number, cause),
                 activation_cost=row.activation_cost, currency=row.currency, country_code=row.country_code,
                 can_get_another_sms=row.can_get_another_sms, activation_time=row.activation_time,
                 service_code=row.service_code,
@@ -657,13 +666,14 @@ def _lost(cause: SMSActivateError) -> str:
 _ABSENT: Any = object()
 
 
-def _listed_phone(action: Action[Any], ident: int, phone: str | None) -> str:
+def _listed_phone(action: Action[Any], ident: int, phone: str | None, cause: SMSActivateError) -> str:
     # Adopted, so it is ours and must be closed, but a number without its phone is no use to the
     # caller: say which one it is rather than hand back an empty phone.
     if phone:
         return phone
     raise PurchaseUncertainError(
-        f"{action.wire}: the lost purchase is most likely {ident}, but the server's list shows no phone for it",
+        f"{action.wire}: the lost purchase ({_lost(cause)}) is most likely {ident}, but the server's list shows "
+        "no phone for it",
         action=action.wire, candidate_ids=(ident,), code="PURCHASE_UNCERTAIN",
     )
 

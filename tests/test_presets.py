@@ -170,3 +170,13 @@ async def test_a_provider_that_cancels_with_minus_one() -> None:
         with pytest.raises(InvalidArgumentError, match="legacy cancel"):
             await classic.set_status(number.activation_id, -1)
     assert classic_sim.ledger.requests_for("setStatus") == 0
+
+
+def test_each_simulator_profile_agrees_with_its_preset_on_idempotency() -> None:
+    """A preset that reconciles where its simulator would answer ORDER_ALREADY_EXISTS (or the other way
+    round) tests neither: the two declarations of one provider must agree."""
+    from smsactivate_async.simulator._dialects import PROFILES
+
+    for name, preset in PROVIDERS.items():
+        assert PROFILES[name].order_id_idempotent == preset.honours_order_id, name
+        assert PROFILES[name].accepts_ready == preset.supports_ready, name

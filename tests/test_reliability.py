@@ -17,6 +17,7 @@ from smsactivate_async import (
     RetryPolicy,
     ServerError,
     SMSActivate,
+    TransportError,
 )
 from smsactivate_async._policy import RateLimiter
 from smsactivate_async.simulator import Faults, Simulator
@@ -276,3 +277,25 @@ async def test_lost_rent_and_activation_in_one_quiet_period() -> None:
             group.start_soon(number)
     assert {p.kind: p.id for p in sim.ledger.purchases} == {
         "rent": results["rent"].id, "activation": results["number"].activation_id}
+
+
+async def test_an_order_whose_every_answer_was_lost_is_looked_for_before_giving_up() -> None:
+    """get_number_v2 retries with one order id; when every answer is lost the order may exist: the
+    client reconciles and adopts it instead of raising a TransportError for a number it paid for."""
+    sim = Simulator()
+    sim.faults.inject("lost_purchase", action="getNumberV2", times=3)
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None,
+                           retry=RetryPolicy(attempts=3, base_delay=0, max_delay=0, settle=0)) as c:
+        number = await c.get_number_v2(service="tg", country=0)
+    assert [p.id for p in sim.ledger.purchases] == [number.activation_id]  # bought once, and handed over
+    assert sim.ledger.requests_for("getActiveActivations") >= 1
+
+
+async def test_an_order_that_two_listings_show_did_not_happen_raises_the_transport_error() -> None:
+    sim = Simulator()
+    sim.faults.inject("drop", action="getNumberV2", times=3)  # dropped before the server acted: nothing bought
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None,
+                           retry=RetryPolicy(attempts=3, base_delay=0, max_delay=0, settle=0)) as c:
+        with pytest.raises(TransportError):
+            await c.get_number_v2(service="tg", country=0)
+    assert sim.ledger.purchases == [] and sim.ledger.requests_for("getActiveActivations") == 2

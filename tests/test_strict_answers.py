@@ -120,8 +120,9 @@ async def test_refused(name: str, body: str, why: str) -> None:
             await getattr(client, name)(*positional, **keywords)
     if isinstance(info.value, PurchaseUncertainError):
         # A purchase whose answer cannot be read may have happened: it is reconciled, never taken as a
-        # failure, and here the listing (the same body) is unreadable too.
-        assert ACTIONS[name].repeat.value.startswith("purchase")
+        # failure, and here the listing (the same body) is unreadable too. get_number_v2 is one once
+        # its retries with the same order id are spent.
+        assert ACTIONS[name].repeat.value.startswith("purchase") or ACTIONS[name].repeat.value == "order_id"
     assert body.strip()[:30] in str(info.value)  # says what came back
 
 

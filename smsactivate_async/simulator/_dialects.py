@@ -146,6 +146,7 @@ TIGER = attrs.evolve(
 # Grizzly SMS: the classic dialect [GRIZ-DOC] with a doc-looking fixture's differences [GRIZ-TEST].
 GRIZZLY = DialectProfile(
     name="grizzly",
+    order_id_idempotent=False,  # [INFER] no source says it takes orderId (as the client's preset)
     early_cancel_seconds=300.0,  # [GRIZ-TEST] activationCancel = purchase + 5 min
     balance_decimals=8,  # [GRIZ-TEST] ACCESS_BALANCE:123456789.01234567
     number_v2_end_and_cancel=True,
@@ -156,13 +157,15 @@ GRIZZLY = DialectProfile(
 # SMSHub: the classic dialect; its own parameter name and error words [SMSHUB].
 SMSHUB = DialectProfile(
     name="smshub",
+    order_id_idempotent=False,  # [INFER] as the client's preset
     max_price_param="max_price",
     token_renames={"BAD_KEY": "API_KEY_NOT_VALID", "BAD_ACTION": "NO_ACTION", "BAD_SERVICE": "WRONG_SERVICE",
                    "ERROR_SQL": "SERVER_ERROR"},
 )
 
 # SMSBower: the sources hold nothing beyond "classic" except one getPrices row keyed "" [RUSTX].
-SMSBOWER = DialectProfile(name="smsbower", prices_blank_country_row=True)
+SMSBOWER = DialectProfile(name="smsbower", prices_blank_country_row=True,
+                          order_id_idempotent=False)  # [INFER] as the client's preset
 
 PROFILES: dict[str, DialectProfile] = {p.name: p for p in (CLASSIC, HEROSMS, TIGER, GRIZZLY, SMSHUB, SMSBOWER)}
 
