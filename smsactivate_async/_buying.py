@@ -416,6 +416,8 @@ class ProviderPool:
             raise InvalidArgumentError(f"order must be 'listed' or 'price', got {order!r}")
         if not isinstance(cooldown, (int, float)) or cooldown < 0:
             raise InvalidArgumentError(f"cooldown must be seconds >= 0, got {cooldown!r}")
+        if isinstance(transport_failures, bool) or not isinstance(transport_failures, int) or transport_failures < 1:
+            raise InvalidArgumentError(f"transport_failures must be a positive int, got {transport_failures!r}")
         self.clients = clients
         self.order = order
         self.cooldown = cooldown

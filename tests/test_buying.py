@@ -97,6 +97,10 @@ def test_a_pool_refuses_one_account_twice_and_nothing() -> None:
     with pytest.raises(InvalidArgumentError, match="at least one"):
         ProviderPool([])
     ProviderPool([a, SMSActivate("key-1", provider="herosms", rate_limit=None)])  # one key, two providers: fine
+    with pytest.raises(InvalidArgumentError, match="transport_failures"):
+        ProviderPool([a], transport_failures=0)
+    with pytest.raises(InvalidArgumentError, match="cooldown"):
+        ProviderPool([a], cooldown=-1)
 
 
 # --- stepping and fallbacks ------------------------------------------------------------------------------
