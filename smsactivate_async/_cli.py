@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar
 
 import anyio
 import attrs
@@ -28,7 +28,6 @@ from ._exceptions import (
     WaitTimeoutError,
 )
 from ._providers import PROVIDERS
-from .simulator._core import Dialect
 
 try:
     import click
@@ -279,7 +278,7 @@ def rent_cancel(ctx: Context, rent_id: int) -> None:
 @cli.command()
 @click.option("--port", default=8765, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--dialect", default="sms-activate", type=click.Choice(list(get_args(Dialect))), show_default=True)
+@click.option("--dialect", default="sms-activate", type=click.Choice(list(PROVIDERS)), show_default=True)
 @click.option("--faults", default=0.0, show_default=True, help="Share of requests that get a fault.")
 @click.option("--rps", default=None, type=float, help="Requests per second per key before 429.")
 @click.option("--block", "block_seconds", default=None, type=float,
@@ -420,7 +419,7 @@ def webhook(ctx: Context, port: int, host: str, path: str, secret: str, any_sour
 
 @cli.command()
 @click.option("--activations", default=100, show_default=True)
-@click.option("--dialect", default="sms-activate", type=click.Choice(list(get_args(Dialect))), show_default=True)
+@click.option("--dialect", default="sms-activate", type=click.Choice(list(PROVIDERS)), show_default=True)
 @click.option("--faults", default=0.0, show_default=True, help="Share of requests that get a fault (0.1 = 10 %).")
 @click.option("--seed", default=1, show_default=True)
 def demo(activations: int, dialect: str, faults: float, seed: int) -> None:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from ._convert import to_id, to_int
+from ._convert import to_datetime, to_id, to_int
 from ._exceptions import InvalidArgumentError, WebhookPayloadError
 
 if TYPE_CHECKING:
@@ -99,11 +99,9 @@ def _when(value: Any, body: bytes) -> _dt.datetime | None:
         return None
     if not isinstance(value, str):
         raise WebhookPayloadError("webhook time is not a string", body=body)
-    text = value.strip()
     try:
-        if "T" in text:  # HeroSMS: ISO 8601 with Z and microseconds
-            return _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        return _dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S")  # sms-activate: no zone given
+        # HeroSMS: ISO 8601 with Z (aware); sms-activate: "Y-m-d H:i:s" with no zone given (naive)
+        return to_datetime(value)
     except ValueError:
         raise WebhookPayloadError("webhook time is not a date", body=body) from None
 

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
@@ -124,3 +125,22 @@ def redis_url(redis_server: str) -> str:
     with redis.Redis.from_url(redis_server) as connection:
         connection.flushdb()
     return redis_server
+
+
+async def run_activations(client: SMSActivate, count: int) -> tuple[dict[int, str], list[BaseException]]:
+    """``count`` activations at once through ``client.activation()`` (tg in country 2), inside the
+    client's ``async with``: each activation's code, and every failure (typed or not), for asserting."""
+    got: dict[int, str] = {}
+    failures: list[BaseException] = []
+
+    async def one() -> None:
+        try:
+            async with client.activation(service="tg", country=2) as act:
+                got[act.activation_id] = await act.wait_for_code(timeout=60)
+        except Exception as exc:  # counted and asserted by the caller
+            failures.append(exc)
+
+    async with client, anyio.create_task_group() as group:
+        for _ in range(count):
+            group.start_soon(one)
+    return got, failures

@@ -22,6 +22,8 @@ from smsactivate_async import (
 )
 from smsactivate_async.simulator import CodeSchedule, Faults, Simulator
 
+from .conftest import run_activations
+
 pytestmark = pytest.mark.anyio
 
 PRESETS = sorted(PROVIDERS)
@@ -95,19 +97,7 @@ async def test_reliability_under_faults(name: str) -> None:
                     faults=Faults.uniform(0.10, retry_after=0.2), api_keys={"soak": Decimal(100_000)}, seed=11)
     client = SMSActivate("soak", provider=name, transport=sim.transport(), rate_limit=None, poll_interval=0.1,
                          early_cancel_window=0.5, retry=RetryPolicy(attempts=8, base_delay=0.02, max_delay=0.5), seed=3)
-    got: dict[int, str] = {}
-    failures: list[BaseException] = []
-
-    async def one() -> None:
-        try:
-            async with client.activation(service="tg", country=2) as act:
-                got[act.activation_id] = await act.wait_for_code(timeout=60)
-        except Exception as exc:  # counted and asserted below
-            failures.append(exc)
-
-    async with client, anyio.create_task_group() as group:
-        for _ in range(60):
-            group.start_soon(one)
+    got, failures = await run_activations(client, 60)
     assert sum(1 for r in sim.ledger.requests if r.fault) > 0, "the run must actually have injected faults"
     assert failures == [] and len(got) == 60  # 0 codes lost
     assert sorted(p.id for p in sim.ledger.purchases) == sorted(got)  # 0 bought twice, 0 orphans

@@ -7,11 +7,12 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 
-import anyio
 import pytest
 
 from smsactivate_async import RetryPolicy, SMSActivate
 from smsactivate_async.simulator import CodeSchedule, Faults, Simulator
+
+from .conftest import run_activations
 
 pytestmark = pytest.mark.anyio
 
@@ -35,20 +36,7 @@ async def test_soak(dialect: str, size: int) -> None:
         "soak", provider=dialect, transport=sim.transport(), rate_limit=BUDGET * 0.8, burst=10, poll_interval=0.1,
         early_cancel_window=0.5, retry=RetryPolicy(attempts=8, base_delay=0.02, max_delay=0.5), seed=3,
     )
-    got: dict[int, str] = {}
-    failures: list[BaseException] = []
-
-    async def one() -> None:
-        try:
-            async with client.activation(service="tg", country=2) as act:
-                got[act.activation_id] = await act.wait_for_code(timeout=60)
-        except Exception as exc:  # counted and asserted below
-            failures.append(exc)
-
-    async with client:
-        async with anyio.create_task_group() as group:
-            for _ in range(size):
-                group.start_soon(one)
+    got, failures = await run_activations(client, size)
 
     faults = sum(1 for r in sim.ledger.requests if r.fault)
     assert faults > len(sim.ledger.requests) * 0.05, "the run must actually have injected faults"
