@@ -50,7 +50,9 @@ def run_demo(*, activations: int, dialect: str, faults: float, seed: int) -> Non
         dialect=dialect,  # type: ignore[arg-type]
         codes=CodeSchedule.within(0.5, 4.0),
         early_cancel_seconds=2.0,
-        faults=Faults.uniform(faults, retry_after=0.5, hang_seconds=3.0),
+        # The demo's random 429s are faults to recover from, not HeroSMS's 10 s budget block: they say
+        # how long to wait (Retry-After 0.5 s) in every dialect, or each would hold the client 10 s.
+        faults=Faults.uniform(faults, retry_after=0.5, hang_seconds=3.0, retry_after_header=True),
         api_keys={"demo-key": Decimal(1_000_000)},
         seed=seed,
     )
