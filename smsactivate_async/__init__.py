@@ -1,5 +1,6 @@
 """Async client for the SMS-Activate protocol (HeroSMS, Grizzly, SMSBower, Tiger, SMSHub…)."""
 
+from ._activation import Activation, ActivationHandle, HandleState
 from ._buying import BuyingPolicy, Choice, ProviderPool, RunMany, RunResult, SpendingGuard
 from ._client import SMSActivate
 from ._clock import Clock, SystemClock
@@ -14,6 +15,7 @@ from ._exceptions import (
     BadResponseError,
     BannedError,
     ChannelsLimitError,
+    ClientClosedError,
     EarlyCancelDeniedError,
     InsufficientBalanceError,
     InvalidArgumentError,
@@ -46,6 +48,8 @@ __version__ = "0.1.0"
 __all__ = [
     "PROVIDERS",
     "APIError",
+    "Activation",
+    "ActivationHandle",
     "BuyingPolicy",
     "Choice",
     "AccountRestrictedError",
@@ -57,9 +61,11 @@ __all__ = [
     "BadResponseError",
     "BannedError",
     "ChannelsLimitError",
+    "ClientClosedError",
     "Clock",
     "EarlyCancelDeniedError",
     "Entry",
+    "HandleState",
     "InsufficientBalanceError",
     "Intent",
     "InvalidArgumentError",

@@ -1,14 +1,22 @@
-"""``client.activation()``: one bought number for the length of an ``async with`` block.
+"""Bought numbers seen to their end: ``client.activation()`` and ``client.start_activation()``.
 
-A hand-written helper on top of the generated actions and the scheduler: it buys (under a
-buying policy when given), waits, and always closes the number — finished after a code,
-cancelled otherwise — with the closing request shielded from cancellation.
+``activation()`` holds one number for the length of an ``async with`` block: it buys (under a
+buying policy when given), waits, and always closes the number — finished after a code, cancelled
+otherwise — with the closing request shielded from cancellation.
+
+``start_activation()`` buys now and returns an :class:`ActivationHandle` whose number the client
+keeps the duty to close: the code is awaited and the number finished or cancelled in the client's
+own task, even if the caller never looks again (a web request that answered at once, a bot handler
+that returned). The handle's state is readable at any time.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import enum
+import inspect
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -16,13 +24,21 @@ import anyio
 
 from . import _actions
 from ._buying import BuyingPolicy, buy_with_policy
-from ._exceptions import ActivationStateError, BadRequestError, InvalidArgumentError, SMSActivateError
+from ._exceptions import (
+    ActivationCancelledError,
+    ActivationStateError,
+    BadRequestError,
+    ClientClosedError,
+    InvalidArgumentError,
+    SMSActivateError,
+    WaitTimeoutError,
+)
 from ._models import Number, StatusCode
 
 if TYPE_CHECKING:
     from ._client import SMSActivate
 
-__all__ = ["Activation", "check_options"]
+__all__ = ["Activation", "ActivationHandle", "HandleState", "check_options"]
 
 log = logging.getLogger("smsactivate_async")
 
@@ -59,20 +75,24 @@ class Activation:
 
     @property
     def number(self) -> Number:
+        """The bought number (``get_number_v2``'s answer)."""
         if self._number is None:
             raise InvalidArgumentError("the activation is not bought yet: use `async with client.activation(...)`")
         return self._number
 
     @property
     def activation_id(self) -> int:
+        """The activation's id."""
         return self.number.activation_id
 
     @property
     def phone_number(self) -> str:
+        """The phone number, as the provider gives it (digits, with the country code)."""
         return self.number.phone_number
 
     @property
     def cost(self) -> Any:
+        """What the number cost (``Decimal``), if the provider said."""
         return self.number.activation_cost
 
     @property
@@ -81,17 +101,7 @@ class Activation:
         return self.codes[-1] if self.codes else None
 
     async def __aenter__(self) -> Activation:
-        options = dict(self._options)
-        if self._order_id is not None:
-            options["order_id"] = self._order_id
-        # Shielded: once sent, a purchase must be seen to its end so that it can be closed.
-        with anyio.CancelScope(shield=True):
-            if self._policy is None:
-                number = await self._client._session.call(_actions.GET_NUMBER_V2, options)
-            else:
-                service, country = options.pop("service"), options.pop("country")
-                number, choice = await buy_with_policy(self._client, service, country, self._policy, options)
-                self._bought_country = choice.country
+        number, self._bought_country = await purchase(self._client, self._options, self._order_id, self._policy)
         self._number = number
         if self._ready and self._client.provider.supports_ready:
             try:
@@ -118,7 +128,7 @@ class Activation:
         with anyio.CancelScope(shield=True):
             await self._set_status(6, StatusCode.STATUS_CANCEL)
             self._closed = True
-            self._client._get_scheduler()._forget(self.activation_id)
+            self._client._scheduler.closed_number(self.activation_id, "finished")
 
     async def _set_status(self, status: int, *already: StatusCode) -> None:
         """Set a status; a refusal because the state is already the wanted one (the answer of an
@@ -133,7 +143,7 @@ class Activation:
     async def cancel(self) -> None:
         """Cancel now (status 8), or as soon as the server allows it."""
         with anyio.CancelScope(shield=True):
-            await self._client._get_scheduler().cancel(self.activation_id)
+            await self._client._scheduler.cancel(self.activation_id)
             self._closed = True
 
     async def __aexit__(
@@ -156,6 +166,289 @@ class Activation:
                 log.error("activation %s could not be closed: %s", self.activation_id, error)
                 if exc_type is None:
                     raise
+
+
+async def purchase(client: SMSActivate, options: Mapping[str, Any], order_id: str | None,
+                   policy: BuyingPolicy | None) -> tuple[Number, int | None]:
+    """Buy one number (``get_number_v2``, under ``policy`` when given): the number and its country.
+
+    Shielded: once sent, a purchase must be seen to its end so that the number can be closed."""
+    wanted = dict(options)
+    if order_id is not None:
+        wanted["order_id"] = order_id
+    await client._ready()
+    with anyio.CancelScope(shield=True):
+        if policy is None:
+            number: Number = await client._session.call(_actions.GET_NUMBER_V2, wanted)
+            country: int | None = wanted.get("country")
+        else:
+            service = wanted.pop("service")
+            number, choice = await buy_with_policy(client, service, wanted.pop("country"), policy, wanted)
+            country = choice.country
+    return number, country
+
+
+class HandleState(enum.Enum):
+    """What became of the number of an :class:`ActivationHandle` (``.value`` is the word)."""
+
+    #: bought; the client waits for its code
+    WAITING = "waiting"
+    #: a code came and the number is kept open (``finish_on_code=False``) until finished or its timeout
+    CODE_RECEIVED = "code_received"
+    #: closed with 6 after a code
+    FINISHED = "finished"
+    #: closed with 8 (or cancelled by the server): the money comes back
+    CANCELLED = "cancelled"
+    #: the server refused the cancel as too early: the client cancels it from ``cancel_at``
+    CANCEL_DEFERRED = "cancel_deferred"
+    #: the client was closed before it could close the number (logged; a persistent journal keeps it)
+    LEFT_OPEN = "left_open"
+
+    @property
+    def final(self) -> bool:
+        """Whether the client has nothing more to do for it."""
+        return self in (HandleState.FINISHED, HandleState.CANCELLED, HandleState.LEFT_OPEN)
+
+
+OnCode = Callable[["ActivationHandle", str], object]
+
+
+class ActivationHandle:
+    """A number bought by :meth:`SMSActivate.start_activation`, seen to its end by the client.
+
+    The client waits for its code in its own task; with ``finish_on_code=True`` (the default) it
+    finishes the number (6) as the code arrives, and it cancels it (8, with the early-cancel
+    deferral) when no code comes within the timeout — whether or not anyone looks at the handle.
+    Read ``state``, ``code`` and ``error`` at any time; ``await handle.wait_for_code()`` to wait.
+    """
+
+    def __init__(self, client: SMSActivate, number: Number, country: int | None, *, timeout: float,
+                 poll_interval: float | None, finish_on_code: bool, voice: bool, on_code: OnCode | None) -> None:
+        self._client = client
+        self.number = number
+        #: the country it was bought in (with a policy: the choice that sold it)
+        self.country = country
+        #: every code received, oldest first
+        self.codes: list[str] = []
+        #: why the number ended without a code (a :class:`WaitTimeoutError` saying what became of it,
+        #: :class:`ActivationCancelledError`…), or an error met while closing it
+        self.error: SMSActivateError | None = None
+        #: with ``CANCEL_DEFERRED``: when the client will cancel it (aware UTC)
+        self.cancel_at: _dt.datetime | None = None
+        self._state = HandleState.WAITING
+        self._deadline = client.clock.now() + timeout
+        self._timeout = timeout
+        self._poll_interval = poll_interval
+        self._finish_on_code = finish_on_code
+        self._voice = voice
+        self._on_code = on_code
+        self._changed = anyio.Event()
+        self._another = anyio.Event()
+        self._scope: anyio.CancelScope | None = None
+        self._closing: anyio.Event | None = None
+        self._returned = 0
+
+    def __repr__(self) -> str:
+        return f"ActivationHandle(activation_id={self.activation_id}, state={self._state.value!r}, code={self.code!r})"
+
+    @property
+    def activation_id(self) -> int:
+        """The activation's id."""
+        return self.number.activation_id
+
+    @property
+    def phone_number(self) -> str:
+        """The phone number, as the provider gives it (digits, with the country code)."""
+        return self.number.phone_number
+
+    @property
+    def cost(self) -> Any:
+        """What the number cost (``Decimal``), if the provider said."""
+        return self.number.activation_cost
+
+    @property
+    def code(self) -> str | None:
+        """The last code received, if any."""
+        return self.codes[-1] if self.codes else None
+
+    @property
+    def state(self) -> HandleState:
+        """What became of the number so far."""
+        return self._state
+
+    @property
+    def done(self) -> bool:
+        """Whether the client has nothing more to do for the number."""
+        return self._state.final
+
+    def _set(self, state: HandleState) -> None:
+        self._state = state
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+        if state.final:
+            self._client._handles.pop(self.activation_id, None)
+
+    async def wait_for_code(self, *, timeout: float | None = None) -> str:
+        """The next code this method has not returned yet, waiting for it at most ``timeout`` seconds.
+
+        Raises the handle's ``error`` if the number ended without one (a :class:`WaitTimeoutError`
+        whose ``outcome`` says what became of the number), or :class:`WaitTimeoutError` with
+        ``outcome=None`` if only this call's ``timeout`` ran out (the client still waits).
+        """
+        with anyio.move_on_after(timeout if timeout is not None else float("inf")):
+            while True:
+                if len(self.codes) > self._returned:
+                    self._returned += 1
+                    return self.codes[self._returned - 1]
+                if self._state not in (HandleState.WAITING, HandleState.CODE_RECEIVED):
+                    raise self.error or ActivationCancelledError(
+                        f"activation {self.activation_id} ended ({self._state.value}) without a code",
+                        code="STATUS_CANCEL", action="getStatus")
+                await self._changed.wait()
+        raise WaitTimeoutError(f"no code for activation {self.activation_id} within {timeout}s of this call; "
+                               "the client still waits for it", activation_id=self.activation_id, action="getStatus")
+
+    async def wait_closed(self) -> HandleState:
+        """Wait until the client has nothing more to do for the number; its final state."""
+        while not self._state.final and self._state is not HandleState.CANCEL_DEFERRED:
+            await self._changed.wait()
+        return self._state
+
+    async def request_another_code(self) -> None:
+        """Ask for one more code (status 3); the client waits for it as for the first."""
+        try:
+            await self._client.set_status(self.activation_id, 3)
+        except (ActivationStateError, BadRequestError) as refusal:
+            current = await self._client.get_status(self.activation_id)
+            if current.status not in (StatusCode.STATUS_WAIT_RETRY, StatusCode.STATUS_WAIT_RESEND):
+                raise refusal from None
+        self._set(HandleState.WAITING)
+        self._another.set()
+
+    async def finish(self) -> None:
+        """Finish the number now (6)."""
+        await self._close_now(finish=True)
+
+    async def cancel(self) -> None:
+        """Cancel the number now (8), or as soon as the server allows it."""
+        await self._close_now(finish=False)
+
+    async def _close_now_quietly(self) -> None:
+        try:
+            await self._close_now(finish=bool(self.codes))
+        except Exception:  # closing every handle at shutdown: one failure must not stop the others
+            log.exception("activation %s: closing at shutdown failed", self.activation_id)
+
+    async def _close_now(self, *, finish: bool) -> None:
+        if self._scope is not None:
+            self._scope.cancel()  # the client's task stops waiting: this call closes the number
+        await self._close(finish=finish)
+
+    # --- the client's task ----------------------------------------------------------------------
+
+    async def _run(self, ready: bool) -> None:
+        client = self._client
+        if ready and client.provider.supports_ready:
+            try:
+                await client.set_status(self.activation_id, 1)
+            except SMSActivateError as exc:
+                log.info("activation %s: status 1 not accepted (%s)", self.activation_id, exc.code)
+        while self._closing is None:
+            remaining = self._deadline - client.clock.now()
+            with anyio.CancelScope() as self._scope:
+                try:
+                    if self._state is HandleState.WAITING:
+                        code = await client._scheduler.wait(self.activation_id, max(remaining, 0.001),
+                                                            self._poll_interval, self._voice)
+                        await self._got(code)
+                        if self._finish_on_code:
+                            break
+                    else:
+                        with anyio.move_on_after(max(remaining, 0.0)):
+                            await self._another.wait()
+                        if not self._another.is_set():
+                            break  # its time is up: keep the code, finish it
+                except WaitTimeoutError as exc:
+                    self.error = exc
+                    break
+                except ActivationCancelledError as exc:
+                    self.error = exc
+                    client._scheduler.closed_number(self.activation_id)
+                    self._set(HandleState.CANCELLED)
+                    return
+                except ClientClosedError:
+                    return
+                except SMSActivateError as exc:
+                    self.error = exc
+                    break
+            if self._scope.cancelled_caught:
+                return  # finish() or cancel() took over
+        self._scope = None
+        await self._close(finish=bool(self.codes))
+
+    async def _got(self, code: str) -> None:
+        self._another = anyio.Event()
+        self.codes.append(code)
+        self._set(HandleState.CODE_RECEIVED)
+        if self._on_code is not None:
+            try:
+                result = self._on_code(self, code)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # the user's callback must not leave the number open
+                log.exception("activation %s: on_code failed", self.activation_id)
+
+    async def _close(self, *, finish: bool) -> None:
+        """Finish or cancel the number, once however many ask (shielded: it must happen)."""
+        if self._closing is not None:
+            await self._closing.wait()
+            return
+        if self._state.final:
+            return
+        self._closing = anyio.Event()
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._close_number(finish)
+        finally:
+            self._closing.set()
+
+    async def _close_number(self, finish: bool) -> None:
+        scheduler = self._client._scheduler
+        try:
+            if finish:
+                try:
+                    await self._client.set_status(self.activation_id, 6)
+                except (ActivationStateError, BadRequestError) as refusal:
+                    current = await self._client.get_status(self.activation_id)
+                    if current.status is not StatusCode.STATUS_CANCEL:
+                        raise refusal from None
+                self._set(HandleState.FINISHED)
+                return
+            outcome = await scheduler.cancel_number(self.activation_id)
+        except SMSActivateError as exc:
+            log.error("activation %s could not be closed: %s", self.activation_id, exc)
+            self.error = self.error or exc
+            self._set(HandleState.LEFT_OPEN)
+            return
+        if outcome.state == "deferred":
+            self.cancel_at = scheduler.wall_time(outcome.due or self._client.clock.now())
+            self._set(HandleState.CANCEL_DEFERRED)
+        else:
+            self._set(HandleState.FINISHED if outcome.state == "finished" else HandleState.CANCELLED)
+        if isinstance(self.error, WaitTimeoutError) and self.error.outcome is None:
+            self.error.outcome = "cancel_deferred" if outcome.state == "deferred" else outcome.state
+            self.error.cancel_at = self.cancel_at
+
+    def _closed_later(self, state: str) -> None:
+        """The client closed the number later (a deferred cancel went through)."""
+        if not self._state.final:
+            self._set(HandleState.FINISHED if state == "finished" else HandleState.CANCELLED)
+
+    def _client_closed(self) -> None:
+        if not self._state.final:
+            log.warning("activation %s left open (%s): the client closed before it could close it",
+                        self.activation_id, self._state.value)
+            self._set(HandleState.LEFT_OPEN)
 
 
 def check_options(options: Mapping[str, Any]) -> None:

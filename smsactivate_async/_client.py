@@ -14,10 +14,10 @@ import attrs
 import httpx
 
 from ._actions import ACTIONS, Action
-from ._activation import Activation, check_options
+from ._activation import Activation, ActivationHandle, HandleState, OnCode, check_options, purchase
 from ._buying import BuyingPolicy, RunMany, _Catalogue, buy_with_policy
 from ._clock import Clock, SystemClock
-from ._exceptions import InvalidArgumentError, SMSActivateError, WaitTimeoutError
+from ._exceptions import ClientClosedError, InvalidArgumentError, SMSActivateError, WaitTimeoutError
 from ._generated import GeneratedActions
 from ._journal import Journal, RecoveryReport, default_owner
 from ._params import identifier
@@ -27,6 +27,7 @@ from ._recovery import recover
 from ._session import RequestEvent, Session, SessionStats
 from ._store import Store, namespace_for, open_store
 from ._store_redis import RedisRateLimiter, RedisStore
+from ._tasks import TaskHost
 from ._transport import KeyTransport, install_redaction
 from ._waiting import Scheduler, WaitSettings
 
@@ -73,6 +74,14 @@ class SMSActivate(GeneratedActions):
         lease: seconds this client's claim on its numbers lasts unrenewed; it is renewed in the
             background, and the numbers of a client whose lease has expired are closed by the others
             (:meth:`recover`).
+        close_timeout: how long :meth:`aclose` waits for cancels the server refused as too early
+            (default: 20 s in memory, 0 with a persistent store, whose journal keeps the duty for
+            :meth:`recover`); each number still open then is logged with when it can be cancelled.
+
+    Works with ``async with`` or without: made in one task, used from any, closed by
+    :meth:`aclose` from another. What it runs in the background (polling, deadlines, deferred
+    cancels, the lease) runs in the client's own task, started on first use; after :meth:`aclose`
+    none is left. Opened again after :meth:`aclose`, it starts afresh.
     """
 
     def __init__(
@@ -97,6 +106,7 @@ class SMSActivate(GeneratedActions):
         store: str | Store | None = None,
         owner: str | None = None,
         lease: float = 30.0,
+        close_timeout: float | None = None,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise InvalidArgumentError("api_key must be a non-empty string")
@@ -115,7 +125,12 @@ class SMSActivate(GeneratedActions):
             raise InvalidArgumentError(f"lease must be a positive number of seconds, got {lease!r}")
         if owner is not None and (not isinstance(owner, str) or not owner.strip()):
             raise InvalidArgumentError("owner must be a non-empty string")
+        if close_timeout is not None and (isinstance(close_timeout, bool) or not isinstance(close_timeout, (int, float))
+                                          or not close_timeout >= 0):
+            raise InvalidArgumentError(f"close_timeout must be a non-negative number of seconds, got {close_timeout!r}")
         self._store = open_store(store)
+        self.close_timeout: float = (0.0 if self._store.persistent else 20.0) if close_timeout is None \
+            else float(close_timeout)
         self._namespace = namespace_for(self.provider.name, api_key.strip())
         self._catalogue = _Catalogue()  # live prices for buying policies, kept their price_ttl
         journal = Journal(self._store, owner=owner or default_owner(), lease=float(lease),
@@ -124,12 +139,13 @@ class SMSActivate(GeneratedActions):
         self.clock: Clock = clock or SystemClock()
         install_redaction()
         # A paced client needs few connections; a big idle pool costs httpcore CPU on every request.
-        inner = transport or httpx.AsyncHTTPTransport(proxy=proxy, retries=0, limits=_LIMITS)
-        self._http = httpx.AsyncClient(
-            transport=KeyTransport(inner, api_key.strip()),
-            timeout=httpx.Timeout(timeout),
-            headers={"User-Agent": "smsactivate-async"},
-        )
+        def make_http() -> httpx.AsyncClient:
+            inner = transport or httpx.AsyncHTTPTransport(proxy=proxy, retries=0, limits=_LIMITS)
+            return httpx.AsyncClient(transport=KeyTransport(inner, api_key.strip()), timeout=httpx.Timeout(timeout),
+                                     headers={"User-Agent": "smsactivate-async"})
+
+        self._make_http = make_http
+        self._http = make_http()
         rate = self.provider.rate_limit if rate_limit is _UNSET else rate_limit
         limiter: Limiter = _make_limiter(rate, burst or self.provider.burst, self.provider, self.clock)
         if isinstance(self._store, RedisStore) and rate is not None:
@@ -148,7 +164,12 @@ class SMSActivate(GeneratedActions):
             journal=journal,
         )
         self._retry_override: RetryPolicy | None = None
-        self._background: anyio.abc.TaskGroup | None = None
+        self._host = TaskHost()
+        self._scheduler = self._session.scheduler = Scheduler(self._session, self.clock, self._wait, self._host)
+        self._handles: dict[int, ActivationHandle] = {}
+        self._scheduler.on_closed = self._number_closed
+        self._opening: anyio.Event | None = None
+        self._opened = False
 
     def __repr__(self) -> str:
         return f"SMSActivate(provider={self.provider.name!r}, base_url={self.provider.base_url!r})"
@@ -170,12 +191,16 @@ class SMSActivate(GeneratedActions):
         return self._session.journal.owner
 
     async def _call(self, action: Action[R], args: dict[str, Any]) -> R:
-        if self._session.closed:
-            raise InvalidArgumentError("the client is closed")
-        if self._store.persistent and not self._session.journal.opened:
-            raise InvalidArgumentError(
-                f"with store={self._store!r}, open the client first: `async with SMSActivate(...) as client:`")
+        await self._ready()
         return await self._session.call(action, args, retry=self._retry_override)
+
+    async def _ready(self) -> None:
+        """Open on first use (a client need not be entered with ``async with``)."""
+        if self._opened:
+            return
+        if self._session.closed:
+            raise ClientClosedError("the client is closed: open it again (`async with client:`) or make a new one")
+        await self._open()
 
     def _reject(self, action: str, unknown: dict[str, Any]) -> None:
         raise InvalidArgumentError(f"{action}() got unknown argument(s): {', '.join(sorted(unknown))}")
@@ -222,10 +247,7 @@ class SMSActivate(GeneratedActions):
     # --- waiting (hand-written helpers) -------------------------------------------------------
 
     def _get_scheduler(self) -> Scheduler:
-        if self._session.scheduler is None:
-            self._session.scheduler = Scheduler(self._session, self.clock, self._wait)
-        scheduler: Scheduler = self._session.scheduler
-        return scheduler
+        return self._scheduler
 
     async def wait_for_code(
         self,
@@ -238,23 +260,37 @@ class SMSActivate(GeneratedActions):
     ) -> str:
         """The next code of an activation (a code already returned is not returned again).
 
-        On timeout raises :class:`WaitTimeoutError` at once and, unless ``cancel_on_timeout=False``,
-        cancels the activation (later, in the background, if the server says it is too early).
-        ``STATUS_CANCEL`` while waiting raises :class:`ActivationCancelledError`. ``voice=True``
-        also looks for call codes (getStatusV2).
+        On timeout raises :class:`WaitTimeoutError` and, unless ``cancel_on_timeout=False``, cancels
+        the activation first (later, in the background, if the server says it is too early): the
+        error's ``outcome`` says which (``"cancelled"``, ``"cancel_deferred"`` with ``cancel_at``,
+        ``"left_open"``). ``STATUS_CANCEL`` while waiting raises :class:`ActivationCancelledError`.
+        ``voice=True`` also looks for call codes (getStatusV2).
+
+        The polling runs in the client's own task: this wait's timeout or cancellation ends only
+        this wait.
         """
         identifier("activation_id", activation_id)
-        if timeout <= 0:
-            raise InvalidArgumentError(f"timeout must be positive, got {timeout}")
-        if poll_interval is not None and poll_interval <= 0:
-            raise InvalidArgumentError(f"poll_interval must be positive, got {poll_interval}")
-        scheduler = self._get_scheduler()
+        _check_seconds("timeout", timeout)
+        if poll_interval is not None:
+            _check_seconds("poll_interval", poll_interval)
+        await self._ready()
+        scheduler = self._scheduler
         try:
             return await scheduler.wait(int(activation_id), timeout, poll_interval, voice)
-        except WaitTimeoutError:
-            if cancel_on_timeout:
-                with anyio.CancelScope(shield=True):
-                    await scheduler.cancel(int(activation_id))
+        except WaitTimeoutError as error:
+            if not cancel_on_timeout:
+                error.outcome = "left_open"
+                raise
+            with anyio.CancelScope(shield=True):
+                outcome = await scheduler.cancel_number(int(activation_id))
+            if outcome.state == "deferred":
+                error.outcome = "cancel_deferred"
+                error.cancel_at = scheduler.wall_time(outcome.due or self.clock.now())
+                error.message += f"; its cancel is deferred until {error.cancel_at.isoformat(timespec='seconds')}"
+            else:
+                error.outcome = outcome.state
+                error.message += f"; the number was {outcome.state}"
+            error.args = (error.message,)
             raise
 
     def activation(
@@ -272,6 +308,61 @@ class SMSActivate(GeneratedActions):
         if policy is not None and order_id is not None:
             raise InvalidArgumentError("order_id cannot be given with a policy: each attempt has its own")
         return Activation(self, options, ready, order_id, policy)
+
+    async def start_activation(
+        self, *, service: str, country: int | None = None, timeout: float = 600.0, poll_interval: float | None = None,
+        finish_on_code: bool = True, on_code: OnCode | None = None, ready: bool = True, order_id: str | None = None,
+        policy: BuyingPolicy | None = None, **get_number_options: Any,
+    ) -> ActivationHandle:
+        """Buy one number now and let the client see it to its end: buy now, wait later.
+
+        Returns as soon as the number is bought, with an :class:`ActivationHandle` (``.activation_id``,
+        ``.phone_number``, ``.state``, ``.code``, ``await handle.wait_for_code()``). The client waits
+        for the code in its own task; with ``finish_on_code=True`` it finishes the number (6) as the
+        code arrives (after ``on_code(handle, code)``, sync or async, if given); otherwise it keeps it
+        open for more codes (``handle.request_another_code()``) until ``handle.finish()`` or the
+        timeout. No code within ``timeout`` seconds of the purchase: it cancels the number (8, later
+        if the server says it is too early). All of this happens even if the caller never looks at
+        the handle again; :meth:`aclose` closes what is still open.
+        """
+        _check_seconds("timeout", timeout)
+        if poll_interval is not None:
+            _check_seconds("poll_interval", poll_interval)
+        if on_code is not None and not callable(on_code):
+            raise InvalidArgumentError("on_code must be callable: on_code(handle, code)")
+        options = self._purchase_options(service, country, policy, get_number_options)
+        if policy is not None and order_id is not None:
+            raise InvalidArgumentError("order_id cannot be given with a policy: each attempt has its own")
+        number, bought_in = await purchase(self, options, order_id, policy)
+        handle = ActivationHandle(self, number, bought_in, timeout=timeout, poll_interval=poll_interval,
+                                  finish_on_code=finish_on_code, voice=options.get("activation_type") == 2,
+                                  on_code=on_code)
+        # No checkpoint between the purchase and this: the number is the client's duty from here.
+        self._handles[number.activation_id] = handle
+        self._host.start_soon(lambda: handle._run(ready), f"smsactivate_async activation {number.activation_id}")
+        if self._host.closing:
+            handle._client_closed()
+        return handle
+
+    @property
+    def handles(self) -> list[ActivationHandle]:
+        """The numbers of :meth:`start_activation` the client still has a duty to close."""
+        return list(self._handles.values())
+
+    def _number_closed(self, activation_id: int, state: str) -> None:
+        handle = self._handles.get(activation_id)
+        if handle is not None and handle.state is HandleState.CANCEL_DEFERRED:
+            handle._closed_later(state)
+
+    async def _close_handles(self) -> None:
+        """Close every number of :meth:`start_activation` still open: finished if a code came, else
+        cancelled (deferred cancels join the others)."""
+        open_handles = [h for h in self._handles.values() if h.state in (HandleState.WAITING, HandleState.CODE_RECEIVED)]
+        if not open_handles:
+            return
+        async with anyio.create_task_group() as group:
+            for handle in open_handles:
+                group.start_soon(handle._close_now_quietly)
 
     def _purchase_options(self, service: str, country: int | None, policy: BuyingPolicy | None,
                           options: dict[str, Any]) -> dict[str, Any]:
@@ -325,9 +416,11 @@ class SMSActivate(GeneratedActions):
     async def wait_for_rent_sms(self, rent_id: int, *, timeout: float, poll_interval: float | None = None) -> RentSms:
         """The first message that arrives on a rent after the call starts."""
         identifier("rent_id", rent_id)
-        if timeout <= 0:
-            raise InvalidArgumentError(f"timeout must be positive, got {timeout}")
-        return await self._get_scheduler().wait_rent(int(rent_id), timeout, poll_interval)
+        _check_seconds("timeout", timeout)
+        if poll_interval is not None:
+            _check_seconds("poll_interval", poll_interval)
+        await self._ready()
+        return await self._scheduler.wait_rent(int(rent_id), timeout, poll_interval)
 
     def notify(self, activation_id: int) -> None:
         """Tell the scheduler an activation has news (from a webhook): it confirms with one getStatus.
@@ -377,22 +470,34 @@ class SMSActivate(GeneratedActions):
         reconciled against the server's list first. With a persistent store a live client also does
         this by itself every ``lease`` seconds.
         """
-        if self._session.closed:
-            raise InvalidArgumentError("the client is closed")
-        return await recover(self._session, self._get_scheduler())
+        await self._ready()
+        return await recover(self._session, self._scheduler)
 
     async def __aenter__(self) -> SMSActivate:
-        await self._session.journal.open(self._namespace)
-        try:
-            await self._http.__aenter__()
-            if self._store.persistent:
-                self._background = anyio.create_task_group()
-                await self._background.__aenter__()
-                self._background.start_soon(self._keep_lease)
-        except BaseException:
-            await self._session.journal.aclose()
-            raise
+        await self._open()
         return self
+
+    async def _open(self) -> None:
+        """Open the journal and start the lease (once, however many tasks ask at once); after
+        :meth:`aclose`, a fresh start: a new connection pool and a new journal connection."""
+        while self._opening is not None:
+            await self._opening.wait()
+        if self._opened:
+            return
+        self._opening = anyio.Event()
+        try:
+            if self._session.closed:
+                self._http = self._session.http = self._make_http()
+                self._session.closed = False
+                self._host.reopen()
+                self._scheduler.reopen()
+            await self._session.journal.open(self._namespace)
+            self._opened = True
+            if self._store.persistent:
+                self._host.start_soon(self._keep_lease, "smsactivate_async lease")
+        finally:
+            opening, self._opening = self._opening, None
+            opening.set()
 
     async def _keep_lease(self) -> None:
         """Renew the lease (thrice per lease) and recover dead owners' numbers (once per lease)."""
@@ -410,12 +515,9 @@ class SMSActivate(GeneratedActions):
             if rounds % 3 == 0:
                 try:
                     report = await self.recover()
-                    await self._get_scheduler().run_due_cancels()
+                    await self._scheduler.run_due_cancels()
                 except SMSActivateError as exc:
                     log.warning("journal: recovery failed (%s); will try again", exc.code)
-                    continue
-                except Exception:  # a bug here must not cancel the caller's task through the task group
-                    log.exception("journal: recovery failed; will try again")
                     continue
                 if report.finished or report.cancelled or report.pending:
                     log.info("journal: recovered %s", report)
@@ -425,21 +527,32 @@ class SMSActivate(GeneratedActions):
     ) -> None:
         await self.aclose()
 
-    async def aclose(self) -> None:
-        """Wait for pending cancels, then close the connection pool and the journal."""
+    async def aclose(self, *, timeout: float | None = None) -> None:
+        """Close the client, from any task: numbers of :meth:`start_activation` are closed, cancels the
+        server refused as too early are waited for at most ``timeout`` seconds (default
+        ``close_timeout``), waits still running end with :class:`ClientClosedError`, and no task of
+        the client is left. A number still open is logged with the time it can be cancelled; with a
+        persistent store the journal keeps it for :meth:`recover`.
+        """
+        if self._session.closed and not self._opened:
+            return
+        bound = self.close_timeout if timeout is None else _check_seconds("timeout", timeout, zero=True)
         try:
-            if self._session.scheduler is not None and not self._session.closed:
-                with anyio.CancelScope(shield=True):
-                    await self._session.scheduler.drain()
+            with anyio.CancelScope(shield=True):
+                if self._opened:
+                    with anyio.move_on_after(max(bound, 5.0)):
+                        await self._close_handles()
+                    await self._scheduler.drain(bound)
         finally:
-            background, self._background = self._background, None
-            if background is not None:
-                # Exited where it was entered (the task of `async with`), in no other scope of ours.
-                background.cancel_scope.cancel()
-                await background.__aexit__(None, None, None)
-            await self._close_http()
-            if self._session.journal.opened:
-                with anyio.CancelScope(shield=True):
+            self._opened = False
+            self._scheduler.close()
+            for handle in self._handles.values():
+                handle._client_closed()
+            self._handles.clear()
+            with anyio.CancelScope(shield=True):
+                await self._host.aclose()
+                await self._close_http()
+                if self._session.journal.opened:
                     await self._session.journal.aclose()
 
     async def _close_http(self) -> None:
@@ -458,3 +571,11 @@ def _make_limiter(rate: object, burst: int, provider: Provider, clock: Clock) ->
                              or rate != rate or rate == float("inf")):
         raise InvalidArgumentError(f"rate_limit must be a positive number, None or 'adaptive', got {rate!r}")
     return RateLimiter(rate, burst, clock)
+
+
+def _check_seconds(name: str, value: object, *, zero: bool = False) -> float:
+    """A number of seconds, positive (or zero where allowed), or a clear error before anything is sent."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
+            or not (value >= 0 if zero else value > 0):
+        raise InvalidArgumentError(f"{name} must be a {'non-negative' if zero else 'positive'} number of seconds, got {value!r}")
+    return float(value)

@@ -21,11 +21,15 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real clock: ``time.monotonic`` and ``anyio.sleep``."""
+    """The event loop's clock (``anyio.current_time()``, monotonic) and ``anyio.sleep``: real time,
+    or virtual time where the loop's clock is (trio's ``MockClock``, ``looptime``)."""
 
     def now(self) -> float:
-        """Monotonic seconds."""
-        return time.monotonic()
+        """Monotonic seconds of the running event loop (``time.monotonic`` outside one)."""
+        try:
+            return anyio.current_time()
+        except Exception:  # no event loop running (sniffio cannot tell which)
+            return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
         """Sleep in the event loop."""

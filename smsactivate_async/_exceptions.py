@@ -4,6 +4,7 @@
 
     SMSActivateError                    .code (the wire code, or a synthetic one)
     ├── InvalidArgumentError            (also ValueError) bad input, raised before any request
+    │   └── ClientClosedError           the client is closed (a call after aclose(), a wait it ended)
     ├── APIError                        the server answered with an error code
     │   ├── AuthenticationError         BAD_KEY, NO_KEY, …
     │   ├── InsufficientBalanceError    NO_BALANCE, NO_BALANCE_FORWARD
@@ -53,6 +54,7 @@ __all__ = [
     "BadResponseError",
     "BannedError",
     "ChannelsLimitError",
+    "ClientClosedError",
     "EarlyCancelDeniedError",
     "InsufficientBalanceError",
     "InvalidArgumentError",
@@ -111,6 +113,12 @@ class InvalidArgumentError(SMSActivateError, ValueError):
     """An argument is invalid; raised before any request is sent."""
 
     default_code = "INVALID_ARGUMENT"
+
+
+class ClientClosedError(InvalidArgumentError):
+    """The client is closed: a call made after ``aclose()``, or a wait that ``aclose()`` ended."""
+
+    default_code = "CLIENT_CLOSED"
 
 
 class APIError(SMSActivateError):
@@ -337,13 +345,29 @@ class PurchaseUncertainError(SMSActivateError):
 
 
 class WaitTimeoutError(SMSActivateError, TimeoutError):
-    """No code arrived within the timeout. ``cancelled`` tells whether a cancel was sent."""
+    """No code arrived within the timeout. ``outcome`` says what became of the number.
+
+    - ``"cancelled"``: closed with 8 (the money comes back);
+    - ``"finished"``: a code came as the cancel was sent, so it was closed with 6;
+    - ``"cancel_deferred"``: the server refused the cancel as too early (or could not be reached);
+      the client cancels it in the background from ``cancel_at`` (an aware UTC ``datetime``);
+    - ``"left_open"``: ``cancel_on_timeout=False`` — the number is yours to close;
+    - ``None``: not decided yet (the error as the scheduler raises it, before the cancel).
+    """
 
     default_code = "WAIT_TIMEOUT"
 
-    def __init__(self, message: str, *, activation_id: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, message: str, *, activation_id: int | None = None, outcome: str | None = None,
+                 cancel_at: _dt.datetime | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.activation_id = activation_id
+        self.outcome = outcome
+        self.cancel_at = cancel_at
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the number is closed (cancelled, or finished because a code came meanwhile)."""
+        return self.outcome in ("cancelled", "finished")
 
 
 _CODE_CLASSES: dict[str, type[APIError]] = {}

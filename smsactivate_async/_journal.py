@@ -57,6 +57,7 @@ class Journal:
         self.stale_after = stale_after
         self.wall = wall
         self.opened = False
+        #: the last code written per entry (a write-dedupe cache, not a record: bounded)
         self._codes: dict[int, str] = {}
 
     @property
@@ -164,6 +165,8 @@ class Journal:
         if self._codes.get(entry_id) == code:
             return
         self._codes[entry_id] = code
+        if len(self._codes) > 10_000:  # only spares a repeated write: the oldest may go
+            del self._codes[next(iter(self._codes))]
         await self._quietly(self.store.update_entry(kind, entry_id, code=code), f"code of {entry_id}")
 
     async def record_another(self, kind: Kind, entry_id: int) -> None:

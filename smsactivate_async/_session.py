@@ -13,7 +13,7 @@ import random
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import attrs
@@ -40,6 +40,9 @@ from ._policy import Limiter, RetryPolicy
 from ._providers import Provider
 from ._store import Entry, EntryState, Intent, IntentState, Kind, MemoryStore
 from ._wire import decode_answer
+
+if TYPE_CHECKING:
+    from ._waiting import Recent, Scheduler
 
 __all__ = ["RequestEvent", "Session", "SessionStats"]
 
@@ -93,6 +96,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: (action, status parameter) → what the journal records when it succeeds
 _CLOSING: dict[tuple[str, str | None], tuple[Kind, EntryState]] = {
     ("setStatus", "6"): ("activation", "finished"), ("setStatus", "8"): ("activation", "cancelled"),
+    ("setStatus", "-1"): ("activation", "cancelled"),  # the legacy cancel (Grizzly)
     ("finishActivation", None): ("activation", "finished"), ("cancelActivation", None): ("activation", "cancelled"),
     ("setRentStatus", "1"): ("rent", "finished"), ("setRentStatus", "2"): ("rent", "cancelled"),
 }
@@ -211,12 +215,15 @@ class Session:
         self._in_flight = anyio.CapacityLimiter(max_in_flight) if max_in_flight else None
         self._rng = random.Random(seed)
         self._gate = _PurchaseGate()
-        #: activation id → when this client bought it (clock time), for reconciliation and early-cancel timing
-        self.known_activations: dict[int, float] = {}
+        from ._waiting import Recent
+
+        #: activation id → when this client bought it (clock time), for reconciliation and early-cancel
+        #: timing; kept for longer than any provider keeps an activation, not for ever
+        self.known_activations: Recent = Recent(clock)
         self.known_rents: set[int] = set()
         self.closed = False
-        #: the waiting scheduler, made on first use and shared by every view of the client
-        self.scheduler: Any = None
+        #: the waiting scheduler (the client composes it): told what every getStatus and close says
+        self.scheduler: Scheduler | None = None
 
     def add_hook(self, hook: Callable[[RequestEvent], None]) -> None:
         self._hooks.append(hook)
@@ -334,6 +341,8 @@ class Session:
         if wire_action in ("getStatus", "getStatusV2"):
             if result.code is not None:
                 await self.journal.record_code("activation", entry_id, result.code)
+            if wire_action == "getStatus" and self.scheduler is not None:
+                self.scheduler.observe_status(entry_id, result)  # whoever asked, the waiters learn it
             return
         if wire_action == "setStatus" and wire.get("status") == "3":
             await self.journal.record_another("activation", entry_id)
@@ -342,6 +351,8 @@ class Session:
         if closed is not None:
             kind, state = closed
             await self.journal.record_closed(kind, entry_id, state)
+            if kind == "activation" and self.scheduler is not None:
+                self.scheduler.closed_number(entry_id, state)
 
     async def _backoff(self, error: SMSActivateError, attempt: int, policy: RetryPolicy) -> bool:
         """Wait before the next attempt; ``False`` when there is none to make."""

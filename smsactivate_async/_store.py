@@ -25,7 +25,7 @@ import hashlib
 import json
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
@@ -34,6 +34,8 @@ from ._exceptions import InvalidArgumentError
 __all__ = [
     "Entry",
     "EntryState",
+    "FleetRow",
+    "FleetStore",
     "Intent",
     "IntentState",
     "MemoryStore",
@@ -173,6 +175,25 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def leases(self) -> dict[str, float]:
         """Owner → wall time its lease ends."""
+
+
+#: a getActiveActivations row as the fleet's poller publishes it: (status, code, whether the code is exact)
+FleetRow = tuple[str | None, str | None, bool]
+
+
+@runtime_checkable
+class FleetStore(Protocol):
+    """A store shared by machines that also carries one poller per account (Redis): the client
+    holding the poller's lease scans for everybody and publishes the rows; the others read them."""
+
+    async def lead(self, owner: str, ttl: float) -> bool:
+        """Take or renew the poller's lease for ``ttl`` seconds; ``True`` if ``owner`` holds it."""
+
+    async def publish_rows(self, rows: dict[int, FleetRow], at: float) -> None:
+        """Publish one scan's rows, made at wall time ``at``."""
+
+    async def read_rows(self, ids: list[int]) -> tuple[float, dict[int, FleetRow]]:
+        """The last scan's wall time and its rows for ``ids``."""
 
 
 class MemoryStore(Store):

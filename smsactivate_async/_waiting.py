@@ -1,24 +1,32 @@
-"""Waiting for codes: one scheduler per client serves every waiter.
+"""Waiting for codes: one scheduler per client serves every waiter, from the client's own task.
 
-Each poll tick the scheduler asks once for the state of every activation (getActiveActivations,
-paged where the provider pages), and only for the activations whose row changed does it confirm
-with getStatus — so N waiters cost about ⌈N / page size⌉ + changes requests per tick. Without a
-batch action it polls each activation, spread over the interval.
+A waiter registers, waits on its own wake-up until its own deadline, and unregisters: its
+timeout, cancellation or error touches nobody else. The polling — the poll loop, the deadlines of
+an injected clock and the deferred cancels — runs in one task the client owns (:class:`TaskHost`),
+started by the first waiter or deferred cancel and ended when there is neither.
 
-The scheduler needs no background task: the waiters take turns driving it. One waiter is the
-driver; when it leaves (code, timeout, cancellation) it hands the role to exactly one other
-waiter, so nothing wakes the crowd and nothing runs when no one waits. Cancels the server
-refuses as too early are kept and retried by the driver once the window has passed, and
-``aclose()`` waits for them.
+Each poll tick asks once for the state of every activation (getActiveActivations, paged where the
+provider pages), and only for the activations whose row changed does it confirm with getStatus —
+so N waiters cost about ⌈N / page size⌉ + changes requests per tick. Without a batch action it polls
+each activation, spread over the interval.
+
+News reaches waiters by three routes — a getActiveActivations row exact enough to trust
+(``Provider.codes_from_rows``), a getStatus (the scheduler's confirmation after a changed row or a
+webhook push, or the user's own ``client.get_status()``), and the fleet poller's rows on Redis — and
+all three end in :meth:`Scheduler.observe`, the one place where a code becomes news. Codes once
+handed to a waiter are kept in one :class:`CodeBook`, so none is returned twice; it forgets an
+activation when it is closed or after ``retention`` seconds, so memory follows the work in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import datetime as _dt
 import heapq
 import itertools
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -33,6 +41,7 @@ from ._exceptions import (
     ActivationNotFoundError,
     ActivationStateError,
     BadRequestError,
+    ClientClosedError,
     EarlyCancelDeniedError,
     SMSActivateError,
     StoreError,
@@ -44,13 +53,18 @@ from ._parse import active_rows
 if TYPE_CHECKING:
     from ._clock import Clock
     from ._session import Session
+    from ._store import FleetStore
+    from ._tasks import TaskHost
 
-__all__ = ["Scheduler", "WaitSettings"]
+__all__ = ["CodeBook", "Scheduler", "WaitSettings"]
 
 log = logging.getLogger("smsactivate_async")
 
 _CLOSED_STATUSES = frozenset({"6", "8", "10"})
 _NONE: frozenset[str] = frozenset()
+#: how long an activation's record (codes handed out, a push remembered) outlives its last use:
+#: longer than any provider keeps an activation open (20 minutes, 25 for some)
+RETENTION = 30 * 60.0
 
 
 #: a getActiveActivations row as the scheduler sees it: (status, code, whether the code is exact)
@@ -86,11 +100,76 @@ SCAN_ACTIVE: Action[dict[int, Row]] = Action(
 )
 
 
-def _remember(recent: collections.OrderedDict[int, None], key: int, limit: int = 10_000) -> None:
-    recent[key] = None
-    recent.move_to_end(key)
-    if len(recent) > limit:
-        recent.popitem(last=False)
+class Recent:
+    """Ids remembered for a while: bounded by age (``retention`` of ``clock`` time) and by count."""
+
+    __slots__ = ("_clock", "_items", "limit", "retention")
+
+    def __init__(self, clock: Clock, retention: float = RETENTION, limit: int = 100_000) -> None:
+        self._clock = clock
+        self._items: collections.OrderedDict[int, float] = collections.OrderedDict()
+        self.retention = retention
+        self.limit = limit
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: int) -> float | None:
+        return self._items.get(key)
+
+    def __setitem__(self, key: int, when: float) -> None:
+        self._items[key] = when
+        self._items.move_to_end(key)
+        self.prune()
+
+    def add(self, key: int) -> None:
+        self[key] = self._clock.now()
+
+    def pop(self, key: int) -> float | None:
+        return self._items.pop(key, None)
+
+    def prune(self) -> None:
+        items, horizon = self._items, self._clock.now() - self.retention
+        while items and (len(items) > self.limit or next(iter(items.values())) < horizon):
+            items.popitem(last=False)
+            if not items:
+                self._items = collections.OrderedDict()  # a dict never shrinks: give back its peak
+
+
+class CodeBook:
+    """The codes already handed to a waiter, per activation: the one record of "seen".
+
+    ``wait_for_code`` never returns a code twice (after ``set_status(id, 3)`` the old one is not
+    news). An activation's record goes when it is closed (6 / 8), or ``retention`` seconds after it
+    was last touched, so the book follows the work in flight, not the history.
+    """
+
+    __slots__ = ("_clock", "_codes", "retention")
+
+    def __init__(self, clock: Clock, retention: float = RETENTION) -> None:
+        self._clock = clock
+        self._codes: collections.OrderedDict[int, tuple[float, frozenset[str]]] = collections.OrderedDict()
+        self.retention = retention
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def seen(self, activation_id: int) -> frozenset[str]:
+        found = self._codes.get(activation_id)
+        return found[1] if found is not None else _NONE
+
+    def mark(self, activation_id: int, code: str) -> None:
+        self._codes[activation_id] = (self._clock.now(), self.seen(activation_id) | {code})
+        self._codes.move_to_end(activation_id)
+        horizon = self._clock.now() - self.retention
+        while self._codes and next(iter(self._codes.values()))[0] < horizon:
+            self._codes.popitem(last=False)
+
+    def forget(self, activation_id: int) -> None:
+        self._codes.pop(activation_id, None)
 
 
 class _Wakeup:
@@ -128,7 +207,7 @@ class _Wakeup:
         await self._future
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, slots=True)
 class _Waiter:
     activation_id: int
     deadline: float
@@ -140,11 +219,33 @@ class _Waiter:
     wake: _Wakeup = attrs.field(factory=_Wakeup)
     code: str | None = None
     error: SMSActivateError | None = None
-    last_row: Row | None = None
 
     @property
     def done(self) -> bool:
         return self.code is not None or self.error is not None
+
+
+@attrs.define(eq=False, slots=True)
+class _Track:
+    """One activation that somebody waits on: its waiters and what the last scan said of it."""
+
+    activation_id: int
+    waiters: list[_Waiter] = attrs.field(factory=list)
+    last_row: Row | None = None
+    #: a webhook push not yet borne out by a getStatus
+    pushed: bool = False
+
+    @property
+    def voice(self) -> bool:
+        return any(w.voice for w in self.waiters)
+
+    @property
+    def exclude(self) -> frozenset[str]:
+        """Codes that are news to none of its waiters."""
+        waiters = self.waiters
+        if len(waiters) == 1:
+            return waiters[0].exclude
+        return frozenset.intersection(*(w.exclude for w in waiters)) if waiters else _NONE
 
 
 @attrs.define
@@ -152,6 +253,23 @@ class _PendingCancel:
     activation_id: int
     due: float
     attempts: int = 0
+
+
+@attrs.frozen
+class CancelOutcome:
+    """What became of a number the scheduler was asked to cancel.
+
+    ``state``: ``"cancelled"`` (closed with 8), ``"finished"`` (a code had come: closed with 6),
+    ``"deferred"`` (refused as too early, or the server unreachable: retried in the background
+    from ``due``, clock time).
+    """
+
+    state: str
+    due: float | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.state != "deferred"
 
 
 @attrs.define
@@ -164,107 +282,122 @@ class WaitSettings:
 
 
 class Scheduler:
-    """Waits for every activation of one client: depends on the session, the clock and the
-    settings, never on the client itself (which composes it)."""
+    """Waits for every activation of one client: depends on the session, the clock, the settings and
+    the client's task host, never on the client itself (which composes it)."""
 
-    def __init__(self, session: Session, clock: Clock, settings: WaitSettings) -> None:
+    def __init__(self, session: Session, clock: Clock, settings: WaitSettings, host: TaskHost) -> None:
         self._session = session
         self._clock = clock
         self._settings = settings
-        self._waiters: dict[int, list[_Waiter]] = {}
-        self._driver: _Waiter | None = None
-        self._kick = anyio.Event()
+        self._host = host
+        self._tracks: dict[int, _Track] = {}
+        self._running = False
+        self._kick: anyio.Event | None = None
+        self._asleep_until = float("inf")
         self._urgent: set[int] = set()
         self._last_tick = float("-inf")
         self._deadlines: list[tuple[float, int, _Waiter]] = []
         self._order = itertools.count()
-        self._deadline_moved = anyio.Event()
+        self._intervals: collections.Counter[float] = collections.Counter()
+        self._live = 0
         self._cancels: dict[int, _PendingCancel] = {}
         #: codes already handed out, per activation: never returned twice
-        self.delivered: dict[int, set[str]] = collections.defaultdict(set)
+        self.codes = CodeBook(clock)
         self.ticks = 0
         #: scans this client made as the account's poller (Redis store)
         self.fleet_scans = 0
         #: codes taken from a getActiveActivations row without a confirming getStatus
-        self.codes_from_rows = 0
+        self.row_deliveries = 0
         #: with webhooks (``client.webhook_app()``): the polling interval while pushes arrive
         self.fallback_interval: float | None = None
         self._last_push = float("-inf")
-        #: pushes for ids nobody waited on yet (bounded): a wait that starts soon after is confirmed at once
-        self._pushed: collections.OrderedDict[int, None] = collections.OrderedDict()
-        self._rent_pushed: collections.OrderedDict[int, None] = collections.OrderedDict()
+        #: pushes for ids nobody waited on yet: a wait that starts soon after is confirmed at once
+        self._pushed = Recent(clock, retention=RETENTION, limit=10_000)
+        self._rent_pushed = Recent(clock, retention=RETENTION, limit=10_000)
         self._rent_kicks: dict[int, anyio.Event] = {}
-        self._push_pending: set[int] = set()
+        self.closed = False
+        #: told of every activation closed (id, "finished" / "cancelled"), by whatever route
+        self.on_closed: Callable[[int, str], None] | None = None
 
     # --- waiting ------------------------------------------------------------------------------
 
     @property
     def waiting(self) -> int:
-        return sum(len(ws) for ws in self._waiters.values())
+        """Waiters registered now."""
+        return self._live
 
     async def wait(self, activation_id: int, timeout: float, poll_interval: float | None, voice: bool = False) -> str:
+        if self.closed:
+            raise ClientClosedError("the client is closed", action="getStatus")
         interval = poll_interval if poll_interval is not None else self._settings.poll_interval
-        seen = self.delivered.get(activation_id)
-        waiter = _Waiter(activation_id, self._clock.now() + timeout, interval, frozenset(seen) if seen else _NONE, voice,
-                         self._session.journal.wall() if self._session.journal.store.shared else 0.0)
-        self._waiters.setdefault(activation_id, []).append(waiter)
-        if self._pushed.pop(activation_id, False) is None:
-            self._push_pending.add(activation_id)
-            self._urgent.add(activation_id)  # pushed before anyone waited: confirm now, not at the next scan
-        heapq.heappush(self._deadlines, (waiter.deadline, next(self._order), waiter))
-        if self._deadlines[0][2] is waiter:
-            self._deadline_moved.set()
+        journal = self._session.journal
+        waiter = _Waiter(activation_id, self._clock.now() + timeout, interval, self.codes.seen(activation_id), voice,
+                         journal.wall() if journal.store.shared else 0.0)
+        self._register(waiter)
         try:
-            while not waiter.done and self._clock.now() < waiter.deadline:
-                if self._driver is None:
-                    await self._drive(waiter)
-                    continue
-                # No cancel scope per waiter (memory): the driver's watcher wakes us at our deadline.
-                if waiter.wake.is_set():
-                    waiter.wake = _Wakeup()
-                await waiter.wake.wait()
+            # The waiter's own deadline, on the event loop's clock: whatever the poller does.
+            with anyio.move_on_after(max(0.0, waiter.deadline - self._clock.now())):
+                while not waiter.done and self._clock.now() < waiter.deadline:
+                    if waiter.wake.is_set():
+                        waiter.wake = _Wakeup()
+                    await waiter.wake.wait()
         finally:
             self._leave(waiter)
+        if waiter.code is not None:
+            self.codes.mark(activation_id, waiter.code)
+            return waiter.code
         if waiter.error is not None:
             raise waiter.error
-        if waiter.code is None:
-            raise WaitTimeoutError(
-                f"no code for activation {activation_id} within {timeout:g}s",
-                activation_id=activation_id, action="getStatus",
-            )
-        self.delivered[activation_id].add(waiter.code)
-        return waiter.code
+        raise WaitTimeoutError(
+            f"no code for activation {activation_id} within {timeout:g}s",
+            activation_id=activation_id, action="getStatus",
+        )
+
+    def _register(self, waiter: _Waiter) -> None:
+        activation_id = waiter.activation_id
+        track = self._tracks.get(activation_id)
+        if track is None:
+            track = self._tracks[activation_id] = _Track(activation_id)
+        track.waiters.append(waiter)
+        track.last_row = None  # a new waiter may not exclude what the others do: look again
+        self._live += 1
+        self._intervals[waiter.interval] += 1
+        heapq.heappush(self._deadlines, (waiter.deadline, next(self._order), waiter))
+        if self._pushed.pop(activation_id) is not None:
+            track.pushed = True
+            self._urgent.add(activation_id)  # pushed before anyone waited: confirm now, not at the next scan
+        self._wake_poller(min(waiter.deadline, self._clock.now() + waiter.interval) if activation_id not in self._urgent
+                          else float("-inf"))
 
     def _leave(self, waiter: _Waiter) -> None:
-        group = self._waiters.get(waiter.activation_id)
-        if group is not None:
-            if waiter in group:
-                group.remove(waiter)
-            if not group:
-                del self._waiters[waiter.activation_id]
-                self._push_pending.discard(waiter.activation_id)
-        if self._driver is waiter:
-            self._driver = None
-            self._hand_over()
-
-    def _hand_over(self) -> None:
-        for group in self._waiters.values():
-            for other in group:
-                if not other.done:
-                    other.wake.set()
-                    return
+        track = self._tracks.get(waiter.activation_id)
+        if track is None or waiter not in track.waiters:
+            return
+        track.waiters.remove(waiter)
+        self._live -= 1
+        self._intervals[waiter.interval] -= 1
+        if not self._intervals[waiter.interval]:
+            del self._intervals[waiter.interval]
+        if not track.waiters:
+            del self._tracks[waiter.activation_id]
+            self._urgent.discard(waiter.activation_id)
+        if len(self._deadlines) > 64 and len(self._deadlines) > 2 * self._live:
+            # Waiters that left early would stay in the heap until their deadline: drop them now.
+            self._deadlines = [item for item in self._deadlines if not item[2].done and _registered(self, item[2])]
+            heapq.heapify(self._deadlines)
 
     def notify(self, activation_id: int) -> None:
         """News about an activation from outside (a webhook): confirm it now, not at the next tick.
 
         Only a push that the confirmation bears out (a code, a cancel) counts as webhooks arriving,
         so a forged push cannot slow the polling down."""
-        if activation_id in self._waiters:
-            self._push_pending.add(activation_id)
+        track = self._tracks.get(activation_id)
+        if track is not None:
+            track.pushed = True
             self._urgent.add(activation_id)
-            self._kick.set()
+            self._wake_poller(float("-inf"))
         else:
-            _remember(self._pushed, activation_id)
+            self._pushed.add(activation_id)
 
     def notify_rent(self, rent_id: int) -> None:
         """News about a rent from outside (a webhook): its waiter asks now."""
@@ -272,7 +405,7 @@ class Scheduler:
         if kick is not None:
             kick.set()
         else:
-            _remember(self._rent_pushed, rent_id)
+            self._rent_pushed.add(rent_id)
 
     @property
     def pushes_arriving(self) -> bool:
@@ -280,99 +413,146 @@ class Scheduler:
         fallback = self.fallback_interval
         return fallback is not None and self._clock.now() - self._last_push < 2 * fallback
 
-    # --- driving ------------------------------------------------------------------------------
+    # --- news -----------------------------------------------------------------------------------
+
+    def observe(self, activation_id: int, *, code: str | None = None, error: SMSActivateError | None = None) -> None:
+        """News about an activation — from a scan's row, a getStatus (the scheduler's or the
+        user's), the fleet's poller — handed to its waiters: the one place a code becomes news.
+
+        A waiter takes a code it has not been given before; an error ends every waiter of it."""
+        track = self._tracks.get(activation_id)
+        if track is None:
+            return
+        for waiter in track.waiters:
+            if waiter.done or (code is not None and code in waiter.exclude):
+                continue
+            waiter.code, waiter.error = code, error
+            waiter.wake.set()
+
+    def observe_status(self, activation_id: int, status: ActivationStatus) -> None:
+        """What a getStatus said, whoever asked: a fresh code, or a cancel, ends the waits."""
+        if status.status is StatusCode.STATUS_OK and status.code is not None:
+            self.observe(activation_id, code=status.code)
+        elif status.status is StatusCode.STATUS_CANCEL:
+            self.observe(activation_id, error=ActivationCancelledError(
+                f"activation {activation_id} was cancelled (or finished) while waiting for a code",
+                code="STATUS_CANCEL", action="getStatus"))
+
+    def closed_number(self, activation_id: int, state: str = "cancelled") -> None:
+        """An activation was closed (``state``: ``"finished"``, 6, or ``"cancelled"``, 8): nothing of
+        it is kept, and ``on_closed`` hears of it."""
+        self.codes.forget(activation_id)
+        self._cancels.pop(activation_id, None)
+        self._pushed.pop(activation_id)
+        if self.on_closed is not None:
+            self.on_closed(activation_id, state)
+
+    # --- the poller (the client's own task) -------------------------------------------------
+
+    def _wake_poller(self, when: float) -> None:
+        """Make sure the poller runs, and that it looks again by ``when`` (clock time)."""
+        if self.closed:
+            return
+        if not self._running:
+            self._running = True
+            self._host.start_soon(self._poll_loop, "smsactivate_async poller")
+        elif when < self._asleep_until and self._kick is not None:
+            self._kick.set()
 
     def _interval(self) -> float:
-        interval = min((w.interval for ws in self._waiters.values() for w in ws), default=self._settings.poll_interval)
+        interval = min(self._intervals, default=self._settings.poll_interval)
         if self.fallback_interval is not None and self.pushes_arriving:
             return max(interval, self.fallback_interval)  # pushes bring the news; polling is the safety net
         return interval
 
-    async def _watch_deadlines(self) -> None:
-        """While a driver drives: wake every waiter whose deadline has come, even mid-tick."""
-        while True:
-            now = self._clock.now()
-            heap = self._deadlines
-            while heap and (heap[0][2].done or heap[0][0] <= now):
-                _, _, waiter = heapq.heappop(heap)
-                waiter.wake.set()
-            self._deadline_moved = anyio.Event()
-            with anyio.move_on_after(heap[0][0] - now if heap else 3600.0):
-                await self._deadline_moved.wait()
-
-    async def _drive(self, me: _Waiter) -> None:
-        self._driver = me
+    async def _poll_loop(self) -> None:
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._watch_deadlines)
-                await self._drive_ticks(me)
-                group.cancel_scope.cancel()
+            while (self._tracks or self._cancels) and not self.closed:
+                try:
+                    await self._step()
+                except SMSActivateError as exc:
+                    log.warning("poller: %s; going on", exc)
+                    await self._clock.sleep(min(1.0, self._interval()))
         finally:
-            if self._driver is me:
-                self._driver = None
-                self._hand_over()
+            self._running = False
+            self._asleep_until = float("inf")
 
-    async def _drive_ticks(self, me: _Waiter) -> None:
-        while not me.done and self._clock.now() < me.deadline:
-            now = self._clock.now()
-            due = self._last_tick + self._interval()
-            if self._urgent:
-                urgent, self._urgent = self._urgent, set()
-                await self._confirm_many([w for i in urgent for w in self._waiters.get(i, ())])
-                continue
-            if now >= due:
-                self._last_tick = now
-                # A stuck server must not hold this waiter past its own deadline.
-                with anyio.move_on_after(max(0.0, me.deadline - now)):
-                    await self._tick()
-                continue
-            self._kick = anyio.Event()
-            with anyio.move_on_after(min(due, me.deadline) - now):
+    async def _step(self) -> None:
+        now = self._clock.now()
+        self._expire(now)
+        if self._cancels and min(p.due for p in self._cancels.values()) <= now:
+            await self.run_due_cancels()
+            return
+        if self._urgent:
+            urgent, self._urgent = self._urgent, set()
+            await self._confirm_many([self._tracks[i] for i in urgent if i in self._tracks])
+            return
+        due = self._last_tick + self._interval()
+        if self._tracks and now >= due:
+            self._last_tick = now
+            await self._tick()
+            return
+        wake_at = min(
+            due if self._tracks else float("inf"),
+            self._deadlines[0][0] if self._deadlines else float("inf"),
+            min((p.due for p in self._cancels.values()), default=float("inf")),
+        )
+        self._kick = anyio.Event()
+        self._asleep_until = wake_at
+        try:
+            with anyio.move_on_after(max(0.0, wake_at - now)):
                 await self._kick.wait()
+        finally:
+            self._asleep_until = float("-inf")
+
+    def _expire(self, now: float) -> None:
+        """Wake every waiter whose deadline has come on the client's clock (an injected clock may
+        run ahead of the event loop's)."""
+        heap = self._deadlines
+        while heap and (heap[0][2].done or heap[0][0] <= now):
+            _, _, waiter = heapq.heappop(heap)
+            waiter.wake.set()
 
     async def _tick(self) -> None:
         self.ticks += 1
-        await self.run_due_cancels()
-        waiters = [w for ws in self._waiters.values() for w in ws if not w.done]
-        if not waiters:
+        tracks = [t for t in self._tracks.values() if any(not w.done for w in t.waiters)]
+        if not tracks:
             return
         provider = self._session.provider
         if not provider.has_active_activations:
-            await self._poll_each(waiters)
+            await self._poll_each(tracks)
             return
         try:
-            rows, unseen = await self._rows(waiters)
+            rows, unseen = await self._rows(tracks)
         except SMSActivateError as exc:
             log.warning("poll tick: getActiveActivations failed (%s); polling each activation", exc.code)
-            await self._poll_each(waiters)
+            await self._poll_each(tracks)
             return
         changed = []
-        from_rows: list[tuple[int, str]] = []
-        for waiter in waiters:
-            if waiter.activation_id in unseen:
+        trust_rows = provider.codes_from_rows
+        for track in tracks:
+            if track.activation_id in unseen:
                 continue
-            row = rows.get(waiter.activation_id)
+            row = rows.get(track.activation_id)
             if row is None:
-                changed.append(waiter)  # gone from the active list: closed, confirm how
+                changed.append(track)  # gone from the active list: closed, confirm how
                 continue
-            if row == waiter.last_row:
+            if row == track.last_row:
                 continue
-            waiter.last_row = row
+            track.last_row = row
             status, code, exact = row
-            if code is not None and code not in waiter.exclude and exact and not waiter.exclude and not waiter.voice \
-                    and status not in ("3", *_CLOSED_STATUSES) and self._session.provider.codes_from_rows:
-                from_rows.append((waiter.activation_id, code))  # the row is enough: no confirming getStatus
-            elif (code is not None and code not in waiter.exclude) or status == "2" or status in _CLOSED_STATUSES:
-                changed.append(waiter)
-            elif waiter.voice:
-                changed.append(waiter)
-        for activation_id, code in from_rows:
-            self.codes_from_rows += 1
-            await self._session.journal.record_code("activation", activation_id, code)
-            self._settle(activation_id, code=code)
+            exclude = track.exclude
+            if code is not None and trust_rows and exact and not exclude and not track.voice \
+                    and status not in ("3", *_CLOSED_STATUSES):
+                # The row is enough: no confirming getStatus.
+                self.row_deliveries += 1
+                await self._session.journal.record_code("activation", track.activation_id, code)
+                self.observe(track.activation_id, code=code)
+            elif (code is not None and code not in exclude) or status == "2" or status in _CLOSED_STATUSES or track.voice:
+                changed.append(track)
         await self._confirm_many(changed)
 
-    async def _rows(self, waiters: list[_Waiter]) -> tuple[dict[int, Row], set[int]]:
+    async def _rows(self, tracks: list[_Track]) -> tuple[dict[int, Row], set[int]]:
         """This tick's rows, and the waited ids they cannot speak for yet.
 
         With a Redis store the account has one poller: the client holding the poller's lease scans
@@ -380,7 +560,7 @@ class Scheduler:
         stops (it died, or has no waiters left), its lease runs out within two ticks and the next
         client to tick takes over.
         """
-        wanted = {w.activation_id for w in waiters}
+        wanted = {t.activation_id for t in tracks}
         fleet = self._fleet
         if fleet is None:
             return await self._scan(wanted), set()
@@ -400,13 +580,18 @@ class Scheduler:
         if journal.wall() - scanned_at > 2 * interval + 1.0:
             return await self._scan(wanted), set()  # the poller is late: do not wait on it
         # a waiter that began after the poller's scan is not in it, and that says nothing yet
-        unseen = {w.activation_id for w in waiters if w.activation_id not in rows and w.since > scanned_at}
+        unseen = {t.activation_id for t in tracks
+                  if t.activation_id not in rows and min(w.since for w in t.waiters) > scanned_at}
         return rows, unseen
 
     @property
-    def _fleet(self) -> Any:
+    def _fleet(self) -> FleetStore | None:
+        from ._store import FleetStore
+
         store = self._session.journal.store
-        return store if store.shared and self._session.journal.opened else None
+        if store.shared and self._session.journal.opened and isinstance(store, FleetStore):
+            return store
+        return None
 
     async def _scan(self, wanted: set[int] | None) -> dict[int, Row]:
         """The active rows; paging stops once every waited-for activation has been seen (``None``: all)."""
@@ -424,66 +609,46 @@ class Scheduler:
             await pages.aclose()
         return rows
 
-    async def _poll_each(self, waiters: list[_Waiter]) -> None:
+    async def _poll_each(self, tracks: list[_Track]) -> None:
         """No batch action: one getStatus per activation, spread over the interval."""
-        gap = self._interval() / max(1, len(waiters))
+        gap = self._interval() / max(1, len(tracks))
         async with anyio.create_task_group() as group:
-            for index, waiter in enumerate(waiters):
+            for index, track in enumerate(tracks):
                 if index:
                     await self._clock.sleep(gap)
-                group.start_soon(self._confirm, waiter)
+                group.start_soon(self._confirm, track)
 
-    async def _confirm_many(self, waiters: list[_Waiter]) -> None:
-        by_id: dict[int, list[_Waiter]] = {}
-        for waiter in waiters:
-            by_id.setdefault(waiter.activation_id, []).append(waiter)
-        if not by_id:
+    async def _confirm_many(self, tracks: list[_Track]) -> None:
+        if not tracks:
             return
         async with anyio.create_task_group() as group:
-            for group_waiters in by_id.values():
-                group.start_soon(self._confirm, group_waiters[0])
+            for track in tracks:
+                group.start_soon(self._confirm, track)
 
-    async def _confirm(self, waiter: _Waiter) -> None:
-        """Ask for one activation's state and settle every waiter of it."""
-        activation_id = waiter.activation_id
+    async def _confirm(self, track: _Track) -> None:
+        """Ask for one activation's state; :meth:`observe` hands what it says to the waiters."""
+        activation_id = track.activation_id
         try:
+            # the session tells observe_status what came back (so does a user's own get_status)
             status = await self._session.call(_actions.GET_STATUS, {"activation_id": activation_id})
-            code = self._fresh_code(status, waiter)
-            if code is None and waiter.voice and status.status is StatusCode.STATUS_WAIT_CODE:
+            fresh = status.status is StatusCode.STATUS_OK and status.code is not None \
+                and status.code not in track.exclude
+            if not fresh and track.voice and status.status is StatusCode.STATUS_WAIT_CODE:
                 v2: StatusV2 = await self._session.call(_actions.GET_STATUS_V2, {"activation_id": activation_id})
-                code = v2.code if v2.code not in waiter.exclude else None
+                if v2.code is not None:
+                    fresh = True
+                    self.observe(activation_id, code=v2.code)
         except ActivationNotFoundError as exc:
-            self._settle(activation_id, error=exc)
+            self.observe(activation_id, error=exc)
             return
         except SMSActivateError as exc:
             log.info("confirming activation %s failed (%s); will retry next tick", activation_id, exc.code)
-            for other in self._waiters.get(activation_id, ()):
-                other.last_row = None  # so that the next tick sees the change again
+            track.last_row = None  # so that the next tick sees the change again
             return
-        if activation_id in self._push_pending:
-            self._push_pending.discard(activation_id)
-            if code is not None or status.status is StatusCode.STATUS_CANCEL:
+        if track.pushed:
+            track.pushed = False
+            if fresh or status.status is StatusCode.STATUS_CANCEL:
                 self._last_push = self._clock.now()  # a push borne out: webhooks work
-        if status.status is StatusCode.STATUS_CANCEL:
-            self._settle(activation_id, error=ActivationCancelledError(
-                f"activation {activation_id} was cancelled (or finished) while waiting for a code",
-                code="STATUS_CANCEL", action="getStatus"))
-        elif code is not None:
-            self._settle(activation_id, code=code)
-
-    @staticmethod
-    def _fresh_code(status: ActivationStatus, waiter: _Waiter) -> str | None:
-        # STATUS_WAIT_RETRY:<old> and a stale STATUS_OK:<old> after a re-request are not news.
-        if status.status is StatusCode.STATUS_OK and status.code is not None and status.code not in waiter.exclude:
-            return status.code
-        return None
-
-    def _settle(self, activation_id: int, *, code: str | None = None, error: SMSActivateError | None = None) -> None:
-        for waiter in self._waiters.get(activation_id, ()):
-            if waiter.done or (code is not None and code in waiter.exclude):
-                continue
-            waiter.code, waiter.error = code, error
-            waiter.wake.set()
 
     # --- cancelling ---------------------------------------------------------------------------
 
@@ -492,6 +657,11 @@ class Scheduler:
 
         Returns ``True`` if the activation is closed now, ``False`` if the cancel is pending.
         """
+        return (await self.cancel_number(activation_id)).closed
+
+    async def cancel_number(self, activation_id: int) -> CancelOutcome:
+        """Cancel now, or keep the cancel for later (the early-cancel window, a server unreachable);
+        says which."""
         try:
             status = self._session.provider.cancel_status
             await self._session.call(_actions.SET_STATUS, {"activation_id": activation_id, "status": status})
@@ -499,22 +669,33 @@ class Scheduler:
             bought = self._session.known_activations.get(activation_id)
             window = self._settings.early_cancel_window
             due = bought + window + 0.5 if bought is not None else self._clock.now() + window
-            self._cancels[activation_id] = _PendingCancel(activation_id, max(due, self._clock.now() + 0.05))
+            due = max(due, self._clock.now() + 0.05)
+            self._keep_cancel(activation_id, due)
             log.info("cancel of %s refused as too early; will retry in %.1fs", activation_id, due - self._clock.now())
-            return False
+            return CancelOutcome("deferred", due)
         except (ActivationStateError, BadRequestError) as exc:
             # Already closed, or a code arrived meanwhile (cancel refused after a code): close it as done.
             if exc.code in ("OTP_RECEIVED", "BAD_STATUS", "NEW_OTP_RECEIVED"):
                 await self._finish_quietly(activation_id)
-            else:
-                await self._session.journal.record_closed("activation", activation_id, "cancelled")
+                self.closed_number(activation_id, "finished")
+                return CancelOutcome("finished")
+            await self._session.journal.record_closed("activation", activation_id, "cancelled")
         except SMSActivateError as exc:
             # Still failing after the retries: keep it, so that it is not leaked; aclose() waits for it.
             log.warning("cancel of %s failed (%s); will retry", activation_id, exc.code)
-            self._cancels[activation_id] = _PendingCancel(activation_id, self._clock.now() + 1.0)
-            return False
-        self._forget(activation_id)
-        return True
+            due = self._clock.now() + 1.0
+            self._keep_cancel(activation_id, due)
+            return CancelOutcome("deferred", due)
+        self.closed_number(activation_id)
+        return CancelOutcome("cancelled")
+
+    def _keep_cancel(self, activation_id: int, due: float) -> None:
+        pending = self._cancels.get(activation_id)
+        if pending is None:
+            self._cancels[activation_id] = _PendingCancel(activation_id, due)
+        else:
+            pending.due = due
+        self._wake_poller(due)
 
     async def _finish_quietly(self, activation_id: int) -> None:
         try:
@@ -524,12 +705,20 @@ class Scheduler:
             await self._session.journal.record_closed("activation", activation_id, "finished")
 
     def _forget(self, activation_id: int) -> None:
-        self.delivered.pop(activation_id, None)
-        self._cancels.pop(activation_id, None)
+        self.closed_number(activation_id)
 
     @property
     def pending_cancels(self) -> list[int]:
         return sorted(self._cancels)
+
+    def cancel_due(self, activation_id: int) -> float | None:
+        """When (clock time) the deferred cancel of an activation will be tried, if one is pending."""
+        pending = self._cancels.get(activation_id)
+        return pending.due if pending is not None else None
+
+    def wall_time(self, clock_time: float) -> _dt.datetime:
+        """A time of the client's clock as an aware UTC ``datetime``."""
+        return _dt.datetime.now(_dt.UTC) + _dt.timedelta(seconds=clock_time - self._clock.now())
 
     async def run_due_cancels(self) -> None:
         now = self._clock.now()
@@ -548,14 +737,36 @@ class Scheduler:
                 else:
                     current.due = max(current.due, self._clock.now() + min(30.0, 1.0 * current.attempts))
 
-    async def drain(self) -> None:
-        """Carry out every pending cancel, waiting for its window."""
+    async def drain(self, timeout: float | None = None) -> list[int]:
+        """Carry out every pending cancel, waiting for its window — at most ``timeout`` seconds
+        (``None``: as long as it takes). Returns the ids still pending, each logged with the time its
+        cancel can be made."""
+        deadline = self._clock.now() + timeout if timeout is not None else float("inf")
         while self._cancels:
             pending = min(self._cancels.values(), key=lambda p: p.due)
+            if pending.due > deadline:
+                break
             delay = pending.due - self._clock.now()
             if delay > 0:
                 await self._clock.sleep(delay)
             await self._retry_cancel(pending)
+        left = sorted(self._cancels)
+        for activation_id in left:
+            due = self._cancels[activation_id].due
+            log.warning("activation %s left open: its cancel can be made from %s (in %.0f s); cancel it then "
+                        "(set_status(%s, 8)) or let it expire", activation_id, self.wall_time(due).isoformat(
+                            timespec="seconds"), max(0.0, due - self._clock.now()), activation_id)
+        return left
+
+    def close(self) -> None:
+        """The client is closing: every waiter ends now with :class:`ClientClosedError`."""
+        self.closed = True
+        for track in list(self._tracks.values()):
+            self.observe(track.activation_id, error=ClientClosedError(
+                f"the client was closed while waiting for activation {track.activation_id}", action="getStatus"))
+
+    def reopen(self) -> None:
+        self.closed = False
 
     # --- rent ---------------------------------------------------------------------------------
 
@@ -564,7 +775,7 @@ class Scheduler:
         deadline = self._clock.now() + timeout
         first = await self._session.call(_actions.GET_RENT_STATUS, {"rent_id": rent_id})
         baseline = first.quantity
-        pushed = self._rent_pushed.pop(rent_id, False) is None
+        pushed = self._rent_pushed.pop(rent_id) is not None
         while True:
             remaining = deadline - self._clock.now()
             if remaining <= 0:
@@ -606,3 +817,9 @@ class Scheduler:
             if self._rent_kicks.get(rent_id) is kick:
                 del self._rent_kicks[rent_id]
         return kick.is_set()
+
+
+def _registered(scheduler: Scheduler, waiter: _Waiter) -> bool:
+    track = scheduler._tracks.get(waiter.activation_id)
+    return track is not None and waiter in track.waiters
+

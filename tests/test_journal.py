@@ -150,10 +150,17 @@ async def test_a_missing_sqlite_folder_fails_at_async_with(tmp_path: Path) -> No
             pass
 
 
-async def test_a_persistent_store_needs_async_with(tmp_path: Path) -> None:
-    client = SMSActivate("k", store=f"sqlite:///{tmp_path / 'j.db'}")
-    with pytest.raises(InvalidArgumentError, match="async with"):
-        await client.get_balance()
+async def test_a_persistent_store_opens_on_first_use_without_async_with(tmp_path: Path) -> None:
+    """A framework's startup hook makes the client; the first call opens the journal and starts the
+    lease; ``aclose()`` (from another task) leaves nothing running."""
+    client = SMSActivate("k", store=f"sqlite:///{tmp_path / 'j.db'}",
+                         transport=httpx.MockTransport(lambda r: httpx.Response(200, text="ACCESS_BALANCE:1")))
+    async with anyio.create_task_group() as group:
+        group.start_soon(client.get_balance)
+    assert client._session.journal.opened and client._host.running
+    async with anyio.create_task_group() as group:
+        group.start_soon(client.aclose)
+    assert not client._session.journal.opened and not client._host.running
 
 
 def test_the_namespace_names_the_provider_and_hides_the_key() -> None:
@@ -307,11 +314,11 @@ async def test_an_early_cancel_during_recovery_is_pending_then_carried_out(persi
     async with SMSActivate(sim.api_key, store=persistent_url, owner="dead", lease=0.1, **options) as dead:
         number = await dead.get_number_v2(service="tg", country=0)
     await anyio.sleep(0.2)
-    async with SMSActivate(sim.api_key, store=persistent_url, owner="survivor", **options) as survivor:
+    async with SMSActivate(sim.api_key, store=persistent_url, owner="survivor", close_timeout=5.0, **options) as survivor:
         report = await survivor.recover()
         assert report.pending == [number.activation_id]
         clock.advance(121)
-    # leaving `async with` waited for the deferred cancel
+    # leaving `async with` waited for the deferred cancel (close_timeout: with a persistent store the default is 0)
     assert sim.activations[number.activation_id].state is ActivationState.CANCELLED
 
 

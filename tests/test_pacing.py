@@ -186,7 +186,7 @@ async def test_codes_from_rows_where_the_dialect_is_exact(dialect: str, confirma
         async with anyio.create_task_group() as group:
             for number in numbers:
                 group.start_soon(wait, number.activation_id)
-        assert client._get_scheduler().codes_from_rows == 20 - confirmations
+        assert client._get_scheduler().row_deliveries == 20 - confirmations
     assert codes == {n.activation_id: sim.activations[n.activation_id].messages[0].code for n in numbers}
     assert sim.ledger.requests_for("getStatus") == confirmations
 

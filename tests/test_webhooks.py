@@ -276,7 +276,7 @@ async def test_pushed_codes_cost_one_getstatus_each(dialect: str) -> None:
             numbers = [await client.get_number_v2(service="tg", country=2) for _ in range(20)]
             before = {action: sim.ledger.requests_for(action) for action in ("getStatus", "getActiveActivations")}
             codes = await wait_for_all(sim, client, [n.activation_id for n in numbers])
-            from_rows = client._get_scheduler().codes_from_rows
+            from_rows = client._get_scheduler().row_deliveries
     assert codes == {n.activation_id: sim.activations[n.activation_id].last_code for n in numbers}
     # one confirming getStatus per code (or none, where a scan before the first push saw it exactly)
     assert sim.ledger.requests_for("getStatus") - before["getStatus"] + from_rows == 20

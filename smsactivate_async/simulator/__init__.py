@@ -12,7 +12,17 @@ the client's parsing or models.
 """
 
 from ._app import CatalogueEntry, SimulatedFault, Simulator
-from ._core import Account, Activation, ActivationState, CodeSchedule, ManualClock, Rent, SimClock, SystemSimClock
+from ._core import (
+    Account,
+    Activation,
+    ActivationState,
+    CodeSchedule,
+    LoopSimClock,
+    ManualClock,
+    Rent,
+    SimClock,
+    SystemSimClock,
+)
 from ._faults import FaultKind, Faults
 from ._ledger import Ledger
 from ._transport import SimulatorTransport, free_port, serve, serve_in_thread
@@ -26,6 +36,7 @@ __all__ = [
     "FaultKind",
     "Faults",
     "Ledger",
+    "LoopSimClock",
     "ManualClock",
     "Rent",
     "SimClock",

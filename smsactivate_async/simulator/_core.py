@@ -27,6 +27,7 @@ __all__ = [
     "CodeSchedule",
     "ManualClock",
     "Rent",
+    "LoopSimClock",
     "SimClock",
     "SystemSimClock",
 ]
@@ -60,6 +61,28 @@ class SystemSimClock(SimClock):
     def wall(self) -> _dt.datetime:
         """The wall time (UTC)."""
         return self._wall_origin + _dt.timedelta(seconds=self.now())
+
+
+class LoopSimClock(SimClock):
+    """The event loop's clock (``anyio.current_time()``): virtual under trio's ``MockClock`` or
+    ``looptime``, so that the simulator and a client on the same loop share one time."""
+
+    def __init__(self, start: _dt.datetime | None = None) -> None:
+        self._origin: float | None = None
+        self._start = start or _dt.datetime(2026, 11, 23, 12, 0, 0, tzinfo=_dt.UTC)
+
+    def now(self) -> float:
+        """Seconds since the clock was first read."""
+        import anyio
+
+        current = anyio.current_time()
+        if self._origin is None:
+            self._origin = current
+        return current - self._origin
+
+    def wall(self) -> _dt.datetime:
+        """The wall time (UTC) that goes with ``now``."""
+        return self._start + _dt.timedelta(seconds=self.now())
 
 
 class ManualClock(SimClock):

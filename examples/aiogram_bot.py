@@ -1,0 +1,120 @@
+"""An aiogram v3 bot: /buy rents a number for the user and sends the code; /cancel gives it back.
+
+One client for the whole bot, made in the Dispatcher's startup hook and closed in its shutdown
+hook (no ``async with`` around the bot). Each /buy handler waits for its own user's code; one user's
+/cancel, timeout or error touches nobody else's wait, and every number is finished or cancelled by
+the client even if a handler is dropped.
+
+Run: BOT_TOKEN=... SMSACTIVATE_API_KEY=... python examples/aiogram_bot.py
+(the test suite drives this same module with a simulated provider and a recording bot session)
+"""
+
+from __future__ import annotations
+
+import os
+
+from aiogram import Bot, Dispatcher, Router
+from aiogram.filters import Command
+from aiogram.types import Message
+
+from smsactivate_async import (
+    ActivationCancelledError,
+    ActivationHandle,
+    HandleState,
+    InsufficientBalanceError,
+    NoNumbersError,
+    PurchaseUncertainError,
+    RateLimitedError,
+    SMSActivate,
+    SMSActivateError,
+    WaitTimeoutError,
+)
+
+router = Router()
+#: the user's number in progress (one per user): what /cancel acts on
+numbers: dict[int, ActivationHandle] = {}
+WAIT_SECONDS = 600.0
+
+
+def in_plain_words(error: SMSActivateError) -> str:
+    """What to tell a user when something went wrong (the details go to the log, not to them)."""
+    if isinstance(error, NoNumbersError):
+        return "No numbers for this service right now. Try again in a few minutes."
+    if isinstance(error, InsufficientBalanceError):
+        return "The shop is out of credit. We have been told; please try later."
+    if isinstance(error, RateLimitedError):
+        return "Too many requests right now. Please try again in a minute."
+    if isinstance(error, PurchaseUncertainError):
+        return "We could not confirm your number. Nothing is charged twice; please try again shortly."
+    if isinstance(error, WaitTimeoutError):
+        if error.outcome == "cancel_deferred":
+            return "No code came. The number will be cancelled and refunded in a minute or two."
+        return "No code came. The number was cancelled and refunded."
+    if isinstance(error, ActivationCancelledError):
+        return "The number was cancelled."
+    return "Something went wrong on our side. Please try again."
+
+
+@router.message(Command("buy"))
+async def buy(message: Message, sms: SMSActivate) -> None:
+    user = message.from_user.id if message.from_user else message.chat.id
+    if user in numbers:
+        await message.answer("You already have a number waiting for its code. Send /cancel to drop it.")
+        return
+    try:
+        handle = await sms.start_activation(service="tg", country=6, timeout=WAIT_SECONDS)
+    except SMSActivateError as error:
+        await message.answer(in_plain_words(error))
+        return
+    numbers[user] = handle
+    await message.answer(f"Your number: +{handle.phone_number}. Waiting for the code…")
+    try:
+        # The client waits in its own task; if this handler is dropped, the client still finishes or
+        # cancels the number.
+        code = await handle.wait_for_code()
+        await message.answer(f"Your code: {code}")
+    except SMSActivateError as error:
+        if numbers.get(user) is handle:  # not dropped by /cancel, which answers for itself
+            await message.answer(in_plain_words(error))
+    finally:
+        if numbers.get(user) is handle:
+            del numbers[user]
+
+
+@router.message(Command("cancel"))
+async def cancel(message: Message) -> None:
+    user = message.from_user.id if message.from_user else message.chat.id
+    handle = numbers.pop(user, None)
+    if handle is None:
+        await message.answer("You have no number waiting.")
+        return
+    await handle.cancel()
+    if handle.state is HandleState.CANCEL_DEFERRED:
+        await message.answer("Cancelled. The refund comes within two minutes (the provider's rule).")
+    else:
+        await message.answer("Cancelled and refunded.")
+
+
+async def on_startup(dispatcher: Dispatcher) -> None:
+    # One client for the whole bot. With a persistent journal, numbers left open by a crash are
+    # closed by the next start (recover()); shutdown need not wait out the early-cancel window.
+    dispatcher["sms"] = SMSActivate(os.environ["SMSACTIVATE_API_KEY"], provider="herosms",
+                                    store="sqlite:///bot-journal.db")
+
+
+async def on_shutdown(dispatcher: Dispatcher) -> None:
+    await dispatcher["sms"].aclose()
+
+
+def make_dispatcher() -> Dispatcher:
+    dispatcher = Dispatcher()
+    dispatcher.include_router(router)
+    dispatcher.startup.register(on_startup)
+    dispatcher.shutdown.register(on_shutdown)
+    return dispatcher
+
+
+if __name__ == "__main__":
+    import asyncio
+
+    asyncio.run(make_dispatcher().start_polling(Bot(os.environ["BOT_TOKEN"])))
