@@ -281,6 +281,11 @@ class ActivationHandle:
         """Whether the client has nothing more to do for the number."""
         return self._state.final
 
+    def _failed(self, error: SMSActivateError) -> None:
+        self.error = error
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
     def _set(self, state: HandleState) -> None:
         self._state = state
         changed, self._changed = self._changed, anyio.Event()
@@ -300,7 +305,8 @@ class ActivationHandle:
                 if len(self.codes) > self._returned:
                     self._returned += 1
                     return self.codes[self._returned - 1]
-                if self._state not in (HandleState.WAITING, HandleState.CODE_RECEIVED):
+                if isinstance(self.error, WaitTimeoutError) or self._state not in (
+                        HandleState.WAITING, HandleState.CODE_RECEIVED):
                     raise self.error or ActivationCancelledError(
                         f"activation {self.activation_id} ended ({self._state.value}) without a code",
                         code="STATUS_CANCEL", action="getStatus")
@@ -369,7 +375,7 @@ class ActivationHandle:
                         if not self._another.is_set():
                             break  # its time is up: keep the code, finish it
                 except WaitTimeoutError as exc:
-                    self.error = exc
+                    self._failed(exc)  # a waiter on the handle hears of it now, before the cancel
                     break
                 except ActivationCancelledError as exc:
                     self.error = exc

@@ -29,7 +29,7 @@ from ._store import Store, namespace_for, open_store
 from ._store_redis import RedisRateLimiter, RedisStore
 from ._tasks import TaskHost
 from ._transport import KeyTransport, install_redaction
-from ._waiting import Scheduler, WaitSettings
+from ._waiting import CancelOutcome, Scheduler, WaitSettings
 
 if TYPE_CHECKING:
     from ._models import Number, RentSms
@@ -281,17 +281,39 @@ class SMSActivate(GeneratedActions):
             if not cancel_on_timeout:
                 error.outcome = "left_open"
                 raise
-            with anyio.CancelScope(shield=True):
-                outcome = await scheduler.cancel_number(int(activation_id))
-            if outcome.state == "deferred":
+            outcome = await self._cancel_within(int(activation_id), poll_interval or self.poll_interval)
+            if outcome is None or outcome.state == "deferred":
                 error.outcome = "cancel_deferred"
-                error.cancel_at = scheduler.wall_time(outcome.due or self.clock.now())
-                error.message += f"; its cancel is deferred until {error.cancel_at.isoformat(timespec='seconds')}"
+                due = outcome.due if outcome is not None and outcome.due is not None else self.clock.now()
+                error.cancel_at = scheduler.wall_time(due)
+                error.message += (f"; its cancel is deferred until {error.cancel_at.isoformat(timespec='seconds')}"
+                                  if outcome is not None else "; its cancel is on its way (the server is slow)")
             else:
                 error.outcome = outcome.state
                 error.message += f"; the number was {outcome.state}"
             error.args = (error.message,)
             raise
+
+    async def _cancel_within(self, activation_id: int, seconds: float) -> CancelOutcome | None:
+        """Cancel in the client's own task and wait for the outcome at most ``seconds`` (a timeout is
+        raised on time even when the server is slow); ``None`` if it is still on its way."""
+        result: list[CancelOutcome] = []
+        done = anyio.Event()
+
+        async def cancel() -> None:
+            try:
+                result.append(await self._scheduler.cancel_number(activation_id))
+            finally:
+                done.set()
+
+        with anyio.CancelScope(shield=True):
+            if self._host.closing:
+                await cancel()
+            else:
+                self._host.start_soon(cancel, f"smsactivate_async cancel {activation_id}")
+                with anyio.move_on_after(seconds):
+                    await done.wait()
+        return result[0] if result else None
 
     def activation(
         self, *, service: str, country: int | None = None, ready: bool = True, order_id: str | None = None,

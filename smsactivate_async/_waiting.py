@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from ._store import FleetStore
     from ._tasks import TaskHost
 
-__all__ = ["CodeBook", "Scheduler", "WaitSettings"]
+__all__ = ["CancelOutcome", "CodeBook", "Scheduler", "WaitSettings"]
 
 log = logging.getLogger("smsactivate_async")
 
@@ -301,6 +301,8 @@ class Scheduler:
         self._intervals: collections.Counter[float] = collections.Counter()
         self._live = 0
         self._cancels: dict[int, _PendingCancel] = {}
+        #: cancels on the wire now (whoever sent them): drain() waits for them too
+        self._cancelling: dict[int, list[anyio.Event]] = {}
         #: codes already handed out, per activation: never returned twice
         self.codes = CodeBook(clock)
         self.ticks = 0
@@ -661,7 +663,20 @@ class Scheduler:
 
     async def cancel_number(self, activation_id: int) -> CancelOutcome:
         """Cancel now, or keep the cancel for later (the early-cancel window, a server unreachable);
-        says which."""
+        says which. While it is on the wire, :meth:`drain` waits for it."""
+        done = anyio.Event()
+        self._cancelling.setdefault(activation_id, []).append(done)
+        try:
+            return await self._cancel_number(activation_id)
+        finally:
+            events = self._cancelling.get(activation_id, [])
+            if done in events:
+                events.remove(done)
+            if not events:
+                self._cancelling.pop(activation_id, None)
+            done.set()
+
+    async def _cancel_number(self, activation_id: int) -> CancelOutcome:
         try:
             status = self._session.provider.cancel_status
             await self._session.call(_actions.SET_STATUS, {"activation_id": activation_id, "status": status})
@@ -742,6 +757,9 @@ class Scheduler:
         (``None``: as long as it takes). Returns the ids still pending, each logged with the time its
         cancel can be made."""
         deadline = self._clock.now() + timeout if timeout is not None else float("inf")
+        with anyio.move_on_after(max(0.0, deadline - self._clock.now())):
+            while self._cancelling:  # a cancel already on the wire may yet be deferred: see it through
+                await next(iter(self._cancelling.values()))[0].wait()
         while self._cancels:
             pending = min(self._cancels.values(), key=lambda p: p.due)
             if pending.due > deadline:

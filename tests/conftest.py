@@ -21,6 +21,17 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def on_virtual_time() -> pytest.MarkDecorator:
+    """Run an anyio test on trio with ``MockClock(autojump_threshold=0)``: time jumps whenever every
+    task waits, so a test of 10 s holds and 120 s windows takes no wall time. The simulator shares the
+    clock when made with ``clock=LoopSimClock()``, and so does the client (its ``SystemClock`` reads
+    the loop's time). Nothing may wait on a thread or a socket meanwhile (the clock would jump)."""
+    import trio.testing
+
+    return pytest.mark.parametrize(
+        "anyio_backend", [pytest.param(("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)}), id="virtual")])
+
+
 class FakeClock:
     """Time that moves only by the sleeps the code asks for."""
 

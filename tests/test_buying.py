@@ -376,6 +376,7 @@ def test_a_policy_is_plain_data_made_anywhere() -> None:
                                                                   fallbacks=[2, (6, "any")], guard=policy.guard)
 
 
+@pytest.mark.slow
 def test_cli_bulk_runs_under_a_policy() -> None:
     import json
 

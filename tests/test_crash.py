@@ -58,6 +58,7 @@ def _crash_a_worker(sim: Simulator, base_url: str, persistent_url: str) -> list[
     return ids
 
 
+@pytest.mark.slow
 async def test_sigkilled_workers_numbers_are_closed_by_a_survivor(persistent_url: str) -> None:
     sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
     with serve_in_thread(sim) as base_url:

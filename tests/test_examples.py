@@ -75,6 +75,7 @@ def test_cli_without_key_and_with_simulator(tmp_path: Path) -> None:
     assert sys.modules.get("smsactivate_async._cli") is not None
 
 
+@pytest.mark.slow
 def test_benchmark_script_runs_quick() -> None:
     import subprocess
 
@@ -85,6 +86,7 @@ def test_benchmark_script_runs_quick() -> None:
         assert section in result.stdout
 
 
+@pytest.mark.slow
 def test_soak_benchmark_script_runs_small() -> None:
     import subprocess
 

@@ -9,6 +9,7 @@ import random
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 import trio.testing
 
@@ -151,6 +152,34 @@ async def test_a_deferred_cancel_says_until_when() -> None:
         assert info.value.cancel_at.tzinfo is not None and "deferred until" in str(info.value)
         assert sim.activations[number.activation_id].state.active
     assert sim.activations[number.activation_id].state is ActivationState.CANCELLED  # aclose waited for it
+
+
+async def test_a_slow_cancel_does_not_hold_the_timeout_and_aclose_sees_it_through() -> None:
+    """Found by the simulation harness (seed 1088 after 1082…1087): a cancel still on the wire when
+    the client closed was cut off, and the number stayed open."""
+    closed: list[str] = []
+
+    async def server(request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        if params["action"] == "getNumberV2":
+            return httpx.Response(200, json={"activationId": 5, "phoneNumber": "79990000000", "activationCost": "1"})
+        if params["action"] == "setStatus":
+            await anyio.sleep(3.0)  # a slow server
+            closed.append(params["status"])
+            return httpx.Response(200, text="ACCESS_CANCEL")
+        if params["action"] == "getActiveActivations":
+            return httpx.Response(200, json={"status": "success", "activeActivations": []})
+        return httpx.Response(200, text="STATUS_WAIT_CODE")
+
+    client = SMSActivate("k", transport=httpx.MockTransport(server), rate_limit=None, poll_interval=0.1)
+    async with client:
+        number = await client.get_number_v2(service="tg", country=2)
+        started = anyio.current_time()
+        with pytest.raises(WaitTimeoutError) as info:
+            await client.wait_for_code(number.activation_id, timeout=0.2)
+        assert anyio.current_time() - started < 0.2 + 0.1 + 0.05  # raised on time, the cancel still going
+        assert info.value.outcome == "cancel_deferred" and closed == []
+    assert closed == ["8"]  # aclose waited for the cancel on the wire
 
 
 # --- framework lifecycles: made in one task, used in others, closed in yet another -----------------

@@ -13,9 +13,9 @@ from smsactivate_async import InvalidArgumentError, Provider, RateLimitedError, 
 from smsactivate_async._policy import AdaptiveRateLimiter
 from smsactivate_async._waiting import _scan_rows
 from smsactivate_async._wire import decode_answer
-from smsactivate_async.simulator import CodeSchedule, Faults, ManualClock, Simulator
+from smsactivate_async.simulator import CodeSchedule, Faults, LoopSimClock, ManualClock, Simulator
 
-from .conftest import FakeClock, mock_client
+from .conftest import FakeClock, mock_client, on_virtual_time
 
 pytestmark = pytest.mark.anyio
 
@@ -148,8 +148,9 @@ async def test_simulated_tiger_limits_purchases_per_service_and_country() -> Non
     assert (await sim.handle({**buy, "action": "getBalance"})).status == 200  # reads are not limited
 
 
+@on_virtual_time()
 async def test_adaptive_client_against_a_faithful_limit_is_never_blocked_after_it_learns() -> None:
-    sim = Simulator(dialect="herosms", faults=Faults.herosms_limits(rps_budget=40, block_seconds=1.0))
+    sim = Simulator(dialect="herosms", faults=Faults.herosms_limits(rps_budget=40, block_seconds=1.0), clock=LoopSimClock())
     provider = Provider(name="limited", base_url="https://x.example/stubs/handler_api.php", dialect="herosms",
                         rate_limit="adaptive", rate_ceiling=40, burst=2, rate_block_seconds=1.0)
     async with SMSActivate(sim.api_key, provider=provider, transport=sim.transport(),
@@ -204,6 +205,7 @@ async def test_after_a_re_request_the_code_is_confirmed_even_where_rows_are_exac
             assert sim.ledger.requests_for("getStatus") > before
 
 
+@pytest.mark.slow
 async def test_on_redis_the_adapted_rate_is_the_fleets(redis_url: str) -> None:
     """Three adaptive clients of one account on Redis: together they stay within the account's budget,
     and a throttle seen by one cuts them all."""

@@ -20,9 +20,9 @@ from smsactivate_async import (
     SMSActivate,
     WrongMaxPriceError,
 )
-from smsactivate_async.simulator import CodeSchedule, Faults, Simulator
+from smsactivate_async.simulator import CodeSchedule, Faults, LoopSimClock, Simulator
 
-from .conftest import run_activations
+from .conftest import on_virtual_time, run_activations
 
 pytestmark = pytest.mark.anyio
 
@@ -90,10 +90,11 @@ async def test_waiting_for_many(name: str) -> None:
     assert len(codes) == 60 and sim.open_activations() == []
 
 
+@on_virtual_time()
 @pytest.mark.parametrize("name", PRESETS)
 async def test_reliability_under_faults(name: str) -> None:
     """The soak's scenario (tests/test_soak.py) on every preset, smaller: 10 % faults of every kind."""
-    sim = Simulator(dialect=name, codes=CodeSchedule.within(0.05, 1.0), early_cancel_seconds=0.5,  # type: ignore[arg-type]
+    sim = Simulator(dialect=name, clock=LoopSimClock(), codes=CodeSchedule.within(0.05, 1.0), early_cancel_seconds=0.5,  # type: ignore[arg-type]
                     faults=Faults.uniform(0.10, retry_after=0.2), api_keys={"soak": Decimal(100_000)}, seed=11)
     client = SMSActivate("soak", provider=name, transport=sim.transport(), rate_limit=None, poll_interval=0.1,
                          early_cancel_window=0.5, retry=RetryPolicy(attempts=8, base_delay=0.02, max_delay=0.5), seed=3)

@@ -60,12 +60,12 @@ def _recording_bot() -> tuple[Any, list[tuple[int, str]]]:
 
 
 def _update(update_id: int, user: int, text: str) -> Any:
-    from aiogram.types import Chat, Message, Update, User
+    from aiogram.types import Chat, Message, MessageEntity, Update, User
 
     return Update(update_id=update_id, message=Message(
         message_id=update_id, date=dt.datetime.now(dt.UTC), text=text,
         chat=Chat(id=user, type="private"), from_user=User(id=user, is_bot=False, first_name=f"user{user}"),
-        entities=[{"type": "bot_command", "offset": 0, "length": len(text)}]))
+        entities=[MessageEntity(type="bot_command", offset=0, length=len(text))]))
 
 
 async def test_aiogram_bot_fifty_users_some_cancel_some_time_out(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,7 +90,7 @@ async def test_aiogram_bot_fifty_users_some_cancel_some_time_out(monkeypatch: py
         for index, user in enumerate(users):
             group.start_soon(dispatcher.feed_update, bot, _update(index, user, "/buy"))
         with anyio.fail_after(5):
-            while len(bot_module.numbers) < len(users):
+            while len(bot_module.numbers) < len(users):  # noqa: ASYNC110 (the bot's own state, polled)
                 await anyio.sleep(0.01)
         for index, user in enumerate(sorted(cancelling)):
             group.start_soon(dispatcher.feed_update, bot, _update(100 + index, user, "/cancel"))

@@ -9,7 +9,9 @@ import httpx
 import pytest
 
 from smsactivate_async import SMSActivate, SMSActivateError
-from smsactivate_async.simulator import Faults, Simulator
+from smsactivate_async.simulator import Faults, LoopSimClock, Simulator
+
+from .conftest import on_virtual_time
 
 pytestmark = pytest.mark.anyio
 
@@ -26,11 +28,12 @@ def _chain(error: BaseException) -> list[BaseException]:
     return seen
 
 
+@on_virtual_time()
 async def test_key_never_leaks(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     for name in ("", "httpx", "httpcore", "smsactivate_async", "smsactivate_async.simulator"):
         logging.getLogger(name).setLevel(logging.DEBUG)
-    sim = Simulator(api_keys={KEY: 100})
+    sim = Simulator(api_keys={KEY: 100}, clock=LoopSimClock())
     errors: list[BaseException] = []
     async with SMSActivate(KEY, transport=sim.transport(), rate_limit=None) as client:
         assert KEY not in repr(client)
