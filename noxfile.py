@@ -1,4 +1,5 @@
-"""Sessions: tests, lint, typecheck, soak (the long reliability run), bench."""
+"""Sessions: tests, slow, dst (deterministic simulation), lint, typecheck, soak (the long reliability
+run), bench."""
 
 import nox
 
@@ -9,6 +10,20 @@ nox.options.sessions = ["tests", "lint", "typecheck"]
 def tests(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def slow(session: nox.Session) -> None:
+    """The real-time, multi-process and large runs (CI runs them after the quick ones)."""
+    session.install("-e", ".[dev]")
+    session.run("pytest", "-q", "-m", "slow", *session.posargs)
+
+
+@nox.session
+def dst(session: nox.Session) -> None:
+    """Deterministic simulation: ``nox -s dst -- --schedules 100000`` (``--seed N --verbose`` replays one)."""
+    session.install("-e", ".[dev]")
+    session.run("python", "tests/simulation.py", *(session.posargs or ["--schedules", "2000"]))
 
 
 @nox.session

@@ -234,6 +234,8 @@ class _Track:
     last_row: Row | None = None
     #: a webhook push not yet borne out by a getStatus
     pushed: bool = False
+    #: when a push was last confirmed (clock time): one confirmation per poll interval at most
+    push_confirmed_at: float = float("-inf")
 
     @property
     def voice(self) -> bool:
@@ -310,6 +312,8 @@ class Scheduler:
         self.fleet_scans = 0
         #: codes taken from a getActiveActivations row without a confirming getStatus
         self.row_deliveries = 0
+        #: webhook pushes that cost no request: one was already being confirmed, or was within an interval
+        self.pushes_coalesced = 0
         #: with webhooks (``client.webhook_app()``): the polling interval while pushes arrive
         self.fallback_interval: float | None = None
         self._last_push = float("-inf")
@@ -394,12 +398,17 @@ class Scheduler:
         Only a push that the confirmation bears out (a code, a cancel) counts as webhooks arriving,
         so a forged push cannot slow the polling down."""
         track = self._tracks.get(activation_id)
-        if track is not None:
-            track.pushed = True
-            self._urgent.add(activation_id)
-            self._wake_poller(float("-inf"))
-        else:
+        if track is None:
             self._pushed.add(activation_id)
+            return
+        if track.pushed or self._clock.now() - track.push_confirmed_at < self._interval():
+            # Coalesced: one confirmation in flight per activation and one per poll interval, so a flood
+            # of (forged) pushes never costs more requests than polling each activation would.
+            self.pushes_coalesced += 1
+            return
+        track.pushed = True
+        self._urgent.add(activation_id)
+        self._wake_poller(float("-inf"))
 
     def notify_rent(self, rent_id: int) -> None:
         """News about a rent from outside (a webhook): its waiter asks now."""
@@ -646,9 +655,11 @@ class Scheduler:
         except SMSActivateError as exc:
             log.info("confirming activation %s failed (%s); will retry next tick", activation_id, exc.code)
             track.last_row = None  # so that the next tick sees the change again
+            track.pushed = False
             return
         if track.pushed:
             track.pushed = False
+            track.push_confirmed_at = self._clock.now()
             if fresh or status.status is StatusCode.STATUS_CANCEL:
                 self._last_push = self._clock.now()  # a push borne out: webhooks work
 

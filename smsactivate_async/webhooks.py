@@ -21,16 +21,20 @@ Who may push: neither provider signs its webhooks. The receiver checks two thing
 - the source address, against the addresses the provider documents (sms-activate:
   188.42.218.183, 142.91.156.119; HeroSMS: 84.32.223.53, 185.138.88.87 — ``Provider.webhook_sources``).
   Behind a reverse proxy, name it in ``trusted_proxies`` and the right-most ``X-Forwarded-For``
-  address is checked instead; ``allowed_sources=None`` turns the check off (the simulator on
-  loopback, a provider that names no addresses).
+  address (over all of the header's lines) is checked instead; no forwarding header is trusted from
+  any other peer, loopback included (``serve()`` turns uvicorn's own off); ``allowed_sources=None``
+  turns the check off (the simulator on loopback, a provider that names no addresses).
 
-A body that is not a push gets 400 and one log line (never the body's secrets, never the API key).
+A body that is not a push gets 400 and one log line (never the body's secrets, never the API key),
+never a 500. Repeats are recognised by a digest (bounded memory), and the scheduler confirms at most
+one push per activation per poll interval, so a flood of forged pushes costs no more than polling.
 """
 
 from __future__ import annotations
 
 import collections
 import datetime as _dt
+import hashlib
 import hmac
 import json
 import logging
@@ -102,15 +106,18 @@ def _when(value: Any, body: bytes) -> _dt.datetime | None:
     try:
         # HeroSMS: ISO 8601 with Z (aware); sms-activate: "Y-m-d H:i:s" with no zone given (naive)
         return to_datetime(value)
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # a date out of any calendar's range too
         raise WebhookPayloadError("webhook time is not a date", body=body) from None
 
 
 def _id(value: Any, field: str, body: bytes, convert: Callable[[object], int] = to_id) -> int:
     try:
-        return convert(value)
+        result = convert(value)
     except Exception:
         raise WebhookPayloadError(f"webhook {field} is not an id", body=body) from None
+    if not 0 <= result < 2**63:  # out of any provider's range: not a push
+        raise WebhookPayloadError(f"webhook {field} is out of range", body=body)
+    return result
 
 
 def parse_event(body: bytes | str) -> WebhookEvent:
@@ -121,7 +128,7 @@ def parse_event(body: bytes | str) -> WebhookEvent:
     raw = body.encode() if isinstance(body, str) else body
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting deeper than a push's
         raise WebhookPayloadError("webhook body is not JSON", body=raw) from None
     if not isinstance(doc, dict):
         raise WebhookPayloadError("webhook body is not a JSON object", body=raw)
@@ -182,7 +189,7 @@ class WebhookApp:
         self.trusted_proxies = frozenset(trusted_proxies)
         self.on_event = on_event
         self.stats = WebhookStats()
-        self._seen: collections.OrderedDict[tuple[Any, ...], None] = collections.OrderedDict()
+        self._seen: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self._remember = remember
 
     def __repr__(self) -> str:
@@ -212,12 +219,18 @@ class WebhookApp:
             self.stats.invalid += 1
             log.warning("webhook from %s: %s", origin, exc.message)
             return 400, b"bad payload"
+        except Exception as exc:  # whatever a body does to a parser, the sender gets a 400, never a 500
+            self.stats.invalid += 1
+            log.warning("webhook from %s: unreadable body (%s)", origin, type(exc).__name__)
+            return 400, b"bad payload"
         self.receive(event)
         return 200, b"OK"
 
     def receive(self, event: WebhookEvent) -> bool:
         """Hand one parsed push to the client (from your own endpoint, say). False if a repeat."""
-        key = (event.kind, event.id, event.code, event.text, event.received_at)
+        # A digest, not the push: the memory of repeats is bounded in bytes (16 a push), not only in count.
+        key = hashlib.blake2b(repr((event.kind, event.id, event.code, event.text, event.received_at)).encode(),
+                              digest_size=16).digest()
         if key in self._seen:
             self.stats.duplicates += 1
             return False
@@ -237,6 +250,8 @@ class WebhookApp:
         return True
 
     def _origin(self, source: str | None, headers: Mapping[str, str]) -> str | None:
+        """The peer; behind a trusted proxy, the LAST hop of ``X-Forwarded-For`` (all its lines joined:
+        a proxy appends its own line after whatever the client sent)."""
         if source is not None and source in self.trusted_proxies:
             forwarded = headers.get("x-forwarded-for")
             if forwarded:
@@ -266,7 +281,10 @@ class WebhookApp:
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):  # mounted: Starlette keeps the prefix in `path`
             path = path[len(root):]
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope.get("headers", []):
+            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]},{value}" if name in headers else value  # repeated lines, in order
         client = scope.get("client")
         status, text = await self.handle(scope.get("method", "GET"), path, client[0] if client else None, headers,
                                          bytes(body))
@@ -282,7 +300,8 @@ def aiohttp_handler(app: WebhookApp) -> Callable[[Any], Awaitable[Any]]:
 
     async def handler(request: Any) -> Any:
         body = await request.content.read(_MAX_BODY + 1)
-        status, text = await app.handle(request.method, request.path, request.remote, request.headers, body)
+        headers = {name.lower(): ",".join(request.headers.getall(name)) for name in set(request.headers.keys())}
+        status, text = await app.handle(request.method, request.path, request.remote, headers, body)
         return web.Response(status=status, body=text, content_type="text/plain")
 
     return handler
@@ -295,6 +314,9 @@ async def serve(app: WebhookApp, host: str = "0.0.0.0", port: int = 8080, *, log
         import uvicorn
     except ImportError:
         raise InvalidArgumentError("serving webhooks needs uvicorn: pip install 'smsactivate-async[webhooks]'") from None
+    # proxy_headers=False: uvicorn would otherwise take X-Forwarded-For from loopback peers as the
+    # source (its default allow-list), and anything that connects from loopback could pass as the provider.
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off",
-                                           access_log=False, server_header=False))
+                                           access_log=False, server_header=False, proxy_headers=False,
+                                           forwarded_allow_ips=""))
     await server.serve()

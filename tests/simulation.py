@@ -40,6 +40,7 @@ from decimal import Decimal
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import attrs
 import trio
 import trio.testing
@@ -52,7 +53,7 @@ from smsactivate_async import (
     SMSActivateError,
     WaitTimeoutError,
 )
-from smsactivate_async.simulator import ActivationState, CodeSchedule, Faults, LoopSimClock, Simulator
+from smsactivate_async.simulator import CodeSchedule, Faults, LoopSimClock, Simulator
 
 __all__ = ["Violation", "run_schedule", "run_many_schedules"]
 
@@ -196,7 +197,7 @@ async def _user(world: World, index: int) -> None:
                     group.start_soon(_rent_sms_later, world, rent.id, rng.uniform(0, 20))
                 try:
                     message = await client.wait_for_rent_sms(rent.id, timeout=timeout)
-                    if not message.text.startswith("rent code"):
+                    if not (message.text or "").startswith("rent code"):
                         world.escaped.append(AssertionError(f"rent {rent.id}: a message it was not sent: {message.text}"))
                 except WaitTimeoutError:
                     pass
@@ -255,7 +256,7 @@ async def _run(world: World) -> None:
                     await anyio.sleep(world.rng.uniform(0, 3))
     except Exception as exc:
         world.escaped.append(exc)
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
 
 
 def check(world: World) -> None:

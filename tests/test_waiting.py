@@ -35,7 +35,8 @@ def make(dialect: str = "sms-activate", *, codes: CodeSchedule | None = None, ea
     return sim, client
 
 
-@pytest.mark.parametrize(("dialect", "count"), [("sms-activate", 1000), ("herosms", 250)])
+@pytest.mark.parametrize(("dialect", "count"), [("sms-activate", 300), ("herosms", 250),
+                                               pytest.param("sms-activate", 1000, marks=pytest.mark.slow)])
 async def test_many_concurrent_activations(dialect: str, count: int) -> None:
     sim, client = make(dialect)
     got: dict[int, str] = {}
