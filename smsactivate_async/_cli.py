@@ -287,9 +287,31 @@ def rent_cancel(ctx: Context, rent_id: int) -> None:
 @click.option("--api-key", "keys", multiple=True, default=["test-key"], show_default=True, help="Accepted key(s).")
 @click.option("--codes", default="5:60", show_default=True, help="Codes arrive within LOW:HIGH seconds ('never': by hand).")
 @click.option("--balance", default="1000", show_default=True, help="Starting balance of each key.")
+@click.option("--early-cancel", "early_cancel_seconds", default=None, type=float,
+              help="Seconds after purchase during which a cancel is refused (default: the dialect's, 120).")
+@click.option("--lifetime", "lifetime_seconds", default=1200.0, show_default=True, type=float,
+              help="An activation's life; without a code it is refunded.")
+@click.option("--rent-cancel", "rent_cancel_seconds", default=1200.0, show_default=True, type=float,
+              help="How long a rent may be cancelled.")
+@click.option("--webhook-url", default=None, help="POST each incoming SMS here (the service under test).")
+@click.option("--webhook-retries", default=None, type=int, help="Tries per push in all (default: the dialect's, 8).")
+@click.option("--webhook-retry-delay", default=None, type=float, help="Seconds between tries (default: the dialect's).")
+@click.option("--webhook-duplicates", "webhook_duplicate_rate", default=0.0, show_default=True, type=float,
+              help="Share of pushes sent twice.")
+@click.option("--webhook-timeout", default=3.0, show_default=True, type=float, help="How long a try waits for the 200.")
+@click.option("--webhook-drops", "webhook_drop_rate", default=0.0, show_default=True, type=float,
+              help="Share of tries lost on the way.")
+@click.option("--webhook-reorder", default=0.0, show_default=True, type=float,
+              help="Each try leaves up to this many seconds late, at random.")
+@click.option("--status-v2-shape", default="live", show_default=True, type=click.Choice(["live", "spec"]),
+              help="HeroSMS getStatusV2: the live capture's shape or the spec's.")
+@click.option("--herosms-number-v2", default="live", show_default=True, type=click.Choice(["live", "spec"]),
+              help="HeroSMS getNumberV2: live 'Y-m-d H:i:s' times, or the spec's RFC 3339 times with verificationType.")
+@click.option("--herosms-accepts-ready/--herosms-refuses-ready", default=False, show_default=True,
+              help="Whether HeroSMS takes setStatus 1 (its current spec lists only 3, 6, 8).")
 def simulate(port: int, host: str, dialect: str, faults: float, rps: float | None, block_seconds: float | None,
-             seed: int, keys: list[str], codes: str, balance: str) -> None:
-    """Serve the protocol simulator on a loopback port."""
+             seed: int, keys: list[str], codes: str, balance: str, **options: Any) -> None:
+    """Serve the protocol simulator on a loopback port (every option of ``Simulator`` is here)."""
     from .simulator import CodeSchedule, Faults, Simulator, serve
 
     if codes == "never":
@@ -299,7 +321,7 @@ def simulate(port: int, host: str, dialect: str, faults: float, rps: float | Non
         schedule = CodeSchedule.within(float(low), float(high or low))
     limits = Faults.uniform(faults, rps_budget=rps, block_seconds=block_seconds)  # Retry-After as the dialect sends it
     sim = Simulator(dialect=dialect, seed=seed, faults=limits,  # type: ignore[arg-type]
-                    api_keys={key: Decimal(balance) for key in keys}, codes=schedule)
+                    api_keys={key: Decimal(balance) for key in keys}, codes=schedule, **options)
     console.print(f"Simulator ({dialect}) on http://{host}:{port}/stubs/handler_api.php — keys: {', '.join(keys)}")
     serve(sim, host=host, port=port)
 

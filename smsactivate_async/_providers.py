@@ -101,7 +101,7 @@ HEROSMS = Provider(
 # user+service+country on purchases and showed no 429 at <= 1 request/s: adaptive from 1/s.
 TIGER = Provider(
     name="tiger",
-    base_url="https://api.tiger-sms.com/stubs/handler_api.php",  # [INFER] the protocol's usual path
+    base_url="https://api.tiger-sms.com/stubs/handler_api.php",  # [OBS FACTS §1] several public clients call it
     dialect="herosms",
     rate_limit="adaptive",
     burst=1,
@@ -117,7 +117,7 @@ TIGER = Provider(
 # errors (typed as APIError with the text); a cancel is allowed 5 minutes after purchase.
 GRIZZLY = Provider(
     name="grizzly",
-    base_url="https://api.grizzlysms.com/stubs/handler_api.php",  # [INFER]
+    base_url="https://api.grizzlysms.com/stubs/handler_api.php",  # [OBS FACTS §1] (older code: grizzlysms.com)
     dialect="sms-activate",
     rate_limit=10.0,  # [INFER] no published limit
     burst=10,
@@ -130,7 +130,7 @@ GRIZZLY = Provider(
 # all typed). Its clients poll every second; the preset keeps the classic 5 s [INFER].
 SMSHUB = Provider(
     name="smshub",
-    base_url="https://smshub.org/stubs/handler_api.php",  # [INFER]
+    base_url="https://smshub.org/stubs/handler_api.php",  # [OBS FACTS §1] several public clients call it
     dialect="sms-activate",
     rate_limit=10.0,  # [INFER]
     burst=10,
@@ -142,7 +142,9 @@ SMSHUB = Provider(
 # country id [RUSTX] (skipped, with a log line, by every dialect's decoder).
 SMSBOWER = Provider(
     name="smsbower",
-    base_url="https://smsbower.online/stubs/handler_api.php",  # [INFER]
+    # [OBS FACTS §1] the domain moves: .online, .page and .com all appear in public clients; pass
+    # base_url= for the one your account uses
+    base_url="https://smsbower.online/stubs/handler_api.php",
     dialect="sms-activate",
     rate_limit=10.0,  # [INFER]
     burst=10,

@@ -44,13 +44,20 @@ def get_number_v2(sim: Simulator, account: Account, params: Mapping[str, str]) -
     end = activation.bought_wall + _dt.timedelta(seconds=sim.lifetime_seconds)
     if sim.profile.number_v2_shape == "herosms":
         # [LIVE 2026-04-26] id as string, countryCode int, canGetAnotherSms bool, end time shown.
-        return sim.render.json({
+        spec = sim.herosms_number_v2 == "spec"
+        # The sources disagree (FACTS §4): live "Y-m-d H:i:s" times, the current spec's RFC 3339 times
+        # with verificationType and status. The live capture is the default; "spec" is the option.
+        when = (lambda at: at.isoformat(timespec="seconds")) if spec else _wall
+        answer_v2: dict[str, Any] = {
             "activationId": str(activation.id), "phoneNumber": activation.phone, "activationCost": activation.cost,
             "currency": sim.profile.currency, "countryCode": activation.country,
             "countryPhoneCode": _CALLING_CODE.get(activation.country, 7),
-            "canGetAnotherSms": True, "activationTime": _wall(activation.bought_wall),
-            "activationEndTime": _wall(end), "activationOperator": activation.operator,
-            "serviceCode": activation.service, "subtype": 1})
+            "canGetAnotherSms": True, "activationTime": when(activation.bought_wall),
+            "activationEndTime": when(end), "activationOperator": activation.operator,
+            "serviceCode": activation.service, "subtype": 1}
+        if spec:
+            answer_v2.update(verificationType="sms", status=4)  # [HERO-CN]
+        return sim.render.json(answer_v2)
     # [DOC] id and cost numbers, countryCode and canGetAnotherSms strings.
     answer: dict[str, Any] = {
         "activationId": activation.id, "phoneNumber": activation.phone, "activationCost": activation.cost,
@@ -96,14 +103,16 @@ def set_status(sim: Simulator, account: Account, params: Mapping[str, str]) -> _
         return sim.render.text("ACCESS_READY")
     if status == "3":
         if state is not ActivationState.CODE_RECEIVED:
-            raise sim.render.fail("BAD_STATUS", status=409, details="No code received yet")
+            # [FACTS §17] HeroSMS knows BAD_STATUS only as 400 "Wrong status code"
+            raise sim.render.fail("BAD_STATUS", status=400, details="Wrong status code")
         sim._change(activation, ActivationState.WAIT_RETRY, "setStatus 3")
         sim._schedule_code(activation)
         return sim.render.text("ACCESS_RETRY_GET")
     if status == "6":
         if state is ActivationState.WAIT_CODE:
             if not sim.profile.finish_before_code_refunds:
-                raise sim.render.fail("BAD_STATUS", status=409, details="Activation cannot be completed, no code.")
+                # [FACTS §17: BAD_STATUS is a 400] with the words of HeroSMS's frontend [HERO-CN i18n]
+                raise sim.render.fail("BAD_STATUS", status=400, details="Activation cannot be completed, no code.")
             # [DOC] 6 while "preparing" deletes and marks an error: a cancel with refund [INFER].
             sim._early_cancel_check(activation)
             sim._refund(activation, ActivationState.CANCELLED, "setStatus 6 before a code")
@@ -162,6 +171,9 @@ def get_active_activations(sim: Simulator, account: Account, params: Mapping[str
         start = int(params["start"]) if params.get("start", "").isdigit() else 0
         limit = min(100, int(params["limit"])) if params.get("limit", "").isdigit() else 50
         page = active[start:start + limit]
+        if not active:
+            # [HERO-OAS1 activationsNotFoundExample, FACTS §8] nothing active: the error, not an empty page
+            return sim.render.json({"status": "error", "error": "NO_ACTIVATIONS"})
         # [HERO-LIVE, FACTS §8] rows in "data"; "activeActivations" is a leaked DB cursor whose
         # "row" is an object (REAL_RESPONSES §C's `"row":[]` is a hand-built TEST string).
         return sim.render.json({"status": "success", "data": [sim._active_row(a) for a in page],
@@ -202,7 +214,7 @@ def finish_activation(sim: Simulator, account: Account, params: Mapping[str, str
     if not activation.state.active:
         raise sim.render.fail("ACTIVATION_NOT_ACTIVE", status=409, details="Activation is terminated/refunded")
     if not activation.messages:
-        raise sim.render.fail("BAD_STATUS", status=409, details="Activation cannot be completed, no code.")
+        raise sim.render.fail("BAD_STATUS", status=400, details="Activation cannot be completed, no code.")
     sim._change(activation, ActivationState.FINISHED, "finishActivation")
     return _Reply(204, b"", "text/plain")  # [LIVE] 204, empty body
 

@@ -31,6 +31,7 @@ from ._common import (
     _COUNTRIES,
     _OPERATORS,
     _PHONE_PREFIX,
+    _RENT_COUNTRIES,
     _SERVICES,
     CatalogueEntry,
     _cents,
@@ -103,6 +104,9 @@ class Simulator:
             provider counts a failure and tries again on its schedule).
         webhook_reorder: each try leaves up to this many seconds late, at random, so that pushes
             overtake each other.
+        herosms_number_v2: HeroSMS getNumberV2's shape where the sources disagree (FACTS §4): ``"live"``
+            (default; the 2026-04 capture: "Y-m-d H:i:s" times) or ``"spec"`` (the current spec's RFC 3339
+            times with an offset, plus ``verificationType`` and ``status``).
         herosms_accepts_ready: whether HeroSMS takes setStatus 1 (default no: its current spec lists only
             3, 6 and 8; its first OpenAPI listed 1; no capture shows either — FACTS §7).
         seed: for every random choice, so that a failing run replays.
@@ -128,6 +132,7 @@ class Simulator:
         webhook_drop_rate: float = 0.0,
         webhook_reorder: float = 0.0,
         status_v2_shape: str = "live",
+        herosms_number_v2: str = "live",
         herosms_accepts_ready: bool = False,
         seed: int = 0,
     ) -> None:
@@ -156,6 +161,9 @@ class Simulator:
         self.webhook_drop_rate = webhook_drop_rate
         self.webhook_reorder = webhook_reorder
         self.status_v2_shape = status_v2_shape
+        if herosms_number_v2 not in ("live", "spec"):
+            raise ValueError(f"herosms_number_v2 must be 'live' or 'spec', got {herosms_number_v2!r}")
+        self.herosms_number_v2 = herosms_number_v2
         # An assumption, switchable: HeroSMS's current spec lists only 3, 6 and 8 for setStatus, its
         # first OpenAPI still listed 1, and no capture shows either (FACTS §7). The current spec wins.
         self.herosms_accepts_ready = herosms_accepts_ready
@@ -362,8 +370,9 @@ class Simulator:
             raise SimulatedFault(fault)
         if reply is None and fault is FaultKind.HTML_5XX:
             code = self.rng.choice((502, 503))
-            reply = _Reply(code, f"<html><head><title>{code} Bad Gateway</title></head><body><center><h1>{code} "
-                           "Bad Gateway</h1></center><hr><center>cloudflare</center></body></html>".encode(), "text/html")
+            reason = {502: "Bad Gateway", 503: "Service Temporarily Unavailable"}[code]
+            reply = _Reply(code, f"<html><head><title>{code} {reason}</title></head><body><center><h1>{code} "
+                           f"{reason}</h1></center><hr><center>cloudflare</center></body></html>".encode(), "text/html")
         if reply is None and fault is FaultKind.ERROR_SQL:
             reply = self.render.text("ERROR_SQL")  # [LIVE] still 200 plain text on HeroSMS
         if reply is None:
@@ -456,6 +465,11 @@ class Simulator:
             raise self.render.fail("NO_ACTIVATION" if raw.isdigit() else "WRONG_ACTIVATION_ID")
         return activation
 
+    @property
+    def rent_countries(self) -> tuple[int, ...]:
+        """The countries getCountries says can be rented (``rent: 1``), of those this dialect has."""
+        return tuple(c for c in _RENT_COUNTRIES if c in self._countries)
+
     def _country(self, params: Mapping[str, str], default: int = 0) -> int:
         raw = params.get("country", "")
         return int(raw) if raw.lstrip("-").isdigit() else default
@@ -503,7 +517,11 @@ class Simulator:
         if self.profile.country_required and not params.get("country", "").isdigit():
             # HeroSMS names no default country (it has no Russia, the classic default): its modern
             # purchase requires one [HERO-TR] and getNumbersStatus answers this 422 without one [RUSTX-HERO].
-            raise self.render.envelope("UNPROCESSABLE_ENTITY", 422, "Param 'country' must be a number")
+            # [INFER] the shape of HeroSMS's documented 422 (FACTS §17: "Validation failed", info.field/code);
+            # the sources show a purchase without a country nowhere, and "Param 'country' must be a
+            # number" only for getNumbersStatus [RUSTX-HERO].
+            raise self.render.envelope("UNPROCESSABLE_ENTITY", 422, "Validation failed",
+                                       {"field": "country", "code": "REQUIRED", "message": ""})
         entry = self.catalogue.get((service, self._country(params)))
         if entry is None or entry.count <= 0:
             raise self._no_numbers(v2)

@@ -81,8 +81,12 @@ def create_task_for_call(sim: Simulator, account: Account, params: Mapping[str, 
 
 @handles("getOutgoingCalls")
 def get_outgoing_calls(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+    # [FACTS §12, LCOZ] the parameter is `activationId`; `id=` is an unknown parameter, ignored like any
+    # other (FACTS §1), so it filters nothing
+    wanted = params.get("activationId", "")
     rows = {str(a.id): {"date": _wall(a.bought_wall), "phoneFrom": a.phone, "status": "wait"}
-            for a in sim.activations.values() if a.key == account.key and a.call_task}
+            for a in sim.activations.values() if a.key == account.key and a.call_task
+            and (not wanted.isdigit() or a.id == int(wanted))}
     return sim.render.json(rows)
 
 

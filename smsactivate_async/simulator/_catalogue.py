@@ -126,7 +126,7 @@ def get_countries(sim: Simulator, account: Account, params: Mapping[str, str]) -
     result = {}
     for country, (rus, eng, chn) in sim._countries.items():
         result[str(country)] = {"id": country, "rus": rus, "eng": eng, "chn": chn, "visible": 1, "retry": 1,
-                                "rent": 1 if country in (0, 2, 16) else 0, "multiService": 1 if country == 0 else 0}
+                                "rent": 1 if country in sim.rent_countries else 0, "multiService": 1 if country == 0 else 0}
     return sim.render.json(result)
 
 

@@ -56,6 +56,9 @@ _PHONE_PREFIX = {0: "79", 2: "77", 6: "628", 12: "1201", 16: "447", 33: "573", 1
 #: the country's calling code [ITU E.164; LIVE HeroSMS: country 52 (Thailand) sent countryPhoneCode 66]
 _CALLING_CODE = {0: 7, 2: 7, 6: 62, 12: 1, 16: 44, 33: 57, 52: 66, 187: 1}
 
+#: countries that can be rented (getCountries ``rent: 1``), of those a dialect has
+_RENT_COUNTRIES = (0, 2, 16)
+
 
 #: [LIVE getCountries dump, FACTS §10] HeroSMS has no Russia (0) and no USA virtual (12).
 _HEROSMS_ABSENT = frozenset({0, 12})

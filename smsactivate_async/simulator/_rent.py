@@ -30,14 +30,26 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 
+def _rent_country(sim: Simulator, params: Mapping[str, str]) -> int | None:
+    """The country asked for; without one the classic default (0, Russia) where the dialect has it,
+    else the first it rents [INFER: no source shows a default for a dialect without Russia]."""
+    rentable = sim.rent_countries
+    default = 0 if 0 in rentable else (rentable[0] if rentable else 0)
+    return sim._country(params, default)
+
+
 @handles("getRentServicesAndCountries")
 def get_rent_services_and_countries(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
     hours = sim._rent_hours(params)
-    country = sim._country(params, 0)
+    country = _rent_country(sim, params)
+    rentable = sim.rent_countries
+    if country not in rentable:  # only the countries getCountries marks `rent: 1` [FACTS §10, §14]
+        country = rentable[0]
     services = {s: {"cost": sim._rent_price(s, country, hours), "quant": 20} for s in _SERVICES}
     services["full"] = {"cost": sim._rent_price("ot", country, hours) * 3, "quant": 20}
-    return sim.render.json({"countries": {"0": country}, "operators": {str(i): o for i, o in enumerate(
-        ["any", *_OPERATORS.get(country, [])])}, "services": services, "currency": sim.profile.currency})
+    return sim.render.json({"countries": {str(i): c for i, c in enumerate(rentable)}, "operators": {
+        str(i): o for i, o in enumerate(["any", *_OPERATORS.get(country, [])])}, "services": services,
+        "currency": sim.profile.currency})
 
 
 @handles("getRentNumber")
@@ -46,7 +58,11 @@ def get_rent_number(sim: Simulator, account: Account, params: Mapping[str, str])
     if not service or service not in (*_SERVICES, "full"):
         raise sim.render.fail("BAD_SERVICE", json_key="message")
     hours = sim._rent_hours(params)
-    country = sim._country(params, 0)
+    country = _rent_country(sim, params)
+    if country not in sim.rent_countries:
+        # a country the provider does not have, or does not rent in (getCountries `rent: 0`) [INFER: the
+        # classic rent error vocabulary has no better word]
+        raise sim.render.fail("NO_NUMBERS", json_key="message", status=404, details="Numbers Not Found. Try Later")
     price = sim._rent_price(service, country, hours)
     if account.balance < price:
         raise sim.render.fail("NO_BALANCE", json_key="message")

@@ -1,0 +1,176 @@
+"""Simulator fidelity, second pass (issue 28): each difference from ../shared/protocol checked on the
+wire, with the source it follows; where the sources disagree, a documented option."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import httpx
+import pytest
+
+from smsactivate_async import PROVIDERS, SMSActivate
+from smsactivate_async.simulator import CodeSchedule, Faults, Simulator
+
+pytestmark = pytest.mark.anyio
+
+
+async def raw(sim: Simulator, **params: Any) -> httpx.Response:
+    async with httpx.AsyncClient(transport=sim.transport()) as http:
+        return await http.get("http://sim/stubs/handler_api.php", params={"api_key": sim.api_key, **params})
+
+
+# --- A. rent only where getCountries says `rent: 1`, of the countries the dialect has -------------------
+
+
+async def test_herosms_rents_no_country_it_does_not_have() -> None:
+    sim = Simulator(dialect="herosms")
+    countries = (await raw(sim, action="getCountries")).json()
+    rentable = {int(c) for c, row in countries.items() if row["rent"] == 1}
+    assert rentable == {2, 16} and "0" not in countries and "12" not in countries  # [FACTS §1/§10: no 0, 12]
+    for country in ("0", "12", "6"):  # absent, absent, and Indonesia (present, `rent: 0`)
+        refused = await raw(sim, action="getRentNumber", service="tg", country=country)
+        assert refused.status_code == 404 and refused.json()["title"] == "NO_NUMBERS", country
+    assert sim.rents == {}
+    listed = (await raw(sim, action="getRentServicesAndCountries", country="0")).json()
+    assert set(listed["countries"].values()) == {2, 16}
+    no_country = (await raw(sim, action="getRentNumber", service="tg")).json()
+    assert no_country["status"] == "success"
+    assert next(iter(sim.rents.values())).country in rentable  # no default to Russia, which it lacks
+
+
+async def test_classic_rent_still_defaults_to_country_0() -> None:
+    sim = Simulator()
+    answer = (await raw(sim, action="getRentNumber", service="tg")).json()
+    assert answer["status"] == "success" and next(iter(sim.rents.values())).country == 0
+    refused = await raw(sim, action="getRentNumber", service="tg", country="6")
+    assert refused.json() == {"status": "error", "message": "NO_NUMBERS"}
+
+
+# --- C. BAD_STATUS is a 400 on HeroSMS [FACTS §17] ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["3", "6"])
+async def test_herosms_status_before_a_code_is_a_400_bad_status(status: str) -> None:
+    sim = Simulator(dialect="herosms", codes=CodeSchedule.never())
+    bought = (await raw(sim, action="getNumberV2", service="tg", country="6")).json()
+    answer = await raw(sim, action="setStatus", id=bought["activationId"], status=status)
+    assert answer.status_code == 400 and answer.json()["title"] == "BAD_STATUS"
+
+
+# --- D. nothing active on HeroSMS: NO_ACTIVATIONS [HERO-OAS1, FACTS §8] -------------------------------------
+
+
+async def test_herosms_nothing_active_is_no_activations_and_the_client_says_empty() -> None:
+    sim = Simulator(dialect="herosms")
+    answer = await raw(sim, action="getActiveActivations", start="0", limit="100")
+    assert answer.json() == {"status": "error", "error": "NO_ACTIVATIONS"}
+    async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), rate_limit=None) as client:
+        assert await client.get_active_activations() == []
+
+
+# --- E. getNumberV2's times: live by default, the spec's as an option [FACTS §4] --------------------------
+
+
+async def test_herosms_number_v2_live_and_spec_shapes() -> None:
+    live = (await raw(Simulator(dialect="herosms"), action="getNumberV2", service="tg", country="6")).json()
+    assert len(live["activationTime"]) == 19 and "T" not in live["activationTime"]  # "2026-04-26 19:57:12"
+    assert "verificationType" not in live
+    spec_sim = Simulator(dialect="herosms", herosms_number_v2="spec")
+    spec = (await raw(spec_sim, action="getNumberV2", service="tg", country="6")).json()
+    assert spec["activationTime"].endswith("+00:00") and "T" in spec["activationTime"]
+    assert spec["verificationType"] == "sms" and spec["status"] == 4
+    async with SMSActivate(spec_sim.api_key, provider="herosms", transport=spec_sim.transport(), rate_limit=None) as c:
+        number = await c.get_number_v2(service="tg", country=6)
+    assert number.activation_time is not None and number.activation_time.tzinfo is not None
+    with pytest.raises(ValueError):
+        Simulator(dialect="herosms", herosms_number_v2="newest")
+
+
+# --- F. a purchase without a country; getOutgoingCalls takes activationId ------------------------------------
+
+
+async def test_herosms_purchase_without_country_is_the_documented_422_shape() -> None:
+    answer = await raw(Simulator(dialect="herosms"), action="getNumberV2", service="tg")
+    assert answer.status_code == 422
+    assert answer.json() == {"title": "UNPROCESSABLE_ENTITY", "details": "Validation failed",
+                             "info": {"field": "country", "code": "REQUIRED", "message": ""}}
+
+
+async def test_get_outgoing_calls_filters_by_activation_id_not_id() -> None:
+    sim = Simulator()
+    for _ in range(2):
+        bought = (await raw(sim, action="getNumber", service="tg", country="0")).text.split(":")[1]
+        await raw(sim, action="createTaskForCall", activationId=bought, phone="79001112233")
+    calls = [a.id for a in sim.activations.values() if a.call_task]
+    assert len(calls) == 2
+    one = (await raw(sim, action="getOutgoingCalls", activationId=str(calls[0]))).json()
+    assert list(one) == [str(calls[0])]
+    ignored = (await raw(sim, action="getOutgoingCalls", id=str(calls[0]))).json()
+    assert sorted(ignored) == sorted(map(str, calls))  # `id` is an unknown parameter: ignored [FACTS §1]
+
+
+# --- G. 5xx pages say what they are ------------------------------------------------------------------------
+
+
+async def test_fault_pages_are_titled_by_their_status() -> None:
+    sim = Simulator(faults=Faults(), seed=1)
+    titles = set()
+    for _ in range(20):
+        sim.faults.inject("html_5xx")
+        page = await raw(sim, action="getBalance")
+        titles.add((page.status_code, page.text.split("<title>")[1].split("</title>")[0]))
+    assert titles == {(502, "502 Bad Gateway"), (503, "503 Service Temporarily Unavailable")}
+
+
+# --- the presets' endpoints, from FACTS §1 -------------------------------------------------------------------
+
+
+def test_preset_base_urls_are_the_observed_endpoints() -> None:
+    assert PROVIDERS["grizzly"].base_url == "https://api.grizzlysms.com/stubs/handler_api.php"
+    assert PROVIDERS["smshub"].base_url == "https://smshub.org/stubs/handler_api.php"
+    assert PROVIDERS["tiger"].base_url == "https://api.tiger-sms.com/stubs/handler_api.php"
+    assert PROVIDERS["smsbower"].base_url in {f"https://smsbower.{tld}/stubs/handler_api.php"
+                                               for tld in ("online", "page", "com")}
+    source = inspect.getsource(__import__("smsactivate_async._providers", fromlist=["x"]))
+    for line in source.splitlines():
+        if "base_url=" in line:
+            assert "[INFER]" not in line, line
+
+
+# --- every documented simulator option is a `simulate` option -------------------------------------------------
+
+
+def test_every_simulator_option_is_a_simulate_option() -> None:
+    from click.testing import CliRunner
+
+    from smsactivate_async._cli import simulate
+
+    by_object = {"clock", "catalogue"}  # objects, not command-line values
+    spelled = {"api_keys": "api-key", "faults": "faults", "codes": "codes", "dialect": "dialect", "seed": "seed",
+               "early_cancel_seconds": "early-cancel", "lifetime_seconds": "lifetime",
+               "rent_cancel_seconds": "rent-cancel", "webhook_duplicate_rate": "webhook-duplicates",
+               "webhook_drop_rate": "webhook-drops", "herosms_accepts_ready": "herosms-accepts-ready"}
+    help_text = CliRunner().invoke(simulate, ["--help"]).output
+    for name in inspect.signature(Simulator.__init__).parameters:
+        if name == "self" or name in by_object:
+            continue
+        option = "--" + spelled.get(name, name.replace("_", "-"))
+        assert option in help_text, f"Simulator({name}=…) has no {option} in `smsactivate simulate`"
+
+
+def test_simulate_passes_its_options_to_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from smsactivate_async import simulator
+    from smsactivate_async._cli import simulate
+
+    made: list[Simulator] = []
+    monkeypatch.setattr(simulator, "serve", lambda sim, **kw: made.append(sim))
+    result = CliRunner().invoke(simulate, ["--dialect", "herosms", "--early-cancel", "5", "--webhook-url",
+                                           "http://127.0.0.1:9/hook", "--herosms-accepts-ready", "--herosms-number-v2",
+                                           "spec", "--webhook-drops", "0.2", "--lifetime", "60"])
+    assert result.exit_code == 0, result.output
+    sim = made[0]
+    assert (sim.early_cancel_seconds, sim.webhook_url, sim.herosms_accepts_ready, sim.herosms_number_v2,
+            sim.webhook_drop_rate, sim.lifetime_seconds) == (5.0, "http://127.0.0.1:9/hook", True, "spec", 0.2, 60.0)
