@@ -64,6 +64,9 @@ class Limiter(Protocol):
 
     def block(self, seconds: float) -> None: ...
 
+    def settled(self) -> None:
+        """An answer came that was not a throttle (the probe after a block, if one was out)."""
+
 
 class RateLimiter:
     """A token bucket (GCRA) shared by every request of a client.
@@ -106,6 +109,9 @@ class RateLimiter:
         self._interval = 1.0 / rate
         self._tolerance = self._interval * (burst - 1)
 
+    def settled(self) -> None:
+        """Nothing to do: a fixed rate has no probe."""
+
     def block(self, seconds: float) -> None:
         """Hold every request back ``seconds`` from now (a 429's Retry-After)."""
         now = self._clock.now()
@@ -146,6 +152,11 @@ class AdaptiveRateLimiter:
         self._burst = float(burst)
         self.ceiling = ceiling
         self.max_rate = max(floor, ceiling * 0.95 - (burst - 1))
+        #: the published ceiling's safe rate; ``max_rate`` is lowered below it by blocks (learned share)
+        self._published_max = self.max_rate
+        self._learned_max = self.max_rate
+        self._last_block = float("-inf")
+        self._shared_blocks = 0
         self.floor = floor
         self.beta = beta
         self.rate: float | None = min(start, self.max_rate)
@@ -159,6 +170,11 @@ class AdaptiveRateLimiter:
         self._epoch = self._last
         self._last_cut = float("-inf")
         self._sent: collections.deque[float] = collections.deque()  # send times of the last second
+        self._streak = 0  # blocks one after another, without a clean answer between them
+        self._hold = 0.0
+        self._probing = False  # the next request after a hold is the probe
+        self._probe: anyio.Event | None = None  # set when the probe out has been answered
+        self._jitter = random.Random()
 
     @property
     def _current(self) -> float:
@@ -168,6 +184,11 @@ class AdaptiveRateLimiter:
     def _grow(self, now: float, capped: bool = True) -> None:
         while self._sent and now - self._sent[0] >= 1.0:
             self._sent.popleft()
+        if self._learned_max < self._published_max:
+            # a share learned from blocks is tried higher again slowly: 5 % a minute without a block
+            self.max_rate = min(self._published_max, self._learned_max * 1.05 ** ((now - self._last_block) / 60.0))
+            if self.max_rate >= self._published_max:
+                self._learned_max, self._shared_blocks = self._published_max, 0
         target = self.C * (now - self._epoch - self._k) ** 3 + self._w_max
         rate = min(self.max_rate, max(self.floor, target))
         if capped:
@@ -178,11 +199,12 @@ class AdaptiveRateLimiter:
     def rate_now(self, *, capped: bool = True) -> float:
         """The rate in force now (grown along the curve). A fleet's share of one budget is not capped
         by this process's own use, which is only a part of it."""
-        now = self._clock.now()
-        self._grow(now, capped)
-        if not capped:
-            self._sent.append(now)
+        self._grow(self._clock.now(), capped)
         return self._current
+
+    def note_sent(self) -> None:
+        """A request left under a budget kept elsewhere (the fleet's): counted as this process's use."""
+        self._sent.append(self._clock.now())
 
     def cut(self, hold: float = 0.0) -> bool:
         """Cut the rate by ``beta`` unless it was cut within the last second; ``True`` if it was cut now."""
@@ -204,18 +226,66 @@ class AdaptiveRateLimiter:
                 if now < self._blocked_until:
                     await self._clock.sleep(self._blocked_until - now)
                     continue
+                if self._probe is not None:
+                    # After a block one probe tests the water; the rest follow once it is answered.
+                    probe = self._probe
+                    with anyio.move_on_after(max(1.0, self._hold)):
+                        await probe.wait()
+                    if self._probe is probe:  # never answered (the caller went away): go on
+                        self._probe = None
+                    continue
                 self._grow(now)
                 self._tokens = min(self._burst, self._tokens + (now - self._last) * self._current)
                 self._last = now
                 if self._tokens >= 1.0 - 1e-9:  # (a tolerance: float time must not wait forever for 1e-16)
                     self._tokens = max(0.0, self._tokens - 1.0)
                     self._sent.append(now)
+                    if self._probing:
+                        self._probing = False
+                        self._probe = anyio.Event()
                     return
                 await self._clock.sleep((1.0 - self._tokens) / self._current)
 
     def block(self, seconds: float) -> None:
+        """A throttle: cut the rate, hold every request, then let one probe go first.
+
+        Holds grow with the blocks that follow one another without a clean answer between them, and
+        carry jitter, so that workers that share no store do not all come back at once and re-block
+        each other. A throttle right after our own hold (the probe's) is another worker's block: it
+        cuts the rate again at once."""
         now = self._clock.now()
         self.throttles += 1
-        self.cut(seconds)  # one cut per throttling event, not per answer of it
+        # The probe's own throttle (only the probe is out after a hold): another worker blocked the
+        # account meanwhile. Throttles of requests already in flight when the block began are one event.
+        unexpected = self._probe is not None
+        self._streak = self._streak + 1 if unexpected else 0
+        if not self.cut(seconds) and unexpected:
+            self._last_cut = float("-inf")
+            self.cut(seconds)
         self._tokens = 0.0
-        self._blocked_until = max(self._blocked_until, now + seconds)
+        if now - self._last_block > seconds + 1.0:
+            # A block this client alone could not cause (its rate stays under the published limit): the
+            # account is shared with clients we cannot see. After the n-th such block, assume n + 1
+            # others as busy as we are: our share is at most 1 / (n + 2) of the limit (less our burst,
+            # since bursts of several clients can meet in one second), and below the rate we were
+            # blocked at. Tried higher again slowly (5 % a minute) while no block comes.
+            self._shared_blocks += 1
+            share = self.ceiling * 0.9 / (self._shared_blocks + 2) - (self._burst - 1)
+            self._learned_max = max(self.floor, min(self.max_rate, self._w_max * 0.9, share))
+            self.max_rate = self._learned_max
+            self.rate = min(self._current, self.max_rate)
+            self._w_max = min(self._w_max, self.max_rate)
+        self._last_block = now
+        self._hold = seconds * (1.5 ** min(self._streak, 4)) * (1.0 + self._jitter.uniform(0.2, 1.0))
+        self._blocked_until = max(self._blocked_until, now + self._hold)
+        self._probing = True
+        if self._probe is not None:
+            probe, self._probe = self._probe, None
+            probe.set()
+
+    def settled(self) -> None:
+        """A clean answer (anything but a throttle): the probe, if one was out, lets the rest go."""
+        self._streak = 0
+        if self._probe is not None:
+            probe, self._probe = self._probe, None
+            probe.set()

@@ -77,7 +77,10 @@ HEROSMS = Provider(
     rate_limit="adaptive",
     burst=4,
     rate_ceiling=50.0,
-    safe_rate=4.0,
+    # Start at the most one client may send under the published limit (50 in any second, less the
+    # burst): 50 concurrent purchases leave within about a second, never blocked. A block that comes
+    # anyway means the account is shared, and the client learns its share (AdaptiveRateLimiter.block).
+    safe_rate=44.0,
     rate_block_seconds=10.0,
     # supports_ready=False: its current spec lists setStatus 3, 6 and 8 only (its first OpenAPI listed 1;
     # no capture either way, FACTS §7); the simulator's `herosms_accepts_ready` is the same assumption.

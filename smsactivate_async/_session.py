@@ -272,6 +272,8 @@ class Session:
             error = exc
             raise
         finally:
+            if not isinstance(error, RateLimitedError):
+                self.limiter.settled()  # an answer that is not a throttle: the probe after a block, say
             elapsed = self.clock.now() - started
             log.debug(
                 "action=%s attempt=%d status=%s elapsed=%.3fs outcome=%s",

@@ -4,8 +4,8 @@ Each step that reads and then writes is one Lua script, so it is atomic on the s
 are single commands or MULTI/EXEC pipelines. The fleet's rate budget is a GCRA in one script on
 the server's own clock (``TIME``), so machines whose clocks drift still share one budget.
 
-Layout, under ``smsactivate:{namespace}:``: ``seq`` (intent counter); ``intent`` / ``iseq`` /
-``istate`` (hashes by intent id: the intent, its sequence number, its state while unsettled);
+Layout, under ``smsactivate:{<namespace>}:`` (the braces are a hash tag: one slot per account on
+Redis Cluster): ``seq`` (intent counter); ``intent`` / ``iseq`` / ``istate`` (hashes by intent id: the intent, its sequence number, its state while unsettled);
 ``entry:{kind}`` / ``owner:{kind}`` / ``code:{kind}`` / ``retries:{kind}`` (hashes by id); ``open`` (set of
 ``kind:id``); ``leases`` (owner → expiry); ``rate`` / ``rate:block`` (the shared budget).
 """
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
+
+import anyio
 
 from ._clock import Clock
 from ._exceptions import InvalidArgumentError, StoreError
@@ -66,6 +68,27 @@ redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_
 return {string.format('%.6f', start - now), redis.call('GET', KEYS[3]) or '0'}
 """
 
+# The shared budget grants a slot only when a request is about to leave: at the rate in force then,
+# and never during a block. Nothing is booked ahead, so a rate that changes applies at once and no
+# slot granted before a throttle can leave during the block after it.
+_GRANT = """
+pcall(redis.replicate_commands)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
+local cut = redis.call('GET', KEYS[3]) or '0'
+local start = math.max(now, tat - tolerance, blocked)
+if start > now then
+  return {string.format('%.6f', start - now), cut}
+end
+local new_tat = math.max(tat, now) + interval
+redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+return {'0', cut}
+"""
+
 _BLOCK = """
 pcall(redis.replicate_commands)
 local t = redis.call('TIME')
@@ -114,6 +137,8 @@ class RedisStore(Store):
         self._redis: Any = None
         self._prefix = ""
         self._scripts: dict[str, Any] = {}
+        #: connections to Redis at most; more concurrent calls wait for one
+        self.max_connections = 32
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -147,18 +172,23 @@ class RedisStore(Store):
         import redis.exceptions
 
         _require_asyncio()
-        self._prefix = f"smsactivate:{namespace}:"
+        # The namespace in braces is a hash tag: every key of one account in one slot, so the scripts that
+        # touch several keys work on Redis Cluster too.
+        self._prefix = f"smsactivate:{{{namespace}}}:"
         failure: StoreError | None = None
         try:
-            self._redis = redis.asyncio.Redis.from_url(
-                self.url, socket_connect_timeout=5.0, socket_timeout=10.0, health_check_interval=30)
+            # However many calls are in flight, a connection is waited for (bounded), never an error.
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                self.url, max_connections=self.max_connections, timeout=30, socket_connect_timeout=5.0,
+                socket_timeout=10.0, health_check_interval=30)
+            self._redis = redis.asyncio.Redis(connection_pool=pool)
             await self._redis.ping()
         except (redis.exceptions.RedisError, OSError, ValueError) as exc:
             failure = StoreError(f"cannot reach the journal {self!r}: {type(exc).__name__}")
         if failure is not None:
             await self.aclose()
             raise failure
-        for name, source in (("add", _ADD_INTENT), ("claim", _CLAIM), ("take", _TAKE_OVER), ("gcra", _GCRA),
+        for name, source in (("add", _ADD_INTENT), ("claim", _CLAIM), ("take", _TAKE_OVER), ("gcra", _GCRA), ("grant", _GRANT),
                              ("block", _BLOCK), ("lead", _LEAD)):
             self._scripts[name] = self._redis.register_script(source)
 
@@ -287,6 +317,13 @@ class RedisStore(Store):
         delay, cut = await self._do(lambda: self._scripts["gcra"](keys=keys, args=[repr(interval), repr(tolerance)]))
         return max(0.0, float(delay)), float(cut)
 
+    async def grant(self, interval: float, tolerance: float) -> tuple[float, float]:
+        """Take a slot of the shared budget now if there is one: (0, …); else (seconds until there may
+        be one, …) and nothing is taken. The second value: when the fleet's rate was last cut."""
+        keys = [self._key("rate"), self._key("rate:block"), self._key("rate:cut")]
+        wait, cut = await self._do(lambda: self._scripts["grant"](keys=keys, args=[repr(interval), repr(tolerance)]))
+        return max(0.0, float(wait)), float(cut)
+
     async def block(self, seconds: float) -> None:
         keys = [self._key("rate:block"), self._key("rate"), self._key("rate:cut")]
         await self._do(lambda: self._scripts["block"](keys=keys, args=[repr(seconds)]))
@@ -356,26 +393,39 @@ class RedisRateLimiter:
         self._clock = clock
         self._local = local  # the process's own limiter: the fallback, and the holder of local blocks
         self._seen_cut: float | None = None
+        self._queue: anyio.Lock | None = None
 
     @property
     def rate(self) -> float | None:
         return self._adaptive.rate if self._adaptive is not None else self._fixed
 
     async def acquire(self) -> None:
-        rate = self._adaptive.rate_now(capped=False) if self._adaptive is not None else self._fixed
-        assert rate is not None
-        interval = 1.0 / rate
-        try:
-            delay, cut = await self._store.reserve(interval, interval * (self._burst - 1))
-        except StoreError:
-            await self._local.acquire()
-            return
-        if self._adaptive is not None and cut != self._seen_cut:
-            if self._seen_cut is not None:
-                self._adaptive.cut()  # another client was throttled: the account's rate is lower
-            self._seen_cut = cut
-        if delay > 0:
-            await self._clock.sleep(delay)
+        # This process's callers queue here (first come, first served); the head asks the fleet's
+        # budget for a slot when it is about to send, at the rate in force then.
+        if self._queue is None:
+            self._queue = anyio.Lock()
+        async with self._queue:
+            while True:
+                rate = self._adaptive.rate_now(capped=False) if self._adaptive is not None else self._fixed
+                assert rate is not None
+                interval = 1.0 / rate
+                try:
+                    wait, cut = await self._store.grant(interval, interval * (self._burst - 1))
+                except StoreError:
+                    await self._local.acquire()
+                    return
+                if self._adaptive is not None and cut != self._seen_cut:
+                    if self._seen_cut is not None:
+                        self._adaptive.cut()  # another client was throttled: the account's rate is lower
+                    self._seen_cut = cut
+                if wait <= 0:
+                    if self._adaptive is not None:
+                        self._adaptive.note_sent()
+                    return
+                await self._clock.sleep(wait)
+
+    def settled(self) -> None:
+        self._local.settled()
 
     def block(self, seconds: float) -> None:
         self._local.block(seconds)

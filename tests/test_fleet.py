@@ -52,7 +52,7 @@ async def test_another_client_takes_over_when_the_poller_leaves(redis_url: str) 
     sim = Simulator(codes=CodeSchedule.never())
     first, second = _client(sim, redis_url, "first"), _client(sim, redis_url, "second")
     connection: Any = redis.Redis.from_url(redis_url)
-    poller_key = f"smsactivate:{namespace_for('sms-activate', sim.api_key)}:poller"
+    poller_key = f"smsactivate:{{{namespace_for('sms-activate', sim.api_key)}}}:poller"
     async with second:
         mine = (await second.get_number_v2(service="tg", country=0)).activation_id
         async with first:

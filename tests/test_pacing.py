@@ -50,13 +50,21 @@ async def test_a_throttle_cuts_once_holds_the_block_and_grows_back() -> None:
     assert top is not None
     for _ in range(5):  # one block answers many requests in flight: one cut
         limiter.block(10.0)
-    assert limiter.rate == pytest.approx(top * 0.7) and limiter.throttles == 5
+    # one cut, and the share learned (a block one client under the published limit cannot cause):
+    # at most a third of the limit after the first such block
+    share = 50.0 * 0.9 / 3
+    assert limiter.rate == pytest.approx(min(top * 0.7, share)) and limiter.throttles == 5
+    assert limiter.max_rate == pytest.approx(min(top * 0.9, share))
     before = clock.t
     await limiter.acquire()
-    assert clock.t >= before + 10.0  # nothing leaves during the block
-    assert limiter.rate == pytest.approx(top * 0.7)  # and nothing grew during it
+    assert clock.t >= before + 10.0 * 1.2  # nothing leaves during the block (a jittered hold past it)
+    assert limiter.rate == pytest.approx(min(top * 0.7, share))  # and nothing grew during it
+    limiter.settled()  # the probe came back clean
     await _send(limiter, clock, 8.0)
-    assert limiter.rate == pytest.approx(top)  # back to where it was cut
+    assert limiter.rate == pytest.approx(limiter.max_rate, rel=0.02)  # back up to the share learned
+    learned = limiter.max_rate
+    await _send(limiter, clock, 120.0)
+    assert learned < limiter.max_rate <= 50.0 * 0.95  # and the share is tried higher again, slowly
 
 
 async def test_an_idle_client_does_not_climb_to_a_rate_it_never_used() -> None:
@@ -79,7 +87,7 @@ async def test_herosms_is_adaptive_by_default_and_stats_show_the_rate() -> None:
     async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport()) as client:
         assert isinstance(client._session.limiter, AdaptiveRateLimiter)
         await client.get_balance()
-        assert client.stats.rate == 4.0
+        assert client.stats.rate == 44.0  # the most one client may send under its published 50/s
     async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), rate_limit=7) as fixed:
         await fixed.get_balance()
         assert fixed.stats.rate == 7
@@ -100,7 +108,8 @@ async def test_a_429_without_retry_after_holds_the_provider_block() -> None:
 
     async with mock_client(handler, provider="herosms", clock=clock, rate_limit="adaptive") as client:
         await client.get_balance()
-        assert client.stats.throttles == 1 and client.stats.rate == pytest.approx(4.0 * 0.7)
+        # cut, and the account's share learned: a third of the limit less the burst (4)
+        assert client.stats.throttles == 1 and client.stats.rate == pytest.approx(50.0 * 0.9 / 3 - 3)
     assert sent[1] - sent[0] >= 10.0  # HeroSMS blocks 10 s and re-blocks on any request during it
 
 
