@@ -2,10 +2,12 @@
 
 Each step that reads and then writes is one Lua script, so it is atomic on the server; the rest
 are single commands or MULTI/EXEC pipelines. The fleet's rate budget is a GCRA in one script on
-the server's own clock (``TIME``), so machines whose clocks drift still share one budget.
+the server's own clock (``TIME``), so machines whose clocks drift still share one budget; it grants
+a slot only as a request is about to leave (nothing booked ahead).
 
 Layout, under ``smsactivate:{<namespace>}:`` (the braces are a hash tag: one slot per account on
-Redis Cluster): ``seq`` (intent counter); ``intent`` / ``iseq`` / ``istate`` (hashes by intent id: the intent, its sequence number, its state while unsettled);
+Redis Cluster): ``seq`` (intent counter); ``intent`` / ``iseq`` / ``istate`` (hashes by intent id:
+the intent, its sequence number, its state while unsettled);
 ``entry:{kind}`` / ``owner:{kind}`` / ``code:{kind}`` / ``retries:{kind}`` (hashes by id); ``open`` (set of
 ``kind:id``); ``leases`` (owner → expiry); ``rate`` / ``rate:block`` (the shared budget).
 """
