@@ -21,12 +21,11 @@ from ._exceptions import ClientClosedError, InvalidArgumentError, SMSActivateErr
 from ._generated import GeneratedActions
 from ._journal import Journal, RecoveryReport, default_owner
 from ._params import identifier
-from ._policy import AdaptiveRateLimiter, Limiter, RateLimiter, RetryPolicy
+from ._policy import AdaptiveRateLimiter, Limiter, RateLimiter, RetryPolicy, SharedRateLimiter
 from ._providers import Provider, resolve_provider
 from ._recovery import recover
 from ._session import RequestEvent, Session, SessionStats
 from ._store import Store, namespace_for, open_store
-from ._store_redis import RedisRateLimiter, RedisStore
 from ._tasks import TaskHost
 from ._transport import KeyTransport, install_redaction
 from ._waiting import CancelOutcome, Scheduler, WaitSettings
@@ -148,9 +147,10 @@ class SMSActivate(GeneratedActions):
         self._http = make_http()
         rate = self.provider.rate_limit if rate_limit is _UNSET else rate_limit
         limiter: Limiter = _make_limiter(rate, burst or self.provider.burst, self.provider, self.clock)
-        if isinstance(self._store, RedisStore) and rate is not None:
-            # The provider's limit is per account: every client on the store draws from one budget.
-            limiter = RedisRateLimiter(self._store, rate if isinstance(rate, (int, float)) else None,
+        if getattr(self._store, "shares_budget", False) and rate is not None:
+            # The provider's limit is per account: every client on the store draws from one budget
+            # (Redis: across machines; a sqlite journal: across the processes of one machine).
+            limiter = SharedRateLimiter(self._store, rate if isinstance(rate, (int, float)) else None,
                                        burst or self.provider.burst, self.clock, local=limiter)
         self._session = Session(
             http=self._http,

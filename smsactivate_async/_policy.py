@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import collections
 import random
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 import anyio
 import attrs
 
 from ._clock import Clock
-from ._exceptions import InvalidArgumentError
+from ._exceptions import InvalidArgumentError, StoreError
 
-__all__ = ["AdaptiveRateLimiter", "Limiter", "RateLimiter", "RetryPolicy"]
+__all__ = ["AdaptiveRateLimiter", "Limiter", "RateLimiter", "RetryPolicy", "SharedRateLimiter"]
 
 
 @attrs.frozen
@@ -289,3 +290,85 @@ class AdaptiveRateLimiter:
         if self._probe is not None:
             probe, self._probe = self._probe, None
             probe.set()
+
+
+class SharedRateLimiter:
+    """The client's rate limiter when the budget is the account's, kept in a shared store (Redis across
+    machines, a sqlite journal across the processes of one machine): same interface as ``RateLimiter``.
+
+    Every client on the store takes its slots from one GCRA in the store, each as its request is about
+    to leave, so W workers at the account's limit send at the limit together, not W times it. With
+    adaptive pacing the rate is the fleet's too: a throttle seen by any client blocks all of them (in
+    the store) and cuts every client's rate when it next asks for a slot. If the store cannot be
+    reached the client falls back to pacing itself at the same rate (never faster than alone).
+    """
+
+    def __init__(self, store: Any, rate: float | None, burst: int, clock: Clock, local: Any) -> None:
+        self._adaptive = local if isinstance(local, AdaptiveRateLimiter) else None
+        self._fixed = rate
+        self._burst = burst
+        self._store = store
+        self._clock = clock
+        self._local = local  # the process's own limiter: the fallback, and the holder of local blocks
+        self._seen_cut: float | None = None
+        self._queue: anyio.Lock | None = None
+
+    @property
+    def rate(self) -> float | None:
+        return self._adaptive.rate if self._adaptive is not None else self._fixed
+
+    async def acquire(self) -> None:
+        # This process's callers queue here (first come, first served); the head asks the fleet's
+        # budget for a slot when it is about to send, at the rate in force then.
+        if self._queue is None:
+            self._queue = anyio.Lock()
+        async with self._queue:
+            while True:
+                rate = self._adaptive.rate_now(capped=False) if self._adaptive is not None else self._fixed
+                assert rate is not None
+                interval = 1.0 / rate
+                try:
+                    wait, cut = await self._store.grant(interval, interval * (self._burst - 1))
+                except StoreError:
+                    await self._local.acquire()
+                    return
+                if self._adaptive is not None and cut != self._seen_cut:
+                    if self._seen_cut is not None:
+                        self._adaptive.cut()  # another client was throttled: the account's rate is lower
+                    self._seen_cut = cut
+                if wait <= 0:
+                    if self._adaptive is not None:
+                        self._adaptive.note_sent()
+                    return
+                await self._clock.sleep(wait)
+
+    def settled(self) -> None:
+        self._local.settled()
+
+    def block(self, seconds: float) -> None:
+        self._local.block(seconds)
+
+        async def tell_the_fleet() -> None:
+            try:
+                await self._store.block(seconds)
+            except StoreError:
+                pass
+
+        # A 429 holds back every client of the account: the fleet learns it through the store.
+        _spawn(tell_the_fleet)
+
+
+def _spawn(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``work`` in the background where it can be (asyncio); elsewhere it is skipped."""
+    import asyncio
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    task = loop.create_task(work())
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+_BACKGROUND: set[Any] = set()

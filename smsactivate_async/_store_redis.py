@@ -14,13 +14,11 @@ the intent, its sequence number, its state while unsettled);
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-import anyio
-
-from ._clock import Clock
 from ._exceptions import InvalidArgumentError, StoreError
+from ._policy import SharedRateLimiter
 from ._store import FINAL, Entry, EntryState, Intent, IntentState, Kind, Store, redact_url
 
 __all__ = ["RedisRateLimiter", "RedisStore"]
@@ -133,6 +131,8 @@ class RedisStore(Store):
     """``redis://[:password@]host:port/db`` (also ``rediss://``, ``unix://``)."""
 
     shared = True
+    #: keeps the account's rate budget for every client on it (``grant`` / ``block``)
+    shares_budget = True
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -375,83 +375,5 @@ def _fields(instance: Any) -> dict[str, Any]:
     return attrs.asdict(instance, recurse=False)
 
 
-class RedisRateLimiter:
-    """The client's rate limiter when the budget is the fleet's: same interface as ``RateLimiter``.
-
-    Every client on the store reserves its slots from one GCRA in Redis, so W workers at the
-    account's limit send at the limit together, not W times it. With adaptive pacing the rate is the
-    fleet's too: a throttle seen by any client blocks all of them (in Redis) and cuts every client's
-    rate when it next reserves a slot. If Redis cannot be reached the client falls back to pacing
-    itself at the same rate (never faster than alone).
-    """
-
-    def __init__(self, store: RedisStore, rate: float | None, burst: int, clock: Clock, local: Any) -> None:
-        from ._policy import AdaptiveRateLimiter
-
-        self._adaptive = local if isinstance(local, AdaptiveRateLimiter) else None
-        self._fixed = rate
-        self._burst = burst
-        self._store = store
-        self._clock = clock
-        self._local = local  # the process's own limiter: the fallback, and the holder of local blocks
-        self._seen_cut: float | None = None
-        self._queue: anyio.Lock | None = None
-
-    @property
-    def rate(self) -> float | None:
-        return self._adaptive.rate if self._adaptive is not None else self._fixed
-
-    async def acquire(self) -> None:
-        # This process's callers queue here (first come, first served); the head asks the fleet's
-        # budget for a slot when it is about to send, at the rate in force then.
-        if self._queue is None:
-            self._queue = anyio.Lock()
-        async with self._queue:
-            while True:
-                rate = self._adaptive.rate_now(capped=False) if self._adaptive is not None else self._fixed
-                assert rate is not None
-                interval = 1.0 / rate
-                try:
-                    wait, cut = await self._store.grant(interval, interval * (self._burst - 1))
-                except StoreError:
-                    await self._local.acquire()
-                    return
-                if self._adaptive is not None and cut != self._seen_cut:
-                    if self._seen_cut is not None:
-                        self._adaptive.cut()  # another client was throttled: the account's rate is lower
-                    self._seen_cut = cut
-                if wait <= 0:
-                    if self._adaptive is not None:
-                        self._adaptive.note_sent()
-                    return
-                await self._clock.sleep(wait)
-
-    def settled(self) -> None:
-        self._local.settled()
-
-    def block(self, seconds: float) -> None:
-        self._local.block(seconds)
-
-        async def tell_the_fleet() -> None:
-            try:
-                await self._store.block(seconds)
-            except StoreError:
-                pass
-
-        # A 429 holds back every client of the account: the fleet learns it through the store.
-        _spawn(tell_the_fleet)
-
-
-def _spawn(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    import asyncio
-
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    task = loop.create_task(work())
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
-
-
-_BACKGROUND: set[Any] = set()
+#: the shared budget's limiter (it lives in ``_policy``, for every store that keeps a budget)
+RedisRateLimiter = SharedRateLimiter

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,11 +39,16 @@ CREATE INDEX IF NOT EXISTS entries_open ON entries (ns, state);
 CREATE TABLE IF NOT EXISTS leases (ns TEXT NOT NULL, owner TEXT NOT NULL, expires REAL NOT NULL,
     PRIMARY KEY (ns, owner));
 CREATE TABLE IF NOT EXISTS seqs (ns TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS budget (ns TEXT PRIMARY KEY, tat REAL NOT NULL, blocked REAL NOT NULL,
+    cut REAL NOT NULL);
 """
 
 
 class SqliteStore(Store):
     """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's spelling)."""
+
+    #: keeps the account's rate budget for the processes of this machine (``grant`` / ``block``)
+    shares_budget = True
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -111,6 +117,39 @@ class SqliteStore(Store):
         conn, self._conn = self._conn, None
         if conn is not None:
             await anyio.to_thread.run_sync(conn.close)
+
+    # --- the rate budget of the processes sharing the file -------------------------------------------
+
+    async def grant(self, interval: float, tolerance: float) -> tuple[float, float]:
+        """Take a slot of the shared budget now if there is one: (0, …); else (seconds until there may
+        be one, …) and nothing is taken. The second value: when the rate was last cut by a throttle.
+        On the machine's wall clock, which every process on it shares."""
+        def work(conn: sqlite3.Connection) -> tuple[float, float]:
+            now = time.time()
+            row = conn.execute("SELECT tat, blocked, cut FROM budget WHERE ns = ?", (self._ns,)).fetchone()
+            tat, blocked, cut = row if row is not None else (0.0, 0.0, 0.0)
+            start = max(now, tat - tolerance, blocked)
+            if start > now:
+                return start - now, cut
+            conn.execute("INSERT INTO budget (ns, tat, blocked, cut) VALUES (?, ?, ?, ?) ON CONFLICT (ns) DO "
+                         "UPDATE SET tat = excluded.tat", (self._ns, max(tat, now) + interval, blocked, cut))
+            return 0.0, cut
+
+        return await self._run(work, write=True)
+
+    async def block(self, seconds: float) -> None:
+        """A throttle: every process of the account holds back ``seconds``."""
+        def work(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            row = conn.execute("SELECT tat, blocked FROM budget WHERE ns = ?", (self._ns,)).fetchone()
+            tat, blocked = row if row is not None else (0.0, 0.0)
+            until = now + seconds
+            if until > blocked:
+                conn.execute("INSERT INTO budget (ns, tat, blocked, cut) VALUES (?, ?, ?, ?) ON CONFLICT (ns) DO "
+                             "UPDATE SET tat = excluded.tat, blocked = excluded.blocked, cut = excluded.cut",
+                             (self._ns, max(tat, until), until, now))
+
+        await self._run(work, write=True)
 
     # --- intents --------------------------------------------------------------------------------
 

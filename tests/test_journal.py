@@ -361,7 +361,10 @@ async def test_a_purchase_on_the_wire_when_its_owner_died_is_found_and_closed(pe
 # --- the fleet's rate budget in Redis ----------------------------------------------------------------
 
 
-async def test_clients_on_redis_share_one_rate_budget(redis_url: str) -> None:
+async def test_clients_on_a_shared_store_share_one_rate_budget(persistent_url: str) -> None:
+    """Redis across machines; a sqlite journal across the processes of one machine (clients with their
+    own connections to the file, as processes have)."""
+    redis_url = persistent_url
     sim = Simulator()
     rate = 30.0
 
