@@ -73,7 +73,7 @@ def row(name: str, workers: int, store: str | None, virtual: bool, total: int) -
         result["wall"] = anyio.current_time() - started
 
     if virtual:
-        import trio
+        import trio.testing
 
         trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     else:

@@ -298,9 +298,17 @@ class WebhookPayloadError(BadResponseError):
 
 
 class TransportError(SMSActivateError):
-    """The request did not complete: connection refused or dropped, or it timed out."""
+    """The request did not complete: connection refused or dropped, or it timed out.
+
+    ``maybe_sent`` tells whether the request may have reached the server (a timeout, a dropped
+    connection: ``True``) or surely did not (the connection could not be made: ``False``).
+    """
 
     default_code = "TRANSPORT_ERROR"
+
+    def __init__(self, message: str = "", *, maybe_sent: bool = True, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.maybe_sent = maybe_sent
 
 
 class RedirectError(SMSActivateError):

@@ -84,14 +84,6 @@ class RequestEvent:
     error: SMSActivateError | None
 
 
-class _TransportFault(TransportError):
-    """A transport error that knows whether the request may have reached the server."""
-
-    def __init__(self, message: str, *, maybe_sent: bool, action: str) -> None:
-        super().__init__(message, action=action)
-        self.maybe_sent = maybe_sent
-
-
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: (action, status parameter) → what the journal records when it succeeds
 _CLOSING: dict[tuple[str, str | None], tuple[Kind, EntryState]] = {
@@ -127,7 +119,7 @@ def _is_transient(error: SMSActivateError) -> bool:
 
 def _maybe_executed(error: SMSActivateError) -> bool:
     """Whether the server may have carried the request out despite the failure."""
-    if isinstance(error, _TransportFault):
+    if isinstance(error, TransportError):
         return error.maybe_sent
     return not isinstance(error, RateLimitedError)
 
@@ -233,18 +225,18 @@ class Session:
     async def _send(self, action: Action[Any], wire: Mapping[str, str], paced: bool) -> httpx.Response:
         if not paced:
             await self.limiter.acquire()
-        fault: _TransportFault | None = None
+        fault: TransportError | None = None
         try:
             if self._in_flight is not None:
                 async with self._in_flight:
                     return await self.http.get(self.provider.base_url, params=wire)
             return await self.http.get(self.provider.base_url, params=wire)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            fault = _TransportFault(f"could not connect ({type(exc).__name__})", maybe_sent=False, action=action.wire)
+            fault = TransportError(f"could not connect ({type(exc).__name__})", maybe_sent=False, action=action.wire)
         except httpx.TimeoutException as exc:
-            fault = _TransportFault(f"request timed out ({type(exc).__name__})", maybe_sent=True, action=action.wire)
+            fault = TransportError(f"request timed out ({type(exc).__name__})", maybe_sent=True, action=action.wire)
         except httpx.TransportError as exc:
-            fault = _TransportFault(f"connection failed ({type(exc).__name__})", maybe_sent=True, action=action.wire)
+            fault = TransportError(f"connection failed ({type(exc).__name__})", maybe_sent=True, action=action.wire)
         raise fault
 
     async def _attempt(self, action: Action[R], wire: Mapping[str, str], attempt: int, paced: bool = False) -> R:

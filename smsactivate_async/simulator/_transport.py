@@ -76,18 +76,22 @@ def _config(simulator: Simulator, host: str, port: int, log_level: str) -> Any:
     quiet = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _QuietDrops) for f in quiet.filters):
         quiet.addFilter(_QuietDrops())
-    try:
-        import uvicorn
-    except ImportError:
-        raise SystemExit("the simulator server needs uvicorn: pip install 'smsactivate-async[simulator]'") from None
+    uvicorn = _uvicorn()
     return uvicorn.Config(_NetworkFaults(simulator), host=host, port=port, log_level=log_level, lifespan="on",
                           access_log=False, server_header=False)  # one Server header, ours [LIVE §A]
 
 
+def _uvicorn() -> Any:
+    try:
+        import uvicorn
+    except ImportError:
+        raise SystemExit("the simulator server needs uvicorn: pip install 'smsactivate-async[simulator]'") from None
+    return uvicorn
+
+
 def serve(simulator: Simulator, *, host: str = "127.0.0.1", port: int = 8765, log_level: str = "warning") -> None:
     """Serve until interrupted (``python -m smsactivate_async simulate``)."""
-    import uvicorn
-
+    uvicorn = _uvicorn()
     uvicorn.Server(_config(simulator, host, port, log_level)).run()
 
 
@@ -95,7 +99,7 @@ def serve(simulator: Simulator, *, host: str = "127.0.0.1", port: int = 8765, lo
 def serve_in_thread(simulator: Simulator, *, host: str = "127.0.0.1", port: int | None = None,
                     log_level: str = "warning") -> Iterator[str]:
     """Serve on a loopback port in a thread; yields the handler URL."""
-    import uvicorn
+    uvicorn = _uvicorn()
 
     port = port or free_port()
     server = uvicorn.Server(_config(simulator, host, port, log_level))
