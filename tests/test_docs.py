@@ -64,10 +64,9 @@ class _World:
     def __init__(self) -> None:
         self.sim = Simulator(codes=CodeSchedule.within(0.01, 0.1), early_cancel_seconds=0,
                              api_keys={"YOUR_KEY": Decimal(10**6), "KEY": Decimal(10**6)})
-        self.real = smsactivate_async.SMSActivate
         world = self
 
-        class SimulatedSMSActivate(self.real):  # type: ignore[misc, valid-type]
+        class SimulatedSMSActivate(smsactivate_async.SMSActivate):
             """What the docs' blocks get as ``SMSActivate``: the simulator behind it."""
 
             def __init__(self, api_key: str, **options: Any) -> None:
