@@ -28,7 +28,7 @@ class SystemClock:
         """Monotonic seconds of the running event loop (``time.monotonic`` outside one)."""
         try:
             return anyio.current_time()
-        except Exception:  # no event loop running (sniffio cannot tell which)
+        except Exception:  # no event loop running
             return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:

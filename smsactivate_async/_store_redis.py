@@ -117,12 +117,9 @@ return 0
 
 
 def _require_asyncio() -> None:
-    try:
-        import sniffio
+    from ._tasks import current_library
 
-        library = sniffio.current_async_library()
-    except Exception:  # no running loop detectable: let redis-py say what is wrong
-        return
+    library = current_library()
     if library != "asyncio":
         raise InvalidArgumentError(f"the Redis store needs asyncio (redis-py's asyncio client), not {library}")
 

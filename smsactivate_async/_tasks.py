@@ -18,13 +18,23 @@ from typing import Any
 import anyio
 import anyio.abc
 import attrs
-import sniffio
 
-__all__ = ["TaskHost"]
+__all__ = ["TaskHost", "current_library"]
 
 log = logging.getLogger("smsactivate_async")
 
 Job = Callable[[], Awaitable[Any]]
+
+
+def current_library() -> str:
+    """``"asyncio"`` or ``"trio"``: the event loop running this task (anyio's two backends here).
+
+    Asked of asyncio itself: anyio no longer brings sniffio along."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return "trio"
+    return "asyncio"
 
 
 @attrs.define(eq=False)
@@ -71,7 +81,7 @@ class TaskHost:
             runner.group.start_soon(self._guarded, runner, job, name, name=name)
 
     def _spawn(self, runner: _Runner) -> None:
-        if sniffio.current_async_library() == "trio":
+        if current_library() == "trio":
             import trio
 
             trio.lowlevel.spawn_system_task(self._run, runner, name="smsactivate_async background")
