@@ -85,7 +85,10 @@ class Context:
             raise click.UsageError("an API key is needed: --api-key or SMSACTIVATE_API_KEY (or try `smsactivate demo`)")
 
         async def go() -> T:
-            async with SMSActivate(self.api_key or "", provider=self.provider, base_url=self.base_url) as client:
+            # A command ends when its numbers are closed: it waits out an early-cancel window (the
+            # provider's, plus a margin) rather than leave a number open behind the user.
+            async with SMSActivate(self.api_key or "", provider=self.provider, base_url=self.base_url,
+                                   close_timeout=330.0) as client:
                 return await work(client)
 
         try:
