@@ -4,6 +4,7 @@ from ._activation import Activation, ActivationHandle, HandleState
 from ._buying import BuyingPolicy, Choice, ProviderPool, RunMany, RunResult, SpendingGuard
 from ._client import SMSActivate
 from ._clock import Clock, SystemClock
+from ._doctor import DoctorFinding, DoctorObservation, DoctorReport
 from ._exceptions import (
     AccountRestrictedError,
     ActivationCancelledError,
@@ -40,6 +41,7 @@ from ._models import *  # noqa: F403
 from ._models import __all__ as _models_all
 from ._policy import RetryPolicy
 from ._providers import PROVIDERS, Provider
+from ._record import RecordingTransport, ReplayTransport, load_recording
 from ._session import RequestEvent, SessionStats
 from ._store import Entry, Intent, MemoryStore, Store
 
@@ -63,6 +65,9 @@ __all__ = [
     "ChannelsLimitError",
     "ClientClosedError",
     "Clock",
+    "DoctorFinding",
+    "DoctorObservation",
+    "DoctorReport",
     "EarlyCancelDeniedError",
     "Entry",
     "HandleState",
@@ -76,7 +81,9 @@ __all__ = [
     "ProviderPool",
     "PurchaseUncertainError",
     "RateLimitedError",
+    "RecordingTransport",
     "RecoveryReport",
+    "ReplayTransport",
     "RedirectError",
     "RentStateError",
     "RequestEvent",
@@ -98,5 +105,6 @@ __all__ = [
     "WebhookPayloadError",
     "WrongMaxPriceError",
     "__version__",
+    "load_recording",
     *_models_all,
 ]

@@ -78,7 +78,7 @@ class Context:
         self.base_url = base_url
         self.as_json = as_json
 
-    def run(self, work: Callable[[Any], Awaitable[T]]) -> T:
+    def run(self, work: Callable[[Any], Awaitable[T]], *, record: str | None = None) -> T:
         from ._client import SMSActivate
 
         if not self.api_key:
@@ -88,7 +88,7 @@ class Context:
             # A command ends when its numbers are closed: it waits out an early-cancel window (the
             # provider's, plus a margin) rather than leave a number open behind the user.
             async with SMSActivate(self.api_key or "", provider=self.provider, base_url=self.base_url,
-                                   close_timeout=330.0) as client:
+                                   close_timeout=330.0, record=record) as client:
                 return await work(client)
 
         try:
@@ -440,6 +440,65 @@ def webhook(ctx: Context, port: int, host: str, path: str, secret: str, any_sour
                               "confirmed": confirmed})
 
     ctx.run(work)
+
+
+@cli.command()
+@click.option("--record", "record_path", default=None, type=click.Path(dir_okay=False),
+              help="Also write every exchange to this file (JSON lines; key, phones and codes redacted).")
+@click.option("--against", "recording", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Check a recording (SMSActivate(record=...)) instead of asking the provider.")
+@pass_context
+def doctor(ctx: Context, record_path: str | None, recording: str | None) -> None:
+    """Check the provider against its preset with free requests only (never buys, never sets a status)."""
+    from ._doctor import check_recording
+    from ._providers import resolve_provider
+    from ._record import load_recording
+
+    async def work(client: Any) -> None:
+        report = await client.doctor()
+        _show_report(ctx, report)
+        if not report.ok:
+            raise SystemExit(1)
+
+    if recording is not None:
+        provider = resolve_provider(ctx.provider, ctx.base_url)
+
+        async def offline() -> None:
+            report = await check_recording(load_recording(recording), provider)
+            _show_report(ctx, report)
+            if not report.ok:
+                raise SystemExit(1)
+
+        anyio.run(offline)
+        return
+    ctx.run(work, record=record_path)
+
+
+def _show_report(ctx: Context, report: Any) -> None:
+    if ctx.as_json:
+        click.echo(json.dumps({"provider": report.provider, "dialect": report.dialect, "ok": report.ok,
+                          "findings": [attrs.asdict(f) for f in report.findings],
+                          "observations": [attrs.asdict(o) for o in report.observations]}, ensure_ascii=False))
+        return
+    rows = [[o.probe, str(o.status), o.content_type or "", o.shape, o.code or "", f"{o.elapsed * 1000:.0f} ms"]
+            for o in report.observations]
+    table = Table(title=f"{report.provider}: answers (compared with the simulator's {report.dialect!r} profile)")
+    for column in ("probe", "status", "content type", "shape", "error code", "time"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    if report.ok:
+        console.print(f"[green]All {len(report.observations)} answers match the {report.provider!r} preset.[/green]")
+        return
+    diff = Table(title=f"{len(report.findings)} differences from the preset")
+    for column in ("probe", "field", "preset expects", "provider answered", "what to change"):
+        diff.add_column(column, overflow="fold")
+    for f in report.findings:
+        diff.add_row(f.probe, f.field, f.expected, f.got, f.advice)
+    console.print(diff)
+    console.print("Report it with a recording: smsactivate doctor --record traffic.jsonl (keys, phones and codes "
+                  "are redacted), attached to an issue.")
 
 
 @cli.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -23,6 +24,7 @@ from ._journal import Journal, RecoveryReport, default_owner
 from ._params import identifier
 from ._policy import AdaptiveRateLimiter, Limiter, RateLimiter, RetryPolicy, SharedRateLimiter
 from ._providers import Provider, resolve_provider
+from ._record import RecordingTransport
 from ._recovery import recover
 from ._session import RequestEvent, Session, SessionStats
 from ._store import Store, namespace_for, open_store
@@ -31,6 +33,7 @@ from ._transport import KeyTransport, install_redaction
 from ._waiting import CancelOutcome, Scheduler, WaitSettings
 
 if TYPE_CHECKING:
+    from ._doctor import DoctorReport
     from ._models import Number, RentSms
     from .webhooks import WebhookApp, WebhookEvent
 
@@ -73,6 +76,10 @@ class SMSActivate(GeneratedActions):
         lease: seconds this client's claim on its numbers lasts unrenewed; it is renewed in the
             background, and the numbers of a client whose lease has expired are closed by the others
             (:meth:`recover`).
+        record: a file to append every exchange to, as JSON lines (request without the key, status,
+            headers, body, timing; phone numbers and codes redacted unless ``record_secrets=True``):
+            safe to attach to a bug report, and replayable in tests (:class:`ReplayTransport`).
+        record_secrets: keep phone numbers and codes in the recording.
         close_timeout: how long :meth:`aclose` waits for cancels the server refused as too early
             (default: 20 s in memory, 0 with a persistent store, whose journal keeps the duty for
             :meth:`recover`); each number still open then is logged with when it can be cancelled.
@@ -106,6 +113,8 @@ class SMSActivate(GeneratedActions):
         owner: str | None = None,
         lease: float = 30.0,
         close_timeout: float | None = None,
+        record: str | os.PathLike[str] | None = None,
+        record_secrets: bool = False,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise InvalidArgumentError("api_key must be a non-empty string")
@@ -140,10 +149,20 @@ class SMSActivate(GeneratedActions):
         # A paced client needs few connections; a big idle pool costs httpcore CPU on every request.
         def make_http() -> httpx.AsyncClient:
             inner = transport or httpx.AsyncHTTPTransport(proxy=proxy, retries=0, limits=_LIMITS)
-            return httpx.AsyncClient(transport=KeyTransport(inner, api_key.strip()), timeout=httpx.Timeout(timeout),
+            keyed: httpx.AsyncBaseTransport = KeyTransport(inner, api_key.strip())
+            if record is not None:  # above the key: the recording never sees it
+                keyed = RecordingTransport(keyed, os.fspath(record), secrets=record_secrets)
+            return httpx.AsyncClient(transport=keyed, timeout=httpx.Timeout(timeout),
                                      headers={"User-Agent": "smsactivate-async"})
 
         self._make_http = make_http
+
+        def doctor_transports(wrong_key: str) -> tuple[httpx.AsyncBaseTransport, httpx.AsyncBaseTransport]:
+            # the doctor's own connections: this client's key, and a deliberately wrong one
+            inner = transport or httpx.AsyncHTTPTransport(proxy=proxy, retries=0)
+            return KeyTransport(inner, api_key.strip()), KeyTransport(inner, wrong_key)
+
+        self._doctor_transports = doctor_transports
         self._http = make_http()
         rate = self.provider.rate_limit if rate_limit is _UNSET else rate_limit
         limiter: Limiter = _make_limiter(rate, burst or self.provider.burst, self.provider, self.clock)
@@ -483,6 +502,15 @@ class SMSActivate(GeneratedActions):
         return app
 
     # --- life cycle -------------------------------------------------------------------------
+
+    async def doctor(self) -> DoctorReport:
+        """Check the provider against its preset without spending money: free requests only (balance,
+        catalogue, prices, stock, active activations, history, and four deliberate mistakes), each
+        answer compared with what the simulator's profile of the preset answers. Never buys, never
+        sets a status. See :class:`DoctorReport` and ``smsactivate doctor``."""
+        from ._doctor import run_doctor
+
+        return await run_doctor(self)
 
     async def recover(self) -> RecoveryReport:
         """Close every activation the journal holds open for an owner whose lease has expired.

@@ -13,6 +13,7 @@ import pytest
 from smsactivate_async import SMSActivate
 
 Handler = Callable[[httpx.Request], httpx.Response]
+pytest_plugins = ["pytester"]  # the plugin's own fixtures are tested in a pytest run of their own
 
 
 @pytest.fixture

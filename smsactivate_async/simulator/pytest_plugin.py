@@ -7,6 +7,9 @@ Fixtures:
   fixture to change its arguments.
 - ``sms_client`` — an unopened :class:`SMSActivate` on the simulator, with a short poll interval;
   use ``async with sms_client:`` in an async test.
+- ``sms_replay`` — a factory: ``sms_replay("traffic.jsonl", provider="herosms")`` is an unopened
+  client that answers from a recording (``SMSActivate(record=...)``, ``smsactivate doctor --record``),
+  so a run against a real provider becomes a regression test.
 """
 
 from __future__ import annotations
@@ -43,3 +46,17 @@ def sms_client(sms_simulator: Simulator) -> Any:
         poll_interval=0.01,
         rate_limit=None,
     )
+
+
+@pytest.fixture
+def sms_replay() -> Any:
+    """``sms_replay(path, provider=..., **options)``: a client answering from a recording."""
+    from .._client import SMSActivate
+    from .._record import ReplayTransport
+
+    def make(path: Any, provider: str = "sms-activate", **options: Any) -> Any:
+        settings: dict[str, Any] = {"poll_interval": 0.01, "rate_limit": None}
+        settings.update(options)
+        return SMSActivate("replayed-key", provider=provider, transport=ReplayTransport(path), **settings)
+
+    return make

@@ -1,0 +1,188 @@
+"""Know your provider (issue 29): the doctor against the simulator serving each dialect (all green)
+and against deliberately mismatched pairs (every declared difference named); recording that never
+writes the key, phones or codes; a recorded run replayed as a test; a recording checked offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from smsactivate_async import PROVIDERS, ReplayTransport, SMSActivate, load_recording
+from smsactivate_async._doctor import FREE_ACTIONS, check_recording
+from smsactivate_async.simulator import CodeSchedule, Simulator, serve_in_thread
+
+pytestmark = pytest.mark.anyio
+DIALECTS = ["sms-activate", "herosms", "tiger", "grizzly", "smshub", "smsbower"]
+
+
+@pytest.mark.parametrize("name", DIALECTS)
+async def test_every_preset_is_all_green_against_its_own_dialect(name: str) -> None:
+    sim = Simulator(dialect=name)  # type: ignore[arg-type]
+    async with SMSActivate(sim.api_key, provider=name, transport=sim.transport()) as client:
+        report = await client.doctor()
+    assert report.ok, report.findings
+    assert len(report.observations) == 11 and report.dialect == name
+    wrong = next(o for o in report.observations if o.probe == "wrong key")
+    assert wrong.code in ("BAD_KEY", "API_KEY_NOT_VALID")  # the deliberate mistake, answered as one (SMSHub: its own word)
+    # nothing was bought, nothing changed: only free actions reached the server
+    assert sim.ledger.purchases == [] and {r.action for r in sim.ledger.requests} <= FREE_ACTIONS
+
+
+@pytest.mark.parametrize(("preset", "served", "expected"), [
+    # classic presets on a HeroSMS server: real HTTP statuses and envelopes where 200 text is declared
+    ("grizzly", "herosms", {("wrong key", "status"), ("unknown action", "status"), ("unknown activation", "status"),
+                            ("countries", "content type")}),
+    ("herosms", "sms-activate", {("wrong key", "status"), ("unknown activation", "status"), ("bad country", "shape")}),
+    ("sms-activate", "tiger", {("wrong key", "status"), ("unknown action", "status")}),  # Tiger: plain 401 BAD_KEY
+])
+async def test_a_mismatched_pair_names_each_difference(preset: str, served: str, expected: set[tuple[str, str]]) -> None:
+    sim = Simulator(dialect=served)  # type: ignore[arg-type]
+    async with SMSActivate(sim.api_key, provider=preset, transport=sim.transport()) as client:
+        report = await client.doctor()
+    assert not report.ok
+    found = {(f.probe, f.field) for f in report.findings}
+    assert expected <= found, found
+    for finding in report.findings:
+        assert finding.expected != finding.got.split(" — ")[0] and finding.advice
+
+
+def test_the_cli_doctor_on_a_real_port(tmp_path: Path) -> None:
+    from smsactivate_async._cli import cli
+
+    sim = Simulator(dialect="herosms")
+    record = tmp_path / "traffic.jsonl"
+    with serve_in_thread(sim) as url:
+        ok = CliRunner().invoke(cli, ["--api-key", sim.api_key, "--provider", "herosms", "--base-url", url,
+                                      "doctor", "--record", str(record)])
+        wrong = CliRunner().invoke(cli, ["--api-key", sim.api_key, "--provider", "sms-activate", "--base-url", url,
+                                         "--json", "doctor"])
+    assert ok.exit_code == 0, ok.output
+    assert "All 11 answers match" in ok.output
+    assert wrong.exit_code == 1
+    findings = json.loads(wrong.output)["findings"]
+    assert any(f["probe"] == "wrong key" for f in findings)
+    assert record.exists() and sim.api_key not in record.read_text()
+
+
+# --- recording ----------------------------------------------------------------------------------------
+
+
+async def test_a_recording_holds_no_key_no_phone_no_code(tmp_path: Path) -> None:
+    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0)
+    path = tmp_path / "traffic.jsonl"
+    async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), record=path,
+                           poll_interval=0.02, early_cancel_window=0) as client:
+        number = await client.get_number_v2(service="tg", country=6)
+        sim.deliver_sms(number.activation_id, "Your code is 778899", code="778899")
+        assert await client.wait_for_code(number.activation_id, timeout=5) == "778899"
+        await client.set_status(number.activation_id, 6)
+    text = path.read_text()
+    assert sim.api_key not in text and number.phone_number not in text and "778899" not in text
+    exchanges = load_recording(path)
+    assert {"getNumberV2", "getStatus", "setStatus"} <= {e["action"] for e in exchanges}
+    assert all(e["status"] and "elapsed" in e and "content-type" in {k.lower() for k in e["headers"]}
+               for e in exchanges)
+
+
+async def test_a_recording_with_secrets_keeps_them_but_never_the_key(tmp_path: Path) -> None:
+    sim = Simulator(codes=CodeSchedule.never())
+    path = tmp_path / "traffic.jsonl"
+    async with SMSActivate(sim.api_key, transport=sim.transport(), record=path, record_secrets=True) as client:
+        number = await client.get_number_v2(service="tg", country=2)
+    text = path.read_text()
+    assert number.phone_number in text and sim.api_key not in text
+
+
+# --- replay -------------------------------------------------------------------------------------------
+
+
+async def test_a_recorded_run_replays_as_a_test(tmp_path: Path) -> None:
+    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0)
+    path = tmp_path / "traffic.jsonl"
+    async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), record=path,
+                           record_secrets=True, poll_interval=0.02, early_cancel_window=0) as client:
+        balance = await client.get_balance()
+        number = await client.get_number_v2(service="tg", country=6)
+        sim.deliver_sms(number.activation_id, "Your code is 1234", code="1234")
+        code = await client.wait_for_code(number.activation_id, timeout=5)
+        await client.set_status(number.activation_id, 6)
+    transport = ReplayTransport(path)
+    async with SMSActivate("another-key", provider="herosms", transport=transport, poll_interval=0.02,
+                           early_cancel_window=0) as replayed:
+        assert await replayed.get_balance() == balance
+        again = await replayed.get_number_v2(service="tg", country=6)  # a new order id: still matched
+        assert again.activation_id == number.activation_id
+        assert await replayed.wait_for_code(again.activation_id, timeout=5) == code
+        await replayed.set_status(again.activation_id, 6)
+    assert transport.unmatched == []
+
+
+async def test_an_unrecorded_request_is_a_typed_error(tmp_path: Path) -> None:
+    from smsactivate_async import SMSActivateError
+
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"params": {"action": "getBalance"}, "status": 200, "headers": {},
+                                "body": "ACCESS_BALANCE:5.00"}) + "\n")
+    transport = ReplayTransport(path)
+    async with SMSActivate("k", transport=transport, rate_limit=None) as client:
+        assert str(await client.get_balance()) == "5.00"
+        with pytest.raises(SMSActivateError) as info:
+            await client.with_options(retry=None).get_countries()
+    assert "REPLAY_MISSING" in str(info.value) or info.value.code
+    assert transport.unmatched and transport.unmatched[0]["action"] == "getCountries"
+
+
+def test_a_file_that_is_not_a_recording_is_a_clear_error(tmp_path: Path) -> None:
+    from smsactivate_async import InvalidArgumentError
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    with pytest.raises(InvalidArgumentError, match="not a JSON line"):
+        load_recording(bad)
+
+
+def test_the_plugin_replays_a_recording(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"params": {"action": "getBalance"}, "status": 200, "headers": {},
+                                "body": "ACCESS_BALANCE:7.50"}) + "\n")
+    pytester.makepyfile(f'''
+import pytest
+pytestmark = pytest.mark.anyio
+
+async def test_balance(sms_replay):
+    async with sms_replay({str(path)!r}) as client:
+        assert str(await client.get_balance()) == "7.50"
+''')
+    result = pytester.runpytest("-p", "anyio", "-o", "asyncio_default_fixture_loop_scope=function")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= 1 and not outcomes.get("failed") and not outcomes.get("errors")
+
+
+# --- a recording checked against the simulator's profile -----------------------------------------------
+
+
+async def test_doctor_against_a_recording_names_the_differences(tmp_path: Path) -> None:
+    sim = Simulator(dialect="herosms")
+    path = tmp_path / "traffic.jsonl"
+    async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), record=path) as client:
+        await client.get_balance()
+        await client.get_active_activations()
+        await client.get_countries()
+    exchanges = load_recording(path)
+    assert (await check_recording(exchanges, PROVIDERS["herosms"])).ok
+    mismatched = await check_recording(exchanges, PROVIDERS["sms-activate"])
+    assert {f.probe.split(" ", 1)[1] for f in mismatched.findings} >= {"getActiveActivations"}
+
+
+def test_doctor_probes_only_free_actions() -> None:
+    from smsactivate_async._doctor import _probes
+
+    for preset in PROVIDERS.values():
+        for _, params, _ in _probes(preset):
+            assert params["action"] in FREE_ACTIONS
+    assert not {"getNumber", "getNumberV2", "setStatus", "getRentNumber"} & FREE_ACTIONS
+    assert httpx  # (the transports are httpx's)
