@@ -1,9 +1,11 @@
 """Waiting for codes: one scheduler per client serves every waiter, from the client's own task.
 
 A waiter registers, waits on its own wake-up until its own deadline, and unregisters: its
-timeout, cancellation or error touches nobody else. The polling — the poll loop, the deadlines of
-an injected clock and the deferred cancels — runs in one task the client owns (:class:`TaskHost`),
-started by the first waiter or deferred cancel and ended when there is neither.
+timeout, cancellation or error touches nobody else. The polling (the poll loop and the deferred
+cancels) and the deadlines run in tasks the client owns (:class:`TaskHost`): the poller, started
+by the first waiter or deferred cancel and ended when there is neither, and the deadline watcher,
+which wakes each waiter at its deadline whatever the poller is doing (one task, not a cancel scope
+per waiter: memory).
 
 Each poll tick asks once for the state of every activation (getActiveActivations, paged where the
 provider pages), and only for the activations whose row changed does it confirm with getStatus —
@@ -294,6 +296,9 @@ class Scheduler:
         self._host = host
         self._tracks: dict[int, _Track] = {}
         self._running = False
+        self._watching = False
+        self._watch_until = float("inf")
+        self._deadline_moved: anyio.Event | None = None
         self._kick: anyio.Event | None = None
         self._asleep_until = float("inf")
         self._urgent: set[int] = set()
@@ -341,12 +346,11 @@ class Scheduler:
                          journal.wall() if journal.store.shared else 0.0)
         self._register(waiter)
         try:
-            # The waiter's own deadline, on the event loop's clock: whatever the poller does.
-            with anyio.move_on_after(max(0.0, waiter.deadline - self._clock.now())):
-                while not waiter.done and self._clock.now() < waiter.deadline:
-                    if waiter.wake.is_set():
-                        waiter.wake = _Wakeup()
-                    await waiter.wake.wait()
+            # No cancel scope per waiter (memory): the client's deadline watcher wakes it on time.
+            while not waiter.done and self._clock.now() < waiter.deadline:
+                if waiter.wake.is_set():
+                    waiter.wake = _Wakeup()
+                await waiter.wake.wait()
         finally:
             self._leave(waiter)
         if waiter.code is not None:
@@ -374,6 +378,7 @@ class Scheduler:
             self._urgent.add(activation_id)  # pushed before anyone waited: confirm now, not at the next scan
         self._wake_poller(min(waiter.deadline, self._clock.now() + waiter.interval) if activation_id not in self._urgent
                           else float("-inf"))
+        self._watch(waiter.deadline)
 
     def _leave(self, waiter: _Waiter) -> None:
         track = self._tracks.get(waiter.activation_id)
@@ -470,6 +475,32 @@ class Scheduler:
         elif when < self._asleep_until and self._kick is not None:
             self._kick.set()
 
+    def _watch(self, deadline: float) -> None:
+        """Make sure the deadline watcher runs, and wakes by ``deadline``."""
+        if self.closed:
+            return
+        if not self._watching:
+            self._watching = True
+            self._host.start_soon(self._watch_deadlines, "smsactivate_async deadlines")
+        elif deadline < self._watch_until and self._deadline_moved is not None:
+            self._deadline_moved.set()
+
+    async def _watch_deadlines(self) -> None:
+        """The client's own task that wakes every waiter at its deadline, whatever the poller is doing
+        (a slow server can hold a tick; it cannot hold a deadline)."""
+        try:
+            while self._live and not self.closed:
+                now = self._clock.now()
+                self._expire(now)
+                upcoming = self._deadlines[0][0] if self._deadlines else now + 3600.0
+                self._deadline_moved = anyio.Event()
+                self._watch_until = upcoming
+                with anyio.move_on_after(max(0.0, upcoming - now)):
+                    await self._deadline_moved.wait()
+        finally:
+            self._watching = False
+            self._watch_until = float("inf")
+
     def _interval(self) -> float:
         interval = min(self._intervals, default=self._settings.poll_interval)
         if self.fallback_interval is not None and self.pushes_arriving:
@@ -505,7 +536,6 @@ class Scheduler:
             return
         wake_at = min(
             due if self._tracks else float("inf"),
-            self._deadlines[0][0] if self._deadlines else float("inf"),
             min((p.due for p in self._cancels.values()), default=float("inf")),
         )
         self._kick = anyio.Event()
