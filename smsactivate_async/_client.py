@@ -80,6 +80,9 @@ class SMSActivate(GeneratedActions):
             headers, body, timing; phone numbers and codes redacted unless ``record_secrets=True``):
             safe to attach to a bug report, and replayable in tests (:class:`ReplayTransport`).
         record_secrets: keep phone numbers and codes in the recording.
+        retention: seconds a persistent journal keeps closed numbers and settled purchases (default a
+            day): the live clients forget older ones as they recover, so the journal's size follows
+            the work in flight, not the history.
         close_timeout: how long :meth:`aclose` waits for cancels the server refused as too early
             (default: 20 s in memory, 0 with a persistent store, whose journal keeps the duty for
             :meth:`recover`); each number still open then is logged with when it can be cancelled.
@@ -115,6 +118,7 @@ class SMSActivate(GeneratedActions):
         close_timeout: float | None = None,
         record: str | os.PathLike[str] | None = None,
         record_secrets: bool = False,
+        retention: float = 86_400.0,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise InvalidArgumentError("api_key must be a non-empty string")
@@ -141,8 +145,9 @@ class SMSActivate(GeneratedActions):
             else float(close_timeout)
         self._namespace = namespace_for(self.provider.name, api_key.strip())
         self._catalogue = _Catalogue()  # live prices for buying policies, kept their price_ttl
+        _check_seconds("retention", retention)
         journal = Journal(self._store, owner=owner or default_owner(), lease=float(lease),
-                          stale_after=timeout * 2 + 5.0)
+                          stale_after=timeout * 2 + 5.0, retention=float(retention))
         self.page_size = self.provider.page_size if page_size is _UNSET else page_size
         self.clock: Clock = clock or SystemClock()
         install_redaction()
@@ -571,6 +576,13 @@ class SMSActivate(GeneratedActions):
                     continue
                 if report.finished or report.cancelled or report.pending:
                     log.info("journal: recovered %s", report)
+                try:
+                    pruned = await journal.prune()
+                except SMSActivateError as exc:
+                    log.warning("journal: pruning failed (%s); will try again", exc.code)
+                else:
+                    if pruned:
+                        log.debug("journal: forgot %d closed records older than %.0f s", pruned, journal.retention)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -49,13 +49,15 @@ def default_owner() -> str:
 
 class Journal:
     def __init__(self, store: Store, *, owner: str, lease: float, stale_after: float,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, retention: float = 86_400.0) -> None:
         self.store = store
         self.owner = owner
         self.lease = lease
         #: a pending intent older than this (a request timeout and then some) no longer holds others back
         self.stale_after = stale_after
         self.wall = wall
+        #: closed entries and settled intents are forgotten this long after (seconds)
+        self.retention = retention
         self.opened = False
         #: the last code written per entry (a write-dedupe cache, not a record: bounded)
         self._codes: dict[int, str] = {}
@@ -160,6 +162,10 @@ class Journal:
         return count
 
     # --- what happened to the numbers -----------------------------------------------------------
+
+    async def prune(self) -> int:
+        """Forget what closed or settled more than ``retention`` seconds ago; the records removed."""
+        return await self.store.prune(self.wall() - self.retention)
 
     async def record_code(self, kind: Kind, entry_id: int, code: str) -> None:
         if self._codes.get(entry_id) == code:

@@ -168,6 +168,12 @@ class Store(abc.ABC):
     async def renew(self, owner: str, expires: float) -> None:
         """Extend ``owner``'s lease to ``expires``."""
 
+    async def prune(self, before: float) -> int:
+        """Forget closed entries closed before ``before`` (wall time) and intents settled for good
+        before it; the number of records removed. A journal is bounded by the work in flight and the
+        retention period, not by its history. (Stores that forget at once need do nothing.)"""
+        return 0
+
     @abc.abstractmethod
     async def release(self, owner: str) -> None:
         """End ``owner``'s lease (a clean shutdown)."""

@@ -14,6 +14,7 @@ the intent, its sequence number, its state while unsettled);
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
@@ -105,6 +106,20 @@ return 1
 """
 
 
+# Closed entries past the retention period, and their fields, in one step.
+_PRUNE = """
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for _, member in ipairs(gone) do
+  local sep = string.find(member, ':')
+  local kind, id = string.sub(member, 1, sep - 1), string.sub(member, sep + 1)
+  for _, field in ipairs({'entry:', 'owner:', 'code:', 'retries:'}) do
+    redis.call('HDEL', ARGV[2] .. field .. kind, id)
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+return #gone
+"""
+
 # The poller's lease: taken when free, kept (renewed) by its holder, lost when it stops renewing.
 _LEAD = """
 local holder = redis.call('GET', KEYS[1])
@@ -188,7 +203,7 @@ class RedisStore(Store):
             await self.aclose()
             raise failure
         for name, source in (("add", _ADD_INTENT), ("claim", _CLAIM), ("take", _TAKE_OVER), ("gcra", _GCRA), ("grant", _GRANT),
-                             ("block", _BLOCK), ("lead", _LEAD)):
+                             ("block", _BLOCK), ("lead", _LEAD), ("prune", _PRUNE)):
             self._scripts[name] = self._redis.register_script(source)
 
     async def aclose(self) -> None:
@@ -256,9 +271,16 @@ class RedisStore(Store):
                     pipe.hincrby(self._key(f"retries:{kind}"), entry_id, 1)
                 if state in ("finished", "cancelled"):
                     pipe.srem(self._key("open"), f"{kind}:{entry_id}")
+                    pipe.zadd(self._key("closed"), {f"{kind}:{entry_id}": time.time()})  # pruned after retention
                 await pipe.execute()
 
         await self._do(work)
+
+    async def prune(self, before: float) -> int:
+        """Forget entries closed before ``before`` (settled intents are deleted as they settle)."""
+        keys = [self._key("closed")]
+        gone = await self._do(lambda: self._scripts["prune"](keys=keys, args=[repr(before), self._prefix]))
+        return int(gone)
 
     async def owners(self, kind: Kind, ids: Iterable[int]) -> dict[int, str]:
         wanted = list(ids)

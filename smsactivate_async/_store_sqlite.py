@@ -39,6 +39,9 @@ CREATE INDEX IF NOT EXISTS entries_open ON entries (ns, state);
 CREATE TABLE IF NOT EXISTS leases (ns TEXT NOT NULL, owner TEXT NOT NULL, expires REAL NOT NULL,
     PRIMARY KEY (ns, owner));
 CREATE TABLE IF NOT EXISTS seqs (ns TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS closed (ns TEXT NOT NULL, kind TEXT NOT NULL, id INTEGER NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (ns, kind, id));
+CREATE INDEX IF NOT EXISTS closed_at ON closed (ns, at);
 CREATE TABLE IF NOT EXISTS budget (ns TEXT PRIMARY KEY, tat REAL NOT NULL, blocked REAL NOT NULL,
     cut REAL NOT NULL);
 """
@@ -216,8 +219,25 @@ class SqliteStore(Store):
             conn.execute(
                 "UPDATE entries SET state = COALESCE(?, state), code = COALESCE(?, code), retries = retries + ? "
                 "WHERE ns = ? AND kind = ? AND id = ?", (state, code, int(another), self._ns, kind, entry_id))
+            if state in ("finished", "cancelled"):  # kept for the retention period, then pruned
+                conn.execute("INSERT OR REPLACE INTO closed (ns, kind, id, at) VALUES (?, ?, ?, ?)",
+                             (self._ns, kind, entry_id, time.time()))
 
         await self._run(work, write=True)
+
+    async def prune(self, before: float) -> int:
+        """Forget entries closed before ``before`` and intents settled for good before it."""
+        def work(conn: sqlite3.Connection) -> int:
+            gone = conn.execute(
+                "DELETE FROM entries WHERE ns = ? AND state != 'open' AND EXISTS (SELECT 1 FROM closed c WHERE "
+                "c.ns = entries.ns AND c.kind = entries.kind AND c.id = entries.id AND c.at < ?)",
+                (self._ns, before)).rowcount
+            conn.execute("DELETE FROM closed WHERE ns = ? AND at < ?", (self._ns, before))
+            gone += conn.execute("DELETE FROM intents WHERE ns = ? AND state IN ('bought', 'failed', 'recovered') "
+                                 "AND created < ?", (self._ns, before)).rowcount
+            return int(gone)
+
+        return await self._run(work, write=True)
 
     async def owners(self, kind: Kind, ids: Iterable[int]) -> dict[int, str]:
         wanted = list(ids)

@@ -4,6 +4,7 @@ client's use of it — intents before purchases, reconciliation across clients, 
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -422,3 +423,36 @@ async def test_a_number_recovery_cannot_close_goes_back_to_its_dead_owner(persis
             pass
         again = await survivor.recover()
     assert again.cancelled == [number.activation_id]
+
+
+# --- a bounded journal (issue 23): closed entries and settled intents expire ---------------------------
+
+
+async def test_the_journal_forgets_what_closed_before_the_retention(persistent_url: str) -> None:
+    sim = Simulator(codes=CodeSchedule.within(0.0, 0.01), early_cancel_seconds=0)
+    async with SMSActivate(sim.api_key, transport=sim.transport(), store=persistent_url, rate_limit=None,
+                           early_cancel_window=0, poll_interval=0.01, retention=3600) as client:
+        for _ in range(30):
+            async with client.activation(service="tg", country=2) as act:
+                await act.wait_for_code(timeout=5)
+        kept = await client.get_number_v2(service="tg", country=2)  # still open: never forgotten
+        journal = client._session.journal
+        assert await journal.prune() == 0  # nothing older than an hour yet
+        assert len(await journal.store.owners("activation", [a.id for a in sim.activations.values()])) == 31
+        journal.wall = lambda: time.time() + 3601  # an hour and a second later
+        assert await journal.prune() >= 30
+        owners = await journal.store.owners("activation", [a.id for a in sim.activations.values()])
+        assert list(owners) == [kept.activation_id]
+        assert [e.id for e in await journal.store.open_entries()] == [kept.activation_id]
+        await client.set_status(kept.activation_id, 8)
+    if persistent_url.startswith("redis"):
+        import redis
+
+        with redis.Redis.from_url(persistent_url) as connection:
+            sizes = {key.decode(): connection.memory_usage(key) for key in connection.scan_iter("smsactivate:*")}
+        assert all(size is not None and size < 4096 for size in sizes.values()), sizes  # no ever-growing key
+
+
+def test_retention_is_checked() -> None:
+    with pytest.raises(InvalidArgumentError, match="retention"):
+        SMSActivate("k", retention=0)
