@@ -43,7 +43,38 @@ __all__ = ["Activation", "ActivationHandle", "HandleState", "check_options"]
 log = logging.getLogger("smsactivate_async")
 
 
-class Activation:
+class _BoughtNumber:
+    """What every bought number shows: its id, phone, cost and last code."""
+
+    codes: list[str]
+
+    @property
+    def number(self) -> Number:
+        """The bought number (``get_number_v2``'s answer)."""
+        raise NotImplementedError
+
+    @property
+    def activation_id(self) -> int:
+        """The activation's id."""
+        return self.number.activation_id
+
+    @property
+    def phone_number(self) -> str:
+        """The phone number, as the provider gives it (digits, with the country code)."""
+        return self.number.phone_number
+
+    @property
+    def cost(self) -> Any:
+        """What the number cost (``Decimal``), if the provider said."""
+        return self.number.activation_cost
+
+    @property
+    def code(self) -> str | None:
+        """The last code received, if any."""
+        return self.codes[-1] if self.codes else None
+
+
+class Activation(_BoughtNumber):
     """``async with client.activation(service="tg", country=6) as act:`` — one bought number.
 
     Leaving the block normally after a code finishes it (6); leaving it any other way, or before
@@ -80,25 +111,6 @@ class Activation:
             raise InvalidArgumentError("the activation is not bought yet: use `async with client.activation(...)`")
         return self._number
 
-    @property
-    def activation_id(self) -> int:
-        """The activation's id."""
-        return self.number.activation_id
-
-    @property
-    def phone_number(self) -> str:
-        """The phone number, as the provider gives it (digits, with the country code)."""
-        return self.number.phone_number
-
-    @property
-    def cost(self) -> Any:
-        """What the number cost (``Decimal``), if the provider said."""
-        return self.number.activation_cost
-
-    @property
-    def code(self) -> str | None:
-        """The last code received, if any."""
-        return self.codes[-1] if self.codes else None
 
     async def __aenter__(self) -> Activation:
         number, self._bought_country = await purchase(self._client, self._options, self._order_id, self._policy)
@@ -213,7 +225,7 @@ class HandleState(enum.Enum):
 OnCode = Callable[["ActivationHandle", str], object]
 
 
-class ActivationHandle:
+class ActivationHandle(_BoughtNumber):
     """A number bought by :meth:`SMSActivate.start_activation`, seen to its end by the client.
 
     The client waits for its code in its own task; with ``finish_on_code=True`` (the default) it
@@ -225,7 +237,7 @@ class ActivationHandle:
     def __init__(self, client: SMSActivate, number: Number, country: int | None, *, timeout: float,
                  poll_interval: float | None, finish_on_code: bool, voice: bool, on_code: OnCode | None) -> None:
         self._client = client
-        self.number = number
+        self._number = number
         #: the country it was bought in (with a policy: the choice that sold it)
         self.country = country
         #: every code received, oldest first
@@ -248,28 +260,14 @@ class ActivationHandle:
         self._closing: anyio.Event | None = None
         self._returned = 0
 
+    @property
+    def number(self) -> Number:
+        """The bought number (``get_number_v2``'s answer)."""
+        return self._number
+
     def __repr__(self) -> str:
         return f"ActivationHandle(activation_id={self.activation_id}, state={self._state.value!r}, code={self.code!r})"
 
-    @property
-    def activation_id(self) -> int:
-        """The activation's id."""
-        return self.number.activation_id
-
-    @property
-    def phone_number(self) -> str:
-        """The phone number, as the provider gives it (digits, with the country code)."""
-        return self.number.phone_number
-
-    @property
-    def cost(self) -> Any:
-        """What the number cost (``Decimal``), if the provider said."""
-        return self.number.activation_cost
-
-    @property
-    def code(self) -> str | None:
-        """The last code received, if any."""
-        return self.codes[-1] if self.codes else None
 
     @property
     def state(self) -> HandleState:

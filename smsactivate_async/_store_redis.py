@@ -53,23 +53,7 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 
-# GCRA on the server's clock: returns how long the caller must wait (seconds, as a string) before
-# its request may leave; its slot is reserved either way.
-_GCRA = """
-pcall(redis.replicate_commands)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
-local start = math.max(now, tat - tolerance, blocked)
-local new_tat = math.max(tat, start) + interval
-redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
-return {string.format('%.6f', start - now), redis.call('GET', KEYS[3]) or '0'}
-"""
-
-# The shared budget grants a slot only when a request is about to leave: at the rate in force then,
+# GCRA on the server's clock. The shared budget grants a slot only when a request is about to leave: at the rate in force then,
 # and never during a block. Nothing is booked ahead, so a rate that changes applies at once and no
 # slot granted before a throttle can leave during the block after it.
 _GRANT = """
@@ -202,7 +186,7 @@ class RedisStore(Store):
         if failure is not None:
             await self.aclose()
             raise failure
-        for name, source in (("add", _ADD_INTENT), ("claim", _CLAIM), ("take", _TAKE_OVER), ("gcra", _GCRA), ("grant", _GRANT),
+        for name, source in (("add", _ADD_INTENT), ("claim", _CLAIM), ("take", _TAKE_OVER), ("grant", _GRANT),
                              ("block", _BLOCK), ("lead", _LEAD), ("prune", _PRUNE)):
             self._scripts[name] = self._redis.register_script(source)
 
@@ -330,13 +314,6 @@ class RedisStore(Store):
         return {o.decode(): float(e) for o, e in found.items()}
 
     # --- the fleet's rate budget ----------------------------------------------------------------
-
-    async def reserve(self, interval: float, tolerance: float) -> tuple[float, float]:
-        """Reserve the next slot of the shared budget: (seconds to wait before using it, when the
-        fleet's rate was last cut by a throttle, on the server's clock)."""
-        keys = [self._key("rate"), self._key("rate:block"), self._key("rate:cut")]
-        delay, cut = await self._do(lambda: self._scripts["gcra"](keys=keys, args=[repr(interval), repr(tolerance)]))
-        return max(0.0, float(delay)), float(cut)
 
     async def grant(self, interval: float, tolerance: float) -> tuple[float, float]:
         """Take a slot of the shared budget now if there is one: (0, …); else (seconds until there may
