@@ -158,6 +158,9 @@ class AdaptiveRateLimiter:
         self._learned_max = self.max_rate
         self._last_block = float("-inf")
         self._shared_blocks = 0
+        #: learn a share of the limit from blocks one client could not cause; off when a shared store
+        #: keeps the account's budget (the fleet's rate is one GCRA there, not a share per client)
+        self.learns_share = True
         self.floor = floor
         self.beta = beta
         self.rate: float | None = min(start, self.max_rate)
@@ -264,7 +267,7 @@ class AdaptiveRateLimiter:
             self._last_cut = float("-inf")
             self.cut(seconds)
         self._tokens = 0.0
-        if now - self._last_block > seconds + 1.0:
+        if self.learns_share and now - self._last_block > seconds + 1.0:
             # A block this client alone could not cause (its rate stays under the published limit): the
             # account is shared with clients we cannot see. After the n-th such block, assume n + 1
             # others as busy as we are: our share is at most 1 / (n + 2) of the limit (less our burst,
@@ -305,6 +308,8 @@ class SharedRateLimiter:
 
     def __init__(self, store: Any, rate: float | None, burst: int, clock: Clock, local: Any) -> None:
         self._adaptive = local if isinstance(local, AdaptiveRateLimiter) else None
+        if self._adaptive is not None:
+            self._adaptive.learns_share = False
         self._fixed = rate
         self._burst = burst
         self._store = store

@@ -312,7 +312,9 @@ def run_schedule(seed: int, *, verbose: bool = False) -> World:
     """Run one schedule on virtual time and check it; raises :class:`Violation`."""
     gc.collect()  # garbage of an earlier run, finalized in the middle of this one, would change its course
     world = _make_world(seed)
-    trio._core._run._r.seed(seed)  # trio shuffles its run queue: from the seed too, so that a run replays
+    scheduler_rng = getattr(getattr(trio, "_core", None), "_run", None)
+    if scheduler_rng is not None and hasattr(scheduler_rng, "_r"):
+        scheduler_rng._r.seed(seed)  # trio shuffles its run queue: from the seed too, so that a run replays
     trio.run(_run, world, clock=trio.testing.MockClock(autojump_threshold=0))
     if verbose:
         print("\n".join(world.log))

@@ -143,3 +143,18 @@ async def test_a_thousand_concurrent_calls_on_one_redis_client_wait_for_connecti
                 group.start_soon(one)
     assert not [e for e in errors if isinstance(e, StoreError)], errors[:3]
     assert errors == [] and len(sim.ledger.purchases) == 1000
+
+
+def test_a_fleet_on_a_shared_store_keeps_its_rate_after_a_block() -> None:
+    """On a shared store the account's budget is one GCRA: a block cuts it, it does not make each client
+    take a third of the limit as clients sharing no store do."""
+    from smsactivate_async._policy import SharedRateLimiter
+
+    alone = AdaptiveRateLimiter(40.0, 50.0, 4, SystemClock())
+    fleet_local = AdaptiveRateLimiter(40.0, 50.0, 4, SystemClock())
+    SharedRateLimiter(store=object(), rate=None, burst=4, clock=SystemClock(), local=fleet_local)
+    for limiter in (alone, fleet_local):
+        limiter.block(10.0)
+    assert alone.max_rate < 20.0  # learned a share
+    assert fleet_local.max_rate == pytest.approx(50.0 * 0.95 - 3)  # kept the published ceiling
+    assert fleet_local.rate == pytest.approx(40.0 * 0.7)  # but was cut
