@@ -4,7 +4,8 @@
 balance, the catalogue, the prices, the numbers in stock, the active activations, the history, and
 four deliberate mistakes (a wrong key, an unknown action, a country that does not exist, the status
 of an activation that does not exist) — and compares each answer's HTTP status, content type, shape
-and error code with what the simulator's profile of the preset's dialect answers to the same request.
+error code and rate-limit headers with what the simulator's profile of the preset's dialect answers to
+the same request; the time each answer took is shown.
 Every difference is a :class:`DoctorFinding` with both answers as evidence and the preset setting it
 points at. It never buys and never sets a status (:data:`FREE_ACTIONS` is checked before each probe).
 
@@ -50,6 +51,8 @@ class DoctorObservation:
     code: str | None
     elapsed: float = 0.0
     excerpt: str = ""
+    #: the rate-limit headers present (``Retry-After``, ``X-RateLimit-*``), by name
+    limits: str = ""
 
 
 @attrs.frozen
@@ -141,10 +144,15 @@ def observe(probe: str, action: str, status: int | None, headers: Mapping[str, s
                       allow_empty=False)
     except SMSActivateError as exc:
         code = exc.code
-    return DoctorObservation(probe, action, status, main, shape, code, round(elapsed, 3), text[:160])
+    limits = ",".join(sorted(name.lower() for name in headers
+                             if name.lower() == "retry-after" or name.lower().startswith("x-ratelimit")))
+    return DoctorObservation(probe, action, status, main, shape, code, round(elapsed, 3), text[:160], limits)
 
 
 def _advice(probe: str, field: str) -> str:
+    if field == "rate-limit headers":
+        return ("the provider announces its limits in headers: check Provider(rate_limit=…, rate_ceiling=…, "
+                "rate_block_seconds=…) against them, and Faults(retry_after_header=…) in its simulator profile")
     if field == "content type":
         return ("another Content-Type: the client reads answers by their shape, not this header, but it is a sign "
                 "of another dialect (check Provider(dialect=…))")
@@ -172,7 +180,7 @@ def compare(expected: Iterable[DoctorObservation], got: Iterable[DoctorObservati
             continue
         for field, a, b in (("status", wanted.status, seen.status), ("content type", wanted.content_type,
                             seen.content_type), ("shape", wanted.shape, seen.shape), ("error code", wanted.code,
-                                                                                     seen.code)):
+                            seen.code), ("rate-limit headers", wanted.limits, seen.limits)):
             if a != b:
                 findings.append(DoctorFinding(seen.probe, field, str(a), f"{b} — {seen.excerpt[:80]!r}",
                                         _advice(seen.probe, field)))

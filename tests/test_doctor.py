@@ -186,3 +186,19 @@ def test_doctor_probes_only_free_actions() -> None:
             assert params["action"] in FREE_ACTIONS
     assert not {"getNumber", "getNumberV2", "setStatus", "getRentNumber"} & FREE_ACTIONS
     assert httpx  # (the transports are httpx's)
+
+
+async def test_rate_limit_headers_the_preset_does_not_expect_are_named() -> None:
+    """A provider that starts announcing its limits in headers: the doctor says so, and where to look."""
+    sim = Simulator()
+
+    async def with_limits(request: httpx.Request) -> httpx.Response:
+        async with httpx.AsyncClient(transport=sim.transport()) as inner:
+            answer = await inner.get(str(request.url))
+        return httpx.Response(answer.status_code, content=answer.content,
+                              headers={**answer.headers, "X-RateLimit-Limit": "50", "X-RateLimit-Remaining": "49"})
+
+    async with SMSActivate(sim.api_key, transport=httpx.MockTransport(with_limits)) as client:
+        report = await client.doctor()
+    limits = [f for f in report.findings if f.field == "rate-limit headers"]
+    assert limits and "x-ratelimit-limit" in limits[0].got and "rate_limit" in limits[0].advice
