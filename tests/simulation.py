@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import random
 import sys
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
@@ -46,6 +47,7 @@ import trio
 import trio.testing
 
 from smsactivate_async import (
+    BuyingPolicy,
     ClientClosedError,
     PurchaseUncertainError,
     RetryPolicy,
@@ -54,6 +56,9 @@ from smsactivate_async import (
     WaitTimeoutError,
 )
 from smsactivate_async.simulator import CodeSchedule, Faults, LoopSimClock, Simulator
+
+if TYPE_CHECKING:
+    from smsactivate_async.webhooks import WebhookApp
 
 __all__ = ["Violation", "run_schedule", "run_many_schedules"]
 
@@ -93,6 +98,8 @@ class World:
     #: activation id → [(time, code)] delivered
     delivered: dict[int, list[tuple[float, str]]] = attrs.field(factory=dict)
     uncertain: set[int] = attrs.field(factory=set)
+    app: WebhookApp | None = None
+    budget: float | None = None
     escaped: list[BaseException] = attrs.field(factory=list)
     log: list[str] = attrs.field(factory=list)
 
@@ -113,10 +120,34 @@ class World:
         self.delivered.setdefault(activation_id, []).append((self.now(), code))
         self.note(f"SMS {code} for {activation_id}")
         self.sim.deliver_sms(activation_id, f"Your code is {code}", code=code)
+        if self.app is not None:  # the provider's push: on time, late, twice, or lost
+            fate = self.rng.random()
+            if fate < 0.2:
+                return
+            if fate < 0.4:
+                await anyio.sleep(self.rng.uniform(0, 10))
+            for _ in range(2 if fate > 0.8 else 1):
+                await self.push(activation_id, code)
+
+    async def push(self, activation_id: int, code: str) -> None:
+        assert self.app is not None
+        body = json.dumps({"activationId": activation_id, "code": code, "text": f"Your code is {code}"}).encode()
+        status, _ = await self.app.handle("POST", self.app.path, "127.0.0.1", {}, body)
+        if status != 200:
+            self.escaped.append(AssertionError(f"the receiver answered {status} to a valid push"))
+
+    async def forge(self) -> None:
+        """Forged pushes for ids being waited on: news to confirm, never a code."""
+        while True:
+            await anyio.sleep(self.rng.uniform(0.1, 3.0))
+            waiting = [w.activation_id for w in self.waits if w.ended is None]
+            if waiting:
+                await self.push(self.rng.choice(waiting), "000000")
 
     async def wait(self, activation_id: int, timeout: float, *, cancel_after: float | None,
                    wait: Callable[[float], Any], started: float | None = None) -> str | None:
         record = Wait(activation_id, self.now() if started is None else started, timeout)
+        self.note(f"wait {activation_id} starts (timeout {timeout:.1f})")
         self.waits.append(record)
         with anyio.CancelScope() as scope:
             if cancel_after is not None:
@@ -142,7 +173,7 @@ def _code_delay(rng: random.Random) -> float | None:
 
 async def _user(world: World, index: int) -> None:
     rng, client = world.rng, world.client
-    kind = rng.choice(["activation", "wait", "handle", "handle_abandoned", "another", "run_many", "rent"])
+    kind = rng.choice(["activation", "wait", "handle", "handle_abandoned", "another", "run_many", "rent", "buy"])
     timeout = rng.uniform(1, 30)
     cancel_after = rng.uniform(0, 30) if rng.random() < 0.25 else None
     world.note(f"user {index}: {kind}, timeout {timeout:.1f}, cancel after {cancel_after}")
@@ -190,6 +221,18 @@ async def _user(world: World, index: int) -> None:
                         world.uncertain.update(result.error.candidate_ids)
                     elif result.error is not None and not isinstance(result.error, SMSActivateError | TimeoutError):
                         world.escaped.append(result.error)
+        elif kind == "buy":
+            policy = BuyingPolicy(max_price="0.10", ceiling="1.00", fallbacks=[6])
+            number = await client.buy(service="tg", country=2, policy=policy)
+            async with anyio.create_task_group() as group:
+                group.start_soon(world.deliver_later, number.activation_id, _code_delay(rng))
+                got = await world.wait(number.activation_id, timeout, cancel_after=cancel_after, wait=lambda t: (
+                    client.wait_for_code(number.activation_id, timeout=t)))
+            with anyio.CancelScope(shield=True):
+                if got is not None:
+                    await client.set_status(number.activation_id, 6)
+                elif cancel_after is not None:  # the user's task was cancelled: it closes what it bought
+                    await _close_quietly(client, number.activation_id)
         elif kind == "rent":
             rent = await client.get_rent_number(service="tg", country=2, rent_time=4)
             async with anyio.create_task_group() as group:
@@ -243,14 +286,20 @@ def _make_world(seed: int) -> World:
     dialect = rng.choice(["sms-activate", "herosms"])
     early = rng.choice([0.0, 0.0, 5.0, 120.0])
     fault_rate = rng.choice([0.0, 0.0, 0.05, 0.15])
-    faults = Faults.uniform(fault_rate, retry_after=0.5, hang_seconds=5.0) if fault_rate else Faults()
+    budget = rng.choice([None, None, 20.0])  # the server's requests per second, when it counts them
+    faults = Faults.uniform(fault_rate, retry_after=0.5, hang_seconds=5.0, rps_budget=budget)
     sim = Simulator(dialect=dialect, codes=CodeSchedule.never(), early_cancel_seconds=early,  # type: ignore[arg-type]
                     lifetime_seconds=rng.choice([1200.0, 1200.0, 25.0]), faults=faults, clock=LoopSimClock(),
                     api_keys={"dst": Decimal(10_000)}, seed=seed)
-    client = SMSActivate("dst", provider=dialect, transport=sim.transport(), rate_limit=None, poll_interval=INTERVAL,
+    client = SMSActivate("dst", provider=dialect, transport=sim.transport(), poll_interval=INTERVAL,
+                         rate_limit=None if budget is None else budget * 0.75, burst=2,
                          early_cancel_window=early, timeout=3.0, close_timeout=400.0, seed=seed,
                          retry=RetryPolicy(attempts=6, base_delay=0.05, max_delay=1.0))
-    return World(seed, rng, sim, client, faulty=bool(fault_rate))
+    world = World(seed, rng, sim, client, faulty=bool(fault_rate), budget=budget)
+    if rng.random() < 0.3:
+        world.app = client.webhook_app("/sms", secret="dst-secret-0123456789", allowed_sources=None,
+                                       fallback_interval=5.0)
+    return world
 
 
 async def _run(world: World) -> None:
@@ -258,10 +307,14 @@ async def _run(world: World) -> None:
     users = world.rng.randint(1, 8)
     try:
         async with world.client:
-            async with anyio.create_task_group() as group:
-                for index in range(users):
-                    group.start_soon(_user, world, index)
-                    await anyio.sleep(world.rng.uniform(0, 3))
+            async with anyio.create_task_group() as outer:
+                if world.app is not None and world.rng.random() < 0.5:
+                    outer.start_soon(world.forge)
+                async with anyio.create_task_group() as group:
+                    for index in range(users):
+                        group.start_soon(_user, world, index)
+                        await anyio.sleep(world.rng.uniform(0, 3))
+                outer.cancel_scope.cancel()
     except Exception as exc:
         world.escaped.append(exc)
     await anyio.lowlevel.checkpoint()
@@ -295,10 +348,13 @@ def check(world: World) -> None:
                 fail(f"wait for {wait.activation_id} timed out at {wait.ended:.3f}, its deadline {deadline:.3f}")
             if not world.faulty:
                 early = [t for t, _ in world.delivered.get(wait.activation_id, [])
-                         if wait.started <= t <= deadline - INTERVAL - EPSILON]
+                         if wait.started < t <= deadline - INTERVAL - EPSILON]
                 if early:
                     fail(f"wait for {wait.activation_id} timed out at {wait.ended:.3f} although its code came at "
                          f"{early[0]:.3f}")
+    over_budget = [r for r in sim.ledger.requests if r.status == 429 and r.fault is None]
+    if over_budget:
+        fail(f"the server's budget of {world.budget}/s was exceeded {len(over_budget)} times")
     if sim.ledger.duplicate_orders():
         fail(f"bought twice for one order: {sim.ledger.duplicate_orders()}")
     left = [a.id for a in sim.activations.values() if a.state.active and a.id not in world.uncertain]

@@ -104,9 +104,10 @@ def test_python_block(body: str, mark: str, docs_world: _World, tmp_path: Path) 
     if mark.startswith("partial"):
         return  # compiled: that is all a fragment promises
     if mark == "pytest":
-        (tmp_path / "test_doc_block.py").write_text(body)
-        assert pytest.main(["-q", "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function",
-                            str(tmp_path / "test_doc_block.py")]) == 0
+        test_file = tmp_path / f"test_doc_{tmp_path.name}.py"  # a name of its own: pytest imports by name
+        test_file.write_text(body)
+        assert pytest.main(["-q", "-p", "no:cacheprovider", "--import-mode=importlib",
+                            "-o", "asyncio_default_fixture_loop_scope=function", str(test_file)]) == 0
         return
     awaits = code.co_flags & 0x80  # CO_COROUTINE: the block awaits at top level
 
