@@ -192,8 +192,8 @@ class SMSActivate(GeneratedActions):
         self._scheduler = self._session.scheduler = Scheduler(self._session, self.clock, self._wait, self._host)
         self._handles: dict[int, ActivationHandle] = {}
         self._scheduler.on_closed = self._number_closed
-        self._opening: anyio.Event | None = None
-        self._opened = False
+        # shared with every view of the client (with_options copies the client, not this)
+        self._life = _Life()
 
     def __repr__(self) -> str:
         return f"SMSActivate(provider={self.provider.name!r}, base_url={self.provider.base_url!r})"
@@ -220,7 +220,7 @@ class SMSActivate(GeneratedActions):
 
     async def _ready(self) -> None:
         """Open on first use (a client need not be entered with ``async with``)."""
-        if self._opened:
+        if self._life.opened:
             return
         if self._session.closed:
             raise ClientClosedError("the client is closed: open it again (`async with client:`) or make a new one")
@@ -535,11 +535,11 @@ class SMSActivate(GeneratedActions):
     async def _open(self) -> None:
         """Open the journal and start the lease (once, however many tasks ask at once); after
         :meth:`aclose`, a fresh start: a new connection pool and a new journal connection."""
-        while self._opening is not None:
-            await self._opening.wait()
-        if self._opened:
+        while self._life.opening is not None:
+            await self._life.opening.wait()
+        if self._life.opened:
             return
-        self._opening = anyio.Event()
+        self._life.opening = anyio.Event()
         try:
             if self._session.closed:
                 self._http = self._session.http = self._make_http()
@@ -547,11 +547,11 @@ class SMSActivate(GeneratedActions):
                 self._host.reopen()
                 self._scheduler.reopen()
             await self._session.journal.open(self._namespace)
-            self._opened = True
+            self._life.opened = True
             if self._store.persistent:
                 self._host.start_soon(self._keep_lease, "smsactivate_async lease")
         finally:
-            opening, self._opening = self._opening, None
+            opening, self._life.opening = self._life.opening, None
             opening.set()
 
     async def _keep_lease(self) -> None:
@@ -596,17 +596,17 @@ class SMSActivate(GeneratedActions):
         the client is left. A number still open is logged with the time it can be cancelled; with a
         persistent store the journal keeps it for :meth:`recover`.
         """
-        if self._session.closed and not self._opened:
+        if self._session.closed and not self._life.opened:
             return
         bound = self.close_timeout if timeout is None else _check_seconds("timeout", timeout, zero=True)
         try:
             with anyio.CancelScope(shield=True):
-                if self._opened:
+                if self._life.opened:
                     with anyio.move_on_after(max(bound, 5.0)):
                         await self._close_handles()
                     await self._scheduler.drain(bound)
         finally:
-            self._opened = False
+            self._life.opened = False
             self._scheduler.close()
             for handle in self._handles.values():
                 handle._client_closed()
@@ -620,7 +620,15 @@ class SMSActivate(GeneratedActions):
     async def _close_http(self) -> None:
         if not self._session.closed:
             self._session.closed = True
-            await self._http.aclose()
+            await self._session.http.aclose()
+
+
+@attrs.define
+class _Life:
+    """Whether the client is open, or being opened: one record for the client and all its views."""
+
+    opened: bool = False
+    opening: anyio.Event | None = None
 
 
 def _make_limiter(rate: object, burst: int, provider: Provider, clock: Clock) -> Limiter:

@@ -447,3 +447,18 @@ async def test_closed_activations_leave_nothing_behind(pattern: str, count: int)
         assert len(scheduler.codes) == 0 and scheduler.waiting == 0 and not scheduler._tracks
         assert len(scheduler._deadlines) <= 64 and len(client._session.journal._codes) == 0
     assert after - before < 16_000, f"the library kept {after - before} bytes more after {count} closed activations"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_view_made_before_opening_opens_the_client_once(tmp_path: Any) -> None:
+    """``with_options`` views share the client's life: the first call through either opens it once."""
+    sim = Simulator()
+    client = SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None,
+                         store=f"sqlite:///{tmp_path / 'j.db'}")
+    view = client.with_options()
+    async with anyio.create_task_group() as group:
+        group.start_soon(view.get_balance)
+        group.start_soon(client.get_balance)
+    assert client._life is view._life and client._life.opened
+    await client.aclose()
+    assert not view._life.opened and not client._host.running
