@@ -171,7 +171,8 @@ class CodeBook:
             self._codes.popitem(last=False)
 
     def forget(self, activation_id: int) -> None:
-        self._codes.pop(activation_id, None)
+        if self._codes.pop(activation_id, None) is not None and not self._codes:
+            self._codes = collections.OrderedDict()  # a dict never shrinks: give back its peak
 
 
 class _Wakeup:
