@@ -132,7 +132,7 @@ async def test_an_unrecorded_request_is_a_typed_error(tmp_path: Path) -> None:
         assert str(await client.get_balance()) == "5.00"
         with pytest.raises(SMSActivateError) as info:
             await client.with_options(retry=None).get_countries()
-    assert "REPLAY_MISSING" in str(info.value) or info.value.code
+    assert "REPLAY_MISSING" in str(info.value)  # the error shows what came back: no recorded answer
     assert transport.unmatched and transport.unmatched[0]["action"] == "getCountries"
 
 
@@ -185,7 +185,6 @@ def test_doctor_probes_only_free_actions() -> None:
         for _, params, _ in _probes(preset):
             assert params["action"] in FREE_ACTIONS
     assert not {"getNumber", "getNumberV2", "setStatus", "getRentNumber"} & FREE_ACTIONS
-    assert httpx  # (the transports are httpx's)
 
 
 async def test_rate_limit_headers_the_preset_does_not_expect_are_named() -> None:

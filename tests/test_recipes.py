@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -147,4 +146,3 @@ def test_fastapi_service_buy_now_wait_later_twice(monkeypatch: pytest.MonkeyPatc
             assert http.get("/numbers/123").status_code == 404
             assert http.post("/numbers", json={"service": "tg", "country": 999}).status_code in (400, 503)
     assert sim.open_activations() == []
-    assert os.environ["SMSACTIVATE_API_KEY"] == sim.api_key
