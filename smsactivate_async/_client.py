@@ -29,7 +29,7 @@ from ._recovery import recover
 from ._session import RequestEvent, Session, SessionStats
 from ._store import Store, namespace_for, open_store
 from ._tasks import TaskHost
-from ._transport import KeyTransport, install_redaction
+from ._transport import BorrowedTransport, KeyTransport, install_redaction
 from ._waiting import CancelOutcome, Scheduler, WaitSettings
 
 if TYPE_CHECKING:
@@ -152,22 +152,24 @@ class SMSActivate(GeneratedActions):
         self.clock: Clock = clock or SystemClock()
         install_redaction()
         # A paced client needs few connections; a big idle pool costs httpcore CPU on every request.
-        def make_http() -> httpx.AsyncClient:
+        def make_transport(key: str, *, borrowed: bool = False) -> httpx.AsyncBaseTransport:
+            """The stack below httpx's client: the network (or the given transport), the key, the
+            recording. ``borrowed``: closing it leaves a transport the caller gave alone."""
             inner = transport or httpx.AsyncHTTPTransport(proxy=proxy, retries=0, limits=_LIMITS)
-            keyed: httpx.AsyncBaseTransport = KeyTransport(inner, api_key.strip())
+            if borrowed and transport is not None:
+                inner = BorrowedTransport(inner)
+            keyed: httpx.AsyncBaseTransport = KeyTransport(inner, key)
             if record is not None:  # above the key: the recording never sees it
                 keyed = RecordingTransport(keyed, os.fspath(record), secrets=record_secrets)
-            return httpx.AsyncClient(transport=keyed, timeout=httpx.Timeout(timeout),
+            return keyed
+
+        def make_http() -> httpx.AsyncClient:
+            return httpx.AsyncClient(transport=make_transport(api_key.strip()), timeout=httpx.Timeout(timeout),
                                      headers={"User-Agent": "smsactivate-async"})
 
         self._make_http = make_http
-
-        def doctor_transports(wrong_key: str) -> tuple[httpx.AsyncBaseTransport, httpx.AsyncBaseTransport]:
-            # the doctor's own connections: this client's key, and a deliberately wrong one
-            inner = transport or httpx.AsyncHTTPTransport(proxy=proxy, retries=0)
-            return KeyTransport(inner, api_key.strip()), KeyTransport(inner, wrong_key)
-
-        self._doctor_transports = doctor_transports
+        #: the same stack with another key (the doctor's deliberately wrong one)
+        self._make_transport = make_transport
         self._http = make_http()
         rate = self.provider.rate_limit if rate_limit is _UNSET else rate_limit
         limiter: Limiter = _make_limiter(rate, burst or self.provider.burst, self.provider, self.clock)
@@ -515,6 +517,7 @@ class SMSActivate(GeneratedActions):
         sets a status. See :class:`DoctorReport` and ``smsactivate doctor``."""
         from ._doctor import run_doctor
 
+        await self._ready()
         return await run_doctor(self)
 
     async def recover(self) -> RecoveryReport:

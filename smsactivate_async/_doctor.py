@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import httpx
 
-from ._exceptions import SMSActivateError
+from ._exceptions import InvalidArgumentError, SMSActivateError
 from ._wire import decode_answer
 
 if TYPE_CHECKING:
@@ -88,8 +88,8 @@ def _probes(provider: Provider) -> list[tuple[str, dict[str, str], bool]]:
     active: dict[str, str] = {"action": "getActiveActivations"}
     if provider.page_size:
         active.update(start="0", limit=str(provider.page_size))
-    history_size = dict((provider.wire_renames and [(own, "10") for a, c, own in provider.wire_renames
-                                                      if a == "getHistory"]) or [("limit", "10")])
+    history_limit = next((own for action, classic, own in provider.wire_renames
+                          if action == "getHistory" and classic == "limit"), "limit")
     return [
         ("balance", {"action": "getBalance"}, False),
         ("countries", {"action": "getCountries"}, False),
@@ -97,7 +97,7 @@ def _probes(provider: Provider) -> list[tuple[str, dict[str, str], bool]]:
         ("prices", {"action": "getPrices", "service": "tg", "country": country}, False),
         ("numbers in stock", {"action": "getNumbersStatus", "country": country}, False),
         ("active activations", active, False),
-        ("history", {"action": "getHistory", **history_size}, False),
+        ("history", {"action": "getHistory", history_limit: "10"}, False),
         ("wrong key", {"action": "getBalance"}, True),
         ("unknown action", {"action": "doctorUnknownAction"}, False),
         ("bad country", {"action": "getPrices", "service": "tg", "country": "99999"}, False),
@@ -187,22 +187,22 @@ def compare(expected: Iterable[DoctorObservation], got: Iterable[DoctorObservati
     return findings
 
 
-async def _run_probes(base_url: str, keyed: httpx.AsyncBaseTransport, wrong_keyed: httpx.AsyncBaseTransport,
-                      probes: list[tuple[str, dict[str, str], bool]], timeout: float) -> list[DoctorObservation]:
+async def _run_probes(base_url: str, good: httpx.AsyncClient, wrong: httpx.AsyncClient,
+                      probes: list[tuple[str, dict[str, str], bool]]) -> list[DoctorObservation]:
     observations = []
-    async with httpx.AsyncClient(transport=keyed, timeout=timeout) as good, \
-            httpx.AsyncClient(transport=wrong_keyed, timeout=timeout) as wrong:
-        for name, params, wrong_key in probes:
-            assert params["action"] in FREE_ACTIONS, params  # never buys, never sets a status
-            started = time.monotonic()
-            try:
-                response = await (wrong if wrong_key else good).get(base_url, params=params)
-            except httpx.TransportError as exc:
-                observations.append(DoctorObservation(name, params["action"], None, None, f"no answer ({type(exc).__name__})",
-                                                "TRANSPORT_ERROR", round(time.monotonic() - started, 3)))
-                continue
-            observations.append(observe(name, params["action"], response.status_code, response.headers,
-                                        response.content, time.monotonic() - started))
+    for name, params, wrong_key in probes:
+        if params["action"] not in FREE_ACTIONS:  # never buys, never sets a status, whatever a probe says
+            raise InvalidArgumentError(f"the doctor sends free requests only, not {params['action']}")
+        started = time.monotonic()
+        try:
+            response = await (wrong if wrong_key else good).get(base_url, params=params)
+        except httpx.TransportError as exc:
+            observations.append(DoctorObservation(name, params["action"], None, None,
+                                                  f"no answer ({type(exc).__name__})", "TRANSPORT_ERROR",
+                                                  round(time.monotonic() - started, 3)))
+            continue
+        observations.append(observe(name, params["action"], response.status_code, response.headers,
+                                    response.content, time.monotonic() - started))
     return observations
 
 
@@ -217,8 +217,9 @@ def _profile_simulator(provider: Provider) -> Any:
 async def _simulated(sim: Any, probes: list[tuple[str, dict[str, str], bool]]) -> list[DoctorObservation]:
     from ._transport import KeyTransport
 
-    return await _run_probes("http://simulator/stubs/handler_api.php", KeyTransport(sim.transport(), sim.api_key),
-                             KeyTransport(sim.transport(), WRONG_KEY), probes, 30.0)
+    async with httpx.AsyncClient(transport=KeyTransport(sim.transport(), sim.api_key)) as good, \
+            httpx.AsyncClient(transport=KeyTransport(sim.transport(), WRONG_KEY)) as wrong:
+        return await _run_probes("http://simulator/stubs/handler_api.php", good, wrong, probes)
 
 
 async def run_doctor(client: SMSActivate) -> DoctorReport:
@@ -226,8 +227,10 @@ async def run_doctor(client: SMSActivate) -> DoctorReport:
     provider = client.provider
     probes = _probes(provider)
     sim = _profile_simulator(provider)
-    keyed, wrong_keyed = client._doctor_transports(WRONG_KEY)
-    got = await _run_probes(provider.base_url, keyed, wrong_keyed, probes, 30.0)
+    # The client's own connections (so that `record=` records the doctor too), and the same stack with
+    # a deliberately wrong key.
+    async with httpx.AsyncClient(transport=client._make_transport(WRONG_KEY, borrowed=True), timeout=30.0) as wrong:
+        got = await _run_probes(provider.base_url, client._session.http, wrong, probes)
     expected = await _simulated(sim, probes)
     return DoctorReport(provider.name, sim.dialect, got, expected, compare(expected, got))
 

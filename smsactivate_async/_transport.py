@@ -12,7 +12,7 @@ import re
 
 import httpx
 
-__all__ = ["KeyTransport", "RedactingFilter", "install_redaction", "redact"]
+__all__ = ["BorrowedTransport", "KeyTransport", "RedactingFilter", "install_redaction", "redact"]
 
 _KEY_IN_TEXT = re.compile(r"(api_key=)[^&\s\"'>]+")
 
@@ -41,6 +41,19 @@ class KeyTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+class BorrowedTransport(httpx.AsyncBaseTransport):
+    """A transport used by a second httpx client that must not close it (its owner still uses it)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        return None
 
 
 class RedactingFilter(logging.Filter):

@@ -65,7 +65,9 @@ def test_the_cli_doctor_on_a_real_port(tmp_path: Path) -> None:
     assert wrong.exit_code == 1
     findings = json.loads(wrong.output)["findings"]
     assert any(f["probe"] == "wrong key" for f in findings)
-    assert record.exists() and sim.api_key not in record.read_text()
+    recorded = {exchange["action"] for exchange in load_recording(record)}
+    assert {"getBalance", "getCountries", "getHistory", "doctorUnknownAction"} <= recorded  # the probes, recorded
+    assert sim.api_key not in record.read_text()
 
 
 # --- recording ----------------------------------------------------------------------------------------
@@ -86,6 +88,27 @@ async def test_a_recording_holds_no_key_no_phone_no_code(tmp_path: Path) -> None
     assert {"getNumberV2", "getStatus", "setStatus"} <= {e["action"] for e in exchanges}
     assert all(e["status"] and "elapsed" in e and "content-type" in {k.lower() for k in e["headers"]}
                for e in exchanges)
+
+
+async def test_the_doctor_leaves_a_transport_it_was_given_open() -> None:
+    closed: list[bool] = []
+
+    class Owned(httpx.AsyncBaseTransport):
+        def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+            self.inner = inner
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            assert not closed, "a request on a closed transport"
+            return await self.inner.handle_async_request(request)
+
+        async def aclose(self) -> None:
+            closed.append(True)
+
+    sim = Simulator()
+    async with SMSActivate(sim.api_key, transport=Owned(sim.transport())) as client:
+        await client.doctor()
+        assert not closed
+        assert await client.get_balance() > 0  # the client goes on with it
 
 
 async def test_a_recording_with_secrets_keeps_them_but_never_the_key(tmp_path: Path) -> None:
