@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as _dt
 import heapq
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -277,6 +278,47 @@ class CancelOutcome:
         return self.state != "deferred"
 
 
+class _Job:
+    """One of the scheduler's jobs in the client's task host (the poller, the deadline watcher):
+    started by the first work, running while there is some, asleep until a time and woken earlier
+    when something comes due sooner."""
+
+    __slots__ = ("_event", "_name", "_started", "_until")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._started = False
+        self._until = float("inf")  # asleep until then; -inf while busy (it looks again anyway)
+        self._event: anyio.Event | None = None
+
+    def wake(self, host: TaskHost, run: Callable[[], Awaitable[None]], when: float) -> None:
+        """Start the job if it is not running; else have it look again by ``when``."""
+        if not self._started:
+            self._started = True
+            host.start_soon(run, self._name)
+        elif when < self._until and self._event is not None:
+            self._event.set()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Around the job's loop: once it ends, the next :meth:`wake` starts it again."""
+        try:
+            yield
+        finally:
+            self._started = False
+            self._until = float("inf")
+
+    async def sleep(self, now: float, until: float) -> None:
+        """Sleep until ``until`` (clock time), or until woken."""
+        self._event = anyio.Event()
+        self._until = until
+        try:
+            with anyio.move_on_after(max(0.0, until - now)):
+                await self._event.wait()
+        finally:
+            self._until = float("-inf")
+
+
 @attrs.define
 class WaitSettings:
     """What the scheduler needs to know of its client's options (shared: changing the client's
@@ -296,12 +338,8 @@ class Scheduler:
         self._settings = settings
         self._host = host
         self._tracks: dict[int, _Track] = {}
-        self._running = False
-        self._watching = False
-        self._watch_until = float("inf")
-        self._deadline_moved: anyio.Event | None = None
-        self._kick: anyio.Event | None = None
-        self._asleep_until = float("inf")
+        self._poller = _Job("smsactivate_async poller")
+        self._watcher = _Job("smsactivate_async deadlines")
         self._urgent: set[int] = set()
         self._last_tick = float("-inf")
         self._deadlines: list[tuple[float, int, _Waiter]] = []
@@ -468,39 +506,22 @@ class Scheduler:
 
     def _wake_poller(self, when: float) -> None:
         """Make sure the poller runs, and that it looks again by ``when`` (clock time)."""
-        if self.closed:
-            return
-        if not self._running:
-            self._running = True
-            self._host.start_soon(self._poll_loop, "smsactivate_async poller")
-        elif when < self._asleep_until and self._kick is not None:
-            self._kick.set()
+        if not self.closed:
+            self._poller.wake(self._host, self._poll_loop, when)
 
     def _watch(self, deadline: float) -> None:
         """Make sure the deadline watcher runs, and wakes by ``deadline``."""
-        if self.closed:
-            return
-        if not self._watching:
-            self._watching = True
-            self._host.start_soon(self._watch_deadlines, "smsactivate_async deadlines")
-        elif deadline < self._watch_until and self._deadline_moved is not None:
-            self._deadline_moved.set()
+        if not self.closed:
+            self._watcher.wake(self._host, self._watch_deadlines, deadline)
 
     async def _watch_deadlines(self) -> None:
         """The client's own task that wakes every waiter at its deadline, whatever the poller is doing
         (a slow server can hold a tick; it cannot hold a deadline)."""
-        try:
+        with self._watcher.running():
             while self._live and not self.closed:
                 now = self._clock.now()
                 self._expire(now)
-                upcoming = self._deadlines[0][0] if self._deadlines else now + 3600.0
-                self._deadline_moved = anyio.Event()
-                self._watch_until = upcoming
-                with anyio.move_on_after(max(0.0, upcoming - now)):
-                    await self._deadline_moved.wait()
-        finally:
-            self._watching = False
-            self._watch_until = float("inf")
+                await self._watcher.sleep(now, self._deadlines[0][0] if self._deadlines else now + 3600.0)
 
     def _interval(self) -> float:
         interval = min(self._intervals, default=self._settings.poll_interval)
@@ -509,16 +530,13 @@ class Scheduler:
         return interval
 
     async def _poll_loop(self) -> None:
-        try:
+        with self._poller.running():
             while (self._tracks or self._cancels) and not self.closed:
                 try:
                     await self._step()
                 except SMSActivateError as exc:
                     log.warning("poller: %s; going on", exc)
                     await self._clock.sleep(min(1.0, self._interval()))
-        finally:
-            self._running = False
-            self._asleep_until = float("inf")
 
     async def _step(self) -> None:
         now = self._clock.now()
@@ -535,17 +553,10 @@ class Scheduler:
             self._last_tick = now
             await self._tick()
             return
-        wake_at = min(
+        await self._poller.sleep(now, min(
             due if self._tracks else float("inf"),
             min((p.due for p in self._cancels.values()), default=float("inf")),
-        )
-        self._kick = anyio.Event()
-        self._asleep_until = wake_at
-        try:
-            with anyio.move_on_after(max(0.0, wake_at - now)):
-                await self._kick.wait()
-        finally:
-            self._asleep_until = float("-inf")
+        ))
 
     def _expire(self, now: float) -> None:
         """Wake every waiter whose deadline has come on the client's clock (an injected clock may
