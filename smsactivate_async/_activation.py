@@ -44,9 +44,29 @@ log = logging.getLogger("smsactivate_async")
 
 
 class _BoughtNumber:
-    """What every bought number shows: its id, phone, cost and last code."""
+    """What every bought number shows (its id, phone, cost and last code), and the status changes
+    both kinds make."""
 
     codes: list[str]
+    _client: SMSActivate
+
+    async def _ask_another(self) -> None:
+        """Status 3 (another code)."""
+        await self._set_status(3, StatusCode.STATUS_WAIT_RETRY, StatusCode.STATUS_WAIT_RESEND)
+
+    async def _finish_at_server(self) -> None:
+        """Status 6 (finished)."""
+        await self._set_status(6, StatusCode.STATUS_CANCEL)
+
+    async def _set_status(self, status: int, *already: StatusCode) -> None:
+        """Set a status; a refusal because the state is already the wanted one (the answer of an
+        earlier, lost attempt was the one that counted) is success, confirmed by getStatus."""
+        try:
+            await self._client.set_status(self.activation_id, status)
+        except (ActivationStateError, BadRequestError) as refusal:
+            current = await self._client.get_status(self.activation_id)
+            if current.status not in already:
+                raise refusal from None
 
     @property
     def number(self) -> Number:
@@ -133,24 +153,14 @@ class Activation(_BoughtNumber):
 
     async def request_another_code(self) -> None:
         """Ask for one more code (status 3); the next ``wait_for_code`` ignores the old one."""
-        await self._set_status(3, StatusCode.STATUS_WAIT_RETRY, StatusCode.STATUS_WAIT_RESEND)
+        await self._ask_another()
 
     async def finish(self) -> None:
         """Finish now (status 6)."""
         with anyio.CancelScope(shield=True):
-            await self._set_status(6, StatusCode.STATUS_CANCEL)
+            await self._finish_at_server()
             self._closed = True
             self._client._scheduler.closed_number(self.activation_id, "finished")
-
-    async def _set_status(self, status: int, *already: StatusCode) -> None:
-        """Set a status; a refusal because the state is already the wanted one (the answer of an
-        earlier, lost attempt was the one that counted) is success, confirmed by getStatus."""
-        try:
-            await self._client.set_status(self.activation_id, status)
-        except (ActivationStateError, BadRequestError) as refusal:
-            current = await self._client.get_status(self.activation_id)
-            if current.status not in already:
-                raise refusal from None
 
     async def cancel(self) -> None:
         """Cancel now (status 8), or as soon as the server allows it."""
@@ -320,12 +330,7 @@ class ActivationHandle(_BoughtNumber):
 
     async def request_another_code(self) -> None:
         """Ask for one more code (status 3); the client waits for it as for the first."""
-        try:
-            await self._client.set_status(self.activation_id, 3)
-        except (ActivationStateError, BadRequestError) as refusal:
-            current = await self._client.get_status(self.activation_id)
-            if current.status not in (StatusCode.STATUS_WAIT_RETRY, StatusCode.STATUS_WAIT_RESEND):
-                raise refusal from None
+        await self._ask_another()
         self._set(HandleState.WAITING)
         self._another.set()
 
@@ -420,12 +425,7 @@ class ActivationHandle(_BoughtNumber):
         scheduler = self._client._scheduler
         try:
             if finish:
-                try:
-                    await self._client.set_status(self.activation_id, 6)
-                except (ActivationStateError, BadRequestError) as refusal:
-                    current = await self._client.get_status(self.activation_id)
-                    if current.status is not StatusCode.STATUS_CANCEL:
-                        raise refusal from None
+                await self._finish_at_server()
                 self._set(HandleState.FINISHED)
                 return
             outcome = await scheduler.cancel_number(self.activation_id)
