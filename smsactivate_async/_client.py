@@ -137,9 +137,8 @@ class SMSActivate(GeneratedActions):
             raise InvalidArgumentError(f"lease must be a positive number of seconds, got {lease!r}")
         if owner is not None and (not isinstance(owner, str) or not owner.strip()):
             raise InvalidArgumentError("owner must be a non-empty string")
-        if close_timeout is not None and (isinstance(close_timeout, bool) or not isinstance(close_timeout, (int, float))
-                                          or not close_timeout >= 0):
-            raise InvalidArgumentError(f"close_timeout must be a non-negative number of seconds, got {close_timeout!r}")
+        if close_timeout is not None:
+            _check_seconds("close_timeout", close_timeout, zero=True)
         self._store = open_store(store)
         self.close_timeout: float = (0.0 if self._store.persistent else 20.0) if close_timeout is None \
             else float(close_timeout)

@@ -281,16 +281,23 @@ class WebhookApp:
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):  # mounted: Starlette keeps the prefix in `path`
             path = path[len(root):]
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in scope.get("headers", []):
-            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]},{value}" if name in headers else value  # repeated lines, in order
+        headers = _joined((name.decode("latin-1"), value.decode("latin-1")) for name, value in scope.get("headers", []))
         client = scope.get("client")
         status, text = await self.handle(scope.get("method", "GET"), path, client[0] if client else None, headers,
                                          bytes(body))
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(text)).encode())]})
         await send({"type": "http.response.body", "body": text})
+
+
+def _joined(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers by lower-case name, a repeated header's lines joined in order (as one
+    ``X-Forwarded-For`` list: a proxy appends its own line after the client's)."""
+    headers: dict[str, str] = {}
+    for raw_name, value in pairs:
+        name = raw_name.lower()
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    return headers
 
 
 def aiohttp_handler(app: WebhookApp) -> Callable[[Any], Awaitable[Any]]:
@@ -300,7 +307,7 @@ def aiohttp_handler(app: WebhookApp) -> Callable[[Any], Awaitable[Any]]:
 
     async def handler(request: Any) -> Any:
         body = await request.content.read(_MAX_BODY + 1)
-        headers = {name.lower(): ",".join(request.headers.getall(name)) for name in set(request.headers.keys())}
+        headers = _joined(request.headers.items())
         status, text = await app.handle(request.method, request.path, request.remote, headers, body)
         return web.Response(status=status, body=text, content_type="text/plain")
 
