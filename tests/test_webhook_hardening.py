@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from smsactivate_async import SMSActivate, WaitTimeoutError
-from smsactivate_async.simulator import CodeSchedule, LoopSimClock, Simulator, free_port
+from smsactivate_async.simulator import CodeSchedule, LoopSimClock, Simulator
 from smsactivate_async.webhooks import WebhookApp
 
 from .conftest import on_virtual_time
-from .test_webhooks import SECRET, serving
+from .test_webhooks import SECRET, aiohttp_serving, serving
 
 pytestmark = pytest.mark.anyio
 PROVIDER_ADDRESS = "84.32.223.53"  # a documented HeroSMS source (FACTS §16)
@@ -45,33 +45,19 @@ async def test_serve_ignores_x_forwarded_for_from_loopback() -> None:
 
 
 async def test_aiohttp_reads_the_last_forwarded_hop_across_lines() -> None:
-    pytest.importorskip("aiohttp")
-    from aiohttp import web
-
-    from smsactivate_async.webhooks import aiohttp_handler
-
     sim = Simulator(dialect="herosms", codes=CodeSchedule.never())
     async with client_for(sim) as client:
         app = client.webhook_app("/sms", secret=SECRET, trusted_proxies=["127.0.0.1"])
-        web_app = web.Application()
-        web_app.router.add_post("/sms/{token}", aiohttp_handler(app))
-        runner = web.AppRunner(web_app)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-                body = json.dumps({"activationId": 1})
+        async with aiohttp_serving(app) as http:
+            body = json.dumps({"activationId": 1})
 
-                async def push(*lines: str) -> int:
-                    headers = [("X-Forwarded-For", line) for line in lines] + [("Content-Type", "application/json")]
-                    return (await http.post(app.path, content=body, headers=headers)).status_code
+            async def push(*lines: str) -> int:
+                headers = [("X-Forwarded-For", line) for line in lines] + [("Content-Type", "application/json")]
+                return (await http.post(app.path, content=body, headers=headers)).status_code
 
-                # HAProxy's `option forwardfor` appends its own line after the one the client forged
-                forged = await push(PROVIDER_ADDRESS, "203.0.113.9")
-                real = await push("203.0.113.9", PROVIDER_ADDRESS)
-        finally:
-            await runner.cleanup()
+            # HAProxy's `option forwardfor` appends its own line after the one the client forged
+            forged = await push(PROVIDER_ADDRESS, "203.0.113.9")
+            real = await push("203.0.113.9", PROVIDER_ADDRESS)
     assert (forged, real) == (403, 200)
 
 

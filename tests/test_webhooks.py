@@ -319,28 +319,35 @@ async def test_rent_push_wakes_its_waiter() -> None:
     assert got == ["Код 2792"] and app.stats.received == 1
 
 
-async def test_aiohttp_adapter() -> None:
+@contextlib.asynccontextmanager
+async def aiohttp_serving(app: WebhookApp) -> AsyncIterator[httpx.AsyncClient]:
+    """``app`` behind the aiohttp adapter on a real aiohttp server on loopback; an HTTP client to it."""
     pytest.importorskip("aiohttp")
     from aiohttp import web
 
     from smsactivate_async.webhooks import aiohttp_handler
 
+    web_app = web.Application()
+    web_app.router.add_post("/sms/{token}", aiohttp_handler(app))
+    runner = web.AppRunner(web_app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            yield http
+    finally:
+        await runner.cleanup()
+
+
+async def test_aiohttp_adapter() -> None:
     sim = Simulator(codes=CodeSchedule.never())
     async with client_for(sim) as client:
         app = client.webhook_app("/sms", secret=SECRET, allowed_sources=["127.0.0.1"])
-        web_app = web.Application()
-        web_app.router.add_post("/sms/{token}", aiohttp_handler(app))
-        runner = web.AppRunner(web_app)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-                ok = await http.post(app.path, json=SA_PUSH)
-                bad = await http.post(app.path, content=b"nope")
-                wrong = await http.post("/sms/not-the-secret-000000", json=SA_PUSH)
-        finally:
-            await runner.cleanup()
+        async with aiohttp_serving(app) as http:
+            ok = await http.post(app.path, json=SA_PUSH)
+            bad = await http.post(app.path, content=b"nope")
+            wrong = await http.post("/sms/not-the-secret-000000", json=SA_PUSH)
     assert (ok.status_code, bad.status_code, wrong.status_code) == (200, 400, 404) and app.stats.received == 1
 
 
