@@ -170,13 +170,14 @@ class SMSActivate(GeneratedActions):
         #: the same stack with another key (the doctor's deliberately wrong one)
         self._make_transport = make_transport
         self._http = make_http()
+        self._host = TaskHost()  # the client's own tasks (polling, deadlines, the lease, telling the fleet)
         rate = self.provider.rate_limit if rate_limit is _UNSET else rate_limit
         limiter: Limiter = _make_limiter(rate, burst or self.provider.burst, self.provider, self.clock)
         if getattr(self._store, "shares_budget", False) and rate is not None:
             # The provider's limit is per account: every client on the store draws from one budget
             # (Redis: across machines; a sqlite journal: across the processes of one machine).
             limiter = SharedRateLimiter(self._store, rate if isinstance(rate, (int, float)) else None,
-                                       burst or self.provider.burst, self.clock, local=limiter)
+                                       burst or self.provider.burst, self.clock, local=limiter, host=self._host)
         self._session = Session(
             http=self._http,
             provider=attrs.evolve(self.provider, page_size=self.page_size),
@@ -189,7 +190,6 @@ class SMSActivate(GeneratedActions):
             journal=journal,
         )
         self._retry_override: RetryPolicy | None = None
-        self._host = TaskHost()
         self._scheduler = self._session.scheduler = Scheduler(self._session, self.clock, self._wait, self._host)
         self._handles: dict[int, ActivationHandle] = {}
         self._scheduler.on_closed = self._number_closed

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import collections
 import random
-from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import attrs
 
 from ._clock import Clock
 from ._exceptions import InvalidArgumentError, StoreError
+
+if TYPE_CHECKING:
+    from ._tasks import TaskHost
 
 __all__ = ["AdaptiveRateLimiter", "Limiter", "RateLimiter", "RetryPolicy", "SharedRateLimiter"]
 
@@ -306,7 +308,8 @@ class SharedRateLimiter:
     reached the client falls back to pacing itself at the same rate (never faster than alone).
     """
 
-    def __init__(self, store: Any, rate: float | None, burst: int, clock: Clock, local: Any) -> None:
+    def __init__(self, store: Any, rate: float | None, burst: int, clock: Clock, local: Any, host: TaskHost) -> None:
+        self._host = host  # the client's TaskHost: telling the fleet of a block is the client's own work
         self._adaptive = local if isinstance(local, AdaptiveRateLimiter) else None
         if self._adaptive is not None:
             self._adaptive.learns_share = False
@@ -360,20 +363,4 @@ class SharedRateLimiter:
                 pass
 
         # A 429 holds back every client of the account: the fleet learns it through the store.
-        _spawn(tell_the_fleet)
-
-
-def _spawn(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run ``work`` in the background where it can be (asyncio); elsewhere it is skipped."""
-    import asyncio
-
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    task = loop.create_task(work())
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
-
-
-_BACKGROUND: set[Any] = set()
+        self._host.start_soon(tell_the_fleet, "smsactivate_async block for the fleet")

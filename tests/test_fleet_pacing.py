@@ -149,10 +149,11 @@ def test_a_fleet_on_a_shared_store_keeps_its_rate_after_a_block() -> None:
     """On a shared store the account's budget is one GCRA: a block cuts it, it does not make each client
     take a third of the limit as clients sharing no store do."""
     from smsactivate_async._policy import SharedRateLimiter
+    from smsactivate_async._tasks import TaskHost
 
     alone = AdaptiveRateLimiter(40.0, 50.0, 4, SystemClock())
     fleet_local = AdaptiveRateLimiter(40.0, 50.0, 4, SystemClock())
-    SharedRateLimiter(store=object(), rate=None, burst=4, clock=SystemClock(), local=fleet_local)
+    SharedRateLimiter(store=object(), rate=None, burst=4, clock=SystemClock(), local=fleet_local, host=TaskHost())
     for limiter in (alone, fleet_local):
         limiter.block(10.0)
     assert alone.max_rate < 20.0  # learned a share
