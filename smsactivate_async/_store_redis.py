@@ -19,10 +19,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from ._exceptions import InvalidArgumentError, StoreError
-from ._policy import SharedRateLimiter
 from ._store import FINAL, Entry, EntryState, Intent, IntentState, Kind, Store, redact_url
 
-__all__ = ["RedisRateLimiter", "RedisStore"]
+__all__ = ["RedisStore"]
 
 T = TypeVar("T")
 
@@ -53,9 +52,9 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 
-# GCRA on the server's clock. The shared budget grants a slot only when a request is about to leave: at the rate in force then,
-# and never during a block. Nothing is booked ahead, so a rate that changes applies at once and no
-# slot granted before a throttle can leave during the block after it.
+# GCRA on the server's clock. The shared budget grants a slot only when a request is about to leave:
+# at the rate in force then, and never during a block. Nothing is booked ahead, so a rate that
+# changes applies at once and no slot granted before a throttle can leave during the block after it.
 _GRANT = """
 pcall(redis.replicate_commands)
 local t = redis.call('TIME')
@@ -369,7 +368,3 @@ def _fields(instance: Any) -> dict[str, Any]:
     import attrs
 
     return attrs.asdict(instance, recurse=False)
-
-
-#: the shared budget's limiter (it lives in ``_policy``, for every store that keeps a budget)
-RedisRateLimiter = SharedRateLimiter
