@@ -5,7 +5,13 @@ Conventions (an HTML comment on the line right before the fence, invisible on th
 
 - ``<!-- docs: partial — reason -->``: a fragment; it is compiled (top-level ``await`` allowed), not run.
 - ``<!-- docs: pytest -->``: a test file; it is written to a temporary folder and run with pytest.
-- ``<!-- docs: not run — reason -->``: a shell block that cannot run here (it installs, or runs long).
+- ``<!-- docs: not run — reason -->``: a shell block that cannot run here (it installs, or runs long);
+  each of its lines is still checked against what it names, as an inline command is.
+
+A shell command in running text (a code span starting ``python``, ``smsactivate``, ``nox``, ``pip`` or
+``mkdocs``) is run when it can run here without a key or minutes of time; otherwise it is checked
+against what it names — the CLI's own parser takes its options, a script's ``--help`` lists its
+options, nox has its session, pyproject.toml its extras and markers — and ``NOT_RUN`` says why.
 
 A Python block runs with ``SMSActivate`` wired to an in-process simulator (any key is accepted, codes
 come within a fraction of a second, polling is fast), and with these names already defined, as the
@@ -18,6 +24,7 @@ tests/test_examples.py and tests/test_recipes.py run.
 from __future__ import annotations
 
 import ast
+import itertools
 import os
 import re
 import subprocess
@@ -161,3 +168,132 @@ def test_shell_block(body: str, mark: str) -> None:
         done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+
+
+# --- shell commands in the prose ---------------------------------------------------------------------
+
+#: An inline command (a code span in running text) starting with one of these is a command to paste.
+INLINE_COMMAND = re.compile(r"`((?:python|smsactivate|nox|pip|mkdocs) [^`\n]*)`")
+#: Those that a test cannot run, and why; each is still checked against what it names.
+NOT_RUN = {
+    "venv": "it makes a virtualenv and installs into it (CI's .ci/run does exactly this)",
+    "nox": "nox builds virtualenvs of its own (installs); the session it names is checked to exist",
+    "pip": "it installs; the extras it names are checked to exist",
+    "mkdocs": "CI runs it (.ci/run); checked to be there",
+    "pytest": "the test suite itself; the markers it names are checked to exist",
+    "benchmark": "a benchmark runs for minutes; its --help is run and every option it names checked",
+    "doctor": "it needs a provider account; its options are parsed by the command line itself",
+    "codegen": "it rewrites a module of the package; tests/test_registry.py checks the two agree",
+}
+
+
+def inline_commands() -> Iterator[Any]:
+    for path in DOCS:
+        text = path.read_text()
+        prose = FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), text)  # fenced blocks are checked above
+        for match in INLINE_COMMAND.finditer(prose):
+            line = prose.count("\n", 0, match.start()) + 1
+            yield pytest.param(match[1], id=f"{path.relative_to(ROOT)}:{line}")
+
+
+def _kind(command: str) -> str:
+    words = command.split()
+    if words[:3] == ["python3", "-m", "venv"]:
+        return "venv"
+    if words[:3] == ["python", "-m", "pip"]:
+        return "pip"
+    if words[0] in ("nox", "pip", "mkdocs"):
+        return words[0]
+    if words[:3] == ["python", "-m", "pytest"]:
+        return "pytest"
+    if words[:2] == ["python", "-m"] and words[2] == "smsactivate_async._codegen":
+        return "codegen"
+    if words[0] == "python" and words[1].endswith(".py"):
+        return "benchmark"
+    cli_args = words[1:] if words[0] == "smsactivate" else words[3:]
+    return "doctor" if cli_args[:1] == ["doctor"] else "cli"
+
+
+def _placeholders(words: list[str]) -> list[str]:
+    """``NAME`` and ``…`` stand for what the reader fills in."""
+    return [{"NAME": "herosms", "…": "x" * 16}.get(word, word) for word in words]
+
+
+@pytest.mark.parametrize("command", list(inline_commands()))
+def test_inline_command(command: str, tmp_path: Path) -> None:
+    check_command(command, tmp_path)
+
+
+def _not_run_shell_lines() -> Iterator[Any]:
+    for block in blocks("bash"):
+        body, mark = block.values
+        if mark.startswith("not run"):
+            for offset, line in enumerate(body.splitlines()):
+                command = line.split(" #")[0].strip()
+                if command:
+                    yield pytest.param(command, id=f"{block.id}+{offset}")
+
+
+@pytest.mark.parametrize("command", list(_not_run_shell_lines()))
+def test_shell_line_not_run_is_still_checked(command: str, tmp_path: Path) -> None:
+    """A shell block that cannot run is not left unchecked: each line is checked as an inline command is."""
+    check_command(command, tmp_path)
+
+
+def check_command(command: str, tmp_path: Path) -> None:
+    """Run ``command`` if it can run here; otherwise check it against what it names (see ``NOT_RUN``)."""
+    words, kind = command.split(), _kind(command)
+    assert kind == "cli" or kind in NOT_RUN, command
+    if kind == "venv":
+        assert words[3:6] == [".venv", "&&", "."] and words[6] == ".venv/bin/activate", command
+    elif kind == "nox":
+        assert words[1] == "-s"
+        assert re.search(rf"^def {words[2]}\(session", (ROOT / "noxfile.py").read_text(), re.M), command
+    elif kind == "pip":
+        extras = re.fullmatch(r'"\.\[(.*)\]"', words[-1])  # pip install -e ".[extras]"
+        assert extras, command
+        pyproject = (ROOT / "pyproject.toml").read_text()
+        for extra in extras[1].split(","):
+            assert re.search(rf"^{extra} = \[", pyproject, re.M), f"{command}: no extra {extra!r}"
+    elif kind == "mkdocs":
+        assert command in (ROOT / ".ci" / "run").read_text()
+    elif kind == "pytest":
+        pyproject = (ROOT / "pyproject.toml").read_text()
+        for marker in [after for before, after in itertools.pairwise(words[3:]) if before == "-m"]:
+            assert f'"{marker}: ' in pyproject, f"{command}: no marker {marker!r}"
+    elif kind == "codegen":
+        import importlib
+
+        assert callable(importlib.import_module("smsactivate_async._codegen").main)
+    elif kind == "benchmark":
+        assert (ROOT / words[1]).is_file(), command
+        done = subprocess.run([sys.executable, words[1], "--help"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 0, done.stderr
+        for option in (word for word in words[2:] if word.startswith("--")):
+            assert option in done.stdout, f"{command}: {words[1]} has no {option}"
+    else:
+        from smsactivate_async._cli import cli
+
+        args = _placeholders(words[1:] if words[0] == "smsactivate" else words[3:])
+        if not args:  # the bare command: it prints its help
+            done = subprocess.run([sys.executable, "-m", "smsactivate_async"], capture_output=True, text=True, timeout=60)
+            assert "Commands:" in done.stdout + done.stderr
+            return
+        import click
+
+        at = next((i for i, word in enumerate(args) if word in cli.commands), None)
+        assert at is not None, f"{command}: names no command"
+        name, rest = args[at], args[at + 1:]
+        # each part parsed by its own parser: an option given to the wrong one raises
+        for word in rest:
+            if word.endswith(".jsonl"):  # a recording the reader made earlier
+                (tmp_path / word).write_text("")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.chdir(tmp_path)
+            group = cli.make_context("smsactivate", args[:at]) if at else click.Context(cli)
+            cli.commands[name].make_context(name, rest, parent=group)
+        if kind == "cli" and name in ("providers",):  # what runs without a key or a server: run it
+            done = subprocess.run([sys.executable, "-m", "smsactivate_async", *args], cwd=ROOT, capture_output=True,
+                                  text=True, timeout=60)
+            assert done.returncode == 0 and done.stdout.strip(), done.stderr
