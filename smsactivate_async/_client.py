@@ -28,6 +28,7 @@ from ._record import RecordingTransport
 from ._recovery import recover
 from ._session import RequestEvent, Session, SessionStats
 from ._store import Store, namespace_for, open_store
+from ._strays import Strays
 from ._tasks import TaskHost
 from ._transport import BorrowedTransport, KeyTransport, install_redaction
 from ._waiting import CancelOutcome, Scheduler, WaitSettings
@@ -191,6 +192,7 @@ class SMSActivate(GeneratedActions):
         )
         self._retry_override: RetryPolicy | None = None
         self._scheduler = self._session.scheduler = Scheduler(self._session, self.clock, self._wait, self._host)
+        self._session.strays = Strays(self._session, self._scheduler, self._host, self.clock, self._wait)
         self._handles: dict[int, ActivationHandle] = {}
         self._scheduler.on_closed = self._number_closed
         # shared with every view of the client (with_options copies the client, not this)
@@ -606,6 +608,8 @@ class SMSActivate(GeneratedActions):
                 if self._life.opened:
                     with anyio.move_on_after(max(bound, 5.0)):
                         await self._close_handles()
+                        if self._session.strays is not None:
+                            await self._session.strays.aclose()
                     await self._scheduler.drain(bound)
         finally:
             self._life.opened = False

@@ -28,6 +28,10 @@ class RetryPolicy:
     ``settle``: a purchase without idempotency whose answer was lost is bought again only when two
     listings of the account, the second at least ``settle`` seconds after the failure, both show
     that it did not happen (the server may still be committing it when the first is read).
+
+    ``stray_watch``: for this long after such a purchase, the client looks now and then for it to be
+    committed after all — a *stray* — and hands that number to the next purchase of its kind, or
+    closes it (0: never look). See "Strays" in the reliability docs.
     """
 
     attempts: int = 4
@@ -36,11 +40,12 @@ class RetryPolicy:
     jitter: bool = True
     max_retry_after: float = 60.0
     settle: float = 5.0
+    stray_watch: float = 600.0
 
     def __attrs_post_init__(self) -> None:
         if self.attempts < 1:
             raise InvalidArgumentError(f"attempts must be at least 1, got {self.attempts}")
-        if self.base_delay < 0 or self.max_delay < 0 or self.settle < 0:
+        if self.base_delay < 0 or self.max_delay < 0 or self.settle < 0 or self.stray_watch < 0:
             raise InvalidArgumentError("delays must not be negative")
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:

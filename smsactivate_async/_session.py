@@ -42,6 +42,7 @@ from ._store import Entry, EntryState, Intent, IntentState, Kind, MemoryStore
 from ._wire import decode_answer
 
 if TYPE_CHECKING:
+    from ._strays import Strays
     from ._waiting import Recent, Scheduler
 
 __all__ = ["RequestEvent", "Session", "SessionStats"]
@@ -65,6 +66,12 @@ class SessionStats:
     price_steps: int = 0
     #: buying policies: purchases moved on to a fallback choice
     fallbacks: int = 0
+    #: numbers the server committed after their purchase was given up (``RetryPolicy.stray_watch``)
+    strays_found: int = 0
+    #: of those, handed to a later purchase of the same kind instead of buying
+    strays_adopted: int = 0
+    #: of those, closed (cancelled; finished when a code had come)
+    strays_closed: int = 0
 
     @property
     def throttles(self) -> int:
@@ -216,6 +223,8 @@ class Session:
         self.closed = False
         #: the waiting scheduler (the client composes it): told what every getStatus and close says
         self.scheduler: Scheduler | None = None
+        #: the watch for purchases committed after they were given up (the client composes it)
+        self.strays: Strays | None = None
 
     def add_hook(self, hook: Callable[[RequestEvent], None]) -> None:
         self._hooks.append(hook)
@@ -389,6 +398,10 @@ class Session:
         key = (action.wire,) if repeat is Repeat.PURCHASE_RENT else (
             action.wire, wire.get("service", wire.get("multiService", "")), wire.get("country", ""))
         kind: Kind = "rent" if action.result == "Rent" else "activation"
+        stray = self.strays.take(action.wire, wire) if self.strays is not None else None
+        if stray is not None:
+            adopted_stray: R = self._adopt(action, [stray], None)
+            return adopted_stray
         intent: Intent | None = None
         attempt = 0
         ambiguous = False  # an attempt may have been carried out, and this purchase is not settled
@@ -439,6 +452,7 @@ class Session:
                         ambiguous = False  # reconciliation showed the purchase did not happen
                         self._gate.unresolved[key] -= 1
                         await self.journal.settle(intent, "queued")
+                        self._watch_for_stray(repeat, key, wire, policy)
                 elif not ambiguous:
                     await self.journal.settle(intent, "queued")  # surely not sent: nobody need wait on it
                 if not await self._backoff(error, attempt, policy):
@@ -450,6 +464,7 @@ class Session:
                             settled = "bought"
                             return adopted
                         settled = "failed"
+                        self._watch_for_stray(repeat, key, wire, policy)
                         raise error
                     settled = "uncertain" if ambiguous else "failed"
                     raise error
@@ -463,6 +478,12 @@ class Session:
                 # Cancelled mid-way or failed: never leave the intent "pending" (others would wait on it).
                 with anyio.CancelScope(shield=True):
                     await self.journal.settle(intent, settled or ("uncertain" if ambiguous else "failed"))
+
+    def _watch_for_stray(self, repeat: Repeat, key: tuple[str, ...], wire: Mapping[str, str],
+                         policy: RetryPolicy) -> None:
+        """Two listings said the purchase did not happen; it may yet be committed late."""
+        if self.strays is not None and repeat is not Repeat.PURCHASE_RENT:
+            self.strays.watch(key, wire, policy.stray_watch)
 
     def _entries(self, intent: Intent | None, kind: Kind, result: object) -> list[Entry]:
         """The journal entries of a purchase's result."""
@@ -525,15 +546,21 @@ class Session:
                 "check the account before buying again",
                 action=action.wire, code=cause.code,
             )
-        outcome = await self._reconcile_once(action, wire, repeat, cause, key, None, intent)
-        if outcome is not _ABSENT:
-            return outcome
-        settled = failed_at + policy.settle
-        delay = settled - self.clock.now()
-        if delay > 0:
-            log.info("%s: the lost purchase is not listed; looking again in %.1fs", action.wire, delay)
-            await self.clock.sleep(delay)
-        outcome = await self._reconcile_once(action, wire, repeat, cause, key, settled, intent)
+        try:
+            outcome = await self._reconcile_once(action, wire, repeat, cause, key, None, intent)
+            if outcome is not _ABSENT:
+                return outcome
+            settled = failed_at + policy.settle
+            delay = settled - self.clock.now()
+            if delay > 0:
+                log.info("%s: the lost purchase is not listed; looking again in %.1fs", action.wire, delay)
+                await self.clock.sleep(delay)
+            outcome = await self._reconcile_once(action, wire, repeat, cause, key, settled, intent)
+        except PurchaseUncertainError as exc:
+            if isinstance(cause, OrderAlreadyExistsError) and not exc.candidate_ids:
+                # the order exists and is listed nowhere yet: when it is, it is a stray
+                self._watch_for_stray(repeat, key, wire, policy)
+            raise
         if outcome is _ABSENT:
             log.info("%s: the lost purchase did not happen (two listings agree); buying again", action.wire)
             return None
@@ -641,7 +668,7 @@ class Session:
                 return False
         return True
 
-    def _adopt(self, action: Action[Any], chosen: list[Any], cause: SMSActivateError) -> Any:
+    def _adopt(self, action: Action[Any], chosen: list[Any], cause: SMSActivateError | None) -> Any:
         now = self.clock.now()
         if isinstance(chosen[0], RentListEntry):
             self.known_rents.add(chosen[0].id)
@@ -671,13 +698,14 @@ def _lost(cause: SMSActivateError) -> str:
 _ABSENT: Any = object()
 
 
-def _listed_phone(action: Action[Any], ident: int, phone: str | None, cause: SMSActivateError) -> str:
+def _listed_phone(action: Action[Any], ident: int, phone: str | None, cause: SMSActivateError | None) -> str:
     # Adopted, so it is ours and must be closed, but a number without its phone is no use to the
     # caller: say which one it is rather than hand back an empty phone.
     if phone:
         return phone
+    lost = "committed late" if cause is None else _lost(cause)
     raise PurchaseUncertainError(
-        f"{action.wire}: the lost purchase ({_lost(cause)}) is most likely {ident}, but the server's list shows "
+        f"{action.wire}: the lost purchase ({lost}) is most likely {ident}, but the server's list shows "
         "no phone for it",
         action=action.wire, candidate_ids=(ident,), code="PURCHASE_UNCERTAIN",
     )

@@ -295,7 +295,7 @@ async def test_an_order_that_two_listings_show_did_not_happen_raises_the_transpo
     sim = Simulator()
     sim.faults.inject("drop", action="getNumberV2", times=3)  # dropped before the server acted: nothing bought
     async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None,
-                           retry=RetryPolicy(attempts=3, base_delay=0, max_delay=0, settle=0)) as c:
+                           retry=RetryPolicy(attempts=3, base_delay=0, max_delay=0, settle=0, stray_watch=0)) as c:
         with pytest.raises(TransportError):
             await c.get_number_v2(service="tg", country=0)
     assert sim.ledger.purchases == [] and sim.ledger.requests_for("getActiveActivations") == 2

@@ -250,12 +250,15 @@ async def test_rent_life_cycle() -> None:
 async def test_each_fault(kind: FaultKind) -> None:
     sim, _ = hero()
     sim.faults.inject(kind, action="getNumberV2")
-    if kind in (FaultKind.DROP, FaultKind.TIMEOUT, FaultKind.LOST_PURCHASE):
+    if kind in (FaultKind.DROP, FaultKind.TIMEOUT, FaultKind.LOST_PURCHASE, FaultKind.LATE_PURCHASE):
         expected = httpx.RemoteProtocolError if kind is FaultKind.DROP else httpx.ReadTimeout
         with pytest.raises(expected):
             await raw(sim, action="getNumberV2", service="tg", country=2)
         bought = len(sim.ledger.purchases)
         assert bought == (0 if kind is FaultKind.DROP else 1)  # a lost answer: bought on the server
+        listed = (await raw(sim, action="getActiveActivations")).json()
+        # committed late: out of the listings for late_commit_seconds
+        assert (listed.get("data") in (None, [])) == (kind in (FaultKind.DROP, FaultKind.LATE_PURCHASE)), listed
         return
     response = await raw(sim, action="getNumberV2", service="tg", country=2)
     if kind is FaultKind.HTML_5XX:

@@ -166,7 +166,8 @@ def get_status_v2(sim: Simulator, account: Account, params: Mapping[str, str]) -
 
 @handles("getActiveActivations")
 def get_active_activations(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
-    active = [a for a in sim.activations.values() if a.key == account.key and a.state.active]
+    now = sim.clock.now()
+    active = [a for a in sim.activations.values() if a.key == account.key and a.state.active and a.listed_from <= now]
     if sim.profile.active_list == "paged":
         start = int(params["start"]) if params.get("start", "").isdigit() else 0
         limit = min(100, int(params["limit"])) if params.get("limit", "").isdigit() else 50

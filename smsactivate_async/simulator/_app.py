@@ -183,7 +183,7 @@ class Simulator:
         self.orders: dict[tuple[str, str], int] = {}
         self.ledger = Ledger()
         self._events = EventQueue()
-        self._ids = iter(range(3_936_040_355, 2**62))  # [LIVE] ids beyond 2^31
+        self._next_activation_id = 3_936_040_355  # [LIVE] ids beyond 2^31
         self._rent_ids = iter(range(26_251_422, 2**62))
         self._window: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._blocked_until: dict[str, float] = {}
@@ -376,8 +376,12 @@ class Simulator:
         if reply is None and fault is FaultKind.ERROR_SQL:
             reply = self.render.text("ERROR_SQL")  # [LIVE] still 200 plain text on HeroSMS
         if reply is None:
+            first_new = self._next_activation_id
             reply = self._dispatch(action, params)
-        if fault in (FaultKind.TIMEOUT, FaultKind.LOST_PURCHASE):
+            if fault is FaultKind.LATE_PURCHASE:
+                for activation_id in range(first_new, self._next_activation_id):
+                    self.activations[activation_id].listed_from = self.clock.now() + self.faults.late_commit_seconds
+        if fault in (FaultKind.TIMEOUT, FaultKind.LOST_PURCHASE, FaultKind.LATE_PURCHASE):
             self._record(action, 0, fault)
             raise SimulatedFault(fault)
         # [LIVE] truncation was seen on large JSON bodies; a short text answer arrives whole.
@@ -563,7 +567,8 @@ class Simulator:
     def _buy(self, account: Account, entry: CatalogueEntry, params: Mapping[str, str], *, phone: str | None = None,
              parent: int | None = None, order_id: str | None = None) -> Activation:
         now = self.clock.now()
-        activation_id = next(self._ids)
+        activation_id = self._next_activation_id
+        self._next_activation_id += 1
         country = entry.country
         activation = Activation(
             id=activation_id, key=account.key, service=entry.service, country=country,

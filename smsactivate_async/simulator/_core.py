@@ -188,6 +188,8 @@ class Activation:
     parent: int | None = None
     call_task: bool = False
     via: str = "sms"
+    #: committed late (``FaultKind.LATE_PURCHASE``): out of the account's listings until then
+    listed_from: float = 0.0
 
     @property
     def last_code(self) -> str | None:

@@ -24,6 +24,13 @@ class FaultKind(enum.Enum):
     RATE_LIMIT = "rate_limit"  # a 429 burst
     ERROR_SQL = "error_sql"  # the server's own SQL error
     LOST_PURCHASE = "lost_purchase"  # a purchase carried out whose answer is lost
+    #: a purchase whose answer is lost and which the server commits late: listings show it only
+    #: ``late_commit_seconds`` later (a client that reconciles sooner judges it never happened)
+    LATE_PURCHASE = "late_purchase"
+
+
+#: the kinds ``Faults.uniform`` spreads its rate over (a late commit is asked for by name)
+_UNIFORM = tuple(kind for kind in FaultKind if kind is not FaultKind.LATE_PURCHASE)
 
 
 _PURCHASES = frozenset({"getNumber", "getNumberV2", "getMultiServiceNumber", "getRentNumber", "getExtraActivation",
@@ -44,6 +51,7 @@ class Faults:
     ``block_page``: answer a block with the edge's ``403 error code: 1020`` page instead of the 429.
     ``purchase_rps``: purchases per second per key+service+country beyond which the edge answers
     429 ``Too Many Requests`` + ``Retry-After`` [LIVE Tiger].
+    ``late_commit_seconds``: how long a ``LATE_PURCHASE`` stays out of the account's listings.
     """
 
     rates: dict[FaultKind, float] = attrs.field(factory=dict)
@@ -56,6 +64,7 @@ class Faults:
     retry_after_header: bool | None = None
     block_page: bool = False
     purchase_rps: float | None = None
+    late_commit_seconds: float = 30.0
     actions: frozenset[str] | None = None  # limit rate faults to these actions
     _script: collections.deque[tuple[FaultKind, str | None]] = attrs.field(factory=collections.deque)
 
@@ -76,9 +85,10 @@ class Faults:
 
     @classmethod
     def uniform(cls, rate: float, **kwargs: object) -> Faults:
-        """Every kind at ``rate / 7`` each: ``rate`` is the total share of faulty requests."""
-        share = rate / len(FaultKind)
-        return cls(rates={kind: share for kind in FaultKind}, **kwargs)  # type: ignore[arg-type]
+        """Every kind but ``LATE_PURCHASE`` at ``rate / 7`` each: ``rate`` is the total share of faulty
+        requests."""
+        share = rate / len(_UNIFORM)
+        return cls(rates={kind: share for kind in _UNIFORM}, **kwargs)  # type: ignore[arg-type]
 
     def inject(self, kind: FaultKind | str, *, action: str | None = None, times: int = 1) -> None:
         """Give the next ``times`` matching requests (``action``, or any) this fault."""
@@ -94,7 +104,7 @@ class Faults:
         if self.actions is not None and action not in self.actions:
             return None
         for kind, rate in self.rates.items():
-            if kind is FaultKind.LOST_PURCHASE and action not in _PURCHASES:
+            if kind in (FaultKind.LOST_PURCHASE, FaultKind.LATE_PURCHASE) and action not in _PURCHASES:
                 continue
             if rate and rng.random() < rate:
                 return kind

@@ -1,0 +1,203 @@
+"""Strays: numbers the server committed after the client had given their purchase up.
+
+A purchase whose answer is lost is bought again once two listings of the account agree that it did
+not happen (``RetryPolicy.settle``). A server may still commit it later: its number is then open at
+the server and owned by nobody, charged if an SMS reaches it. For ``RetryPolicy.stray_watch``
+seconds after such a purchase the client looks at the account's listings now and then (5 s apart,
+doubling to a minute); one number per purchase given up, of its service and country, that no purchase
+of this client and no other client's journal explains, is that purchase's stray. It is claimed in
+the journal, then:
+
+- with a code already: finished (it is paid for; a code meant for nobody is handed to nobody);
+- else: kept for the next purchase of the same service, country and options within its price, which
+  takes it instead of buying; when none came by the time the early-cancel window lets it go, cancelled.
+
+``aclose()`` looks once more and closes what is kept. Counted in ``client.stats``: ``strays_found``,
+``strays_adopted``, ``strays_closed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
+
+import anyio
+import attrs
+
+from . import _actions
+from ._exceptions import SMSActivateError
+from ._models import ActiveActivation
+from ._session import _matches
+
+if TYPE_CHECKING:
+    from ._clock import Clock
+    from ._session import Session
+    from ._tasks import TaskHost
+    from ._waiting import Scheduler, WaitSettings
+
+__all__ = ["Strays"]
+
+log = logging.getLogger("smsactivate_async")
+
+#: the options of a purchase that a stray must share to be handed out in its place (price aside)
+_IGNORED = frozenset({"maxPrice", "orderId"})
+FIRST_LOOK = 5.0
+LONGEST_GAP = 60.0
+
+
+@attrs.define
+class _Watch:
+    key: tuple[str, ...]
+    wire: dict[str, str]
+    until: float
+
+
+@attrs.define
+class _Stray:
+    row: ActiveActivation
+    wire: dict[str, str]
+    release_at: float
+
+
+class Strays:
+    """The client's watch for late-committed purchases, and the numbers it found (module docstring)."""
+
+    def __init__(self, session: Session, scheduler: Scheduler, host: TaskHost, clock: Clock,
+                 settings: WaitSettings) -> None:
+        self._session, self._scheduler, self._host, self._clock = session, scheduler, host, clock
+        self._settings = settings
+        self._watches: list[_Watch] = []
+        self._kept: dict[int, _Stray] = {}
+        self._running = False
+        self._wake = anyio.Event()
+
+    @property
+    def kept(self) -> list[int]:
+        """Ids of the strays held for the next matching purchase."""
+        return sorted(self._kept)
+
+    def watch(self, key: tuple[str, ...], wire: Mapping[str, str], seconds: float) -> None:
+        """A purchase of ``wire`` was given up as never made: look for it for ``seconds``."""
+        if seconds <= 0 or self._host.closing:
+            return
+        self._watches.append(_Watch(key, dict(wire), self._clock.now() + seconds))
+        if not self._running:
+            self._running = True
+            self._host.start_soon(self._run, "smsactivate strays")
+
+    def take(self, action: str, wire: Mapping[str, str]) -> ActiveActivation | None:
+        """A kept stray that a purchase of ``wire`` may have instead of buying, if there is one."""
+        if action not in ("getNumber", "getNumberV2"):
+            return None
+        wanted = _options(wire)
+        ceiling = wire.get("maxPrice")
+        for activation_id, stray in sorted(self._kept.items()):
+            cost = stray.row.activation_cost
+            if _options(stray.wire) != wanted:
+                continue
+            if ceiling is not None and (cost is None or cost > _decimal(ceiling)):
+                continue
+            del self._kept[activation_id]
+            self._session.stats.strays_adopted += 1
+            log.info("%s: handed stray %s instead of buying", action, activation_id)
+            return stray.row
+        return None
+
+    async def _run(self) -> None:
+        gap = FIRST_LOOK
+        try:
+            while self._watches or self._kept:
+                now = self._clock.now()
+                next_look = now + gap if self._watches else float("inf")
+                wake_at = min([next_look, *(s.release_at for s in self._kept.values())])
+                await self._clock.sleep(max(0.0, wake_at - now))
+                await self._release_due()
+                if self._watches and self._clock.now() >= next_look:
+                    await self._look()
+                    gap = min(gap * 2, LONGEST_GAP)
+        finally:
+            self._running = False
+
+    async def aclose(self) -> None:
+        """Look once more (while purchases are watched), then close every kept stray."""
+        if self._watches:
+            await self._look()
+        self._watches.clear()
+        for stray in list(self._kept.values()):
+            stray.release_at = 0.0
+        await self._release_due()
+
+    async def _look(self) -> None:
+        session = self._session
+        now = self._clock.now()
+        self._watches = [w for w in self._watches if w.until > now]
+        if not self._watches:
+            return
+        try:
+            async with session._gate.reconcile(), session._gate.claim_lock:
+                # every purchase of this client has settled: an unknown number is nobody's of ours
+                rows: list[ActiveActivation] = await session._listing("activations", fresh_after=self._clock.now())
+                unknown = [r for r in rows if r.activation_id not in session.known_activations]
+                taken = await session._others_settled("activation", [r.activation_id for r in unknown])
+                for watch in list(self._watches):
+                    if session._gate.unresolved[watch.key] or await session.journal.others_unresolved(watch.key):
+                        continue  # a purchase of this kind is being reconciled: the number may be its own
+                    for row in unknown:
+                        if row.activation_id in taken or not _matches(row, watch.wire):
+                            continue
+                        entry = session.journal.entry(None, "activation", row.activation_id, row.phone_number,
+                                                      service=row.service_code or watch.wire.get("service"),
+                                                      country=watch.wire.get("country"))
+                        taken.add(row.activation_id)
+                        if not await session.journal.adopt(entry):
+                            continue
+                        self._watches.remove(watch)
+                        session.known_activations[row.activation_id] = self._clock.now()
+                        session.stats.strays_found += 1
+                        await self._keep_or_close(row, watch.wire)
+                        break
+        except SMSActivateError as exc:
+            log.info("strays: the account's listing could not be read (%s); will look again", exc.code)
+
+    async def _keep_or_close(self, row: ActiveActivation, wire: dict[str, str]) -> None:
+        if not row.phone_number:
+            await self._close(row.activation_id, finish=False)  # no phone to hand anybody
+            return
+        if row.sms_code or row.activation_status not in (None, 4, 1):
+            log.warning("stray %s (a purchase committed after it was given up) already has a code: finished",
+                        row.activation_id)
+            await self._close(row.activation_id, finish=True)
+            return
+        log.warning("stray %s: a purchase committed after it was given up; kept for the next purchase of "
+                    "%s/%s, else cancelled", row.activation_id, wire.get("service"), wire.get("country"))
+        self._kept[row.activation_id] = _Stray(row, wire, self._clock.now() + self._settings.early_cancel_window)
+
+    async def _release_due(self) -> None:
+        now = self._clock.now()
+        for activation_id, stray in sorted(self._kept.items()):
+            if stray.release_at <= now:
+                del self._kept[activation_id]
+                await self._close(activation_id, finish=False)
+
+    async def _close(self, activation_id: int, *, finish: bool) -> None:
+        try:
+            if finish:
+                await self._session.call(_actions.SET_STATUS, {"activation_id": activation_id, "status": 6})
+            else:
+                await self._scheduler.cancel_number(activation_id)  # too early: kept and retried for us
+            self._session.stats.strays_closed += 1
+        except SMSActivateError as exc:
+            log.warning("stray %s could not be closed (%s); the journal keeps it for recovery", activation_id, exc.code)
+
+
+def _options(wire: Mapping[str, str]) -> dict[str, str]:
+    return {name: value for name, value in wire.items() if name not in _IGNORED}
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return Decimal(0)

@@ -1,0 +1,133 @@
+"""Strays: a purchase given up as never made, which the server commits late (found by the simulation
+harness: seeds 17, 111 and 138 of tests/simulation.py left such numbers open until they expired)."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+import anyio
+import pytest
+
+from smsactivate_async import InvalidArgumentError, PurchaseUncertainError, RetryPolicy, SMSActivate, WrongMaxPriceError
+from smsactivate_async.simulator import CodeSchedule, FaultKind, Faults, LoopSimClock, Simulator
+
+from .conftest import on_virtual_time
+
+pytestmark = pytest.mark.anyio
+
+
+def _world(*, late: float, early: float = 0.0, dialect: str = "herosms") -> tuple[Simulator, SMSActivate]:
+    sim = Simulator(dialect=dialect, codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=early,  # type: ignore[arg-type]
+                    faults=Faults(late_commit_seconds=late, hang_seconds=1.0), api_keys={"k": Decimal(100)})
+    client = SMSActivate("k", provider=dialect, transport=sim.transport(), rate_limit=None, timeout=2.0,
+                         early_cancel_window=early, retry=RetryPolicy(base_delay=0.01, settle=5.0))
+    return sim, client
+
+
+def _open(sim: Simulator) -> list[int]:
+    return sorted(a.id for a in sim.activations.values() if a.state.active)
+
+
+@on_virtual_time()
+async def test_a_late_committed_purchase_is_handed_to_the_next_purchase_of_its_kind() -> None:
+    sim, client = _world(late=8.0, early=120.0)
+    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumber")
+    async with client:
+        first = await client.get_number(service="tg", country=2)  # lost, judged absent, bought again
+        assert len(sim.activations) == 2 and first.activation_id == max(sim.activations)
+        late = min(sim.activations)
+        await anyio.sleep(30)  # the server lists it now; the client has looked
+        assert client.stats.strays_found == 1
+        purchases = len(sim.ledger.purchases)
+        second = await client.get_number(service="tg", country=2)
+        assert second.activation_id == late and second.phone_number == sim.activations[late].phone
+        assert len(sim.ledger.purchases) == purchases  # nothing bought for it
+        assert client.stats.strays_adopted == 1
+        await anyio.sleep(120)  # the early-cancel window
+        await client.set_status(first.activation_id, 8)
+        await client.set_status(second.activation_id, 8)
+    assert _open(sim) == []
+
+
+@on_virtual_time()
+async def test_a_stray_nobody_takes_is_cancelled_once_the_window_lets_it_go() -> None:
+    sim, client = _world(late=8.0, early=60.0)
+    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumber")
+    async with client:
+        first = await client.get_number(service="tg", country=2)
+        late = min(sim.activations)
+        await anyio.sleep(200)
+        assert sim.activations[late].state.name == "CANCELLED"
+        assert (client.stats.strays_found, client.stats.strays_closed, client.stats.strays_adopted) == (1, 1, 0)
+        await client.set_status(first.activation_id, 8)
+    assert _open(sim) == []
+
+
+@on_virtual_time()
+async def test_a_stray_with_a_code_is_finished_not_handed_out() -> None:
+    sim, client = _world(late=8.0)
+    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumber")
+    async with client:
+        first = await client.get_number(service="tg", country=2)
+        late = min(sim.activations)
+        sim.deliver_sms(late, "Your code is 111111")
+        await anyio.sleep(30)
+        assert sim.activations[late].state.name == "FINISHED"
+        second = await client.get_number(service="tg", country=2)
+        assert second.activation_id not in (late, first.activation_id)
+        for activation_id in (first.activation_id, second.activation_id):
+            await client.set_status(activation_id, 8)
+    assert _open(sim) == []
+
+
+@on_virtual_time()
+async def test_a_stray_is_not_handed_to_a_purchase_of_another_kind_or_below_its_price() -> None:
+    sim, client = _world(late=8.0, early=60.0)
+    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumber")
+    async with client:
+        first = await client.get_number(service="tg", country=2)
+        late = min(sim.activations)
+        await anyio.sleep(20)
+        assert client.stats.strays_found == 1
+        other = await client.get_number(service="wa", country=2)
+        with pytest.raises(WrongMaxPriceError):
+            await client.get_number(service="tg", country=2, max_price=sim.activations[late].cost / 2)
+        assert other.activation_id != late and client.stats.strays_adopted == 0
+        assert sim.activations[late].state.active  # still kept, for a purchase it fits
+        await anyio.sleep(60)
+        for activation_id in (first.activation_id, other.activation_id):
+            await client.set_status(activation_id, 8)
+    assert _open(sim) == []
+
+
+@on_virtual_time()
+async def test_an_existing_order_listed_late_is_closed_after_the_uncertain_error() -> None:
+    """Classic getNumberV2 with an order id: the retry answers ORDER_ALREADY_EXISTS, the listing does not
+    show the order yet: PurchaseUncertainError, and when the number appears it is not left open."""
+    sim, client = _world(late=8.0, dialect="sms-activate")
+    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumberV2")
+    async with client:
+        with pytest.raises(PurchaseUncertainError, match="none found"):
+            await client.get_number_v2(service="tg", country=2)
+        (late,) = sim.activations
+        await anyio.sleep(60)
+        assert not sim.activations[late].state.active and client.stats.strays_found == 1
+
+
+@on_virtual_time()
+async def test_aclose_looks_once_more_and_closes_what_it_kept(caplog: pytest.LogCaptureFixture) -> None:
+    sim, client = _world(late=7.0)
+    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumber")
+    with caplog.at_level(logging.WARNING, "smsactivate_async"):
+        async with client:
+            first = await client.get_number(service="tg", country=2)  # given up 6 s after the lost answer
+            await client.set_status(first.activation_id, 8)
+            await anyio.sleep(2.5)  # the stray is listed by now, but the client's first look is later
+        assert client.stats.strays_found == 1 and _open(sim) == []
+    assert "committed after it was given up" in caplog.text
+
+
+def test_stray_watch_is_checked() -> None:
+    with pytest.raises(InvalidArgumentError, match="negative"):
+        RetryPolicy(stray_watch=-1)
