@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -67,7 +68,8 @@ class SMSActivate(GeneratedActions):
         burst: requests allowed at once (default: the preset's).
         max_in_flight: at most this many requests at once.
         page_size: getActiveActivations page size for the scheduler (default: the preset's).
-        clock: a :class:`Clock` (tests inject one).
+        clock: a :class:`Clock` (tests inject one). One with a ``wall()`` method (epoch seconds) gives
+            the journal its wall time too (leases, purchase times): a simulation on virtual time.
         on_request: called with a :class:`RequestEvent` after every attempt.
         store: where the journal of purchases lives: ``None`` (this process's memory),
             ``"sqlite:///path/journal.db"`` (one machine, several processes), ``"redis://host:port/db"``
@@ -146,10 +148,13 @@ class SMSActivate(GeneratedActions):
         self._namespace = namespace_for(self.provider.name, api_key.strip())
         self._catalogue = _Catalogue()  # live prices for buying policies, kept their price_ttl
         _check_seconds("retention", retention)
-        journal = Journal(self._store, owner=owner or default_owner(), lease=float(lease),
-                          stale_after=timeout * 2 + 5.0, retention=float(retention))
-        self.page_size = self.provider.page_size if page_size is _UNSET else page_size
         self.clock: Clock = clock or SystemClock()
+        # the journal's leases and purchase times are wall time, shared across machines; a clock
+        # that has a ``wall()`` of its own (a simulation's) gives it
+        journal = Journal(self._store, owner=owner or default_owner(), lease=float(lease),
+                          stale_after=timeout * 2 + 5.0, retention=float(retention),
+                          wall=getattr(self.clock, "wall", time.time))
+        self.page_size = self.provider.page_size if page_size is _UNSET else page_size
         install_redaction()
         # A paced client needs few connections; a big idle pool costs httpcore CPU on every request.
         def make_transport(key: str, *, borrowed: bool = False) -> httpx.AsyncBaseTransport:
@@ -614,7 +619,7 @@ class SMSActivate(GeneratedActions):
         finally:
             self._life.opened = False
             self._scheduler.close()
-            for handle in self._handles.values():
+            for handle in list(self._handles.values()):  # a handle's close may drop it from the dict
                 handle._client_closed()
             self._handles.clear()
             with anyio.CancelScope(shield=True):

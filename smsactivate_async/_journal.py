@@ -133,7 +133,7 @@ class Journal:
         Its number may already be in a listing without being journaled yet. A purchase pending
         longer than ``stale_after`` (its owner stuck or dead) stops holding others back.
         """
-        deadline = time.monotonic() + timeout
+        deadline = anyio.current_time() + timeout  # the loop's time: virtual where the loop's is
         delay = 0.02
         while True:
             live = await self.live_owners() if self.store.persistent else {self.owner}
@@ -141,7 +141,7 @@ class Journal:
             waiting = [i for i in await self.store.intents(("pending",))
                        if i.seq <= up_to_seq and i.owner != self.owner and i.owner in live
                        and now - i.created < self.stale_after]
-            if not waiting or time.monotonic() >= deadline:
+            if not waiting or anyio.current_time() >= deadline:
                 return
             await anyio.sleep(delay)
             delay = min(0.25, delay * 2)

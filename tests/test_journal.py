@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from smsactivate_async import (
+    HandleState,
     InvalidArgumentError,
     PurchaseUncertainError,
     RetryPolicy,
@@ -456,3 +457,15 @@ async def test_the_journal_forgets_what_closed_before_the_retention(persistent_u
 def test_retention_is_checked() -> None:
     with pytest.raises(InvalidArgumentError, match="retention"):
         SMSActivate("k", retention=0)
+
+
+async def test_aclose_with_a_persistent_store_leaves_open_handles_to_the_journal(tmp_path: Path) -> None:
+    """Found by the simulation harness (a fleet world, seed 21): with a persistent store aclose()
+    does not wait, and marking the open handles LEFT_OPEN dropped them from the dict it was walking:
+    ``RuntimeError: dictionary changed size during iteration``."""
+    sim = Simulator(codes=CodeSchedule.never())
+    client = SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, store=f"sqlite:///{tmp_path}/j.db")
+    handles = [await client.start_activation(service="tg", country=0, timeout=600) for _ in range(3)]
+    await client.aclose()
+    assert [h.state for h in handles] == [HandleState.LEFT_OPEN] * 3 and client.handles == []
+    assert all(a.state is ActivationState.WAIT_CODE for a in sim.activations.values())  # the journal's duty now
