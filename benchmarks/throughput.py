@@ -6,11 +6,13 @@ simulator served on loopback with HeroSMS's published limit (50 requests/s per a
 0.2–1.2 s. For each pacing — the old fixed 4/s preset, a fixed 50/s, and adaptive — it prints the
 wall time against the floor (the requests it needed ÷ the 50/s budget), requests per code, blocks and
 429s. The fixed 4/s row runs fewer activations (``--slow-total``): at 4/s, 1 000 take a quarter hour.
+Progress goes to stderr every 15 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from decimal import Decimal
 from typing import Any
@@ -42,10 +44,21 @@ async def run(rate: Any, total: int, concurrency: int) -> dict[str, Any]:
                     failures.append(error.code)
 
         started = time.perf_counter()
+
+        async def progress() -> None:
+            while True:
+                await anyio.sleep(15)
+                codes = sum(1 for c in sim.ledger.status_changes if c.new == "FINISHED")
+                print(f"  [{rate}] {time.perf_counter() - started:5.0f} s: {codes}/{total} done, "
+                      f"{len(sim.ledger.blocks)} blocks", file=sys.stderr, flush=True)
+
         async with client:
-            async with anyio.create_task_group() as group:
-                for _ in range(total):
-                    group.start_soon(one)
+            async with anyio.create_task_group() as watch:
+                watch.start_soon(progress)
+                async with anyio.create_task_group() as group:
+                    for _ in range(total):
+                        group.start_soon(one)
+                watch.cancel_scope.cancel()
         wall = time.perf_counter() - started
         stats = client.stats
     requests = len(sim.ledger.requests)

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from ._convert import structure, to_decimal, to_id, to_int, to_list, to_str
+from ._convert import structure, structurer, to_decimal, to_id, to_int, to_list, to_str
 from ._models import (
     ActivationStatus,
     ActiveActivation,
@@ -310,7 +310,8 @@ def active_rows(answer: Any) -> list[Any]:
 
 
 def parse_active_activations(answer: Any) -> list[ActiveActivation]:
-    return [structure(row, ActiveActivation) for row in active_rows(answer)]
+    row_of = structurer(ActiveActivation)
+    return [row_of(row) for row in active_rows(answer)]
 
 
 def _history_sms(value: Any) -> list[str]:
@@ -420,8 +421,9 @@ def _service_keyed(value: Any, what: str, answer: Any) -> dict[str, Mapping[str,
 def _prices(answer: Any, what: str) -> dict[int, dict[str, Price]]:
     if isinstance(answer, list) and not answer:
         return {}
+    price_of = structurer(Price)
     return {
-        country: {svc: structure(price, Price) for svc, price in _service_keyed(services, what, answer).items()}
+        country: {svc: price_of(price) for svc, price in _service_keyed(services, what, answer).items()}
         for country, services in _int_keyed(answer, what, answer).items()
     }
 

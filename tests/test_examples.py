@@ -51,7 +51,8 @@ async def test_choose_provider() -> None:
 
 
 def test_plugin_example_runs() -> None:
-    assert pytest.main(["-q", "-p", "no:cacheprovider", str(EXAMPLES / "test_with_simulator.py")]) == 0
+    # in this process (-n 0): the project's addopts would start workers of its own
+    assert pytest.main(["-q", "-p", "no:cacheprovider", "-n", "0", str(EXAMPLES / "test_with_simulator.py")]) == 0
 
 
 def test_cli_without_key_and_with_simulator(tmp_path: Path) -> None:

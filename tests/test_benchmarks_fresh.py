@@ -1,0 +1,32 @@
+"""The published benchmark tables were measured on this code (issue 27): docs/benchmarks.md carries
+the hash of the code its tables measured, and this fails when the checkout's code is another."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run_all() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("run_all", ROOT / "benchmarks" / "run_all.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_published_tables_were_measured_on_this_code() -> None:
+    run_all = _run_all()
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    assert run_all.BEGIN in text and run_all.END in text
+    assert run_all.published_hash(text) == run_all.code_hash(), (
+        "docs/benchmarks.md was measured on other code: rerun `python benchmarks/run_all.py` and commit it")
+
+
+def test_the_hash_covers_the_client_and_the_scripts_not_the_command_line() -> None:
+    names = {path.name for path in _run_all().measured_files()}
+    assert {"_session.py", "_waiting.py", "_parse.py", "_wire.py", "run.py", "farm.py"} <= names
+    assert "_cli.py" not in names and "run_all.py" not in names
