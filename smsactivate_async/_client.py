@@ -651,6 +651,11 @@ def _make_limiter(rate: object, burst: int, provider: Provider, clock: Clock) ->
     if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0
                              or rate != rate or rate == float("inf")):
         raise InvalidArgumentError(f"rate_limit must be a positive number, None or 'adaptive', got {rate!r}")
+    if isinstance(rate, (int, float)) and provider.rate_ceiling and rate + burst - 1 >= provider.rate_ceiling:
+        # docs/reliability.md, throughput: at the whole budget any jitter lands a request too many
+        log.warning("rate_limit=%g with burst %d reaches %s's whole published limit (%g/s): the account will be "
+                    "blocked whenever the queue is full; use 'adaptive' or a rate below the limit less the burst",
+                    rate, burst, provider.name, provider.rate_ceiling)
     return RateLimiter(rate, burst, clock)
 
 

@@ -64,9 +64,9 @@ def to_decimal(value: object) -> Decimal:
 
 def to_int(value: object) -> int:
     if type(value) is int:
-        return value  # type: ignore[return-value]
+        return value
     if type(value) is str and value.isdigit():
-        return int(value)  # type: ignore[arg-type]
+        return int(value)
     if isinstance(value, bool):
         raise ValueError(f"expected an integer, got {value!r}")
     if isinstance(value, int):

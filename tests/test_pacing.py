@@ -243,3 +243,15 @@ async def test_on_redis_the_adapted_rate_is_the_fleets(redis_url: str) -> None:
     assert sim.ledger.blocks == [] and sim.ledger.over_budget == 0
     assert sim.ledger.max_requests_in_window(1.0) <= 30
     assert all(after is not None and before is not None and after < before for before, after in zip(rates, cut, strict=True))
+
+
+def test_a_fixed_rate_at_the_whole_published_limit_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """At exactly the budget any jitter puts a request too many into some second (throughput.py's
+    fixed 50/s row: blocked after every saturated second); below it by the burst, no warning."""
+    with caplog.at_level("WARNING", "smsactivate_async"):
+        SMSActivate("k", provider="herosms", rate_limit=50)
+        assert "reaches herosms's whole published limit (50/s)" in caplog.text
+        caplog.clear()
+        SMSActivate("k", provider="herosms", rate_limit=46, burst=4)
+        SMSActivate("k", provider="herosms")  # adaptive
+        assert "published limit" not in caplog.text
