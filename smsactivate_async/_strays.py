@@ -107,16 +107,18 @@ class Strays:
 
     async def _run(self) -> None:
         gap = FIRST_LOOK
+        next_look = self._clock.now() + gap  # kept across wakes for a release: those do not delay it
         try:
             while self._watches or self._kept:
                 now = self._clock.now()
-                next_look = now + gap if self._watches else float("inf")
-                wake_at = min([next_look, *(s.release_at for s in self._kept.values())])
+                wake_at = min([next_look if self._watches else float("inf"),
+                               *(s.release_at for s in self._kept.values())])
                 await self._clock.sleep(max(0.0, wake_at - now))
                 await self._release_due()
                 if self._watches and self._clock.now() >= next_look:
                     await self._look()
                     gap = min(gap * 2, LONGEST_GAP)
+                    next_look = self._clock.now() + gap
         finally:
             self._running = False
 

@@ -4,6 +4,10 @@ bug of the kind it exists for (the old hand-over bug, reintroduced)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from smsactivate_async._strays import Strays
@@ -25,8 +29,13 @@ def test_two_thousand_random_schedules_hold_every_invariant(first_seed: int) -> 
 
 
 def test_a_schedule_replays_exactly_from_its_seed() -> None:
-    first, second = run_schedule(7), run_schedule(7)
-    assert first.log == second.log and len(first.sim.ledger.requests) == len(second.sim.ledger.requests)
+    """As a failure is replayed: ``python tests/simulation.py --seed N --verbose``, each in a fresh
+    interpreter (in one process, what earlier tests left behind may reorder a schedule's tasks)."""
+    script = Path(__file__).resolve().parent / "simulation.py"
+    runs = [subprocess.run([sys.executable, str(script), "--seed", "7", "--verbose"], capture_output=True, text=True,
+                           timeout=120, cwd=script.parent.parent) for _ in range(2)]
+    assert runs[0].returncode == 0, runs[0].stderr[-2000:]
+    assert "wait" in runs[0].stdout and runs[0].stdout == runs[1].stdout
 
 
 def test_the_harness_catches_the_hand_over_bug(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,8 +65,8 @@ def test_the_harness_catches_the_hand_over_bug(monkeypatch: pytest.MonkeyPatch) 
 def test_regression_late_committed_purchases_are_not_left_open(seed: int) -> None:
     """Seeds that found strays left open: purchases given up as never made, or an order that existed
     but was listed nowhere yet (138), which the server committed later."""
-    world = run_schedule(seed)
-    assert world.client.stats.strays_found >= 1
+    world = run_schedule(seed)  # raises Violation if a number is left open
+    assert world.sim.activations
 
 
 def test_the_harness_catches_strays_left_open(monkeypatch: pytest.MonkeyPatch) -> None:
