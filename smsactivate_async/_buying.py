@@ -22,7 +22,6 @@ from __future__ import annotations
 import collections
 import functools
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from types import TracebackType
@@ -32,6 +31,7 @@ import anyio
 import anyio.abc
 import attrs
 
+from ._clock import SystemClock
 from ._exceptions import (
     BannedError,
     InsufficientBalanceError,
@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["BuyingPolicy", "Choice", "ProviderPool", "RunMany", "RunResult", "SpendingGuard", "buy_with_policy"]
 
 log = logging.getLogger("smsactivate_async.buying")
+#: the event loop's time (virtual under a mock clock), or monotonic time outside a loop
+_now = SystemClock().now
 
 #: at most this many price steps per choice: a minimum that keeps moving does not loop for ever
 MAX_STEPS = 5
@@ -245,7 +247,7 @@ class _Catalogue:
 
     async def get(self, key: tuple[str, str], ttl: float, fetch: Callable[[], Awaitable[Any]]) -> Any:
         hit = self._cache.get(key)
-        now = time.monotonic()
+        now = _now()  # the event loop's time: virtual where the loop's is
         if hit is not None and now - hit[0] < ttl:
             return hit[1]
         value = await fetch()
@@ -427,13 +429,13 @@ class ProviderPool:
 
     def available(self) -> list[SMSActivate]:
         """The clients not set aside right now, in the pool's order."""
-        now = time.monotonic()
+        now = _now()
         return [c for i, c in enumerate(self.clients) if self._resting.get(i, 0.0) <= now]
 
     def set_aside(self, client: SMSActivate, seconds: float | None = None) -> None:
         """Leave ``client`` out of purchases for ``seconds`` (default: the pool's cooldown)."""
         index = self.clients.index(client)
-        self._resting[index] = time.monotonic() + (self.cooldown if seconds is None else seconds)
+        self._resting[index] = _now() + (self.cooldown if seconds is None else seconds)
         log.warning("provider %s set aside for %gs", client.provider.name, self.cooldown if seconds is None else seconds)
 
     async def _ordered(self, service: str, country: int | None) -> list[SMSActivate]:

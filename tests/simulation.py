@@ -41,7 +41,9 @@ from __future__ import annotations
 import argparse
 import contextvars
 import gc
+import heapq
 import inspect
+import itertools
 import json
 import logging
 import os
@@ -579,9 +581,21 @@ def run_schedule(seed: int, *, verbose: bool = False) -> World:
         scheduler_rng._r.seed(seed)  # trio shuffles its run queue: from the seed too, so that a run replays
     watcher = _FailedJobs(world)
     logging.getLogger("smsactivate_async").addHandler(watcher)
+    deadlines = trio._core._run.Deadlines
+    original_add = deadlines.add
+    order = itertools.count()
+
+    def add_in_order(self: Any, deadline: float, cancel_scope: Any) -> None:
+        # trio breaks a tie between equal deadlines by id(): by memory address, which differs from
+        # one process to the next. By the order they were set instead, a run replays anywhere.
+        heapq.heappush(self._heap, (deadline, next(order), cancel_scope))
+        self._active += 1
+
+    deadlines.add = add_in_order  # type: ignore[method-assign]
     try:
         trio.run(_run, world, clock=trio.testing.MockClock(autojump_threshold=0))
     finally:
+        deadlines.add = original_add  # type: ignore[method-assign]
         logging.getLogger("smsactivate_async").removeHandler(watcher)
     if verbose:
         print("\n".join(world.log))
