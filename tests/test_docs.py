@@ -24,6 +24,7 @@ tests/test_examples.py and tests/test_recipes.py run.
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import os
 import re
@@ -251,6 +252,15 @@ def test_shell_line_not_run_is_still_checked(command: str, tmp_path: Path) -> No
     check_command(command, tmp_path)
 
 
+@functools.cache
+def _script_help(script: str) -> tuple[int, str]:
+    """A script's ``--help`` (exit status, then stdout or, on failure, stderr): once per script, however
+    many pages name it."""
+    done = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return done.returncode, done.stdout if done.returncode == 0 else done.stderr
+
+
 def check_command(command: str, tmp_path: Path) -> None:
     """Run ``command`` if it can run here; otherwise check it against what it names (see ``NOT_RUN``)."""
     words, kind = command.split(), _kind(command)
@@ -278,11 +288,10 @@ def check_command(command: str, tmp_path: Path) -> None:
         assert callable(importlib.import_module("smsactivate_async._codegen").main)
     elif kind == "benchmark":
         assert (ROOT / words[1]).is_file(), command
-        done = subprocess.run([sys.executable, words[1], "--help"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        assert done.returncode == 0, done.stderr
+        returncode, usage = _script_help(words[1])
+        assert returncode == 0, usage
         for option in (word for word in words[2:] if word.startswith("--")):
-            assert option in done.stdout, f"{command}: {words[1]} has no {option}"
+            assert option in usage, f"{command}: {words[1]} has no {option}"
     else:
         from smsactivate_async._cli import cli
 

@@ -17,9 +17,13 @@ from .conftest import on_virtual_time
 pytestmark = pytest.mark.anyio
 
 
-def _world(*, late: float, early: float = 0.0, dialect: str = "herosms") -> tuple[Simulator, SMSActivate]:
+def _world(*, late: float, early: float = 0.0, dialect: str = "herosms",
+           committed_late: str = "getNumber") -> tuple[Simulator, SMSActivate]:
+    """A simulator whose next ``committed_late`` purchase is committed ``late`` seconds after its answer
+    is lost, and a client of it."""
     sim = Simulator(dialect=dialect, codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=early,  # type: ignore[arg-type]
                     faults=Faults(late_commit_seconds=late, hang_seconds=1.0), api_keys={"k": Decimal(100)})
+    sim.faults.inject(FaultKind.LATE_PURCHASE, action=committed_late)
     client = SMSActivate("k", provider=dialect, transport=sim.transport(), rate_limit=None, timeout=2.0,
                          early_cancel_window=early, retry=RetryPolicy(base_delay=0.01, settle=5.0))
     return sim, client
@@ -32,7 +36,6 @@ def _open(sim: Simulator) -> list[int]:
 @on_virtual_time()
 async def test_a_late_committed_purchase_is_handed_to_the_next_purchase_of_its_kind() -> None:
     sim, client = _world(late=8.0, early=120.0)
-    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumber")
     async with client:
         first = await client.get_number(service="tg", country=2)  # lost, judged absent, bought again
         assert len(sim.activations) == 2 and first.activation_id == max(sim.activations)
@@ -53,7 +56,6 @@ async def test_a_late_committed_purchase_is_handed_to_the_next_purchase_of_its_k
 @on_virtual_time()
 async def test_a_stray_nobody_takes_is_cancelled_once_the_window_lets_it_go() -> None:
     sim, client = _world(late=8.0, early=60.0)
-    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumber")
     async with client:
         first = await client.get_number(service="tg", country=2)
         late = min(sim.activations)
@@ -67,7 +69,6 @@ async def test_a_stray_nobody_takes_is_cancelled_once_the_window_lets_it_go() ->
 @on_virtual_time()
 async def test_a_stray_with_a_code_is_finished_not_handed_out() -> None:
     sim, client = _world(late=8.0)
-    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumber")
     async with client:
         first = await client.get_number(service="tg", country=2)
         late = min(sim.activations)
@@ -84,7 +85,6 @@ async def test_a_stray_with_a_code_is_finished_not_handed_out() -> None:
 @on_virtual_time()
 async def test_a_stray_is_not_handed_to_a_purchase_of_another_kind_or_below_its_price() -> None:
     sim, client = _world(late=8.0, early=60.0)
-    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumber")
     async with client:
         first = await client.get_number(service="tg", country=2)
         late = min(sim.activations)
@@ -105,8 +105,7 @@ async def test_a_stray_is_not_handed_to_a_purchase_of_another_kind_or_below_its_
 async def test_an_existing_order_listed_late_is_closed_after_the_uncertain_error() -> None:
     """Classic getNumberV2 with an order id: the retry answers ORDER_ALREADY_EXISTS, the listing does not
     show the order yet: PurchaseUncertainError, and when the number appears it is not left open."""
-    sim, client = _world(late=8.0, dialect="sms-activate")
-    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumberV2")
+    sim, client = _world(late=8.0, dialect="sms-activate", committed_late="getNumberV2")
     async with client:
         with pytest.raises(PurchaseUncertainError, match="none found"):
             await client.get_number_v2(service="tg", country=2)
@@ -118,7 +117,6 @@ async def test_an_existing_order_listed_late_is_closed_after_the_uncertain_error
 @on_virtual_time()
 async def test_aclose_looks_once_more_and_closes_what_it_kept(caplog: pytest.LogCaptureFixture) -> None:
     sim, client = _world(late=7.0)
-    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumber")
     with caplog.at_level(logging.WARNING, "smsactivate_async"):
         async with client:
             first = await client.get_number(service="tg", country=2)  # given up 6 s after the lost answer
