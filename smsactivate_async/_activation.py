@@ -358,10 +358,13 @@ class ActivationHandle(_BoughtNumber):
     async def _run(self, ready: bool) -> None:
         client = self._client
         if ready and client.provider.supports_ready:
-            try:
-                await client.set_status(self.activation_id, 1)
-            except SMSActivateError as exc:
-                log.info("activation %s: status 1 not accepted (%s)", self.activation_id, exc.code)
+            # bounded by the wait's deadline: a busy shared budget may hold the request back, and a
+            # status 1 (optional) must not make a timeout late
+            with anyio.move_on_after(max(0.0, self._deadline - client.clock.now())):
+                try:
+                    await client.set_status(self.activation_id, 1)
+                except SMSActivateError as exc:
+                    log.info("activation %s: status 1 not accepted (%s)", self.activation_id, exc.code)
         while self._closing is None:
             remaining = self._deadline - client.clock.now()
             with anyio.CancelScope() as self._scope:
@@ -438,6 +441,10 @@ class ActivationHandle(_BoughtNumber):
             self.cancel_at = scheduler.wall_time(outcome.due or self._client.clock.now())
             self._set(HandleState.CANCEL_DEFERRED)
         else:
+            if outcome.code is not None and outcome.code not in self.codes:
+                # the code came as the number was cancelled, which the server refused for it: it is paid for
+                self.error = None
+                await self._got(outcome.code)
             self._set(HandleState.FINISHED if outcome.state == "finished" else HandleState.CANCELLED)
         if isinstance(self.error, WaitTimeoutError) and self.error.outcome is None:
             self.error.outcome = "cancel_deferred" if outcome.state == "deferred" else outcome.state

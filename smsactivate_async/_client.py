@@ -313,7 +313,13 @@ class SMSActivate(GeneratedActions):
             if not cancel_on_timeout:
                 error.outcome = "left_open"
                 raise
+            seen = scheduler.codes.seen(int(activation_id))
             outcome = await self._cancel_within(int(activation_id), poll_interval or self.poll_interval)
+            if outcome is not None and outcome.code is not None and outcome.code not in seen:
+                # The code came as the deadline did (the server refused the cancel for it) and the
+                # number is finished: paid for, so the caller gets it rather than the timeout.
+                log.info("activation %s: its code came as it timed out; returned, the number finished", activation_id)
+                return outcome.code
             if outcome is None or outcome.state == "deferred":
                 error.outcome = "cancel_deferred"
                 due = outcome.due if outcome is not None and outcome.due is not None else self.clock.now()

@@ -356,7 +356,8 @@ class WaitTimeoutError(SMSActivateError, TimeoutError):
     """No code arrived within the timeout. ``outcome`` says what became of the number.
 
     - ``"cancelled"``: closed with 8 (the money comes back);
-    - ``"finished"``: a code came as the cancel was sent, so it was closed with 6;
+    - ``"finished"``: a code came as the cancel was sent, so it was closed with 6 (when that code
+      can still be read and was not returned before, ``wait_for_code`` returns it instead of raising);
     - ``"cancel_deferred"``: the server refused the cancel as too early (or could not be reached);
       the client cancels it in the background from ``cancel_at`` (an aware UTC ``datetime``);
     - ``"left_open"``: ``cancel_on_timeout=False`` — the number is yours to close;

@@ -34,12 +34,17 @@ class RecoveryReport:
     """What ``client.recover()`` did with the numbers of owners whose lease had expired.
 
     ``finished``: closed with 6 (a code had arrived); ``cancelled``: closed with 8; ``pending``:
-    cancels the server refused as too early, carried out in the background once allowed.
+    cancels the server refused as too early, carried out in the background once allowed;
+    ``watched``: purchases of dead clients that may yet be committed late, now watched for strays.
     """
 
     finished: list[int] = attrs.field(factory=list)
     cancelled: list[int] = attrs.field(factory=list)
     pending: list[int] = attrs.field(factory=list)
+    #: purchases of dead clients given up as never made, which the server may still commit, as
+    #: ``"service/country"``: this client now watches the listings for their numbers (strays found
+    #: are counted in ``client.stats``)
+    watched: list[str] = attrs.field(factory=list)
 
 
 def default_owner() -> str:
@@ -102,6 +107,19 @@ class Journal:
                 action=action,
             ) from None
         return attrs.evolve(intent, seq=seq)
+
+    async def watch(self, wire: Mapping[str, str], key: tuple[str, ...], kind: Kind) -> Intent | None:
+        """Record a watch for a purchase given up as never made (``watching``): if this client
+        dies, a survivor's recovery takes it over. ``None`` when there is nobody to hand it to."""
+        if not self.store.persistent:
+            return None
+        intent = Intent(
+            id=uuid.uuid4().hex, owner=self.owner, action="watch",
+            params={k: v for k, v in wire.items() if k != "action"},
+            key="|".join(key), kind=kind, created=self.wall(), order_id=wire.get("orderId"), state="watching",
+        )
+        seq = await self._quietly(self.store.add_intent(intent), f"a watch for {intent.key}")
+        return None if seq is None else attrs.evolve(intent, seq=seq)
 
     async def settle(self, intent: Intent, state: IntentState) -> None:
         await self._quietly(self.store.set_intent_state(intent.id, state), f"intent {intent.action} → {state}")

@@ -52,6 +52,12 @@ async def recover(session: Session, scheduler: Scheduler) -> RecoveryReport:
     for intent in await journal.store.intents(("queued",)):
         if intent.owner not in live:
             await journal.settle(intent, "failed")  # between attempts that surely were not sent: nothing bought
+    for watch in await journal.store.intents(("watching",)):
+        if watch.owner not in live:
+            # A dead client's purchase given up as never made, which the server may still commit:
+            # this client watches for it what is left of the watch (its own watch first, then the dead one's ends).
+            await _watch(session, watch, watch.created + session.retry.stray_watch - journal.wall(), report)
+            await journal.settle(watch, "recovered")
     dead = [i for i in await journal.store.intents(UNSETTLED) if i.owner not in live and i.kind == "activation"]
     if dead:
         await _recover_lost_purchases(session, scheduler, dead, live, report)
@@ -92,6 +98,12 @@ async def _close(session: Session, scheduler: Scheduler, entry: Entry, report: R
         await journal.store.take_over("activation", entry.id, journal.owner, entry.owner)
 
 
+async def _watch(session: Session, intent: Intent, seconds: float, report: RecoveryReport) -> None:
+    if session.strays is not None and seconds > 0:
+        await session.strays.watch(tuple(intent.key.split("|")), intent.params, seconds)
+        report.watched.append(f"{intent.params.get('service', '')}/{intent.params.get('country', '')}")
+
+
 async def _recover_lost_purchases(
     session: Session, scheduler: Scheduler, dead: list[Intent], live: set[str], report: RecoveryReport,
 ) -> None:
@@ -114,16 +126,21 @@ async def _recover_lost_purchases(
              and (country is None or r.country_code is None or str(r.country_code) == country)),
             key=lambda r: r.activation_id,
         )
+        found: set[str] = set()
         for intent, row in zip(intents, matching, strict=False):
             entry = journal.entry(intent, "activation", row.activation_id, row.phone_number,
                                   service=row.service_code, country=country)
             if not await journal.adopt(entry):
                 continue
+            found.add(intent.id)
             unknown.remove(row)
             code = row.sms_code[-1] if row.sms_code else None
             await _close(session, scheduler, attrs.evolve(entry, code=code), report)
         for intent in intents:
-            # Its number, if it had one, is closed now; with none listed, the purchase did not happen.
+            # Its number, if it had one, is closed now; with none listed, the purchase did not happen
+            # yet — the server may still commit it, so this client watches for it.
+            if intent.id not in found:
+                await _watch(session, intent, session.retry.stray_watch, report)
             await journal.settle(intent, "recovered")
         log.info("recovery: %d purchase(s) of %s left on the wire by dead clients settled", len(intents), key)
 

@@ -452,7 +452,7 @@ class Session:
                         ambiguous = False  # reconciliation showed the purchase did not happen
                         self._gate.unresolved[key] -= 1
                         await self.journal.settle(intent, "queued")
-                        self._watch_for_stray(repeat, key, wire, policy)
+                        await self._watch_for_stray(repeat, key, wire, policy)
                 elif not ambiguous:
                     await self.journal.settle(intent, "queued")  # surely not sent: nobody need wait on it
                 if not await self._backoff(error, attempt, policy):
@@ -464,7 +464,7 @@ class Session:
                             settled = "bought"
                             return adopted
                         settled = "failed"
-                        self._watch_for_stray(repeat, key, wire, policy)
+                        await self._watch_for_stray(repeat, key, wire, policy)
                         raise error
                     settled = "uncertain" if ambiguous else "failed"
                     raise error
@@ -479,11 +479,11 @@ class Session:
                 with anyio.CancelScope(shield=True):
                     await self.journal.settle(intent, settled or ("uncertain" if ambiguous else "failed"))
 
-    def _watch_for_stray(self, repeat: Repeat, key: tuple[str, ...], wire: Mapping[str, str],
-                         policy: RetryPolicy) -> None:
+    async def _watch_for_stray(self, repeat: Repeat, key: tuple[str, ...], wire: Mapping[str, str],
+                               policy: RetryPolicy) -> None:
         """Two listings said the purchase did not happen; it may yet be committed late."""
         if self.strays is not None and repeat is not Repeat.PURCHASE_RENT:
-            self.strays.watch(key, wire, policy.stray_watch)
+            await self.strays.watch(key, wire, policy.stray_watch)
 
     def _entries(self, intent: Intent | None, kind: Kind, result: object) -> list[Entry]:
         """The journal entries of a purchase's result."""
@@ -559,7 +559,7 @@ class Session:
         except PurchaseUncertainError as exc:
             if isinstance(cause, OrderAlreadyExistsError) and not exc.candidate_ids:
                 # the order exists and is listed nowhere yet: when it is, it is a stray
-                self._watch_for_stray(repeat, key, wire, policy)
+                await self._watch_for_stray(repeat, key, wire, policy)
             raise
         if outcome is _ABSENT:
             log.info("%s: the lost purchase did not happen (two listings agree); buying again", action.wire)

@@ -6,7 +6,9 @@ A :class:`Store` keeps, per namespace (one provider account):
   *before* the request; ``pending`` while a request of it is on the wire, ``queued`` between
   attempts that surely did not reach the server; then settled as ``bought``, ``failed``,
   ``ambiguous`` (its answer was lost and it is being reconciled), ``uncertain`` (reconciliation
-  could not tell) or ``recovered``;
+  could not tell) or ``recovered``; and ``watching``: a purchase given up as never made that the
+  server may still commit late — its owner watches the listings for it, and a survivor takes the
+  watch over if the owner dies;
 - **entries**: each bought activation or rent — its owner, the intent that bought it, its last code
   and whether it is ``open``, ``finished`` or ``cancelled``;
 - **leases**: until when each owner (one client) vouches for its open entries.
@@ -45,7 +47,7 @@ __all__ = [
     "redact_url",
 ]
 
-IntentState = Literal["pending", "queued", "bought", "failed", "ambiguous", "uncertain", "recovered"]
+IntentState = Literal["pending", "queued", "bought", "failed", "ambiguous", "uncertain", "recovered", "watching"]
 EntryState = Literal["open", "finished", "cancelled"]
 Kind = Literal["activation", "rent"]
 #: intents that may still own a number nobody has recorded

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio.lowlevel
 import anyio.to_thread
 
 from ._exceptions import InvalidArgumentError, StoreError
@@ -53,11 +54,23 @@ class SqliteStore(Store):
     #: keeps the account's rate budget for the processes of this machine (``grant`` / ``block``)
     shares_budget = True
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, wall: Callable[[], float] = time.time, threaded: bool = True) -> None:
+        """``wall``: the wall clock of the shared budget and of closing times (every process on the
+        machine must read the same one); ``threaded=False`` runs each step in the event loop's own
+        thread — for a simulated world on virtual time, where a thread's real duration would move
+        the clock."""
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._ns = ""
+        self._wall = wall
+        self._threaded = threaded
+
+    async def _call(self, step: Callable[[], T]) -> T:
+        if self._threaded:
+            return await anyio.to_thread.run_sync(step)
+        await anyio.lowlevel.checkpoint()
+        return step()
 
     @classmethod
     def from_url(cls, url: str) -> SqliteStore:
@@ -99,7 +112,7 @@ class SqliteStore(Store):
 
         failure: StoreError | None = None
         try:
-            return await anyio.to_thread.run_sync(step)
+            return await self._call(step)
         except sqlite3.Error as exc:
             failure = StoreError(f"the journal {self!r} failed: {type(exc).__name__}: {exc}")
         raise failure
@@ -110,7 +123,7 @@ class SqliteStore(Store):
         try:
             if self.path.parent and not self.path.parent.exists():
                 raise StoreError(f"cannot open the journal {self!r}: the folder {str(self.path.parent)!r} does not exist")
-            self._conn = await anyio.to_thread.run_sync(self._connect)
+            self._conn = await self._call(self._connect)
         except sqlite3.Error as exc:
             failure = StoreError(f"cannot open the journal {self!r}: {type(exc).__name__}: {exc}")
         if failure is not None:
@@ -119,7 +132,7 @@ class SqliteStore(Store):
     async def aclose(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            await anyio.to_thread.run_sync(conn.close)
+            await self._call(conn.close)
 
     # --- the rate budget of the processes sharing the file -------------------------------------------
 
@@ -128,7 +141,7 @@ class SqliteStore(Store):
         be one, …) and nothing is taken. The second value: when the rate was last cut by a throttle.
         On the machine's wall clock, which every process on it shares."""
         def work(conn: sqlite3.Connection) -> tuple[float, float]:
-            now = time.time()
+            now = self._wall()
             row = conn.execute("SELECT tat, blocked, cut FROM budget WHERE ns = ?", (self._ns,)).fetchone()
             tat, blocked, cut = row if row is not None else (0.0, 0.0, 0.0)
             start = max(now, tat - tolerance, blocked)
@@ -143,7 +156,7 @@ class SqliteStore(Store):
     async def block(self, seconds: float) -> None:
         """A throttle: every process of the account holds back ``seconds``."""
         def work(conn: sqlite3.Connection) -> None:
-            now = time.time()
+            now = self._wall()
             row = conn.execute("SELECT tat, blocked FROM budget WHERE ns = ?", (self._ns,)).fetchone()
             tat, blocked = row if row is not None else (0.0, 0.0)
             until = now + seconds
@@ -221,7 +234,7 @@ class SqliteStore(Store):
                 "WHERE ns = ? AND kind = ? AND id = ?", (state, code, int(another), self._ns, kind, entry_id))
             if state in ("finished", "cancelled"):  # kept for the retention period, then pruned
                 conn.execute("INSERT OR REPLACE INTO closed (ns, kind, id, at) VALUES (?, ?, ?, ?)",
-                             (self._ns, kind, entry_id, time.time()))
+                             (self._ns, kind, entry_id, self._wall()))
 
         await self._run(work, write=True)
 

@@ -34,6 +34,7 @@ from ._session import _matches
 if TYPE_CHECKING:
     from ._clock import Clock
     from ._session import Session
+    from ._store import Intent, IntentState
     from ._tasks import TaskHost
     from ._waiting import Scheduler, WaitSettings
 
@@ -52,6 +53,8 @@ class _Watch:
     key: tuple[str, ...]
     wire: dict[str, str]
     until: float
+    #: the watch in the journal (``watching``), which a survivor takes over if this client dies
+    intent: Intent | None = None
 
 
 @attrs.define
@@ -78,11 +81,13 @@ class Strays:
         """Ids of the strays held for the next matching purchase."""
         return sorted(self._kept)
 
-    def watch(self, key: tuple[str, ...], wire: Mapping[str, str], seconds: float) -> None:
-        """A purchase of ``wire`` was given up as never made: look for it for ``seconds``."""
+    async def watch(self, key: tuple[str, ...], wire: Mapping[str, str], seconds: float) -> None:
+        """A purchase of ``wire`` was given up as never made: look for it for ``seconds``, and say so
+        in the journal, so that a survivor goes on looking if this client dies first."""
         if seconds <= 0 or self._host.closing:
             return
-        self._watches.append(_Watch(key, dict(wire), self._clock.now() + seconds))
+        intent = await self._session.journal.watch(wire, key, "activation")
+        self._watches.append(_Watch(key, dict(wire), self._clock.now() + seconds, intent))
         if not self._running:
             self._running = True
             self._host.start_soon(self._run, "smsactivate strays")
@@ -123,7 +128,9 @@ class Strays:
             self._running = False
 
     async def aclose(self) -> None:
-        """Look once more (while purchases are watched), then close every kept stray."""
+        """Look once more (while purchases are watched), then close every kept stray. Watches still
+        running stay in the journal, where the account's other clients (or the next to start) take
+        them over once this client's lease is gone."""
         if self._watches:
             await self._look()
         self._watches.clear()
@@ -134,7 +141,9 @@ class Strays:
     async def _look(self) -> None:
         session = self._session
         now = self._clock.now()
-        self._watches = [w for w in self._watches if w.until > now]
+        for watch in [w for w in self._watches if w.until <= now]:
+            self._watches.remove(watch)
+            await self._end(watch, "failed")  # nothing came: the purchase did not happen after all
         if not self._watches:
             return
         try:
@@ -156,12 +165,17 @@ class Strays:
                         if not await session.journal.adopt(entry):
                             continue
                         self._watches.remove(watch)
+                        await self._end(watch, "recovered")
                         session.known_activations[row.activation_id] = self._clock.now()
                         session.stats.strays_found += 1
                         await self._keep_or_close(row, watch.wire)
                         break
         except SMSActivateError as exc:
             log.info("strays: the account's listing could not be read (%s); will look again", exc.code)
+
+    async def _end(self, watch: _Watch, outcome: IntentState) -> None:
+        if watch.intent is not None:
+            await self._session.journal.settle(watch.intent, outcome)
 
     async def _keep_or_close(self, row: ActiveActivation, wire: dict[str, str]) -> None:
         if not row.phone_number:

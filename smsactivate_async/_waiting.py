@@ -267,11 +267,13 @@ class CancelOutcome:
 
     ``state``: ``"cancelled"`` (closed with 8), ``"finished"`` (a code had come: closed with 6),
     ``"deferred"`` (refused as too early, or the server unreachable: retried in the background
-    from ``due``, clock time).
+    from ``due``, clock time). ``code``: the code that came as the cancel was sent, if it could be
+    read before the number was finished (it is paid for: the caller should get it).
     """
 
     state: str
     due: float | None = None
+    code: str | None = None
 
     @property
     def closed(self) -> bool:
@@ -744,9 +746,10 @@ class Scheduler:
         except (ActivationStateError, BadRequestError) as exc:
             # Already closed, or a code arrived meanwhile (cancel refused after a code): close it as done.
             if exc.code in ("OTP_RECEIVED", "BAD_STATUS", "NEW_OTP_RECEIVED"):
+                code = await self._code_now(activation_id)  # read before 6: the finished number shows none
                 await self._finish_quietly(activation_id)
                 self.closed_number(activation_id, "finished")
-                return CancelOutcome("finished")
+                return CancelOutcome("finished", code=code)
             await self._session.journal.record_closed("activation", activation_id, "cancelled")
         except SMSActivateError as exc:
             # Still failing after the retries: keep it, so that it is not leaked; aclose() waits for it.
@@ -764,6 +767,14 @@ class Scheduler:
         else:
             pending.due = due
         self._wake_poller(due)
+
+    async def _code_now(self, activation_id: int) -> str | None:
+        try:
+            status = await self._session.call(_actions.GET_STATUS, {"activation_id": activation_id})
+        except SMSActivateError as exc:
+            log.info("the code of %s, which refused its cancel, could not be read: %s", activation_id, exc.code)
+            return None
+        return status.code if status.status is StatusCode.STATUS_OK else None
 
     async def _finish_quietly(self, activation_id: int) -> None:
         try:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from pathlib import Path
 
 import anyio
 import pytest
 
 from smsactivate_async import InvalidArgumentError, PurchaseUncertainError, RetryPolicy, SMSActivate, WrongMaxPriceError
+from smsactivate_async._store_sqlite import SqliteStore
 from smsactivate_async.simulator import CodeSchedule, FaultKind, Faults, LoopSimClock, Simulator
 
 from .conftest import on_virtual_time
@@ -129,3 +131,52 @@ async def test_aclose_looks_once_more_and_closes_what_it_kept(caplog: pytest.Log
 def test_stray_watch_is_checked() -> None:
     with pytest.raises(InvalidArgumentError, match="negative"):
         RetryPolicy(stray_watch=-1)
+
+
+class _Wall:
+    """The loop's (virtual) time as the machine's wall clock, for the journal's leases."""
+
+    def now(self) -> float:
+        return anyio.current_time()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+    def wall(self) -> float:
+        return 1_800_000_000.0 + anyio.current_time()
+
+
+@on_virtual_time()
+async def test_a_dead_clients_late_commit_is_found_by_the_survivor_through_the_journal(tmp_path: Path) -> None:
+    """The client that gave the purchase up dies before the server commits it: its watch is in the
+    journal (``watching``), a survivor's recovery takes it over and closes the stray."""
+    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=0.0,
+                    faults=Faults(late_commit_seconds=20.0, hang_seconds=1.0), api_keys={"k": Decimal(100)})
+    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumber")
+    path = tmp_path / "journal.db"
+
+    def client(owner: str, lease: float = 5.0) -> SMSActivate:
+        return SMSActivate("k", provider="herosms", transport=sim.transport(), rate_limit=None, timeout=2.0,
+                           early_cancel_window=0.0,
+                           store=SqliteStore(path, wall=_Wall().wall, threaded=False), owner=owner, lease=lease,
+                           clock=_Wall(), retry=RetryPolicy(base_delay=0.01, settle=5.0))
+
+    dying = client("dying")
+    await dying.__aenter__()
+    bought = await dying.get_number(service="tg", country=2)  # lost, judged absent, bought again
+    late = min(sim.activations)
+    assert bought.activation_id != late and sim.activations[late].listed_from > anyio.current_time()  # not yet listed
+    await dying.set_status(bought.activation_id, 8)
+    await dying._host.aclose()  # killed: its tasks gone, no aclose(); its lease runs out
+    async with client("survivor", lease=600.0) as survivor:  # recovers by itself only every 600 s
+        store = survivor._session.journal.store
+        (watch,) = await store.intents(("watching",))
+        assert watch.owner == "dying" and watch.params["service"] == "tg"
+        await anyio.sleep(6)  # the dying client's lease runs out
+        report = await survivor.recover()
+        assert report.watched == ["tg/2"]
+        assert [w.owner for w in await store.intents(("watching",))] == ["survivor"]
+        await anyio.sleep(60)  # committed at 20 s; the survivor looks, finds and closes it
+        assert survivor.stats.strays_found == 1 and survivor.stats.strays_closed == 1
+        assert await store.intents(("watching",)) == []  # the watch ended with the stray found
+    assert _open(sim) == []

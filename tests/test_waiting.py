@@ -6,10 +6,12 @@ import math
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from smsactivate_async import (
     ActivationCancelledError,
+    HandleState,
     Provider,
     RetryPolicy,
     SMSActivate,
@@ -72,6 +74,33 @@ async def test_timeout_cancels() -> None:
             await client.wait_for_code(number.activation_id, timeout=0.2)
         assert isinstance(info.value, TimeoutError) and anyio.current_time() - started < 1.0
     assert sim.activations[number.activation_id].state is ActivationState.CANCELLED
+
+
+@pytest.mark.parametrize("dialect", ["sms-activate", "herosms"])
+async def test_a_code_that_comes_as_the_wait_times_out_is_returned_not_paid_for_and_lost(dialect: str) -> None:
+    """Found by the simulation harness (seed 1813 of a fleet world): the code reached the server just
+    before the deadline, the poll that would have seen it came just after, the cancel was refused
+    for the code and the number finished — paid for — while the caller got a timeout."""
+    sim = Simulator(dialect=dialect, codes=CodeSchedule.never())  # type: ignore[arg-type]
+    inner = sim.transport()
+
+    class CodeAtTheCancel(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            params = request.url.params
+            if params.get("action") == "setStatus" and params.get("status") == "8":
+                sim.deliver_sms(int(params["id"]), "Your code is 424242", code="424242")
+            return await inner.handle_async_request(request)
+
+    client = SMSActivate(sim.api_key, provider=dialect, transport=CodeAtTheCancel(), poll_interval=0.05,
+                         rate_limit=None)
+    async with client:
+        number = await client.get_number_v2(service="tg", country=2)
+        assert await client.wait_for_code(number.activation_id, timeout=0.2) == "424242"
+        handle = await client.start_activation(service="tg", country=2, timeout=0.2)
+        assert await handle.wait_closed() is HandleState.FINISHED
+        assert handle.codes == ["424242"] and handle.error is None
+    assert sim.activations[number.activation_id].state is ActivationState.FINISHED
+    assert sim.activations[handle.activation_id].state is ActivationState.FINISHED
 
 
 async def test_timeout_inside_early_window_defers_cancel_until_aclose() -> None:
