@@ -136,6 +136,8 @@ class RedisStore(Store):
         self._scripts: dict[str, Any] = {}
         #: connections to Redis at most; more concurrent calls wait for one
         self.max_connections = 32
+        #: whether the URL named a node of a Redis Cluster (found when the store opens)
+        self.cluster = False
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -180,6 +182,17 @@ class RedisStore(Store):
                 socket_timeout=10.0, health_check_interval=30)
             self._redis = redis.asyncio.Redis(connection_pool=pool)
             await self._redis.ping()
+            if (await self._redis.info("cluster")).get("cluster_enabled"):
+                # A node of a Redis Cluster: talk to the cluster (it routes each key to its node; the
+                # account's keys share one slot).
+                await self._redis.aclose()
+                self._redis = None
+                self._redis = redis.asyncio.RedisCluster.from_url(
+                    self.url, max_connections=self.max_connections, socket_connect_timeout=5.0,
+                    socket_timeout=10.0, health_check_interval=30)
+                await self._redis.initialize()
+                await self._redis.ping()
+                self.cluster = True
         except (redis.exceptions.RedisError, OSError, ValueError) as exc:
             failure = StoreError(f"cannot reach the journal {self!r}: {type(exc).__name__}")
         if failure is not None:

