@@ -5,7 +5,8 @@ killed, the machine went away) any other client of the account may take the numb
 one and atomically, and close them: 6 where a code arrived (the buyer got what it paid for),
 8 otherwise (refunded), with the usual early-cancel deferral. Purchases the dead client had on the
 wire are reconciled against the server's list: an active number no client has journaled, of the
-service and country of such a purchase, is that purchase's number.
+service and country of such a purchase, is that purchase's number. A dead client's rents are
+cancelled while the provider refunds them (20 minutes), else finished.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import TYPE_CHECKING
 import attrs
 
 from . import _actions
-from ._exceptions import ActivationStateError, BadRequestError, SMSActivateError
+from ._exceptions import ActivationStateError, BadRequestError, RentStateError, SMSActivateError
 from ._journal import RecoveryReport
-from ._models import StatusCode
+from ._models import RentListEntry, StatusCode
 from ._store import UNSETTLED, Entry, Intent
 
 if TYPE_CHECKING:
@@ -40,15 +41,18 @@ async def recover(session: Session, scheduler: Scheduler) -> RecoveryReport:
         return report
     live = await journal.live_owners() | {journal.owner}
     for entry in await journal.store.open_entries():
-        if entry.owner in live or entry.kind != "activation":
-            continue  # rents are paid for their time: closing one early gains nothing back
+        if entry.owner in live:
+            continue
         # Leases are read again right before each take-over: closing a live client's number would
         # cancel it under its waiter, so an owner that renewed meanwhile keeps it.
         live = await journal.live_owners() | {journal.owner}
         if entry.owner in live:
             continue
         if await journal.store.take_over(entry.kind, entry.id, entry.owner, journal.owner):
-            await _close(session, scheduler, entry, report)
+            if entry.kind == "rent":
+                await _close_rent(session, entry, report)
+            else:
+                await _close(session, scheduler, entry, report)
     for intent in await journal.store.intents(("queued",)):
         if intent.owner not in live:
             await journal.settle(intent, "failed")  # between attempts that surely were not sent: nothing bought
@@ -58,10 +62,56 @@ async def recover(session: Session, scheduler: Scheduler) -> RecoveryReport:
             # this client watches for it what is left of the watch (its own watch first, then the dead one's ends).
             await _watch(session, watch, watch.created + session.retry.stray_watch - journal.wall(), report)
             await journal.settle(watch, "recovered")
-    dead = [i for i in await journal.store.intents(UNSETTLED) if i.owner not in live and i.kind == "activation"]
-    if dead:
-        await _recover_lost_purchases(session, scheduler, dead, live, report)
+    dead = [i for i in await journal.store.intents(UNSETTLED) if i.owner not in live]
+    if any(i.kind == "activation" for i in dead):
+        await _recover_lost_purchases(session, scheduler, [i for i in dead if i.kind == "activation"], live, report)
+    if any(i.kind == "rent" for i in dead):
+        await _recover_lost_rents(session, [i for i in dead if i.kind == "rent"], live, report)
     return report
+
+
+async def _close_rent(session: Session, entry: Entry, report: RecoveryReport) -> None:
+    """A dead owner's rent: cancelled (2, refunded) while the provider allows it (20 minutes from the
+    purchase), else finished (1) — nobody is left to read its messages."""
+    journal = session.journal
+    try:
+        try:
+            await session.call(_actions.SET_RENT_STATUS, {"rent_id": entry.id, "status": 2})
+            report.rents_cancelled.append(entry.id)
+        except RentStateError as exc:
+            if exc.code != "CANT_CANCEL":
+                raise
+            await session.call(_actions.SET_RENT_STATUS, {"rent_id": entry.id, "status": 1})
+            report.rents_finished.append(entry.id)
+    except (ActivationStateError, BadRequestError) as exc:
+        # Already closed on the server (its time ran out, or its owner closed it just before dying).
+        log.info("recovery: rent %s was already closed (%s)", entry.id, exc.code)
+        await journal.record_closed("rent", entry.id, "finished" if "FINISH" in exc.code else "cancelled")
+    except SMSActivateError as exc:
+        log.warning("recovery: could not close rent %s (%s); will try again", entry.id, exc.code)
+        await journal.store.take_over("rent", entry.id, journal.owner, entry.owner)
+
+
+async def _recover_lost_rents(session: Session, dead: list[Intent], live: set[str], report: RecoveryReport) -> None:
+    """Rent purchases a dead client had on the wire: an active rent of the account that nobody has
+    journaled is one of theirs (the rent list names no service: any of them)."""
+    journal = session.journal
+    if any(i.kind == "rent" and i.owner in live and i.owner != journal.owner
+           for i in await journal.store.intents(UNSETTLED)):
+        return  # a live client is reconciling a rent purchase: the unknown rents may be its; next time
+    rents: list[RentListEntry] = await session.call(_actions.GET_RENT_LIST, {})
+    await journal.wait_for_others(await journal.store.last_seq(), timeout=journal.stale_after)
+    unknown = [r for r in rents if r.id not in session.known_rents]
+    taken = await journal.journaled("rent", [r.id for r in unknown])
+    unknown = sorted((r for r in unknown if r.id not in taken), key=lambda r: r.id)
+    for intent, rent in zip(sorted(dead, key=lambda i: i.seq), unknown, strict=False):
+        entry = journal.entry(intent, "rent", rent.id, rent.phone)
+        if await journal.adopt(entry):
+            session.known_rents.add(rent.id)
+            await _close_rent(session, entry, report)
+    for intent in dead:
+        await journal.settle(intent, "recovered")
+    log.info("recovery: %d rent purchase(s) left on the wire by dead clients settled", len(dead))
 
 
 async def _close(session: Session, scheduler: Scheduler, entry: Entry, report: RecoveryReport) -> None:

@@ -25,8 +25,8 @@ Checked after each run (``Violation`` names the seed; replay it with
 2. no code was returned twice for one activation, or for another activation;
 3. every number bought is closed at the end (6 / 8 / expired), or named by a
    ``PurchaseUncertainError`` the user was given — strays too: purchases given up as never made,
-   which the server committed late (only one it committed after ``aclose()`` began is out of the
-   client's sight);
+   which the server committed late (only one it committed after the last look is out of sight),
+   and in a fleet every rent too (a killed client's are closed by recovery);
 4. no purchase was made twice for one order id, and a server that counts requests per second never
    saw the client exceed its budget;
 5. nothing escaped that is not an ``SMSActivateError``, a ``TimeoutError`` or a cancellation, and no
@@ -609,6 +609,11 @@ def check(world: World) -> None:
             if a.state.active and a.id not in world.uncertain and a.listed_from <= horizon]
     if left:
         fail(f"left open at the end: {left} ({[sim.activations[i].state for i in left]})")
+    if world.journal is not None:
+        # a fleet's journal holds its rents too: the killed client's are closed by the survivors
+        rents = [r.id for r in sim.rents.values() if r.state == "active" and r.id not in world.uncertain]
+        if rents:
+            fail(f"rents left open at the end: {rents}")
     for owner, client in enumerate(world.clients):
         if client._host.running and owner != world.killed:
             fail(f"a task of client {owner} is still running after aclose()")

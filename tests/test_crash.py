@@ -1,5 +1,5 @@
 """The crash story, with real processes: a worker is killed with SIGKILL while it holds bought
-numbers (two of them with their code); a survivor on the same journal closes them all."""
+numbers (two of them with their code) and two rents; a survivor on the same journal closes them all."""
 
 from __future__ import annotations
 
@@ -38,14 +38,16 @@ def _read_line(process: subprocess.Popen[str], prefix: str, timeout: float = 30.
     raise AssertionError(f"the worker did not say {prefix!r} (exit code {process.poll()})")
 
 
-def _crash_a_worker(sim: Simulator, base_url: str, persistent_url: str) -> list[int]:
-    """Run a worker until it holds 4 numbers, 2 with their code; then SIGKILL it."""
+def _crash_a_worker(sim: Simulator, base_url: str, persistent_url: str) -> tuple[list[int], list[int]]:
+    """Run a worker until it holds 4 numbers, 2 with their code, and 2 rents; then SIGKILL it."""
     worker = subprocess.Popen(
         [sys.executable, "-m", "tests.crash_worker", base_url, persistent_url, "worker-1", "4", "2"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        ids = [int(i) for i in _read_line(worker, "BOUGHT")]
+        said = _read_line(worker, "BOUGHT")
+        ids = [int(i) for i in said[:said.index("RENTED")]]
+        rents = [int(i) for i in said[said.index("RENTED") + 1:]]
         for activation_id in ids[:2]:
             sim.deliver_sms(activation_id, f"Your code is {activation_id % 100000:05d}")
         _read_line(worker, "CODES")
@@ -55,15 +57,16 @@ def _crash_a_worker(sim: Simulator, base_url: str, persistent_url: str) -> list[
         if worker.stdout is not None:
             worker.stdout.close()
     assert worker.returncode == -signal.SIGKILL
-    return ids
+    return ids, rents
 
 
 @pytest.mark.slow
 async def test_sigkilled_workers_numbers_are_closed_by_a_survivor(persistent_url: str) -> None:
     sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
     with serve_in_thread(sim) as base_url:
-        ids = await anyio.to_thread.run_sync(_crash_a_worker, sim, base_url, persistent_url)
+        ids, rents = await anyio.to_thread.run_sync(_crash_a_worker, sim, base_url, persistent_url)
         assert [sim.activations[i].state.active for i in ids] == [True] * 4  # the dead worker closed nothing
+        assert [sim.rents[i].state for i in rents] == ["active"] * 2
 
         async with SMSActivate(sim.api_key, base_url=base_url, store=persistent_url, owner="survivor",
                                rate_limit=None) as survivor:
@@ -75,3 +78,5 @@ async def test_sigkilled_workers_numbers_are_closed_by_a_survivor(persistent_url
     assert sorted(report.cancelled) == sorted(ids[2:]) and report.pending == []
     assert [sim.activations[i].state for i in ids] == [ActivationState.FINISHED] * 2 + [ActivationState.CANCELLED] * 2
     assert sim.open_activations() == []
+    assert sorted(report.rents_cancelled) == sorted(rents)  # within 20 minutes: refunded
+    assert [sim.rents[i].state for i in rents] == ["cancelled"] * 2

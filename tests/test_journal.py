@@ -298,6 +298,30 @@ async def test_recover_closes_a_dead_owners_numbers(persistent_url: str) -> None
     assert all(sim.activations[n.activation_id].state is ActivationState.CANCELLED for n in numbers[1:])
 
 
+async def test_recover_closes_a_dead_owners_rents(persistent_url: str) -> None:
+    """Rents are journaled like activations; a dead owner's are cancelled while the provider refunds
+    them (20 minutes from the purchase), finished after."""
+    clock = ManualClock()
+    sim = Simulator(codes=CodeSchedule.never(), clock=clock, rent_cancel_seconds=1200)
+    options: dict[str, Any] = {"transport": sim.transport(), "rate_limit": None}
+    async with SMSActivate(sim.api_key, store=persistent_url, owner="dead", lease=0.2, **options) as dead:
+        old = await dead.get_rent_number(service="tg", country=0)
+        sim.deliver_rent_sms(old.id, "hello")  # else the provider revokes it (refunded) after 20 minutes
+        clock.advance(1300)
+        new = await dead.get_rent_number(service="tg", country=0)
+        closed = await dead.get_rent_number(service="tg", country=0)
+        await dead.set_rent_status(closed.id, 1)  # closed by its owner: nothing left to recover
+    await anyio.sleep(0.3)
+    balance = sim.accounts[sim.api_key].balance
+    async with SMSActivate(sim.api_key, store=persistent_url, owner="survivor", **options) as survivor:
+        report = await survivor.recover()
+        again = await survivor.recover()
+    assert report.rents_cancelled == [new.id] and report.rents_finished == [old.id]
+    assert again.rents_cancelled == again.rents_finished == []
+    assert (sim.rents[old.id].state, sim.rents[new.id].state) == ("finished", "cancelled")
+    assert sim.accounts[sim.api_key].balance == balance + sim.rents[new.id].cost  # the one refund
+
+
 async def test_recover_leaves_a_live_owners_numbers_alone(persistent_url: str) -> None:
     sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
     options: dict[str, Any] = {"transport": sim.transport(), "rate_limit": None}
@@ -358,6 +382,28 @@ async def test_a_purchase_on_the_wire_when_its_owner_died_is_found_and_closed(pe
         assert await survivor._store.intents(["pending", "ambiguous", "uncertain"]) == []
     assert report.cancelled == [orphan]
     assert sim.activations[orphan].state is ActivationState.CANCELLED
+
+
+async def test_a_rent_on_the_wire_when_its_owner_died_is_found_and_cancelled(persistent_url: str) -> None:
+    """The worker died after sending getRentNumber and before journaling its answer: the rent list
+    shows an active rent nobody journaled; the survivor takes it and cancels it (refunded)."""
+    sim = Simulator(codes=CodeSchedule.never())
+    store = open_store(persistent_url)
+    await store.open(namespace_for("sms-activate", sim.api_key))
+    try:
+        await store.add_intent(Intent(id=uuid.uuid4().hex, owner="dead", action="getRentNumber",
+                                      params={"service": "tg", "country": "0"}, key="getRentNumber",
+                                      kind="rent", created=0.0))
+        await store.renew("dead", 1.0)  # expired long ago
+    finally:
+        await store.aclose()
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None) as unjournaled:
+        orphan = (await unjournaled.get_rent_number(service="tg", country=0)).id
+    async with SMSActivate(sim.api_key, store=persistent_url, owner="survivor", transport=sim.transport(),
+                           rate_limit=None) as survivor:
+        report = await survivor.recover()
+        assert await survivor._store.intents(["pending", "ambiguous", "uncertain"]) == []
+    assert report.rents_cancelled == [orphan] and sim.rents[orphan].state == "cancelled"
 
 
 # --- the fleet's rate budget in Redis ----------------------------------------------------------------

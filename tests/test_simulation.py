@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from smsactivate_async import _recovery
 from smsactivate_async._store_sqlite import SqliteStore
 from smsactivate_async._strays import Strays
 from smsactivate_async._waiting import Scheduler
@@ -113,3 +114,15 @@ def test_regression_fleet_worlds(seed: int, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(simulation, "FLEET_SHARE", 1.0)
     world = run_schedule(seed)
     assert world.journal is not None
+
+
+def test_the_harness_catches_a_killed_clients_rents_left_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recovery that leaves a dead client's rents alone (as it did before rents were recovered)."""
+    monkeypatch.setattr(simulation, "FLEET_SHARE", 1.0)
+
+    async def leave_it(*args: object) -> None:
+        return None
+
+    monkeypatch.setattr(_recovery, "_close_rent", leave_it)
+    with pytest.raises(Violation, match=r"seed \d+: rents left open at the end"):
+        run_many_schedules(100, first_seed=0)
