@@ -63,7 +63,8 @@ async def main(base_url: str, store: str, owner: str, count: int, rate: float, c
         scheduler = client._get_scheduler()
         stats = {"ticks": scheduler.ticks, "fleet_scans": scheduler.fleet_scans, "failures": failures,
                  "requests": client.stats.requests, "reconciliations": client.stats.reconciliations,
-                 "adopted": client.stats.adopted}
+                 "adopted": client.stats.adopted, "strays_found": client.stats.strays_found,
+                 "strays_adopted": client.stats.strays_adopted, "strays_closed": client.stats.strays_closed}
     print("STATS", json.dumps(stats), flush=True)
 
 

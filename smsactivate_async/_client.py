@@ -570,34 +570,43 @@ class SMSActivate(GeneratedActions):
             opening.set()
 
     async def _keep_lease(self) -> None:
-        """Renew the lease (thrice per lease) and recover dead owners' numbers (once per lease)."""
+        """Renew the lease (thrice per lease) and, apart, recover dead owners' numbers (once per lease).
+
+        Apart: a recovery can take long (listings paced behind a busy budget, other clients' purchases
+        waited for, cancels retried), and a renewal held behind it let this client's lease run out,
+        so that the others took it for dead and closed, or re-bought, what it was buying."""
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._renew_lease)
+            await self._recover_every_lease()
+
+    async def _renew_lease(self) -> None:
         journal = self._session.journal
-        period = journal.lease / 3
-        rounds = 0
         while True:
-            await anyio.sleep(period)
-            rounds += 1
+            await anyio.sleep(journal.lease / 3)
             try:
                 await journal.renew()
             except SMSActivateError as exc:
                 log.error("journal: could not renew the lease of %s: %s", journal.owner, exc.message)
+
+    async def _recover_every_lease(self) -> None:
+        journal = self._session.journal
+        while True:
+            await anyio.sleep(journal.lease)
+            try:
+                report = await self.recover()
+                await self._scheduler.run_due_cancels()
+            except SMSActivateError as exc:
+                log.warning("journal: recovery failed (%s); will try again", exc.code)
                 continue
-            if rounds % 3 == 0:
-                try:
-                    report = await self.recover()
-                    await self._scheduler.run_due_cancels()
-                except SMSActivateError as exc:
-                    log.warning("journal: recovery failed (%s); will try again", exc.code)
-                    continue
-                if report.finished or report.cancelled or report.pending:
-                    log.info("journal: recovered %s", report)
-                try:
-                    pruned = await journal.prune()
-                except SMSActivateError as exc:
-                    log.warning("journal: pruning failed (%s); will try again", exc.code)
-                else:
-                    if pruned:
-                        log.debug("journal: forgot %d closed records older than %.0f s", pruned, journal.retention)
+            if report.finished or report.cancelled or report.pending:
+                log.info("journal: recovered %s", report)
+            try:
+                pruned = await journal.prune()
+            except SMSActivateError as exc:
+                log.warning("journal: pruning failed (%s); will try again", exc.code)
+            else:
+                if pruned:
+                    log.debug("journal: forgot %d closed records older than %.0f s", pruned, journal.retention)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

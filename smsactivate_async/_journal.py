@@ -51,6 +51,28 @@ class RecoveryReport:
     watched: list[str] = attrs.field(factory=list)
 
 
+class Liveness:
+    """Owners recovery must leave alone: this client, every owner whose lease has not run out, and
+    an owner with no lease at all until this client has seen it absent for a whole lease of its own
+    — absence is not expiry: a store restarted empty has forgotten every lease, not lost every client."""
+
+    __slots__ = ("_journal", "_leases", "_now")
+
+    def __init__(self, journal: Journal, leases: Mapping[str, float], now: float) -> None:
+        self._journal, self._leases, self._now = journal, leases, now
+
+    def __contains__(self, owner: object) -> bool:
+        journal = self._journal
+        if owner == journal.owner or not isinstance(owner, str):
+            return True
+        expires = self._leases.get(owner)
+        if expires is not None:
+            journal.absent_since.pop(owner, None)
+            return expires > self._now
+        first = journal.absent_since.setdefault(owner, self._now)
+        return self._now - first < journal.lease
+
+
 def default_owner() -> str:
     """Unique per process and client: host, pid and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -68,6 +90,8 @@ class Journal:
         #: closed entries and settled intents are forgotten this long after (seconds)
         self.retention = retention
         self.opened = False
+        #: owners with entries or intents but no lease, and since when (wall time) this client saw them so
+        self.absent_since: dict[str, float] = {}
         #: the last code written per entry (a write-dedupe cache, not a record: bounded)
         self._codes: dict[int, str] = {}
 
@@ -93,6 +117,10 @@ class Journal:
     async def live_owners(self) -> set[str]:
         now = self.wall()
         return {owner for owner, expires in (await self.store.leases()).items() if expires > now}
+
+    async def liveness(self) -> Liveness:
+        """Who may still be alive, for recovery: ``owner in liveness``."""
+        return Liveness(self, await self.store.leases(), self.wall())
 
     # --- purchases ------------------------------------------------------------------------------
 

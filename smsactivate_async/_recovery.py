@@ -1,7 +1,8 @@
 """Recovery: the survivors close the numbers of a client that died.
 
 A client's claim on its numbers is a lease in the journal. When it has expired (the process was
-killed, the machine went away) any other client of the account may take the numbers over, one by
+killed, the machine went away) — or, with no lease in the journal at all (a store restarted
+empty), once this client has seen it missing for a whole lease — any other client of the account may take the numbers over, one by
 one and atomically, and close them: 6 where a code arrived (the buyer got what it paid for),
 8 otherwise (refunded), with the usual early-cancel deferral. Purchases the dead client had on the
 wire are reconciled against the server's list: an active number no client has journaled, of the
@@ -19,7 +20,7 @@ import attrs
 
 from . import _actions
 from ._exceptions import ActivationStateError, BadRequestError, RentStateError, SMSActivateError
-from ._journal import RecoveryReport
+from ._journal import Liveness, RecoveryReport
 from ._models import RentListEntry, StatusCode
 from ._store import UNSETTLED, Entry, Intent
 
@@ -39,13 +40,13 @@ async def recover(session: Session, scheduler: Scheduler) -> RecoveryReport:
     report = RecoveryReport()
     if not journal.persistent:
         return report
-    live = await journal.live_owners() | {journal.owner}
+    live = await journal.liveness()
     for entry in await journal.store.open_entries():
         if entry.owner in live:
             continue
         # Leases are read again right before each take-over: closing a live client's number would
         # cancel it under its waiter, so an owner that renewed meanwhile keeps it.
-        live = await journal.live_owners() | {journal.owner}
+        live = await journal.liveness()
         if entry.owner in live:
             continue
         if await journal.store.take_over(entry.kind, entry.id, entry.owner, journal.owner):
@@ -92,7 +93,7 @@ async def _close_rent(session: Session, entry: Entry, report: RecoveryReport) ->
         await journal.store.take_over("rent", entry.id, journal.owner, entry.owner)
 
 
-async def _recover_lost_rents(session: Session, dead: list[Intent], live: set[str], report: RecoveryReport) -> None:
+async def _recover_lost_rents(session: Session, dead: list[Intent], live: Liveness, report: RecoveryReport) -> None:
     """Rent purchases a dead client had on the wire: an active rent of the account that nobody has
     journaled is one of theirs (the rent list names no service: any of them)."""
     journal = session.journal
@@ -155,7 +156,7 @@ async def _watch(session: Session, intent: Intent, seconds: float, report: Recov
 
 
 async def _recover_lost_purchases(
-    session: Session, scheduler: Scheduler, dead: list[Intent], live: set[str], report: RecoveryReport,
+    session: Session, scheduler: Scheduler, dead: list[Intent], live: Liveness, report: RecoveryReport,
 ) -> None:
     journal = session.journal
     rows = await session.active_activations()

@@ -33,6 +33,20 @@ def on_virtual_time() -> pytest.MarkDecorator:
         "anyio_backend", [pytest.param(("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)}), id="virtual")])
 
 
+class VirtualWall:
+    """The client's clock on the loop's (virtual) time, with a wall clock on it too, for the journal's
+    leases and a sqlite store's budget (``SqliteStore(path, wall=VirtualWall().wall, threaded=False)``)."""
+
+    def now(self) -> float:
+        return anyio.current_time()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+    def wall(self) -> float:
+        return 1_800_000_000.0 + anyio.current_time()
+
+
 class FakeClock:
     """Time that moves only by the sleeps the code asks for."""
 

@@ -19,15 +19,17 @@ from smsactivate_async import (
     HandleState,
     InvalidArgumentError,
     PurchaseUncertainError,
+    RecoveryReport,
     RetryPolicy,
     SMSActivate,
     StoreError,
 )
 from smsactivate_async._store import Entry, Intent, Store, namespace_for, open_store
-from smsactivate_async.simulator import CodeSchedule, ManualClock, Simulator
+from smsactivate_async._store_sqlite import SqliteStore
+from smsactivate_async.simulator import CodeSchedule, LoopSimClock, ManualClock, Simulator
 from smsactivate_async.simulator._core import ActivationState
 
-from .conftest import start_redis
+from .conftest import VirtualWall, on_virtual_time, start_redis
 
 pytestmark = pytest.mark.anyio
 
@@ -540,3 +542,56 @@ async def test_a_cluster_node_is_detected_and_an_accounts_keys_share_one_slot(re
         # the environment does catch a script across slots: the test above would fail without the tag
         with pytest.raises(redis.exceptions.ResponseError, match=r"CROSSSLOT|same slot"):
             connection.eval("return redis.call('MGET', KEYS[1], KEYS[2])", 2, "a", "b")
+
+
+@on_virtual_time()
+async def test_a_slow_recovery_never_holds_the_lease_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recovery can take long (a busy budget, other clients' purchases waited for): the lease is
+    renewed meanwhile. It was renewed in the same loop, after the recovery, so a live client's lease
+    ran out and the others took it for dead (the fleet bought numbers twice under CPU load)."""
+    async def slow_recovery(self: SMSActivate) -> RecoveryReport:
+        await anyio.sleep(60)
+        return RecoveryReport()
+
+    monkeypatch.setattr(SMSActivate, "recover", slow_recovery)
+    sim = Simulator(clock=LoopSimClock())
+    wall = VirtualWall()
+    store = SqliteStore(tmp_path / "journal.db", wall=wall.wall, threaded=False)
+    async with SMSActivate(sim.api_key, transport=sim.transport(), store=store, owner="busy", lease=6.0,
+                           clock=wall, rate_limit=None):
+        for _ in range(20):
+            await anyio.sleep(3)
+            assert (await store.leases())["busy"] > wall.wall()
+
+
+@on_virtual_time()
+async def test_an_owner_without_a_lease_is_not_taken_for_dead_until_a_whole_lease_has_passed(tmp_path: Path) -> None:
+    """Absence is not expiry: a store restarted empty (here: leases deleted) forgot every lease. A live
+    client's lease comes back with its next renewal and its numbers are never touched; one that stays
+    away for a whole lease of the recovering client is dead, and its numbers are closed."""
+    sim = Simulator(clock=LoopSimClock(), codes=CodeSchedule.never(), early_cancel_seconds=0)
+    wall = VirtualWall()
+
+    def client(owner: str) -> SMSActivate:
+        return SMSActivate(sim.api_key, transport=sim.transport(), owner=owner, lease=6.0, clock=wall,
+                           store=SqliteStore(tmp_path / "journal.db", wall=wall.wall, threaded=False),
+                           rate_limit=None, early_cancel_window=0)
+
+    async with client("alive") as alive, client("survivor") as survivor:
+        kept = await alive.get_number_v2(service="tg", country=0)
+        dying = client("dying")
+        await dying.__aenter__()
+        lost = await dying.get_number_v2(service="tg", country=0)
+        await dying._host.aclose()  # killed: no renewals from now on
+        store = survivor._session.journal.store
+        await store.release("alive")
+        await store.release("dying")  # both leases gone at once, as from a store restarted empty
+        assert (await survivor.recover()).cancelled == []
+        await anyio.sleep(3)  # "alive" has renewed; "dying" is still missing
+        assert (await survivor.recover()).cancelled == []
+        assert sim.activations[lost.activation_id].state.active
+        await anyio.sleep(3.5)
+        await survivor.recover()  # (or its own recovery every lease did it already)
+        assert sim.activations[lost.activation_id].state is ActivationState.CANCELLED
+        assert sim.activations[kept.activation_id].state.active
+        await alive.set_status(kept.activation_id, 8)

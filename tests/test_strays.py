@@ -14,7 +14,7 @@ from smsactivate_async import InvalidArgumentError, PurchaseUncertainError, Retr
 from smsactivate_async._store_sqlite import SqliteStore
 from smsactivate_async.simulator import CodeSchedule, FaultKind, Faults, LoopSimClock, Simulator
 
-from .conftest import on_virtual_time
+from .conftest import VirtualWall, on_virtual_time
 
 pytestmark = pytest.mark.anyio
 
@@ -133,19 +133,6 @@ def test_stray_watch_is_checked() -> None:
         RetryPolicy(stray_watch=-1)
 
 
-class _Wall:
-    """The loop's (virtual) time as the machine's wall clock, for the journal's leases."""
-
-    def now(self) -> float:
-        return anyio.current_time()
-
-    async def sleep(self, seconds: float) -> None:
-        await anyio.sleep(seconds)
-
-    def wall(self) -> float:
-        return 1_800_000_000.0 + anyio.current_time()
-
-
 @on_virtual_time()
 async def test_a_dead_clients_late_commit_is_found_by_the_survivor_through_the_journal(tmp_path: Path) -> None:
     """The client that gave the purchase up dies before the server commits it: its watch is in the
@@ -158,8 +145,8 @@ async def test_a_dead_clients_late_commit_is_found_by_the_survivor_through_the_j
     def client(owner: str, lease: float = 5.0) -> SMSActivate:
         return SMSActivate("k", provider="herosms", transport=sim.transport(), rate_limit=None, timeout=2.0,
                            early_cancel_window=0.0,
-                           store=SqliteStore(path, wall=_Wall().wall, threaded=False), owner=owner, lease=lease,
-                           clock=_Wall(), retry=RetryPolicy(base_delay=0.01, settle=5.0))
+                           store=SqliteStore(path, wall=VirtualWall().wall, threaded=False), owner=owner, lease=lease,
+                           clock=VirtualWall(), retry=RetryPolicy(base_delay=0.01, settle=5.0))
 
     dying = client("dying")
     await dying.__aenter__()
