@@ -28,7 +28,7 @@ from ._providers import Provider, resolve_provider
 from ._record import RecordingTransport
 from ._recovery import recover
 from ._session import RequestEvent, Session, SessionStats
-from ._store import Store, namespace_for, open_store
+from ._store import Kind, Push, PushStore, Store, namespace_for, open_store
 from ._strays import Strays
 from ._tasks import TaskHost
 from ._transport import BorrowedTransport, KeyTransport, install_redaction
@@ -565,9 +565,56 @@ class SMSActivate(GeneratedActions):
             self._life.opened = True
             if self._store.persistent:
                 self._host.start_soon(self._keep_lease, "smsactivate_async lease")
+            if self._store.shared and isinstance(self._store, PushStore):
+                self._host.start_soon(self._hear_pushes, "smsactivate_async pushes")
         finally:
             opening, self._life.opening = self._life.opening, None
             opening.set()
+
+    def _pushed(self, kind: Kind, entry_id: int) -> None:
+        """A push this process's webhook receiver accepted: news for this client's waiters, and, on a
+        store that carries pushes (Redis), for every other client of the account."""
+        self._hear(kind, entry_id)
+        store, fallback = self._store, self._scheduler.fallback_interval
+        if store.shared and isinstance(store, PushStore) and fallback is not None and self._life.opened \
+                and not self._host.closing:
+            push = Push(self._session.journal.owner, kind, entry_id, fallback)
+
+            async def publish() -> None:
+                try:
+                    await store.publish_push(push)
+                except SMSActivateError as exc:
+                    log.warning("webhook push for %s %s not passed on to the other clients: %s", kind, entry_id,
+                                exc.code)
+
+            self._host.start_soon(publish, "smsactivate_async publish push")
+
+    def _hear(self, kind: Kind, entry_id: int) -> None:
+        if kind == "activation":
+            self.notify(entry_id)
+        else:
+            self.notify_rent(entry_id)
+
+    async def _hear_pushes(self) -> None:
+        """Pushes other clients' receivers accepted, for this client's waiters (Redis pub/sub): from the
+        first, this client polls as the receiver does while pushes arrive (its fallback interval)."""
+        store = self._store
+        assert isinstance(store, PushStore)
+        me = self._session.journal.owner
+        delay = 0.5
+        while True:
+            try:
+                async for push in store.pushes():
+                    delay = 0.5
+                    if push.sender == me:
+                        continue  # its own receiver told it already
+                    if self._scheduler.fallback_interval is None:
+                        self._scheduler.fallback_interval = push.fallback
+                    self._hear(push.kind, push.id)
+            except SMSActivateError as exc:
+                log.warning("webhook pushes of other clients not heard (%s); listening again in %.1f s", exc.code, delay)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
     async def _keep_lease(self) -> None:
         """Renew the lease (thrice per lease) and, apart, recover dead owners' numbers (once per lease).

@@ -26,7 +26,7 @@ import abc
 import hashlib
 import json
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
@@ -41,6 +41,8 @@ __all__ = [
     "Intent",
     "IntentState",
     "MemoryStore",
+    "Push",
+    "PushStore",
     "Store",
     "namespace_for",
     "open_store",
@@ -202,6 +204,45 @@ class FleetStore(Protocol):
 
     async def read_rows(self, ids: list[int]) -> tuple[float, dict[int, FleetRow]]:
         """The last scan's wall time and its rows for ``ids``."""
+
+
+@attrs.frozen
+class Push:
+    """A webhook push one client's receiver accepted, passed on to the account's other clients:
+    ``kind`` ``"activation"`` or ``"rent"``, its id, and the receiver's ``fallback`` polling interval
+    (while pushes arrive, polling slows to it everywhere)."""
+
+    sender: str
+    kind: Kind
+    id: int
+    fallback: float
+
+    def encode(self) -> str:
+        return f"{self.sender}|{self.kind}|{self.id}|{self.fallback!r}"
+
+    @classmethod
+    def decode(cls, text: str) -> Push | None:
+        parts = text.split("|")
+        if len(parts) != 4 or parts[1] not in ("activation", "rent") or not parts[2].isdigit():
+            return None
+        try:
+            fallback = float(parts[3])
+        except ValueError:
+            return None
+        return cls(parts[0], "activation" if parts[1] == "activation" else "rent", int(parts[2]), fallback)
+
+
+@runtime_checkable
+class PushStore(Protocol):
+    """A store shared by machines that also carries the provider's webhook pushes (Redis pub/sub):
+    a receiver in any process publishes each push it accepted, and every client of the account hears
+    it, so that the waiters of every worker get their code as fast as the receiver's own."""
+
+    async def publish_push(self, push: Push) -> None:
+        """Tell every client of the account that a push was accepted."""
+
+    def pushes(self) -> AsyncIterator[Push]:
+        """The pushes published from now on, until the connection fails (``StoreError``)."""
 
 
 class MemoryStore(Store):

@@ -15,11 +15,11 @@ the intent, its sequence number, its state while unsettled);
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from ._exceptions import InvalidArgumentError, StoreError
-from ._store import FINAL, Entry, EntryState, Intent, IntentState, Kind, Store, redact_url
+from ._store import FINAL, Entry, EntryState, Intent, IntentState, Kind, Push, Store, redact_url
 
 __all__ = ["RedisStore"]
 
@@ -375,6 +375,34 @@ class RedisStore(Store):
             return (float(at) if at is not None else 0.0), rows
 
         return await self._do(work)
+
+
+    # --- webhook pushes for every client of the account ---------------------------------------------
+
+    async def publish_push(self, push: Push) -> None:
+        await self._do(lambda: self._redis.publish(self._key("push"), push.encode()))
+
+    async def pushes(self) -> AsyncIterator[Push]:
+        """Pushes published by any client, on a connection of its own to the URL's node (a cluster
+        forwards every PUBLISH to every node)."""
+        import redis.asyncio
+        import redis.exceptions
+
+        connection = redis.asyncio.Redis.from_url(self.url, socket_connect_timeout=5.0, health_check_interval=30)
+        failure: StoreError | None = None
+        try:
+            async with connection.pubsub(ignore_subscribe_messages=True) as pubsub:
+                await pubsub.subscribe(self._key("push"))
+                async for message in pubsub.listen():
+                    push = Push.decode(bytes(message.get("data", b"")).decode(errors="replace"))
+                    if push is not None:
+                        yield push
+        except (redis.exceptions.RedisError, OSError) as exc:
+            failure = StoreError(f"the journal {self!r} stopped carrying pushes: {type(exc).__name__}")
+        finally:
+            await connection.aclose()
+        if failure is not None:
+            raise failure
 
 
 def _fields(instance: Any) -> dict[str, Any]:

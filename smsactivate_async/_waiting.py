@@ -885,16 +885,20 @@ class Scheduler:
 
     async def _rent_pause(self, rent_id: int, seconds: float) -> bool:
         """Sleep between rent polls; with webhooks, until a push for this rent (True) or the
-        fallback interval has passed."""
-        if self.fallback_interval is None:
-            await self._clock.sleep(seconds)
-            return False
-        if self.pushes_arriving:
+        fallback interval has passed. A push wakes it even without webhooks of this client's own
+        (another client's receiver may pass one on)."""
+        if self.fallback_interval is not None and self.pushes_arriving:
             seconds = max(seconds, self.fallback_interval)
         kick = self._rent_kicks[rent_id] = anyio.Event()
         try:
-            with anyio.move_on_after(seconds):
+            async with anyio.create_task_group() as race:
+                async def sleep() -> None:
+                    await self._clock.sleep(seconds)  # the client's clock: an injected one moves it
+                    race.cancel_scope.cancel()
+
+                race.start_soon(sleep)
                 await kick.wait()
+                race.cancel_scope.cancel()
         finally:
             if self._rent_kicks.get(rent_id) is kick:
                 del self._rent_kicks[rent_id]

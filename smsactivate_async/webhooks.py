@@ -238,10 +238,7 @@ class WebhookApp:
         if len(self._seen) > self._remember:
             self._seen.popitem(last=False)
         self.stats.received += 1
-        if event.kind == "activation":
-            self._client.notify(event.id)
-        else:
-            self._client.notify_rent(event.id)
+        self._client._pushed(event.kind, event.id)
         if self.on_event is not None:
             try:
                 self.on_event(event)

@@ -71,3 +71,50 @@ async def test_another_client_takes_over_when_the_poller_leaves(redis_url: str) 
             assert await second.wait_for_code(mine, timeout=5) == "22222"
         assert connection.get(poller_key) == b"second"
     connection.close()
+
+
+@pytest.mark.parametrize("server", ["redis", "redis-cluster"])
+async def test_a_push_one_client_receives_reaches_the_waiters_of_every_client(
+        server: str, request: pytest.FixtureRequest) -> None:
+    """A webhook receiver in one process feeds the waiters of the others (Redis pub/sub): with polling
+    every minute, only the push can bring the code within the test's few seconds."""
+    import httpx
+
+    url: str = request.getfixturevalue("redis_cluster_url" if server == "redis-cluster" else "redis_url")
+    sim = Simulator(codes=CodeSchedule.never())
+
+    def client(owner: str) -> SMSActivate:
+        return SMSActivate(sim.api_key, store=url, owner=owner, transport=sim.transport(), rate_limit=None,
+                           poll_interval=60)
+
+    receiver, worker = client("receiver"), client("worker")
+    app = receiver.webhook_app("/sms", secret="s3cret-token-0123456789", allowed_sources=None)
+    async with receiver, worker:
+        number = await worker.get_number_v2(service="tg", country=0)
+        rent = await worker.get_rent_number(service="tg", country=0)
+        await anyio.sleep(0.3)  # every client is listening for pushes
+        got: dict[str, object] = {}
+
+        async def wait_code() -> None:
+            got["code"] = await worker.wait_for_code(number.activation_id, timeout=50)
+
+        async def wait_rent() -> None:
+            got["rent"] = (await worker.wait_for_rent_sms(rent.id, timeout=50)).text
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait_code)
+            group.start_soon(wait_rent)
+            await anyio.sleep(0.2)
+            sim.deliver_sms(number.activation_id, "Your code is 24680")
+            sim.deliver_rent_sms(rent.id, "rent code 777")
+            pushes = [{"activationId": number.activation_id, "service": "tg", "text": "Your code is 24680",
+                       "code": "24680", "country": 0, "receivedAt": "2026-12-02 12:00:00"},
+                      {"rentId": str(rent.id), "sms": {"phoneFrom": "X", "text": "rent code 777",
+                                                        "date": "2026-12-02 12:00:01"}}]
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hook") as http:
+                for push in pushes:
+                    assert (await http.post(app.path, json=push)).status_code == 200
+            with anyio.fail_after(5):
+                while len(got) < 2:  # noqa: ASYNC110 (the waits' results)
+                    await anyio.sleep(0.01)
+    assert got == {"code": "24680", "rent": "rent code 777"}
