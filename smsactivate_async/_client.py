@@ -19,7 +19,7 @@ from ._actions import ACTIONS, Action
 from ._activation import Activation, ActivationHandle, HandleState, OnCode, check_options, purchase
 from ._buying import BuyingPolicy, RunMany, _Catalogue, buy_with_policy
 from ._clock import Clock, SystemClock
-from ._exceptions import ClientClosedError, InvalidArgumentError, SMSActivateError, WaitTimeoutError
+from ._exceptions import ClientClosedError, InvalidArgumentError, SMSActivateError, StoreError, WaitTimeoutError
 from ._generated import GeneratedActions
 from ._journal import Journal, RecoveryReport, default_owner
 from ._params import identifier
@@ -86,6 +86,10 @@ class SMSActivate(GeneratedActions):
         retention: seconds a persistent journal keeps closed numbers and settled purchases (default a
             day): the live clients forget older ones as they recover, so the journal's size follows
             the work in flight, not the history.
+        store_wait: how long a purchase waits for a journal that cannot be reached (an outage, a
+            restart of Redis) before it fails with :class:`StoreError`, nothing sent (default 30 s;
+            0: at once); a lost purchase's reconciliation waits as long before it calls the purchase
+            uncertain.
         close_timeout: how long :meth:`aclose` waits for cancels the server refused as too early
             (default: 20 s in memory, 0 with a persistent store, whose journal keeps the duty for
             :meth:`recover`); each number still open then is logged with when it can be cancelled.
@@ -122,6 +126,7 @@ class SMSActivate(GeneratedActions):
         record: str | os.PathLike[str] | None = None,
         record_secrets: bool = False,
         retention: float = 86_400.0,
+        store_wait: float = 30.0,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise InvalidArgumentError("api_key must be a non-empty string")
@@ -148,11 +153,12 @@ class SMSActivate(GeneratedActions):
         self._namespace = namespace_for(self.provider.name, api_key.strip())
         self._catalogue = _Catalogue()  # live prices for buying policies, kept their price_ttl
         _check_seconds("retention", retention)
+        _check_seconds("store_wait", store_wait, zero=True)
         self.clock: Clock = clock or SystemClock()
         # the journal's leases and purchase times are wall time, shared across machines; a clock
         # that has a ``wall()`` of its own (a simulation's) gives it
         journal = Journal(self._store, owner=owner or default_owner(), lease=float(lease),
-                          stale_after=timeout * 2 + 5.0, retention=float(retention),
+                          stale_after=timeout * 2 + 5.0, retention=float(retention), store_wait=float(store_wait),
                           wall=getattr(self.clock, "wall", time.time))
         self.page_size = self.provider.page_size if page_size is _UNSET else page_size
         install_redaction()
@@ -643,6 +649,8 @@ class SMSActivate(GeneratedActions):
                 report = await self.recover()
                 await self._scheduler.run_due_cancels()
             except SMSActivateError as exc:
+                if isinstance(exc, StoreError):
+                    journal.store_down = True  # nobody is taken for dead until a renewal goes through
                 log.warning("journal: recovery failed (%s); will try again", exc.code)
                 continue
             if report.finished or report.cancelled or report.pending:

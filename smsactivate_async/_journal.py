@@ -22,7 +22,7 @@ import anyio
 import attrs
 
 from ._exceptions import StoreError
-from ._store import UNSETTLED, Entry, EntryState, Intent, IntentState, Kind, Store
+from ._store import FINAL, UNSETTLED, Entry, EntryState, Intent, IntentState, Kind, Store
 
 __all__ = ["Journal", "RecoveryReport", "default_owner"]
 
@@ -54,7 +54,9 @@ class RecoveryReport:
 class Liveness:
     """Owners recovery must leave alone: this client, every owner whose lease has not run out, and
     an owner with no lease at all until this client has seen it absent for a whole lease of its own
-    — absence is not expiry: a store restarted empty has forgotten every lease, not lost every client."""
+    — absence is not expiry: a store restarted empty has forgotten every lease, not lost every client.
+    And everyone for a lease after the store came back from an outage (this client's calls failed, or
+    the server restarted): leases ran out because nobody could renew them, not because anyone died."""
 
     __slots__ = ("_journal", "_leases", "_now")
 
@@ -63,8 +65,8 @@ class Liveness:
 
     def __contains__(self, owner: object) -> bool:
         journal = self._journal
-        if owner == journal.owner or not isinstance(owner, str):
-            return True
+        if owner == journal.owner or not isinstance(owner, str) or journal.store_down or self._now < journal.quiet_until:
+            return True  # (a store just back from an outage: nobody could renew; wait a lease for them)
         expires = self._leases.get(owner)
         if expires is not None:
             journal.absent_since.pop(owner, None)
@@ -80,7 +82,8 @@ def default_owner() -> str:
 
 class Journal:
     def __init__(self, store: Store, *, owner: str, lease: float, stale_after: float,
-                 wall: Callable[[], float] = time.time, retention: float = 86_400.0) -> None:
+                 wall: Callable[[], float] = time.time, retention: float = 86_400.0,
+                 store_wait: float = 30.0) -> None:
         self.store = store
         self.owner = owner
         self.lease = lease
@@ -92,6 +95,18 @@ class Journal:
         self.opened = False
         #: owners with entries or intents but no lease, and since when (wall time) this client saw them so
         self.absent_since: dict[str, float] = {}
+        #: how long a purchase waits for a store that cannot be reached before it fails (seconds)
+        self.store_wait = store_wait
+        #: until when (wall time) recovery takes every owner for alive: the store is back from an outage
+        self.quiet_until = 0.0
+        #: a call of this client to the store failed and no renewal has gone through since
+        self.store_down = False
+        self._renewed = False
+        self._seen_up_since: float | None = None
+        #: what this client wrote that is still live — its unsettled intents and open entries — to put
+        #: back into a store that comes back empty (bounded by the work in flight)
+        self._my_intents: dict[str, Intent] = {}
+        self._my_entries: dict[tuple[str, int], Entry] = {}
         #: the last code written per entry (a write-dedupe cache, not a record: bounded)
         self._codes: dict[int, str] = {}
 
@@ -112,7 +127,43 @@ class Journal:
     # --- leases ---------------------------------------------------------------------------------
 
     async def renew(self) -> None:
-        await self.store.renew(self.owner, self.wall() + self.lease)
+        """Extend this client's lease. After an outage of the store (a renewal failed, or a Redis
+        server seen to restart since the last renewal): a lease of quiet for recovery; and if the store
+        came back without this client's lease (restarted empty), put back what this client holds."""
+        try:
+            leases = await self.store.leases() if self._renewed else {}
+            await self.store.renew(self.owner, self.wall() + self.lease)
+        except StoreError:
+            self.store_down = True
+            raise
+        await self._notice_restart()
+        if self.store_down:
+            self.quiet_until = max(self.quiet_until, self.wall() + self.lease)
+        self.store_down = False
+        if self._renewed and self.owner not in leases:
+            await self.restore()
+        self._renewed = True
+
+    async def _notice_restart(self) -> None:
+        """A store server seen to restart (its start time moved on): a lease of quiet for recovery."""
+        up_since = getattr(self.store, "up_since", None)
+        if up_since is None:
+            return
+        started = float(await up_since())
+        if self._seen_up_since is not None and started > self._seen_up_since + 1.0:
+            self.quiet_until = max(self.quiet_until, self.wall() + self.lease)
+        self._seen_up_since = started
+
+    async def restore(self) -> None:
+        """Put this client's unsettled intents and open entries back into a store that lost them."""
+        intents, entries = list(self._my_intents.values()), list(self._my_entries.values())
+        for intent in intents:
+            await self._quietly(self.store.add_intent(intent), f"intent {intent.id} put back")
+        for entry in entries:
+            await self._quietly(self.store.claim(entry), f"{entry.kind} {entry.id} put back")
+        if intents or entries:
+            log.warning("journal: the store came back without this client's records; put back %d intent(s) "
+                        "and %d open number(s)", len(intents), len(entries))
 
     async def live_owners(self) -> set[str]:
         now = self.wall()
@@ -120,7 +171,13 @@ class Journal:
 
     async def liveness(self) -> Liveness:
         """Who may still be alive, for recovery: ``owner in liveness``."""
-        return Liveness(self, await self.store.leases(), self.wall())
+        try:
+            leases = await self.store.leases()
+            await self._notice_restart()
+        except StoreError:
+            self.store_down = True
+            raise
+        return Liveness(self, leases, self.wall())
 
     # --- purchases ------------------------------------------------------------------------------
 
@@ -131,14 +188,25 @@ class Journal:
             params={k: v for k, v in wire.items() if k != "action"},
             key="|".join(key), kind=kind, created=self.wall(), order_id=wire.get("orderId"),
         )
-        try:
-            seq = await self.store.add_intent(intent)
-        except StoreError as exc:
-            raise StoreError(
-                f"{action} was not sent: its intent could not be written to the journal ({exc.message})",
-                action=action,
-            ) from None
-        return attrs.evolve(intent, seq=seq)
+        deadline = anyio.current_time() + self.store_wait
+        delay = 0.1
+        while True:
+            try:
+                seq = await self.store.add_intent(intent)
+                break
+            except StoreError as exc:
+                if anyio.current_time() + delay > deadline:
+                    raise StoreError(
+                        f"{action} was not sent: its intent could not be written to the journal ({exc.message})",
+                        action=action,
+                    ) from None
+                log.info("journal: cannot write an intent (%s); waiting %.1f s for the store", exc.message, delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        intent = attrs.evolve(intent, seq=seq)
+        if self.store.persistent:
+            self._my_intents[intent.id] = intent
+        return intent
 
     async def watch(self, wire: Mapping[str, str], key: tuple[str, ...], kind: Kind) -> Intent | None:
         """Record a watch for a purchase given up as never made (``watching``): if this client
@@ -151,13 +219,26 @@ class Journal:
             key="|".join(key), kind=kind, created=self.wall(), order_id=wire.get("orderId"), state="watching",
         )
         seq = await self._quietly(self.store.add_intent(intent), f"a watch for {intent.key}")
-        return None if seq is None else attrs.evolve(intent, seq=seq)
+        if seq is None:
+            return None
+        intent = attrs.evolve(intent, seq=seq)
+        if self.store.persistent:
+            self._my_intents[intent.id] = intent
+        return intent
 
     async def settle(self, intent: Intent, state: IntentState) -> None:
+        mine = self._my_intents.get(intent.id)
+        if mine is not None:
+            if state in FINAL:
+                del self._my_intents[intent.id]
+            else:
+                self._my_intents[intent.id] = attrs.evolve(mine, state=state)
         await self._quietly(self.store.set_intent_state(intent.id, state), f"intent {intent.action} → {state}")
 
     async def bought(self, intent: Intent, entries: Iterable[Entry]) -> None:
         for entry in entries:
+            if self.store.persistent:
+                self._my_entries[(entry.kind, entry.id)] = entry  # ours even if the store missed it
             await self._quietly(self.store.claim(entry), f"{entry.kind} {entry.id} bought")
         await self.settle(intent, "bought")
 
@@ -171,7 +252,10 @@ class Journal:
 
     async def adopt(self, entry: Entry) -> bool:
         """Take a listed number as this client's: ``False`` if the journal gives it to someone else."""
-        return await self.store.claim(entry)
+        taken = await self.store.claim(entry)
+        if taken and self.store.persistent:
+            self._my_entries[(entry.kind, entry.id)] = entry
+        return taken
 
     async def journaled(self, kind: Kind, ids: Iterable[int]) -> dict[int, str]:
         """The owner of each of ``ids`` the journal knows (closed ones included)."""
@@ -220,6 +304,9 @@ class Journal:
     async def record_code(self, kind: Kind, entry_id: int, code: str) -> None:
         if self._codes.get(entry_id) == code:
             return
+        mine = self._my_entries.get((kind, entry_id))
+        if mine is not None:
+            self._my_entries[(kind, entry_id)] = attrs.evolve(mine, code=code)
         self._codes[entry_id] = code
         if len(self._codes) > 10_000:  # only spares a repeated write: the oldest may go
             del self._codes[next(iter(self._codes))]
@@ -230,6 +317,7 @@ class Journal:
 
     async def record_closed(self, kind: Kind, entry_id: int, state: EntryState) -> None:
         self._codes.pop(entry_id, None)
+        self._my_entries.pop((kind, entry_id), None)
         await self._quietly(self.store.update_entry(kind, entry_id, state=state), f"{entry_id} {state}")
 
     async def _quietly(self, step: Any, what: str) -> Any:

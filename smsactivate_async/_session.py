@@ -31,6 +31,7 @@ from ._exceptions import (
     RedirectError,
     ServerError,
     SMSActivateError,
+    StoreError,
     TransportError,
 )
 from ._journal import Journal
@@ -571,17 +572,32 @@ class Session:
         key: tuple[str, ...], fresh_after: float | None, intent: Intent | None,
     ) -> Any:
         async with self._gate.reconcile(), self._gate.claim_lock:
-            try:
-                return await self._claim(action, wire, repeat, cause, key, fresh_after, intent)
-            except PurchaseUncertainError:
-                raise
-            except SMSActivateError as exc:
-                failure = PurchaseUncertainError(
-                    f"{action.wire} may have been carried out, but its answer was lost ({_lost(cause)}) and the "
-                    f"server's list could not be read ({exc.code}); check the account before buying again",
-                    action=action.wire, code="PURCHASE_UNCERTAIN",
-                )
+            store_deadline = anyio.current_time() + self.journal.store_wait
+            delay = 0.1
+            while True:
+                try:
+                    return await self._claim(action, wire, repeat, cause, key, fresh_after, intent)
+                except PurchaseUncertainError:
+                    raise
+                except StoreError as exc:
+                    # the journal is down: wait for it (bounded) rather than call the purchase uncertain
+                    if anyio.current_time() + delay > store_deadline:
+                        failure = self._uncertain(action, cause, exc)
+                        break
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                except SMSActivateError as exc:
+                    failure = self._uncertain(action, cause, exc)
+                    break
         raise failure
+
+    @staticmethod
+    def _uncertain(action: Action[Any], cause: SMSActivateError, exc: SMSActivateError) -> PurchaseUncertainError:
+        return PurchaseUncertainError(
+            f"{action.wire} may have been carried out, but its answer was lost ({_lost(cause)}) and the "
+            f"server's list could not be read ({exc.code}); check the account before buying again",
+            action=action.wire, code="PURCHASE_UNCERTAIN",
+        )
 
     async def _listing(self, kind: str, fresh_after: float | None) -> Any:
         """The quiet period's listing of ``kind``, asked for again if it was asked before ``fresh_after``."""

@@ -377,6 +377,14 @@ class RedisStore(Store):
         return await self._do(work)
 
 
+    async def up_since(self) -> float:
+        """When (wall time) the Redis server last started: a restart less than a lease ago means
+        leases ran out for want of a server, not of their owners."""
+        info = await self._do(lambda: self._redis.info("server"))
+        if isinstance(info, dict) and "uptime_in_seconds" not in info:
+            info = next((v for v in info.values() if isinstance(v, dict)), {})  # a cluster: per node
+        return time.time() - float(info.get("uptime_in_seconds", 1e9))
+
     # --- webhook pushes for every client of the account ---------------------------------------------
 
     async def publish_push(self, push: Push) -> None:

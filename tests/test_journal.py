@@ -3,6 +3,8 @@ client's use of it — intents before purchases, reconciliation across clients, 
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 import time
 import uuid
@@ -438,13 +440,15 @@ async def test_redis_going_away_mid_run_refuses_purchases_but_waiting_goes_on(tm
     sim = Simulator(codes=CodeSchedule.never())
     try:
         async with SMSActivate(sim.api_key, store=url, transport=sim.transport(), rate_limit=20,
-                               poll_interval=0.01) as client:
+                               poll_interval=0.01, store_wait=0.5) as client:
             number = await client.get_number_v2(service="tg", country=0)
             process.kill()
             process.wait(timeout=10)
             purchases = len(sim.ledger.purchases)
+            started = anyio.current_time()
             with pytest.raises(StoreError, match="was not sent"):
                 await client.get_number_v2(service="tg", country=0)
+            assert 0.3 <= anyio.current_time() - started < 5  # it waited store_wait for the store
             assert len(sim.ledger.purchases) == purchases
             sim.deliver_sms(number.activation_id, "code 86420")
             # the rate budget and the poller fall back to this process alone
@@ -595,3 +599,89 @@ async def test_an_owner_without_a_lease_is_not_taken_for_dead_until_a_whole_leas
         assert sim.activations[lost.activation_id].state is ActivationState.CANCELLED
         assert sim.activations[kept.activation_id].state.active
         await alive.set_status(kept.activation_id, 8)
+
+
+@pytest.mark.parametrize("comes_back", ["empty", "with its data"])
+async def test_a_redis_restart_mid_run_costs_no_code_cancels_nothing_live_and_leaves_nothing_open(
+        comes_back: str, tmp_path: Path) -> None:
+    """A real redis-server killed (SIGKILL) under a live worker and a survivor, back on the same port
+    after more than a lease — empty, or with its data (AOF): the survivor takes nobody for dead, the
+    worker's codes still come, an empty store gets the worker's numbers back, and when the worker
+    dies afterwards the survivor closes what it held."""
+    aof = ("--appendonly", "yes", "--appendfsync", "always")
+    process, url = start_redis(tmp_path, extra=aof)
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+
+    def client(owner: str) -> SMSActivate:
+        return SMSActivate(sim.api_key, store=url, owner=owner, lease=1.5, transport=sim.transport(),
+                           rate_limit=None, poll_interval=0.05, early_cancel_window=0)
+
+    worker, survivor = client("worker"), client("survivor")
+    try:
+        async with survivor:
+            await worker.__aenter__()
+            waited = [await worker.get_number_v2(service="tg", country=0) for _ in range(2)]
+            held = await worker.get_number_v2(service="tg", country=0)  # open till the worker dies
+            codes: dict[int, str] = {}
+
+            async def wait(activation_id: int) -> None:
+                codes[activation_id] = await worker.wait_for_code(activation_id, timeout=60)
+
+            async with anyio.create_task_group() as group:
+                for number in waited:
+                    group.start_soon(wait, number.activation_id)
+                await anyio.sleep(0.3)
+                process.kill()
+                process.wait(timeout=10)
+                await anyio.sleep(2.5)  # longer than a lease: every lease in the store has run out
+                if comes_back == "empty":
+                    for name in os.listdir(tmp_path):
+                        if name.startswith("appendonly"):
+                            path = tmp_path / name
+                            shutil.rmtree(path) if path.is_dir() else path.unlink()
+                process, _ = start_redis(tmp_path, port=port, extra=aof)
+                await anyio.sleep(4.0)  # the survivor recovers twice meanwhile
+                assert all(sim.activations[n.activation_id].state.active for n in [*waited, held])
+                for number in waited:
+                    sim.deliver_sms(number.activation_id, f"code {number.activation_id % 100000:05d}")
+            assert codes == {n.activation_id: f"{n.activation_id % 100000:05d}" for n in waited}
+            for number in waited:
+                await worker.set_status(number.activation_id, 6)
+            journaled = {e.id: e.owner for e in await survivor._store.open_entries()}
+            assert journaled == {held.activation_id: "worker"}  # put back by the worker if the store forgot it
+            await worker._host.aclose()  # the worker dies: no aclose(), its lease runs out
+            with anyio.fail_after(20):
+                while sim.activations[held.activation_id].state.active:  # noqa: ASYNC110 (the server's state)
+                    await anyio.sleep(0.1)
+        assert sim.activations[held.activation_id].state is ActivationState.CANCELLED
+        assert sim.open_activations() == []
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+async def test_a_purchase_waits_for_a_store_that_comes_back_within_store_wait(tmp_path: Path) -> None:
+    process, url = start_redis(tmp_path)
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    try:
+        async with SMSActivate(sim.api_key, store=url, transport=sim.transport(), rate_limit=None,
+                               store_wait=20) as client:
+            process.kill()
+            process.wait(timeout=10)
+
+            async def restart() -> None:
+                nonlocal process
+                await anyio.sleep(1.0)
+                process, _ = start_redis(tmp_path, port=port)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(restart)
+                number = await client.get_number_v2(service="tg", country=0)  # waits for the store, then buys
+            assert [e.id for e in await client._store.open_entries()] == [number.activation_id]
+            await client.set_status(number.activation_id, 8)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    assert len(sim.ledger.purchases) == 1
