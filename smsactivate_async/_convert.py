@@ -107,7 +107,7 @@ def to_bool(value: object) -> bool:
 
 
 def to_str(value: object) -> str:
-    if type(value) is str or isinstance(value, str):
+    if isinstance(value, str):
         return value
     if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
         return str(value)

@@ -160,10 +160,7 @@ async def _recover_lost_purchases(
 ) -> None:
     journal = session.journal
     rows = await session.active_activations()
-    await journal.wait_for_others(await journal.store.last_seq(), timeout=journal.stale_after)
-    unknown = [r for r in rows if r.activation_status not in _CLOSED and r.activation_id not in session.known_activations]
-    taken = await journal.journaled("activation", [r.activation_id for r in unknown])
-    unknown = [r for r in unknown if r.activation_id not in taken]
+    unknown = [r for r in await session.unexplained(rows) if r.activation_status not in _CLOSED]
     busy = {i.key for i in await journal.store.intents(UNSETTLED) if i.owner in live and i.owner != journal.owner}
     by_key: dict[str, list[Intent]] = collections.defaultdict(list)
     for intent in dead:

@@ -619,6 +619,14 @@ class Session:
             await self.journal.wait_for_others(await self.journal.store.last_seq(), timeout=self.journal.stale_after)
         return set(await self.journal.journaled(kind, ids))
 
+    async def unexplained(self, rows: list[ActiveActivation]) -> list[ActiveActivation]:
+        """The rows of a listing just read that nothing explains: not bought by this client, not in
+        anyone's journal (after the purchases other clients had on the wire were journaled). What
+        reconciliation, strays and recovery may take as a lost purchase's number."""
+        unknown = [r for r in rows if r.activation_id not in self.known_activations]
+        taken = await self._others_settled("activation", [r.activation_id for r in unknown])
+        return [r for r in unknown if r.activation_id not in taken]
+
     async def _claim(
         self, action: Action[Any], wire: Mapping[str, str], repeat: Repeat, cause: SMSActivateError,
         key: tuple[str, ...], fresh_after: float | None, intent: Intent | None,
@@ -632,9 +640,7 @@ class Session:
                                                if rent_id not in taken}
         else:
             rows: list[ActiveActivation] = await self._listing("activations", fresh_after)
-            unknown = [r for r in rows if r.activation_id not in self.known_activations and _matches(r, wire)]
-            taken = await self._others_settled("activation", [r.activation_id for r in unknown])
-            unknown = [r for r in unknown if r.activation_id not in taken]
+            unknown = [r for r in await self.unexplained(rows) if _matches(r, wire)]
             if action.wire == "getMultiServiceNumber":
                 # One purchase is one phone with an activation per service: adopt them together.
                 wanted = sorted(wire["multiService"].split(","))

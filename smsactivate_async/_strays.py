@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
 import anyio
 import attrs
 
 from . import _actions
+from ._convert import to_decimal
 from ._exceptions import SMSActivateError
 from ._models import ActiveActivation
 from ._session import _matches
@@ -102,7 +102,7 @@ class Strays:
             cost = stray.row.activation_cost
             if _options(stray.wire) != wanted:
                 continue
-            if ceiling is not None and (cost is None or cost > _decimal(ceiling)):
+            if ceiling is not None and (cost is None or cost > to_decimal(ceiling)):
                 continue
             del self._kept[activation_id]
             self._session.stats.strays_adopted += 1
@@ -150,8 +150,8 @@ class Strays:
             async with session._gate.reconcile(), session._gate.claim_lock:
                 # every purchase of this client has settled: an unknown number is nobody's of ours
                 rows: list[ActiveActivation] = await session._listing("activations", fresh_after=self._clock.now())
-                unknown = [r for r in rows if r.activation_id not in session.known_activations]
-                taken = await session._others_settled("activation", [r.activation_id for r in unknown])
+                unknown = await session.unexplained(rows)
+                taken: set[int] = set()  # claimed by an earlier watch of this look
                 for watch in list(self._watches):
                     if session._gate.unresolved[watch.key] or await session.journal.others_unresolved(watch.key):
                         continue  # a purchase of this kind is being reconciled: the number may be its own
@@ -211,9 +211,3 @@ class Strays:
 def _options(wire: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in wire.items() if name not in _IGNORED}
 
-
-def _decimal(text: str) -> Decimal:
-    try:
-        return Decimal(text)
-    except InvalidOperation:
-        return Decimal(0)
