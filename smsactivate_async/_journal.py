@@ -10,12 +10,14 @@ intent that precedes one must be written or the purchase is not sent.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 
 import anyio
@@ -102,7 +104,9 @@ class Journal:
         #: a call of this client to the store failed and no renewal has gone through since
         self.store_down = False
         self._renewed = False
-        self._seen_up_since: float | None = None
+        self._seen_run: str | None = None
+        #: writes the store failed (an outage), made again in order after the next renewal
+        self._unwritten: collections.deque[tuple[Callable[[], Awaitable[Any]], str]] = collections.deque(maxlen=100_000)
         #: what this client wrote that is still live — its unsettled intents and open entries — to put
         #: back into a store that comes back empty (bounded by the work in flight)
         self._my_intents: dict[str, Intent] = {}
@@ -128,7 +132,7 @@ class Journal:
 
     async def renew(self) -> None:
         """Extend this client's lease. After an outage of the store (a renewal failed, or a Redis
-        server seen to restart since the last renewal): a lease of quiet for recovery; and if the store
+        server seen to restart): a lease of quiet for recovery; and if the store
         came back without this client's lease (restarted empty), put back what this client holds."""
         try:
             leases = await self.store.leases() if self._renewed else {}
@@ -142,25 +146,44 @@ class Journal:
         self.store_down = False
         if self._renewed and self.owner not in leases:
             await self.restore()
+        await self._write_again()
         self._renewed = True
 
     async def _notice_restart(self) -> None:
-        """A store server seen to restart (its start time moved on): a lease of quiet for recovery."""
-        up_since = getattr(self.store, "up_since", None)
-        if up_since is None:
+        """A store server seen to restart (a new run id): a lease of quiet for recovery."""
+        server_run = getattr(self.store, "server_run", None)
+        if server_run is None:
             return
-        started = float(await up_since())
-        if self._seen_up_since is not None and started > self._seen_up_since + 1.0:
+        run = str(await server_run())
+        if self._seen_run is not None and run != self._seen_run:
             self.quiet_until = max(self.quiet_until, self.wall() + self.lease)
-        self._seen_up_since = started
+            log.warning("journal: the store's server restarted; no owner is taken for dead, and no unknown "
+                        "number adopted, for %.0f s while every client puts its records back", self.lease)
+        self._seen_run = run
+
+    @property
+    def quiet(self) -> bool:
+        """Whether the journal may be missing what live clients hold: its store is down or just back."""
+        return self.store_down or self.wall() < self.quiet_until
+
+    async def trustworthy(self) -> None:
+        """Before judging a number unknown from the journal: after an outage of the store, wait (at
+        most ``store_wait``) for the quiet lease in which every live client puts its records back."""
+        try:
+            await self._notice_restart()
+        except StoreError:
+            self.store_down = True
+        deadline = anyio.current_time() + self.store_wait
+        while self.quiet and anyio.current_time() < deadline:  # noqa: ASYNC110 (a time to pass, not an event)
+            await anyio.sleep(min(0.25, max(0.01, self.quiet_until - self.wall())))
 
     async def restore(self) -> None:
         """Put this client's unsettled intents and open entries back into a store that lost them."""
         intents, entries = list(self._my_intents.values()), list(self._my_entries.values())
         for intent in intents:
-            await self._quietly(self.store.add_intent(intent), f"intent {intent.id} put back")
+            await self._quietly(partial(self.store.add_intent, intent), f"intent {intent.id} put back", replay=False)
         for entry in entries:
-            await self._quietly(self.store.claim(entry), f"{entry.kind} {entry.id} put back")
+            await self._quietly(partial(self.store.claim, entry), f"{entry.kind} {entry.id} put back", replay=False)
         if intents or entries:
             log.warning("journal: the store came back without this client's records; put back %d intent(s) "
                         "and %d open number(s)", len(intents), len(entries))
@@ -218,7 +241,7 @@ class Journal:
             params={k: v for k, v in wire.items() if k != "action"},
             key="|".join(key), kind=kind, created=self.wall(), order_id=wire.get("orderId"), state="watching",
         )
-        seq = await self._quietly(self.store.add_intent(intent), f"a watch for {intent.key}")
+        seq = await self._quietly(partial(self.store.add_intent, intent), f"a watch for {intent.key}", replay=False)
         if seq is None:
             return None
         intent = attrs.evolve(intent, seq=seq)
@@ -233,13 +256,13 @@ class Journal:
                 del self._my_intents[intent.id]
             else:
                 self._my_intents[intent.id] = attrs.evolve(mine, state=state)
-        await self._quietly(self.store.set_intent_state(intent.id, state), f"intent {intent.action} → {state}")
+        await self._quietly(partial(self.store.set_intent_state, intent.id, state), f"intent {intent.action} → {state}")
 
     async def bought(self, intent: Intent, entries: Iterable[Entry]) -> None:
         for entry in entries:
             if self.store.persistent:
                 self._my_entries[(entry.kind, entry.id)] = entry  # ours even if the store missed it
-            await self._quietly(self.store.claim(entry), f"{entry.kind} {entry.id} bought")
+            await self._quietly(partial(self.store.claim, entry), f"{entry.kind} {entry.id} bought")
         await self.settle(intent, "bought")
 
     def entry(self, intent: Intent | None, kind: Kind, entry_id: int, phone: str | None,
@@ -310,19 +333,30 @@ class Journal:
         self._codes[entry_id] = code
         if len(self._codes) > 10_000:  # only spares a repeated write: the oldest may go
             del self._codes[next(iter(self._codes))]
-        await self._quietly(self.store.update_entry(kind, entry_id, code=code), f"code of {entry_id}")
+        await self._quietly(partial(self.store.update_entry, kind, entry_id, code=code), f"code of {entry_id}")
 
     async def record_another(self, kind: Kind, entry_id: int) -> None:
-        await self._quietly(self.store.update_entry(kind, entry_id, another=True), f"status 3 of {entry_id}")
+        await self._quietly(partial(self.store.update_entry, kind, entry_id, another=True), f"status 3 of {entry_id}")
 
     async def record_closed(self, kind: Kind, entry_id: int, state: EntryState) -> None:
         self._codes.pop(entry_id, None)
         self._my_entries.pop((kind, entry_id), None)
-        await self._quietly(self.store.update_entry(kind, entry_id, state=state), f"{entry_id} {state}")
+        await self._quietly(partial(self.store.update_entry, kind, entry_id, state=state), f"{entry_id} {state}")
 
-    async def _quietly(self, step: Any, what: str) -> Any:
+    async def _quietly(self, step: Callable[[], Awaitable[Any]], what: str, *, replay: bool = True) -> Any:
+        """One write; if the store fails it, logged and kept to be written again, in order, once a
+        renewal goes through (a store back from an outage learns what happened meanwhile)."""
         try:
-            return await step
+            return await step()
         except StoreError as exc:
             log.error("journal: could not record %s: %s", what, exc.message)
+            if replay:
+                self._unwritten.append((step, what))
             return None
+
+    async def _write_again(self) -> None:
+        unwritten, self._unwritten = self._unwritten, collections.deque(maxlen=self._unwritten.maxlen)
+        for step, what in unwritten:
+            await self._quietly(step, what)
+        if unwritten:
+            log.info("journal: %d write(s) the store missed during its outage made again", len(unwritten))

@@ -576,6 +576,10 @@ class Session:
             delay = 0.1
             while True:
                 try:
+                    if self.journal.persistent:
+                        # a store just back from an outage may not hold yet what other clients bought: an
+                        # unknown number might be theirs until they have put their records back
+                        await self.journal.trustworthy()
                     return await self._claim(action, wire, repeat, cause, key, fresh_after, intent)
                 except PurchaseUncertainError:
                     raise

@@ -377,13 +377,13 @@ class RedisStore(Store):
         return await self._do(work)
 
 
-    async def up_since(self) -> float:
-        """When (wall time) the Redis server last started: a restart less than a lease ago means
-        leases ran out for want of a server, not of their owners."""
+    async def server_run(self) -> str:
+        """The Redis server's ``run_id``, new at every start: when it changes, the server restarted,
+        and leases ran out for want of a server, not of their owners."""
         info = await self._do(lambda: self._redis.info("server"))
-        if isinstance(info, dict) and "uptime_in_seconds" not in info:
+        if isinstance(info, dict) and "run_id" not in info:
             info = next((v for v in info.values() if isinstance(v, dict)), {})  # a cluster: per node
-        return time.time() - float(info.get("uptime_in_seconds", 1e9))
+        return str(info.get("run_id", ""))
 
     # --- webhook pushes for every client of the account ---------------------------------------------
 
