@@ -45,8 +45,9 @@ class Worker:
         self.got: list[int] = []
         self.codes: list[int] = []
         self.stats: dict[str, object] = {}
+        self.errors = tempfile.TemporaryFile("w+")  # its stderr: a crash's traceback is shown, not lost
         self.process = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "fleet_worker.py"), *args],
-                                        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                                        stdout=subprocess.PIPE, stderr=self.errors, text=True, cwd=ROOT)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -183,6 +184,11 @@ def run(store_kind: str, total: int, workers: int, concurrency: int,
             redis_process.wait()
         shutil.rmtree(folder, ignore_errors=True)
 
+    crashed = [w for w in fleet[1:] if w.process.returncode != 0]
+    for worker in crashed:
+        worker.errors.seek(0)
+        print(f"{store_kind}: worker {worker.name} exited with {worker.process.returncode}:\n"
+              f"{worker.errors.read()[-3000:]}", file=sys.stderr, flush=True)
     holders: collections.Counter[int] = collections.Counter(i for w in fleet for i in set(w.got))
     handed = set(holders)
     purchases = [p for p in sim.ledger.purchases if p.kind == "activation"]
@@ -201,6 +207,7 @@ def run(store_kind: str, total: int, workers: int, concurrency: int,
         ("workers (one SIGKILLed at 40 %, restarted)", f"{workers} + 1"),
         ("activations asked for", total),
         ("codes delivered to workers", sum(len(w.codes) for w in fleet)),
+        ("worker processes that crashed (not the one killed)", len(crashed)),
         ("failed activations (typed errors)", f"{len(failures)} {dict(collections.Counter(failures)) or ''}".strip()),
         ("requests / faults injected", f"{len(sim.ledger.requests)} / {sum(1 for r in sim.ledger.requests if r.fault)}"),
         ("purchases", len(purchases)),

@@ -97,8 +97,7 @@ async def _recover_lost_rents(session: Session, dead: list[Intent], live: Livene
     """Rent purchases a dead client had on the wire: an active rent of the account that nobody has
     journaled is one of theirs (the rent list names no service: any of them)."""
     journal = session.journal
-    if any(i.kind == "rent" and i.owner in live and i.owner != journal.owner
-           for i in await journal.store.intents(UNSETTLED)):
+    if any(i.kind == "rent" and i.owner in live for i in await journal.store.intents(UNSETTLED)):
         return  # a live client is reconciling a rent purchase: the unknown rents may be its; next time
     rents: list[RentListEntry] = await session.call(_actions.GET_RENT_LIST, {})
     await journal.wait_for_others(await journal.store.last_seq(), timeout=journal.stale_after)
@@ -161,13 +160,15 @@ async def _recover_lost_purchases(
     journal = session.journal
     rows = await session.active_activations()
     unknown = [r for r in await session.unexplained(rows) if r.activation_status not in _CLOSED]
-    busy = {i.key for i in await journal.store.intents(UNSETTLED) if i.owner in live and i.owner != journal.owner}
+    # A live client's purchase of the same kind still unsettled — this client's own included: its
+    # number may be in the listing before its answer is read — goes first.
+    busy = {i.key for i in await journal.store.intents(UNSETTLED) if i.owner in live}
     by_key: dict[str, list[Intent]] = collections.defaultdict(list)
     for intent in dead:
         by_key[intent.key].append(intent)
     for key, intents in by_key.items():
         if key in busy:
-            continue  # a live client is reconciling the same kind of purchase: it goes first
+            continue
         service, country = intents[0].params.get("service"), intents[0].params.get("country")
         matching = sorted(
             (r for r in unknown if (service is None or r.service_code in (None, service))

@@ -685,3 +685,46 @@ async def test_a_purchase_waits_for_a_store_that_comes_back_within_store_wait(tm
         process.kill()
         process.wait(timeout=10)
     assert len(sim.ledger.purchases) == 1
+
+
+async def test_recovery_never_takes_this_clients_own_purchase_in_flight_for_a_dead_ones(tmp_path: Path) -> None:
+    """Found by `benchmarks/fleet.py` under load ("bought twice" on sqlite): a survivor recovering a dead
+    client's lost purchase saw its own purchase's number in the listing before the answer reached it,
+    adopted it as the dead one's and closed it — and bought again when its own answer was lost."""
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    store = open_store(url)
+    await store.open(namespace_for("sms-activate", sim.api_key))
+    try:  # the dead client's purchase, on the wire when it died
+        await store.add_intent(Intent(id=uuid.uuid4().hex, owner="dead", action="getNumberV2",
+                                      params={"service": "tg", "country": "0"}, key="getNumberV2|tg|0",
+                                      kind="activation", created=0.0))
+        await store.renew("dead", 1.0)
+    finally:
+        await store.aclose()
+    answered, release = anyio.Event(), anyio.Event()
+    inner = sim.transport()
+
+    class SlowAnswer(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await inner.handle_async_request(request)
+            if request.url.params.get("action") == "getNumberV2":
+                answered.set()  # committed at the server; the answer is still on its way
+                await release.wait()
+            return response
+
+    async with SMSActivate(sim.api_key, store=url, owner="survivor", transport=SlowAnswer(),
+                           rate_limit=None, store_wait=0) as survivor:
+        bought: list[int] = []
+
+        async def buy() -> None:
+            bought.append((await survivor.get_number_v2(service="tg", country=0)).activation_id)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(buy)
+            await answered.wait()
+            report = await survivor.recover()
+            release.set()
+        assert report.cancelled == [] and report.finished == []
+        assert sim.activations[bought[0]].state.active  # its buyer has it, open
+        await survivor.set_status(bought[0], 8)
