@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import Any
 
@@ -206,26 +206,21 @@ class Journal:
 
     async def intend(self, action: str, wire: Mapping[str, str], key: tuple[str, ...], kind: Kind) -> Intent:
         """Write the intent before the purchase is sent; ``StoreError`` means: do not send it."""
-        intent = Intent(
-            id=uuid.uuid4().hex, owner=self.owner, action=action,
-            params={k: v for k, v in wire.items() if k != "action"},
-            key="|".join(key), kind=kind, created=self.wall(), order_id=wire.get("orderId"),
-        )
-        deadline = anyio.current_time() + self.store_wait
-        delay = 0.1
+        intent = self._new_intent(action, wire, key, kind, "pending")
+        delays = self.store_delays()
         while True:
             try:
                 seq = await self.store.add_intent(intent)
                 break
             except StoreError as exc:
-                if anyio.current_time() + delay > deadline:
+                delay = next(delays, None)
+                if delay is None:
                     raise StoreError(
                         f"{action} was not sent: its intent could not be written to the journal ({exc.message})",
                         action=action,
                     ) from None
                 log.info("journal: cannot write an intent (%s); waiting %.1f s for the store", exc.message, delay)
                 await anyio.sleep(delay)
-                delay = min(delay * 2, 2.0)
         intent = attrs.evolve(intent, seq=seq)
         if self.store.persistent:
             self._my_intents[intent.id] = intent
@@ -236,18 +231,30 @@ class Journal:
         dies, a survivor's recovery takes it over. ``None`` when there is nobody to hand it to."""
         if not self.store.persistent:
             return None
-        intent = Intent(
-            id=uuid.uuid4().hex, owner=self.owner, action="watch",
-            params={k: v for k, v in wire.items() if k != "action"},
-            key="|".join(key), kind=kind, created=self.wall(), order_id=wire.get("orderId"), state="watching",
-        )
+        intent = self._new_intent("watch", wire, key, kind, "watching")
         seq = await self._quietly(partial(self.store.add_intent, intent), f"a watch for {intent.key}", replay=False)
         if seq is None:
             return None
         intent = attrs.evolve(intent, seq=seq)
-        if self.store.persistent:
-            self._my_intents[intent.id] = intent
+        self._my_intents[intent.id] = intent
         return intent
+
+    def _new_intent(self, action: str, wire: Mapping[str, str], key: tuple[str, ...], kind: Kind,
+                    state: IntentState) -> Intent:
+        return Intent(
+            id=uuid.uuid4().hex, owner=self.owner, action=action,
+            params={k: v for k, v in wire.items() if k != "action"},
+            key="|".join(key), kind=kind, created=self.wall(), order_id=wire.get("orderId"), state=state,
+        )
+
+    def store_delays(self) -> Iterator[float]:
+        """The waits before trying a failed store again, 0.1 s doubling to 2 s, for as long as
+        ``store_wait`` from now lets another one end in time; then the caller gives up."""
+        deadline = anyio.current_time() + self.store_wait
+        delay = 0.1
+        while anyio.current_time() + delay <= deadline:
+            yield delay
+            delay = min(delay * 2, 2.0)
 
     async def settle(self, intent: Intent, state: IntentState) -> None:
         mine = self._my_intents.get(intent.id)

@@ -100,10 +100,7 @@ async def _recover_lost_rents(session: Session, dead: list[Intent], live: Livene
     if any(i.kind == "rent" and i.owner in live for i in await journal.store.intents(UNSETTLED)):
         return  # a live client is reconciling a rent purchase: the unknown rents may be its; next time
     rents: list[RentListEntry] = await session.call(_actions.GET_RENT_LIST, {})
-    await journal.wait_for_others(await journal.store.last_seq(), timeout=journal.stale_after)
-    unknown = [r for r in rents if r.id not in session.known_rents]
-    taken = await journal.journaled("rent", [r.id for r in unknown])
-    unknown = sorted((r for r in unknown if r.id not in taken), key=lambda r: r.id)
+    unknown = sorted(await session.unexplained(rents, "rent"), key=lambda r: r.id)
     for intent, rent in zip(sorted(dead, key=lambda i: i.seq), unknown, strict=False):
         entry = journal.entry(intent, "rent", rent.id, rent.phone)
         if await journal.adopt(entry):

@@ -11,7 +11,7 @@ import collections
 import logging
 import random
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Container, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -50,6 +50,8 @@ __all__ = ["RequestEvent", "Session", "SessionStats"]
 
 log = logging.getLogger("smsactivate_async")
 R = TypeVar("R")
+#: a row of a listing: an active activation, or a rent of the rent list
+Row = TypeVar("Row", ActiveActivation, RentListEntry)
 
 
 @attrs.define
@@ -572,8 +574,7 @@ class Session:
         key: tuple[str, ...], fresh_after: float | None, intent: Intent | None,
     ) -> Any:
         async with self._gate.reconcile(), self._gate.claim_lock:
-            store_deadline = anyio.current_time() + self.journal.store_wait
-            delay = 0.1
+            delays = self.journal.store_delays()
             while True:
                 try:
                     if self.journal.persistent:
@@ -585,11 +586,11 @@ class Session:
                     raise
                 except StoreError as exc:
                     # the journal is down: wait for it (bounded) rather than call the purchase uncertain
-                    if anyio.current_time() + delay > store_deadline:
+                    delay = next(delays, None)
+                    if delay is None:
                         failure = self._uncertain(action, cause, exc)
                         break
                     await anyio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
                 except SMSActivateError as exc:
                     failure = self._uncertain(action, cause, exc)
                     break
@@ -623,13 +624,15 @@ class Session:
             await self.journal.wait_for_others(await self.journal.store.last_seq(), timeout=self.journal.stale_after)
         return set(await self.journal.journaled(kind, ids))
 
-    async def unexplained(self, rows: list[ActiveActivation]) -> list[ActiveActivation]:
-        """The rows of a listing just read that nothing explains: not bought by this client, not in
-        anyone's journal (after the purchases other clients had on the wire were journaled). What
-        reconciliation, strays and recovery may take as a lost purchase's number."""
-        unknown = [r for r in rows if r.activation_id not in self.known_activations]
-        taken = await self._others_settled("activation", [r.activation_id for r in unknown])
-        return [r for r in unknown if r.activation_id not in taken]
+    async def unexplained(self, rows: list[Row], kind: Kind = "activation") -> list[Row]:
+        """The rows of a listing just read (activations, or ``kind="rent"`` the rent list) that nothing
+        explains: not bought by this client, not in anyone's journal (after the purchases other
+        clients had on the wire were journaled). What reconciliation, strays and recovery may take
+        as a lost purchase's number."""
+        known: Container[int] = self.known_rents if kind == "rent" else self.known_activations
+        unknown = [r for r in rows if _ident(r) not in known]
+        taken = await self._others_settled(kind, [_ident(r) for r in unknown])
+        return [r for r in unknown if _ident(r) not in taken]
 
     async def _claim(
         self, action: Action[Any], wire: Mapping[str, str], repeat: Repeat, cause: SMSActivateError,
@@ -637,11 +640,8 @@ class Session:
     ) -> Any:
         if repeat is Repeat.PURCHASE_RENT:
             rents: list[RentListEntry] = await self._listing("rents", fresh_after)
-            unknown_rents = {r.id: r for r in rents if r.id not in self.known_rents}
-            taken = await self._others_settled("rent", list(unknown_rents))
             # one candidate per rent id
-            groups: dict[object, list[Any]] = {rent_id: [rent] for rent_id, rent in unknown_rents.items()
-                                               if rent_id not in taken}
+            groups: dict[object, list[Any]] = {rent.id: [rent] for rent in await self.unexplained(rents, "rent")}
         else:
             rows: list[ActiveActivation] = await self._listing("activations", fresh_after)
             unknown = [r for r in await self.unexplained(rows) if _matches(r, wire)]

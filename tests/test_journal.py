@@ -364,20 +364,26 @@ async def test_a_live_client_recovers_by_itself_every_lease(persistent_url: str)
     assert sim.activations[number.activation_id].state is ActivationState.CANCELLED
 
 
+async def _a_dead_clients_purchase(url: str, api_key: str, action: str) -> None:
+    """The journal of a client that died with ``action`` (tg in country 0) on the wire: its intent
+    pending, its lease expired long ago."""
+    store = open_store(url)
+    await store.open(namespace_for("sms-activate", api_key))
+    rent = action == "getRentNumber"
+    try:
+        await store.add_intent(Intent(id=uuid.uuid4().hex, owner="dead", action=action,
+                                      params={"service": "tg", "country": "0"},
+                                      key=action if rent else f"{action}|tg|0", kind="rent" if rent else "activation",
+                                      created=0.0))
+        await store.renew("dead", 1.0)
+    finally:
+        await store.aclose()
+
+
 async def test_a_purchase_on_the_wire_when_its_owner_died_is_found_and_closed(persistent_url: str) -> None:
     """The worker died after sending a purchase and before journaling its answer."""
     sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
-    namespace = namespace_for("sms-activate", sim.api_key)
-    store = open_store(persistent_url)
-    await store.open(namespace)
-    try:
-        intent = Intent(id=uuid.uuid4().hex, owner="dead", action="getNumberV2",
-                        params={"service": "tg", "country": "0"}, key="getNumberV2|tg|0", kind="activation",
-                        created=0.0)
-        await store.add_intent(intent)
-        await store.renew("dead", 1.0)  # expired long ago
-    finally:
-        await store.aclose()
+    await _a_dead_clients_purchase(persistent_url, sim.api_key, "getNumberV2")
     async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None) as unjournaled:
         orphan = (await unjournaled.get_number(service="tg", country=0)).activation_id
     async with SMSActivate(sim.api_key, store=persistent_url, owner="survivor", transport=sim.transport(),
@@ -392,15 +398,7 @@ async def test_a_rent_on_the_wire_when_its_owner_died_is_found_and_cancelled(per
     """The worker died after sending getRentNumber and before journaling its answer: the rent list
     shows an active rent nobody journaled; the survivor takes it and cancels it (refunded)."""
     sim = Simulator(codes=CodeSchedule.never())
-    store = open_store(persistent_url)
-    await store.open(namespace_for("sms-activate", sim.api_key))
-    try:
-        await store.add_intent(Intent(id=uuid.uuid4().hex, owner="dead", action="getRentNumber",
-                                      params={"service": "tg", "country": "0"}, key="getRentNumber",
-                                      kind="rent", created=0.0))
-        await store.renew("dead", 1.0)  # expired long ago
-    finally:
-        await store.aclose()
+    await _a_dead_clients_purchase(persistent_url, sim.api_key, "getRentNumber")
     async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None) as unjournaled:
         orphan = (await unjournaled.get_rent_number(service="tg", country=0)).id
     async with SMSActivate(sim.api_key, store=persistent_url, owner="survivor", transport=sim.transport(),
@@ -693,15 +691,7 @@ async def test_recovery_never_takes_this_clients_own_purchase_in_flight_for_a_de
     adopted it as the dead one's and closed it — and bought again when its own answer was lost."""
     sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
     url = f"sqlite:///{tmp_path / 'journal.db'}"
-    store = open_store(url)
-    await store.open(namespace_for("sms-activate", sim.api_key))
-    try:  # the dead client's purchase, on the wire when it died
-        await store.add_intent(Intent(id=uuid.uuid4().hex, owner="dead", action="getNumberV2",
-                                      params={"service": "tg", "country": "0"}, key="getNumberV2|tg|0",
-                                      kind="activation", created=0.0))
-        await store.renew("dead", 1.0)
-    finally:
-        await store.aclose()
+    await _a_dead_clients_purchase(url, sim.api_key, "getNumberV2")
     answered, release = anyio.Event(), anyio.Event()
     inner = sim.transport()
 
