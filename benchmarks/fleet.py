@@ -45,7 +45,10 @@ class Worker:
         self.got: list[int] = []
         self.codes: list[int] = []
         self.stats: dict[str, object] = {}
-        self.errors = tempfile.TemporaryFile("w+")  # its stderr: a crash's traceback is shown, not lost
+        # its stderr: a crash's traceback is shown, not lost; kept in $FLEET_LOGDIR when set (with $FLEET_LOG)
+        logdir = os.environ.get("FLEET_LOGDIR")
+        self.errors = (open(os.path.join(logdir, f"{os.getpid()}-{name}.log"), "w+") if logdir
+                       else tempfile.TemporaryFile("w+"))
         self.process = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "fleet_worker.py"), *args],
                                         stdout=subprocess.PIPE, stderr=self.errors, text=True, cwd=ROOT)
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -159,7 +162,9 @@ def run(store_kind: str, total: int, workers: int, concurrency: int,
                 while len(sim.ledger.purchases) < total * 0.6:
                     time.sleep(0.05)
                 open_at_restart = sum(1 for a in sim.activations.values() if a.state.active)
+                print(f"{store_kind}: the store killed at {time.time():.3f}", file=sys.stderr, flush=True)
                 redis_process = _restart_redis(redis_process, store, folder, empty=restart == "empty", down=5.0)
+                print(f"{store_kind}: the store back at {time.time():.3f}", file=sys.stderr, flush=True)
             for worker in fleet[1:]:
                 worker.wait()
             # the survivors recover every 2 s (their lease); any of them still running would do,
@@ -172,9 +177,14 @@ def run(store_kind: str, total: int, workers: int, concurrency: int,
                 provider = Provider(name="fleet-bench", base_url=url)
 
                 async def operator() -> None:
-                    async with SMSActivate("fleet", provider=provider, store=store, owner="operator",
+                    # an owner with no lease at all (a store restarted empty) is dead once absent for a
+                    # whole lease: the operator looks twice, a lease apart, as the workers would have
+                    async with SMSActivate("fleet", provider=provider, store=store, owner="operator", lease=5.0,
                                            rate_limit=BUDGET * 0.5, early_cancel_window=0.5) as client:
                         await client.recover()
+                        if sim.open_activations():
+                            await anyio.sleep(5.5)
+                            await client.recover()
 
                 anyio.run(operator)
             wall = time.perf_counter() - started
@@ -196,6 +206,10 @@ def run(store_kind: str, total: int, workers: int, concurrency: int,
     if not_handed:
         print(f"{store_kind}: purchases no worker was handed (id, simulator time; the kill at {killed_at:.2f}): "
               f"{[(p.id, round(p.at, 2)) for p in not_handed]}", file=sys.stderr, flush=True)
+    if any(n > 1 for n in holders.values()):
+        print(f"{store_kind}: numbers held by two workers: "
+              f"{[(i, [w.name for w in fleet if i in w.got]) for i, n in holders.items() if n > 1]}",
+              file=sys.stderr, flush=True)
     scans = sim.ledger.requests_for("getActiveActivations")
     ticks = sum(int(w.stats.get("ticks", 0)) for w in fleet)  # type: ignore[call-overload]
     failures = [f for w in fleet for f in w.stats.get("failures", [])]  # type: ignore[attr-defined]
@@ -301,6 +315,8 @@ def _one_copy(store: str, args: argparse.Namespace) -> list[tuple[str, object]]:
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"a copy of the fleet failed: {done.stderr[-2000:]}")
+    if os.environ.get("FLEET_LOGDIR"):
+        print(done.stderr, file=sys.stderr, end="", flush=True)
     return [(name, value) for name, value in json.loads(done.stdout.strip().splitlines()[-1])]
 
 

@@ -24,6 +24,8 @@ from smsactivate_async import (
     SMSActivateError,
 )
 
+log = logging.getLogger("fleet")
+
 
 async def main(base_url: str, store: str, owner: str, count: int, rate: float, concurrency: int) -> None:
     provider = Provider(name="fleet-bench", base_url=base_url, dialect="sms-activate", rate_limit=rate, burst=5,
@@ -41,6 +43,7 @@ async def main(base_url: str, store: str, owner: str, count: int, rate: float, c
                 number = await client.get_number(service="tg", country=2)
                 bought = number.activation_id
                 print("GOT", bought, flush=True)
+                log.info("GOT %s", bought)
                 try:
                     await client.wait_for_code(bought, timeout=120)  # cancels (8) on timeout
                 except BaseException:
@@ -70,6 +73,6 @@ async def main(base_url: str, store: str, owner: str, count: int, rate: float, c
 
 if __name__ == "__main__":
     if os.environ.get("FLEET_LOG"):
-        logging.basicConfig(level=logging.INFO, format=f"%(relativeCreated)6d {sys.argv[3]} %(message)s")
+        logging.basicConfig(level=logging.INFO, format=f"%(created).3f {sys.argv[3]} %(message)s")
     url, store_url, name, n, rate_text, concurrency_text = sys.argv[1:7]
     anyio.run(main, url, store_url, name, int(n), float(rate_text), int(concurrency_text))

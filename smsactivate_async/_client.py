@@ -89,7 +89,8 @@ class SMSActivate(GeneratedActions):
         store_wait: how long a purchase waits for a journal that cannot be reached (an outage, a
             restart of Redis) before it fails with :class:`StoreError`, nothing sent (default 30 s;
             0: at once); a lost purchase's reconciliation waits as long before it calls the purchase
-            uncertain.
+            uncertain, and opening the journal (``async with``) as long for a store that refuses
+            connections (a wrong password or URL fails at once).
         close_timeout: how long :meth:`aclose` waits for cancels the server refused as too early
             (default: 20 s in memory, 0 with a persistent store, whose journal keeps the duty for
             :meth:`recover`); each number still open then is logged with when it can be cancelled.

@@ -332,10 +332,16 @@ class StoreError(SMSActivateError):
 
     No purchase is sent without its intent written first: a purchase fails with this error rather
     than be made unjournaled. Waiting and closing go on without the store. The message names the
-    store without its password.
+    store without its password. ``unreachable``: the store could not be reached at all (connection
+    refused or timed out: an outage, worth waiting for), as opposed to refusing what was asked (a
+    wrong password, a bad URL, a missing folder).
     """
 
     default_code = "STORE_ERROR"
+
+    def __init__(self, message: str = "", *, unreachable: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.unreachable = unreachable
 
 
 class PurchaseUncertainError(SMSActivateError):

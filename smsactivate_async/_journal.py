@@ -65,6 +65,11 @@ class Liveness:
     def __init__(self, journal: Journal, leases: Mapping[str, float], now: float) -> None:
         self._journal, self._leases, self._now = journal, leases, now
 
+    @property
+    def leases(self) -> Mapping[str, float]:
+        """The leases as read: owner → wall time it ends."""
+        return self._leases
+
     def __contains__(self, owner: object) -> bool:
         journal = self._journal
         if owner == journal.owner or not isinstance(owner, str) or journal.store_down or self._now < journal.quiet_until:
@@ -107,10 +112,20 @@ class Journal:
         self._seen_run: str | None = None
         #: writes the store failed (an outage), made again in order after the next renewal
         self._unwritten: collections.deque[tuple[Callable[[], Awaitable[Any]], str]] = collections.deque(maxlen=100_000)
+        self._flushing = anyio.Lock()
         #: what this client wrote that is still live — its unsettled intents and open entries — to put
         #: back into a store that comes back empty (bounded by the work in flight)
         self._my_intents: dict[str, Intent] = {}
         self._my_entries: dict[tuple[str, int], Entry] = {}
+        #: other owners' open entries and unsettled intents as this client's last recovery read them:
+        #: put back when the store loses its data (restarted empty), for owners that will not put back
+        #: their own — dead ones, whose numbers would otherwise be unknown to everyone
+        self._seen: dict[str, tuple[list[Entry], list[Intent]]] = {}
+        #: of those owners, the ones whose lease had already run out then (dead): their leases too
+        self._seen_expired: dict[str, float] = {}
+        #: when (wall time) to settle this client's intents that such a put-back brought back from an
+        #: older view than its own (settled since): after the quiet lease, when every put-back is done
+        self._tidy_at: float | None = None
         #: the last code written per entry (a write-dedupe cache, not a record: bounded)
         self._codes: dict[int, str] = {}
 
@@ -119,10 +134,24 @@ class Journal:
         return self.store.persistent
 
     async def open(self, namespace: str) -> None:
-        await self.store.open(namespace)
+        """Open the store and take the lease; a store that cannot be reached (an outage, a worker
+        started while Redis restarts) is waited for, ``store_wait`` at most."""
+        await self._patiently(partial(self.store.open, namespace), "open")
         self.opened = True
         if self.store.persistent:
-            await self.renew()
+            await self._patiently(self.renew, "take the lease in")
+
+    async def _patiently(self, step: Callable[[], Awaitable[None]], what: str) -> None:
+        delays = self.store_delays()
+        while True:
+            try:
+                return await step()
+            except StoreError as exc:
+                delay = next(delays, None)
+                if not exc.unreachable or delay is None:
+                    raise
+                log.warning("journal: cannot %s the store (%s); waiting %.1f s for it", what, exc.message, delay)
+                await anyio.sleep(delay)
 
     async def aclose(self) -> None:
         self.opened = False
@@ -148,6 +177,8 @@ class Journal:
             await self.restore()
         await self._write_again()
         self._renewed = True
+        if self._tidy_at is not None and self.wall() >= self._tidy_at:
+            await self._tidy()
 
     async def _notice_restart(self) -> None:
         """A store server seen to restart (a new run id): a lease of quiet for recovery."""
@@ -166,19 +197,28 @@ class Journal:
         """Whether the journal may be missing what live clients hold: its store is down or just back."""
         return self.store_down or self.wall() < self.quiet_until
 
-    async def trustworthy(self) -> None:
+    async def trustworthy(self) -> bool:
         """Before judging a number unknown from the journal: after an outage of the store, wait (at
-        most ``store_wait``) for the quiet lease in which every live client puts its records back."""
+        most ``store_wait``) for the quiet lease in which every live client puts its records back.
+        Whether it waited: what was read of the server before is stale then (numbers closed since,
+        whose records the store may have lost)."""
         try:
             await self._notice_restart()
         except StoreError:
             self.store_down = True
         deadline = anyio.current_time() + self.store_wait
+        waited = False
         while self.quiet and anyio.current_time() < deadline:  # noqa: ASYNC110 (a time to pass, not an event)
+            waited = True
             await anyio.sleep(min(0.25, max(0.01, self.quiet_until - self.wall())))
+        return waited
 
     async def restore(self) -> None:
-        """Put this client's unsettled intents and open entries back into a store that lost them."""
+        """Put this client's unsettled intents and open entries back into a store that lost them, and
+        the other owners' as this client last saw them: a dead owner's numbers would otherwise be
+        unknown to everyone, and adopted as lost purchases (a live owner's own, put back at its next
+        renewal, win: the same claim, its intents' current states)."""
+        self.quiet_until = max(self.quiet_until, self.wall() + self.lease)
         intents, entries = list(self._my_intents.values()), list(self._my_entries.values())
         for intent in intents:
             await self._quietly(partial(self.store.add_intent, intent), f"intent {intent.id} put back", replay=False)
@@ -187,6 +227,51 @@ class Journal:
         if intents or entries:
             log.warning("journal: the store came back without this client's records; put back %d intent(s) "
                         "and %d open number(s)", len(intents), len(entries))
+        seen, self._seen = self._seen, {}
+        expired, self._seen_expired = self._seen_expired, {}
+        try:
+            for owner, expires in expired.items():
+                await self.store.lease_back(owner, expires)  # seen dead: expired, not absent, for recovery
+            present = {i.id for i in await self.store.intents(UNSETTLED | {"watching"})}
+            theirs = 0
+            for owner_entries, owner_intents in seen.values():
+                for intent in owner_intents:
+                    if intent.id not in present:
+                        await self.store.add_intent(intent)
+                        theirs += 1
+                for entry in owner_entries:
+                    theirs += await self.store.claim(entry)
+        except StoreError as exc:
+            log.error("journal: could not put back the other owners' records: %s", exc.message)
+            return
+        if theirs:
+            log.warning("journal: put back %d record(s) of other owners, as last seen; those whose owners are "
+                        "dead are closed by recovery", theirs)
+        self._tidy_at = self.quiet_until
+
+    async def _tidy(self) -> None:
+        """Settle this client's intents that another client put back from an older view (settled since)."""
+        self._tidy_at = None
+        stale = [i for i in await self.store.intents(UNSETTLED | {"watching"})
+                 if i.owner == self.owner and i.id not in self._my_intents]
+        for intent in stale:
+            await self._quietly(partial(self.store.set_intent_state, intent.id, "failed"), f"stale intent {intent.id}")
+
+    def saw(self, entries: Iterable[Entry], intents: Iterable[Intent], leases: Mapping[str, float]) -> None:
+        """What recovery just read of the account, every owner's: kept (other owners') in case the
+        store loses it. Not while the store may be missing records (just back from an outage)."""
+        if self.quiet:
+            return
+        seen: dict[str, tuple[list[Entry], list[Intent]]] = {}
+        for entry in entries:
+            if entry.owner != self.owner:
+                seen.setdefault(entry.owner, ([], []))[0].append(entry)
+        for intent in intents:
+            if intent.owner != self.owner:
+                seen.setdefault(intent.owner, ([], []))[1].append(intent)
+        self._seen = seen
+        now = self.wall()
+        self._seen_expired = {owner: leases[owner] for owner in seen if owner in leases and leases[owner] <= now}
 
     async def live_owners(self) -> set[str]:
         now = self.wall()
@@ -207,24 +292,32 @@ class Journal:
     async def intend(self, action: str, wire: Mapping[str, str], key: tuple[str, ...], kind: Kind) -> Intent:
         """Write the intent before the purchase is sent; ``StoreError`` means: do not send it."""
         intent = self._new_intent(action, wire, key, kind, "pending")
-        delays = self.store_delays()
-        while True:
-            try:
-                seq = await self.store.add_intent(intent)
-                break
-            except StoreError as exc:
-                delay = next(delays, None)
-                if delay is None:
-                    raise StoreError(
-                        f"{action} was not sent: its intent could not be written to the journal ({exc.message})",
-                        action=action,
-                    ) from None
-                log.info("journal: cannot write an intent (%s); waiting %.1f s for the store", exc.message, delay)
-                await anyio.sleep(delay)
+        if self.store.persistent:
+            self._my_intents[intent.id] = intent  # this client's before the store says so (a tidy-up spares it)
+        try:
+            seq = await self._write_intent(intent)
+        except BaseException:
+            self._my_intents.pop(intent.id, None)
+            raise
         intent = attrs.evolve(intent, seq=seq)
         if self.store.persistent:
             self._my_intents[intent.id] = intent
         return intent
+
+    async def _write_intent(self, intent: Intent) -> int:
+        delays = self.store_delays()
+        while True:
+            try:
+                return await self.store.add_intent(intent)
+            except StoreError as exc:
+                delay = next(delays, None)
+                if delay is None:
+                    raise StoreError(
+                        f"{intent.action} was not sent: its intent could not be written to the journal "
+                        f"({exc.message})", action=intent.action,
+                    ) from None
+                log.info("journal: cannot write an intent (%s); waiting %.1f s for the store", exc.message, delay)
+                await anyio.sleep(delay)
 
     async def watch(self, wire: Mapping[str, str], key: tuple[str, ...], kind: Kind) -> Intent | None:
         """Record a watch for a purchase given up as never made (``watching``): if this client
@@ -232,8 +325,10 @@ class Journal:
         if not self.store.persistent:
             return None
         intent = self._new_intent("watch", wire, key, kind, "watching")
+        self._my_intents[intent.id] = intent
         seq = await self._quietly(partial(self.store.add_intent, intent), f"a watch for {intent.key}", replay=False)
         if seq is None:
+            del self._my_intents[intent.id]
             return None
         intent = attrs.evolve(intent, seq=seq)
         self._my_intents[intent.id] = intent
@@ -282,9 +377,31 @@ class Journal:
 
     async def adopt(self, entry: Entry) -> bool:
         """Take a listed number as this client's: ``False`` if the journal gives it to someone else."""
-        taken = await self.store.claim(entry)
-        if taken and self.store.persistent:
-            self._my_entries[(entry.kind, entry.id)] = entry
+        return await self._hold(entry, self.store.claim(entry))
+
+    async def take_over(self, entry: Entry) -> bool:
+        """Take a dead owner's number (to close it): ``False`` if someone else did first."""
+        return await self._hold(attrs.evolve(entry, owner=self.owner),
+                                self.store.take_over(entry.kind, entry.id, entry.owner, self.owner))
+
+    async def give_back(self, entry: Entry) -> None:
+        """Hand a number taken over back to its dead owner, for the next recovery to try again."""
+        if entry.owner != self.owner:
+            self._my_entries.pop((entry.kind, entry.id), None)
+        await self.store.take_over(entry.kind, entry.id, self.owner, entry.owner)
+
+    async def _hold(self, entry: Entry, taking: Awaitable[bool]) -> bool:
+        # known as this client's before the store says so: a store found empty meanwhile gets it back
+        key = (entry.kind, entry.id)
+        known = key in self._my_entries
+        if self.store.persistent:
+            self._my_entries[key] = entry
+        taken = False
+        try:
+            taken = await taking
+        finally:
+            if not taken and not known:
+                self._my_entries.pop(key, None)
         return taken
 
     async def journaled(self, kind: Kind, ids: Iterable[int]) -> dict[int, str]:
@@ -351,8 +468,13 @@ class Journal:
         await self._quietly(partial(self.store.update_entry, kind, entry_id, state=state), f"{entry_id} {state}")
 
     async def _quietly(self, step: Callable[[], Awaitable[Any]], what: str, *, replay: bool = True) -> Any:
-        """One write; if the store fails it, logged and kept to be written again, in order, once a
-        renewal goes through (a store back from an outage learns what happened meanwhile)."""
+        """One write; if the store fails it, logged and kept to be written again, in order — before
+        any later write, and at the next renewal (a store back from an outage learns what happened
+        meanwhile, and never a purchase's "bought" without its number's claim)."""
+        if replay and self._unwritten:
+            self._unwritten.append((step, what))
+            await self._write_again()
+            return None
         try:
             return await step()
         except StoreError as exc:
@@ -362,8 +484,20 @@ class Journal:
             return None
 
     async def _write_again(self) -> None:
-        unwritten, self._unwritten = self._unwritten, collections.deque(maxlen=self._unwritten.maxlen)
-        for step, what in unwritten:
-            await self._quietly(step, what)
-        if unwritten:
-            log.info("journal: %d write(s) the store missed during its outage made again", len(unwritten))
+        """Make the writes the store missed, oldest first, up to the first that fails again. One task
+        at a time: the others leave theirs in the queue rather than wait on a store that hangs."""
+        if self._flushing.locked():
+            return
+        written = 0
+        async with self._flushing:
+            while self._unwritten:
+                step, what = self._unwritten[0]
+                try:
+                    await step()
+                except StoreError as exc:
+                    log.debug("journal: could not record %s (again): %s", what, exc.message)
+                    break
+                self._unwritten.popleft()
+                written += 1
+        if written:
+            log.info("journal: %d write(s) the store missed made again", written)

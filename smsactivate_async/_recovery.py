@@ -41,7 +41,10 @@ async def recover(session: Session, scheduler: Scheduler) -> RecoveryReport:
     if not journal.persistent:
         return report
     live = await journal.liveness()
-    for entry in await journal.store.open_entries():
+    entries = await journal.store.open_entries()
+    # kept in case the store loses them (restarted empty): the owners that do not come back get theirs back
+    journal.saw(entries, await journal.store.intents(UNSETTLED | {"watching"}), live.leases)
+    for entry in entries:
         if entry.owner in live:
             continue
         # Leases are read again right before each take-over: closing a live client's number would
@@ -49,7 +52,7 @@ async def recover(session: Session, scheduler: Scheduler) -> RecoveryReport:
         live = await journal.liveness()
         if entry.owner in live:
             continue
-        if await journal.store.take_over(entry.kind, entry.id, entry.owner, journal.owner):
+        if await journal.take_over(entry):
             if entry.kind == "rent":
                 await _close_rent(session, entry, report)
             else:
@@ -90,7 +93,7 @@ async def _close_rent(session: Session, entry: Entry, report: RecoveryReport) ->
         await journal.record_closed("rent", entry.id, "finished" if "FINISH" in exc.code else "cancelled")
     except SMSActivateError as exc:
         log.warning("recovery: could not close rent %s (%s); will try again", entry.id, exc.code)
-        await journal.store.take_over("rent", entry.id, journal.owner, entry.owner)
+        await journal.give_back(entry)
 
 
 async def _recover_lost_rents(session: Session, dead: list[Intent], live: Liveness, report: RecoveryReport) -> None:
@@ -142,7 +145,7 @@ async def _close(session: Session, scheduler: Scheduler, entry: Entry, report: R
         # The server could not be reached: give the number back to its dead owner, so that the next
         # recovery (this client's or another's) tries again, instead of holding it unattended.
         log.warning("recovery: could not close %s (%s); will try again", entry.id, exc.code)
-        await journal.store.take_over("activation", entry.id, journal.owner, entry.owner)
+        await journal.give_back(entry)
 
 
 async def _watch(session: Session, intent: Intent, seconds: float, report: RecoveryReport) -> None:

@@ -577,10 +577,12 @@ class Session:
             delays = self.journal.store_delays()
             while True:
                 try:
-                    if self.journal.persistent:
-                        # a store just back from an outage may not hold yet what other clients bought: an
-                        # unknown number might be theirs until they have put their records back
-                        await self.journal.trustworthy()
+                    # a store just back from an outage may not hold yet what other clients bought: an
+                    # unknown number might be theirs until they have put their records back; and a
+                    # listing read before that wait may show numbers closed since, whose records the
+                    # store lost with the rest — it is read again
+                    if self.journal.persistent and await self.journal.trustworthy():
+                        self._gate.listings.clear()
                     return await self._claim(action, wire, repeat, cause, key, fresh_after, intent)
                 except PurchaseUncertainError:
                     raise

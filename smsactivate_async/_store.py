@@ -172,6 +172,15 @@ class Store(abc.ABC):
     async def renew(self, owner: str, expires: float) -> None:
         """Extend ``owner``'s lease to ``expires``."""
 
+    async def lease_back(self, owner: str, expires: float) -> bool:
+        """Give ``owner`` the lease ``expires`` only if it has none (a store that lost its data gets
+        back the lease of an owner already dead, so that recovery sees it expired, not absent).
+        Stores shared by several processes override it with one atomic step."""
+        if owner in await self.leases():
+            return False
+        await self.renew(owner, expires)
+        return True
+
     async def prune(self, before: float) -> int:
         """Forget closed entries closed before ``before`` (wall time) and intents settled for good
         before it; the number of records removed. A journal is bounded by the work in flight and the

@@ -151,17 +151,37 @@ class RedisStore(Store):
     def __repr__(self) -> str:
         return f"RedisStore({redact_url(self.url)!r})"
 
-    async def _do(self, work: Callable[[], Awaitable[T]]) -> T:
+    async def _do(self, work: Callable[[], Awaitable[T]], *, again: bool = True) -> T:
+        """One call; a connection that fails is tried once more on a fresh one (``again``): after a
+        restart of the server every pooled connection is dead, and the call never reached the new
+        server. Not for a call whose repeat would answer differently (a take-over)."""
         import redis.exceptions
 
         failure: StoreError | None = None
-        try:
-            return await work()
-        except redis.exceptions.RedisError as exc:
-            failure = StoreError(f"the journal {self!r} failed: {type(exc).__name__}")
-        except OSError as exc:
-            failure = StoreError(f"the journal {self!r} failed: {type(exc).__name__}")
+        for attempt in (1, 2):
+            try:
+                return await work()
+            except (redis.exceptions.RedisError, OSError) as exc:
+                failure = StoreError(f"the journal {self!r} failed: {type(exc).__name__}",
+                                     unreachable=_unreachable(exc))
+            if not failure.unreachable:
+                break
+            await self._drop_idle_connections()
+            if not again or attempt == 2:
+                break
+        assert failure is not None
         raise failure
+
+    async def _drop_idle_connections(self) -> None:
+        """After a connection failed: the server may have restarted, and every idle connection of the
+        pool with it — drop them all now, or each would fail one more call when next used, for as
+        long as it takes to use them all (a write missed seconds after the server is back)."""
+        pool = getattr(self._redis, "connection_pool", None)
+        if pool is not None:
+            try:
+                await pool.disconnect(inuse_connections=False)
+            except (OSError, RuntimeError):
+                pass
 
     def _key(self, name: str) -> str:
         return f"{self._prefix}{name}"
@@ -194,7 +214,8 @@ class RedisStore(Store):
                 await self._redis.ping()
                 self.cluster = True
         except (redis.exceptions.RedisError, OSError, ValueError) as exc:
-            failure = StoreError(f"cannot reach the journal {self!r}: {type(exc).__name__}")
+            failure = StoreError(f"cannot reach the journal {self!r}: {type(exc).__name__}",
+                                 unreachable=_unreachable(exc))
         if failure is not None:
             await self.aclose()
             raise failure
@@ -311,12 +332,15 @@ class RedisStore(Store):
     async def take_over(self, kind: Kind, entry_id: int, from_owner: str, to_owner: str) -> bool:
         keys = [self._key(f"owner:{kind}"), self._key("open")]
         args = [entry_id, from_owner, to_owner, f"{kind}:{entry_id}"]
-        return bool(await self._do(lambda: self._scripts["take"](keys=keys, args=args)))
+        return bool(await self._do(lambda: self._scripts["take"](keys=keys, args=args), again=False))
 
     # --- leases ---------------------------------------------------------------------------------
 
     async def renew(self, owner: str, expires: float) -> None:
         await self._do(lambda: self._redis.hset(self._key("leases"), owner, repr(expires)))
+
+    async def lease_back(self, owner: str, expires: float) -> bool:
+        return bool(await self._do(lambda: self._redis.hsetnx(self._key("leases"), owner, repr(expires))))
 
     async def release(self, owner: str) -> None:
         await self._do(lambda: self._redis.hdel(self._key("leases"), owner))
@@ -411,6 +435,16 @@ class RedisStore(Store):
             await connection.aclose()
         if failure is not None:
             raise failure
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """A connection refused, reset or timed out (an outage) rather than a refusal (a wrong password,
+    a bad URL): what is worth waiting for."""
+    import redis.exceptions
+
+    if isinstance(exc, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError):
+        return False
+    return isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError | OSError)
 
 
 def _fields(instance: Any) -> dict[str, Any]:

@@ -295,6 +295,13 @@ class SqliteStore(Store):
             "INSERT INTO leases (ns, owner, expires) VALUES (?, ?, ?) "
             "ON CONFLICT (ns, owner) DO UPDATE SET expires = excluded.expires", (self._ns, owner, expires)), write=True)
 
+    async def lease_back(self, owner: str, expires: float) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            return conn.execute("INSERT INTO leases (ns, owner, expires) VALUES (?, ?, ?) ON CONFLICT (ns, owner) "
+                                "DO NOTHING", (self._ns, owner, expires)).rowcount > 0
+
+        return await self._run(work, write=True)
+
     async def release(self, owner: str) -> None:
         await self._run(lambda conn: conn.execute(
             "DELETE FROM leases WHERE ns = ? AND owner = ?", (self._ns, owner)), write=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import subprocess
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -26,12 +28,13 @@ from smsactivate_async import (
     SMSActivate,
     StoreError,
 )
+from smsactivate_async._journal import Journal
 from smsactivate_async._store import Entry, Intent, Store, namespace_for, open_store
 from smsactivate_async._store_sqlite import SqliteStore
 from smsactivate_async.simulator import CodeSchedule, LoopSimClock, ManualClock, Simulator
 from smsactivate_async.simulator._core import ActivationState
 
-from .conftest import VirtualWall, on_virtual_time, start_redis
+from .conftest import VirtualWall, _free_port, on_virtual_time, start_redis
 
 pytestmark = pytest.mark.anyio
 
@@ -143,11 +146,48 @@ async def test_an_unreachable_redis_fails_at_async_with_without_its_password() -
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # nothing listens there once closed
-    client = SMSActivate("k", store=f"redis://:hunter2@127.0.0.1:{port}/0")
+    client = SMSActivate("k", store=f"redis://:hunter2@127.0.0.1:{port}/0", store_wait=0)
     with pytest.raises(StoreError) as info:
         async with client:
             pass
     assert "hunter2" not in str(info.value) and f"127.0.0.1:{port}" in str(info.value)
+    assert info.value.unreachable
+
+
+async def test_a_redis_that_comes_up_late_is_waited_for_at_async_with(tmp_path: Path) -> None:
+    """A worker started while Redis restarts opens once it is back (``store_wait``), not at once in error."""
+    port = _free_port(with_bus=False)
+    started: list[subprocess.Popen[bytes]] = []
+    timer = threading.Timer(0.6, lambda: started.append(start_redis(tmp_path, port=port)[0]))
+    timer.start()
+    try:
+        async with SMSActivate("k", store=f"redis://127.0.0.1:{port}/0", store_wait=15) as client:
+            journal = client._session.journal
+            assert journal.owner in await journal.live_owners()
+        assert started, "the client opened before the server was there"
+    finally:
+        timer.join()
+        for process in started:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+async def test_a_wrong_redis_password_fails_at_once_however_long_store_wait(redis_server: str) -> None:
+    import redis.asyncio
+
+    admin = redis.asyncio.Redis.from_url(redis_server)
+    try:
+        await admin.acl_setuser("worker", enabled=True, passwords=["+right"], commands=["+@all"], keys=["*"])
+        url = redis_server.replace("redis://", "redis://worker:wrong@")
+        before = time.monotonic()
+        with pytest.raises(StoreError) as info:
+            async with SMSActivate("k", store=url, store_wait=30):
+                pass
+        assert not info.value.unreachable and time.monotonic() - before < 5
+        assert "wrong" not in str(info.value)
+    finally:
+        await admin.acl_deluser("worker")
+        await admin.aclose()
 
 
 async def test_a_missing_sqlite_folder_fails_at_async_with(tmp_path: Path) -> None:
@@ -657,6 +697,121 @@ async def test_a_redis_restart_mid_run_costs_no_code_cancels_nothing_live_and_le
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+async def test_a_dead_clients_numbers_outlive_a_store_restarted_empty(tmp_path: Path) -> None:
+    """Found by `benchmarks/fleet.py --restart empty` under load: a client that died just before Redis
+    came back empty had its records gone with the store; its numbers were unknown to everyone, and a
+    live client's lost purchase adopted one (two workers held it; the dead one's code went to the
+    living one). The survivors put back what they last saw of the others' records: the dead client's
+    number is its own again, recovery closes it, and the lost purchase buys its own number."""
+    process, url = start_redis(tmp_path)
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    inner = sim.transport()
+    lose_next = [False]
+
+    class LosesAnAnswer(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if lose_next[0] and request.url.params.get("action") == "getNumberV2":
+                lose_next[0] = False  # sent, never committed: only the listings can tell
+                raise httpx.ReadTimeout("the answer was lost", request=request)
+            return await inner.handle_async_request(request)
+
+    def client(owner: str, transport: httpx.AsyncBaseTransport | None = None) -> SMSActivate:
+        return SMSActivate(sim.api_key, store=url, owner=owner, lease=1.5, transport=transport or sim.transport(),
+                           rate_limit=None, poll_interval=0.05, early_cancel_window=0,
+                           retry=RetryPolicy(settle=0.2, base_delay=0.01))
+
+    try:
+        async with client("survivor") as survivor, client("buyer", LosesAnAnswer()) as buyer:
+            dying = client("dying")
+            await dying.__aenter__()
+            orphan = (await dying.get_number_v2(service="tg", country=0)).activation_id
+            await survivor.recover()  # (its own pass every lease does it too): it has seen the dying one's records
+            await dying._host.aclose()  # killed
+            process.kill()
+            process.wait(timeout=10)
+            process, _ = start_redis(tmp_path, port=port)  # back at once, empty
+            lose_next[0] = True
+            with anyio.fail_after(30):
+                number = await buyer.get_number_v2(service="tg", country=0)
+            assert number.activation_id != orphan
+            with anyio.fail_after(20):  # closed by recovery: only a record put back names its dead owner
+                while sim.activations[orphan].state.active:  # noqa: ASYNC110 (the server's state)
+                    await anyio.sleep(0.1)
+            assert sim.activations[orphan].state is ActivationState.CANCELLED
+            assert sim.activations[number.activation_id].state.active
+            await buyer.set_status(number.activation_id, 8)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+async def test_a_store_that_lost_its_data_gets_back_what_was_seen_of_the_others(redis_server: str) -> None:
+    """A client that finds its lease gone (the store restarted empty) puts back the other owners'
+    records as its recovery last read them; the lease of an owner already dead then comes back
+    expired (recovery closes its numbers at once, instead of waiting a lease for an absent owner),
+    and a live owner's lease is never written by anyone but itself."""
+    import redis.asyncio
+
+    store = open_store(redis_server)
+    namespace = f"lost-{uuid.uuid4().hex}"
+    await store.open(namespace)
+    journal = Journal(store, owner="me", lease=30.0, stale_after=10.0)
+    await journal.open(namespace)
+    try:
+        await store.renew("dead", 1.0)
+        await store.renew("alive", time.time() + 30)
+        await store.claim(_entry(41, owner="dead"))
+        await store.claim(_entry(42, owner="alive"))
+        lost = Intent(id=uuid.uuid4().hex, owner="dead", action="getNumber", params={"service": "tg", "country": "0"},
+                      key="getNumber|tg|0", kind="activation", created=2.0, state="ambiguous")
+        await store.add_intent(lost)
+        journal.saw(await store.open_entries(), await store.intents(["ambiguous"]), await store.leases())
+        admin = redis.asyncio.Redis.from_url(redis_server)
+        await admin.delete(*await admin.keys(f"smsactivate:{{{namespace}}}:*"))  # as a restart from nothing
+        await admin.aclose()
+        await journal.renew()
+        assert await store.owners("activation", [41, 42]) == {41: "dead", 42: "alive"}
+        assert [i.id for i in await store.intents(["ambiguous"])] == [lost.id]
+        leases = await store.leases()
+        assert leases["dead"] == 1.0 and "alive" not in leases  # the live one puts back its own
+        assert journal.quiet  # and nobody is taken for dead for a lease meanwhile
+    finally:
+        await journal.aclose()
+
+
+async def test_a_claim_the_store_missed_is_written_before_the_purchase_is_settled(tmp_path: Path) -> None:
+    """Found by `benchmarks/fleet.py --restart data` under load: a purchase's claim failed on a stale
+    connection while its "bought" went through on another; to the others its number was unknown and
+    its purchase settled, and a lost purchase of another worker adopted it (held by two). Writes the
+    store missed are made again first, in order: the purchase stays pending until its number is claimed."""
+    store = SqliteStore(tmp_path / "journal.db")
+    journal = Journal(store, owner="me", lease=30.0, stale_after=10.0)
+    await journal.open("ns")
+    try:
+        intent = await journal.intend("getNumber", {"service": "tg", "country": "0"}, ("getNumber", "tg", "0"),
+                                      "activation")
+        real_claim = store.claim
+        failing = [True]
+
+        async def claim(entry: Entry) -> bool:
+            if failing[0]:
+                raise StoreError("a stale connection")
+            return await real_claim(entry)
+
+        store.claim = claim  # type: ignore[method-assign]
+        await journal.bought(intent, [journal.entry(intent, "activation", 77, "79990000000")])
+        assert await store.owners("activation", [77]) == {}
+        assert [i.id for i in await store.intents(["pending"])] == [intent.id]  # still holds the others back
+        failing[0] = False
+        await journal.record_code("activation", 77, "12345")  # the next write makes the missed ones first
+        assert await store.owners("activation", [77]) == {77: "me"}
+        assert await store.intents(["pending"]) == []
+        assert [e.code for e in await store.open_entries()] == ["12345"]
+    finally:
+        await journal.aclose()
 
 
 async def test_a_purchase_waits_for_a_store_that_comes_back_within_store_wait(tmp_path: Path) -> None:
