@@ -208,7 +208,7 @@ class Journal:
             self.store_down = True
         deadline = anyio.current_time() + self.store_wait
         waited = False
-        while self.quiet and anyio.current_time() < deadline:  # noqa: ASYNC110 (a time to pass, not an event)
+        while self.quiet and anyio.current_time() < deadline:
             waited = True
             await anyio.sleep(min(0.25, max(0.01, self.quiet_until - self.wall())))
         return waited
