@@ -65,11 +65,6 @@ class Liveness:
     def __init__(self, journal: Journal, leases: Mapping[str, float], now: float) -> None:
         self._journal, self._leases, self._now = journal, leases, now
 
-    @property
-    def leases(self) -> Mapping[str, float]:
-        """The leases as read: owner → wall time it ends."""
-        return self._leases
-
     def __contains__(self, owner: object) -> bool:
         journal = self._journal
         if owner == journal.owner or not isinstance(owner, str) or journal.store_down or self._now < journal.quiet_until:
@@ -117,7 +112,7 @@ class Journal:
         #: back into a store that comes back empty (bounded by the work in flight)
         self._my_intents: dict[str, Intent] = {}
         self._my_entries: dict[tuple[str, int], Entry] = {}
-        #: other owners' open entries and unsettled intents as this client's last recovery read them:
+        #: other owners' open entries and unsettled intents as this client's last renewal read them:
         #: put back when the store loses its data (restarted empty), for owners that will not put back
         #: their own — dead ones, whose numbers would otherwise be unknown to everyone
         self._seen: dict[str, tuple[list[Entry], list[Intent]]] = {}
@@ -179,6 +174,13 @@ class Journal:
         self._renewed = True
         if self._tidy_at is not None and self.wall() >= self._tidy_at:
             await self._tidy()
+        if getattr(self.store, "server_run", None) is not None and not self.quiet:
+            # a server that may restart empty: keep what the others hold, at every renewal (the fewer
+            # seconds between two looks, the fewer numbers of a client that dies just then go unseen)
+            try:
+                self.saw(await self.store.open_entries(), await self.store.intents(UNSETTLED | {"watching"}), leases)
+            except StoreError as exc:
+                log.debug("journal: could not read the others' records: %s", exc.message)
 
     async def _notice_restart(self) -> None:
         """A store server seen to restart (a new run id): a lease of quiet for recovery."""

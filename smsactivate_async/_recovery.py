@@ -41,10 +41,7 @@ async def recover(session: Session, scheduler: Scheduler) -> RecoveryReport:
     if not journal.persistent:
         return report
     live = await journal.liveness()
-    entries = await journal.store.open_entries()
-    # kept in case the store loses them (restarted empty): the owners that do not come back get theirs back
-    journal.saw(entries, await journal.store.intents(UNSETTLED | {"watching"}), live.leases)
-    for entry in entries:
+    for entry in await journal.store.open_entries():
         if entry.owner in live:
             continue
         # Leases are read again right before each take-over: closing a live client's number would
