@@ -42,6 +42,8 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 def to_decimal(value: object) -> Decimal:
     """An amount of money: finite, never a float's binary approximation, never ``NaN``/``Infinity``."""
     result: Decimal
+    if type(value) is Decimal and value.is_finite():  # what the session's json.loads makes
+        return value
     if isinstance(value, bool):
         raise ValueError(f"expected an amount, got {value!r}")
     if isinstance(value, Decimal):
@@ -92,7 +94,12 @@ _TRUE = frozenset({"1", "true", "yes"})
 _FALSE = frozenset({"0", "false", "no", ""})
 
 
+_FLAGS = {"1": True, "0": False}
+
+
 def to_bool(value: object) -> bool:
+    if type(value) is str and value in _FLAGS:
+        return _FLAGS[value]
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):
@@ -122,6 +129,11 @@ def to_datetime(value: object) -> _dt.datetime | None:
 
     The all-zero date the vendor uses for "not yet" becomes ``None``.
     """
+    if type(value) is str and len(value) == 19 and value[10] == " " and value[0] != "0":
+        try:  # the common ``Y-m-d H:i:s``, read by the C parser
+            return _dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
     if isinstance(value, _dt.datetime):
         return value
     if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
@@ -172,6 +184,100 @@ def _optional_of(tp: Any) -> Any:
         return None
     args = [arg for arg in get_args(tp) if arg is not type(None)]
     return args[0] if len(args) == 1 and len(get_args(tp)) == 2 else None
+
+
+_SHAPES_PER_CLASS = 64
+_ROW_STRUCTURERS: dict[Any, Callable[[Any], Any]] = {}
+_GENERIC_STRUCTURERS: dict[Any, Callable[[Mapping[Any, Any]], Any]] = {}  # the reference the tests hold shapes to
+
+# an inline test for the common case, the hook only for the rest: a call per field costs as much
+# as the rest of a row's work
+_INLINE: dict[Any, tuple[str, str]] = {str: ("str", "to_str"), bool: ("bool", "to_bool")}
+_CALLED: dict[Any, str] = {Decimal: "to_decimal", _dt.datetime: "to_datetime"}
+
+
+def _direct_build(cls: Any) -> bool:
+    """Whether instances may be made without ``__init__``: slots that are all fields, nothing run
+    at construction but validators (which the builder runs itself)."""
+    fields = attrs.fields(cls)
+    slots = set(getattr(cls, "__slots__", ()) or ()) - {"__weakref__"}
+    return (
+        "__slots__" in cls.__dict__
+        and not hasattr(cls, "__attrs_post_init__") and not hasattr(cls, "__attrs_pre_init__")
+        and all(f.init and f.converter is None and f.on_setattr in (None, attrs.setters.NO_OP) for f in fields)
+        and {f.name for f in fields} >= slots
+        and all(hasattr(type(cls.__dict__.get(f.name)), "__set__") for f in fields)
+        and all(f.name in cls.__dict__ for f in fields)
+    )
+
+
+def _shape_builder(cls: Any, shape: tuple[object, ...], conv: cattrs.Converter) -> Callable[[Mapping[Any, Any]], Any] | None:
+    """A function that makes ``cls`` from a mapping with exactly these keys in this order, or
+    ``None`` when the general path must (a required field missing: ``__init__`` says which)."""
+    fields = attrs.fields(cls)
+    names = {f.name for f in fields}
+    position: dict[str, list[int]] = {}
+    for index, key in enumerate(shape):
+        if isinstance(key, str) and _snake(key) in names:
+            # camelCase and snake_case both sent: each is read (a bad one fails), the later wins
+            position.setdefault(_snake(key), []).append(index)
+    scope: dict[str, Any] = {
+        "cls": cls, "new": object.__new__, "to_int": to_int, "to_str": to_str, "to_bool": to_bool,
+        "to_decimal": to_decimal, "to_datetime": to_datetime, "int": int, "str": str, "bool": bool}
+    lines = [f"    {', '.join(f'v{i}' for i in range(len(shape)))}, = value.values()"] if shape else []
+    direct = _direct_build(cls)
+    for number, field in enumerate(fields):
+        name = f"a{number}"
+        for index in position.get(field.name, ()):
+            source = f"v{index}"
+            inner = _optional_of(field.type)
+            target = field.type if inner is None else inner
+            if target is int:  # the wire sends most integers as digits in a string
+                expr = (f"{source} if type({source}) is int else int({source}) "
+                        f"if type({source}) is str and {source}.isdigit() else to_int({source})")
+            elif target in _INLINE:
+                kind, hook = _INLINE[target]
+                expr = f"{source} if type({source}) is {kind} else {hook}({source})"
+            elif target in _CALLED:
+                expr = f"{_CALLED[target]}({source})"
+            else:
+                scope[f"h{number}"], scope[f"t{number}"] = conv.get_structure_hook(target), target
+                expr = f"h{number}({source}, t{number})"
+                if get_origin(target) is list:  # a list the server sends as null: empty
+                    expr = f"[] if {source} is None else {expr}"
+            if inner is not None:
+                expr = f"None if {source} is None else ({expr})"
+            lines.append(f"    {name} = {expr}")
+        if field.name in position:
+            continue
+        if field.default is attrs.NOTHING:
+            return None
+        if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+            if field.default.takes_self:
+                return None
+            scope[f"f{number}"] = field.default.factory
+            expr = f"f{number}()"
+        else:
+            scope[f"d{number}"] = field.default
+            expr = f"d{number}"
+        lines.append(f"    {name} = {expr}")
+    if direct:
+        lines.append("    made = new(cls)")
+        for number, field in enumerate(fields):
+            scope[f"s{number}"] = cls.__dict__[field.name].__set__
+            lines.append(f"    s{number}(made, a{number})")
+        for number, field in enumerate(fields):
+            if field.validator is not None:
+                scope[f"c{number}"], scope[f"F{number}"] = field.validator, field
+                lines.append(f"    c{number}(made, F{number}, a{number})")
+        lines.append("    return made")
+    else:
+        arguments = ", ".join(f"{f.alias or f.name}=a{n}" for n, f in enumerate(fields))
+        lines.append(f"    return cls({arguments})")
+    source_text = "def build(value):\n" + "\n".join(lines) + "\n"
+    exec(compile(source_text, f"<structure {cls.__name__}>", "exec"), scope)
+    build: Callable[[Mapping[Any, Any]], Any] = scope["build"]
+    return build
 
 
 def _make_converter() -> cattrs.Converter:
@@ -236,14 +342,14 @@ def _make_converter() -> cattrs.Converter:
     def attrs_hook(cls: Any) -> Callable[[Any, Any], Any]:
         # One pass over the answer's keys, each key's field and structurer looked up once per class:
         # cattrs' generated function normalised every key and dispatched again on every value
-        # (issue 27: a listing of 10 000 rows took 6-8x json.loads).
+        # (issue 27: a listing of 10 000 rows took 6-8x json.loads). The rows of one answer share
+        # one set of keys in one order, so each such shape gets a function written for it.
         attrs.resolve_types(cls)
         fields = {f.name: (f.alias or f.name, *field_hook(f.type)) for f in attrs.fields(cls)}
         by_key: dict[object, tuple[str, Callable[[Any], Any], bool] | None] = {}
+        shapes: dict[tuple[object, ...], Callable[[Mapping[Any, Any]], Any] | None] = {}
 
-        def structure_attrs(value: Any, _: Any) -> Any:
-            if not isinstance(value, Mapping):
-                raise ValueError(f"expected an object, got {type(value).__name__}")
+        def structure_generic(value: Mapping[Any, Any]) -> Any:
             kwargs = {}
             for key, item in value.items():
                 try:
@@ -257,6 +363,22 @@ def _make_converter() -> cattrs.Converter:
                     kwargs[alias] = None if item is None and optional else hook(item)
             return cls(**kwargs)
 
+        def structure_attrs(value: Any, _: Any = None) -> Any:
+            if type(value) is not dict and not isinstance(value, Mapping):
+                raise ValueError(f"expected an object, got {type(value).__name__}")
+            shape = tuple(value)
+            try:
+                build = shapes[shape]
+            except KeyError:
+                build = None
+                if len(shapes) < _SHAPES_PER_CLASS:  # shapes come from servers: bounded
+                    build = shapes[shape] = _shape_builder(cls, shape, conv)
+            if build is None:
+                return structure_generic(value)
+            return build(value)
+
+        _ROW_STRUCTURERS[cls] = structure_attrs  # called with the row alone: one call less per row
+        _GENERIC_STRUCTURERS[cls] = structure_generic
         return structure_attrs
 
     conv.register_structure_hook_factory(attrs.has, attrs_hook)
@@ -273,6 +395,9 @@ def structure(value: object, cls: type[T]) -> T:
 def structurer(cls: type[T]) -> Callable[[object], T]:
     """``structure(·, cls)`` with its hook looked up once: for the rows of a long listing."""
     hook = converter.get_structure_hook(cls)
+    direct = _ROW_STRUCTURERS.get(cls)
+    if direct is not None:
+        return direct
 
     def structure_one(value: object) -> T:
         result: T = hook(value, cls)

@@ -30,6 +30,9 @@ __all__ = ["Journal", "RecoveryReport", "default_owner"]
 
 log = logging.getLogger("smsactivate_async")
 
+# the intents someone still acts on: purchases not settled, and watches of purchases given up
+_OPEN_INTENTS: frozenset[str] = UNSETTLED | {"watching"}
+
 
 @attrs.frozen
 class RecoveryReport:
@@ -178,7 +181,7 @@ class Journal:
             # a server that may restart empty: keep what the others hold, at every renewal (the fewer
             # seconds between two looks, the fewer numbers of a client that dies just then go unseen)
             try:
-                self.saw(await self.store.open_entries(), await self.store.intents(UNSETTLED | {"watching"}), leases)
+                self.saw(await self.store.open_entries(), await self.store.intents(_OPEN_INTENTS), leases)
             except StoreError as exc:
                 log.debug("journal: could not read the others' records: %s", exc.message)
 
@@ -234,7 +237,7 @@ class Journal:
         try:
             for owner, expires in expired.items():
                 await self.store.lease_back(owner, expires)  # seen dead: expired, not absent, for recovery
-            present = {i.id for i in await self.store.intents(UNSETTLED | {"watching"})}
+            present = {i.id for i in await self.store.intents(_OPEN_INTENTS)}
             theirs = 0
             for owner_entries, owner_intents in seen.values():
                 for intent in owner_intents:
@@ -254,7 +257,7 @@ class Journal:
     async def _tidy(self) -> None:
         """Settle this client's intents that another client put back from an older view (settled since)."""
         self._tidy_at = None
-        stale = [i for i in await self.store.intents(UNSETTLED | {"watching"})
+        stale = [i for i in await self.store.intents(_OPEN_INTENTS)
                  if i.owner == self.owner and i.id not in self._my_intents]
         for intent in stale:
             await self._quietly(partial(self.store.set_intent_state, intent.id, "failed"), f"stale intent {intent.id}")
@@ -327,8 +330,13 @@ class Journal:
         if not self.store.persistent:
             return None
         intent = self._new_intent("watch", wire, key, kind, "watching")
-        self._my_intents[intent.id] = intent
-        seq = await self._quietly(partial(self.store.add_intent, intent), f"a watch for {intent.key}", replay=False)
+        self._my_intents[intent.id] = intent  # as in intend: this client's before the store says so
+        try:
+            seq = await self._quietly(partial(self.store.add_intent, intent), f"a watch for {intent.key}",
+                                      replay=False)
+        except BaseException:
+            self._my_intents.pop(intent.id, None)
+            raise
         if seq is None:
             del self._my_intents[intent.id]
             return None

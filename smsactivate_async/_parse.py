@@ -404,7 +404,7 @@ def _int_keyed(value: Any, what: str, answer: Any) -> dict[int, Mapping[str, Any
         if key == "":
             log.warning("%s: skipped a row keyed '' (no country id)", what)
             continue
-        if not key.isdigit() or not isinstance(row, Mapping):
+        if not key.isdigit() or (type(row) is not dict and not isinstance(row, Mapping)):
             raise _unexpected(answer, f"{what}: objects keyed by country id")
         result[int(key)] = row
     return result
@@ -422,10 +422,17 @@ def _prices(answer: Any, what: str) -> dict[int, dict[str, Price]]:
     if isinstance(answer, list) and not answer:
         return {}
     price_of = structurer(Price)
-    return {
-        country: {svc: price_of(price) for svc, price in _service_keyed(services, what, answer).items()}
-        for country, services in _int_keyed(answer, what, answer).items()
-    }
+    result: dict[int, dict[str, Price]] = {}
+    for country, services in _int_keyed(answer, what, answer).items():
+        # _service_keyed's checks, in the same pass as the structuring: a price list is long
+        prices: dict[str, Price] = {}
+        for svc, price in _object(services, what).items():
+            if (svc in _ENVELOPE_KEYS or not _SERVICE_CODE.match(svc)
+                    or (type(price) is not dict and not isinstance(price, Mapping))):
+                raise _unexpected(answer, f"{what}: objects keyed by service code")
+            prices[svc] = price_of(price)
+        result[country] = prices
+    return result
 
 
 def parse_prices(answer: Any) -> dict[int, dict[str, Price]]:

@@ -873,3 +873,23 @@ async def test_recovery_never_takes_this_clients_own_purchase_in_flight_for_a_de
         assert report.cancelled == [] and report.finished == []
         assert sim.activations[bought[0]].state.active  # its buyer has it, open
         await survivor.set_status(bought[0], 8)
+
+
+async def test_a_watch_cancelled_while_written_is_not_kept_as_this_clients(tmp_path: Path) -> None:
+    """As with an intent: a watch whose write was cancelled is not this client's to keep (a tidy-up
+    after a store outage settles it instead of it staying open under a live owner forever)."""
+    store = SqliteStore(tmp_path / "journal.db")
+    journal = Journal(store, owner="me", lease=30.0, stale_after=10.0)
+    await journal.open("ns")
+    try:
+        async def hang(intent: Intent) -> int:
+            await anyio.sleep_forever()
+            raise AssertionError
+
+        store.add_intent = hang  # type: ignore[method-assign]
+        with anyio.move_on_after(0.05) as scope:
+            await journal.watch({"service": "tg", "country": "0"}, ("getNumber", "tg", "0"), "activation")
+        assert scope.cancelled_caught
+        assert journal._my_intents == {}
+    finally:
+        await journal.aclose()
