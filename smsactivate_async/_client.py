@@ -190,7 +190,8 @@ class SMSActivate(GeneratedActions):
             # The provider's limit is per account: every client on the store draws from one budget
             # (Redis: across machines; a sqlite journal: across the processes of one machine).
             limiter = SharedRateLimiter(self._store, rate if isinstance(rate, (int, float)) else None,
-                                       burst or self.provider.burst, self.clock, local=limiter, host=self._host)
+                                       burst or self.provider.burst, self.clock, local=limiter, host=self._host,
+                                       sharers=lambda: journal.sharers)
         self._session = Session(
             http=self._http,
             provider=attrs.evolve(self.provider, page_size=self.page_size),

@@ -98,6 +98,9 @@ class Journal:
         #: closed entries and settled intents are forgotten this long after (seconds)
         self.retention = retention
         self.opened = False
+        #: the clients (this one included) whose leases were alive at the last renewal: the shares of the
+        #: account's budget while the store cannot be asked for it
+        self.sharers = 1
         #: owners with entries or intents but no lease, and since when (wall time) this client saw them so
         self.absent_since: dict[str, float] = {}
         #: how long a purchase waits for a store that cannot be reached before it fails (seconds)
@@ -168,6 +171,9 @@ class Journal:
             self.store_down = True
             raise
         await self._notice_restart()
+        if leases:
+            now = self.wall()
+            self.sharers = 1 + sum(1 for owner, expires in leases.items() if owner != self.owner and expires > now)
         if self.store_down:
             self.quiet_until = max(self.quiet_until, self.wall() + self.lease)
         self.store_down = False

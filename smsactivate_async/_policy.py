@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -310,10 +311,13 @@ class SharedRateLimiter:
     to leave, so W workers at the account's limit send at the limit together, not W times it. With
     adaptive pacing the rate is the fleet's too: a throttle seen by any client blocks all of them (in
     the store) and cuts every client's rate when it next asks for a slot. If the store cannot be
-    reached the client falls back to pacing itself at the same rate (never faster than alone).
+    reached the client falls back to pacing itself at its share of that rate: the rate divided by the
+    clients whose leases it last saw alive (``sharers``), so that a fleet keeps to the account's
+    budget while its store restarts.
     """
 
-    def __init__(self, store: Any, rate: float | None, burst: int, clock: Clock, local: Any, host: TaskHost) -> None:
+    def __init__(self, store: Any, rate: float | None, burst: int, clock: Clock, local: Any, host: TaskHost,
+                 sharers: Callable[[], int] = lambda: 1) -> None:
         self._host = host  # the client's TaskHost: telling the fleet of a block is the client's own work
         self._adaptive = local if isinstance(local, AdaptiveRateLimiter) else None
         if self._adaptive is not None:
@@ -325,6 +329,8 @@ class SharedRateLimiter:
         self._local = local  # the process's own limiter: the fallback, and the holder of local blocks
         self._seen_cut: float | None = None
         self._queue: anyio.Lock | None = None
+        self._sharers = sharers
+        self._alone_next = 0.0  # while the store is unreachable: when this client's next share is due
 
     @property
     def rate(self) -> float | None:
@@ -344,6 +350,7 @@ class SharedRateLimiter:
                     wait, cut = await self._store.grant(interval, interval * (self._burst - 1))
                 except StoreError:
                     await self._local.acquire()
+                    await self._take_share(interval)
                     return
                 if self._adaptive is not None and cut != self._seen_cut:
                     if self._seen_cut is not None:
@@ -354,6 +361,13 @@ class SharedRateLimiter:
                         self._adaptive.note_sent()
                     return
                 await self._clock.sleep(wait)
+
+    async def _take_share(self, interval: float) -> None:
+        now = self._clock.now()
+        start = max(now, self._alone_next)
+        self._alone_next = start + interval * max(1, self._sharers())
+        if start > now:
+            await self._clock.sleep(start - now)
 
     def settled(self) -> None:
         self._local.settled()

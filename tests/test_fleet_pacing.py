@@ -3,7 +3,9 @@ shared store, a start that serves a burst, and a store whose connections are wai
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
+from pathlib import Path
 
 import anyio
 import pytest
@@ -159,3 +161,45 @@ def test_a_fleet_on_a_shared_store_keeps_its_rate_after_a_block() -> None:
     assert alone.max_rate < 20.0  # learned a share
     assert fleet_local.max_rate == pytest.approx(50.0 * 0.95 - 3)  # kept the published ceiling
     assert fleet_local.rate == pytest.approx(40.0 * 0.7)  # but was cut
+
+
+async def test_while_the_store_is_down_each_client_takes_its_share_of_the_budget() -> None:
+    """Found by `benchmarks/fleet.py --restart`: while Redis was down every worker paced itself at the
+    fleet's whole rate, and three went up to 20 requests over the account's budget. Each now takes
+    the rate divided by the clients whose leases it last saw alive."""
+    from smsactivate_async._policy import RateLimiter, SharedRateLimiter
+    from smsactivate_async._tasks import TaskHost
+
+    from .conftest import FakeClock
+
+    class DownStore:
+        async def grant(self, interval: float, tolerance: float) -> tuple[float, float]:
+            raise StoreError("connection refused", unreachable=True)
+
+    clock = FakeClock()
+    sent: list[float] = []
+    limiter = SharedRateLimiter(DownStore(), rate=10.0, burst=1, clock=clock, local=RateLimiter(10.0, 1, clock),
+                                host=TaskHost(), sharers=lambda: 3)
+    for _ in range(20):
+        await limiter.acquire()
+        sent.append(clock.now())
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert min(gaps) == pytest.approx(0.3)  # a third of 10/s: three clients together keep to 10/s
+
+
+async def test_a_journal_counts_the_clients_it_shares_the_budget_with(tmp_path: Path) -> None:
+    from smsactivate_async._journal import Journal
+    from smsactivate_async._store_sqlite import SqliteStore
+
+    journals = [Journal(SqliteStore(tmp_path / "journal.db"), owner=f"w{i}", lease=30.0, stale_after=10.0)
+                for i in range(3)]
+    for journal in journals:
+        await journal.open("ns")
+    try:
+        await journals[0].store.renew("gone", 1.0)  # a lease that expired long ago is nobody's share
+        for journal in journals:
+            await journal.renew()
+        assert [journal.sharers for journal in journals] == [3, 3, 3]
+    finally:
+        for journal in journals:
+            await journal.aclose()
