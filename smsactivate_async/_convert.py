@@ -13,7 +13,7 @@ import functools
 import re
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar, get_args, get_origin
 
@@ -22,6 +22,7 @@ import cattrs
 
 __all__ = [
     "converter",
+    "rows_structurer",
     "structure",
     "structurer",
     "to_bool",
@@ -188,12 +189,18 @@ def _optional_of(tp: Any) -> Any:
 
 _SHAPES_PER_CLASS = 64
 _ROW_STRUCTURERS: dict[Any, Callable[[Any], Any]] = {}
+_ROWS_STRUCTURERS: dict[Any, Callable[[Iterable[Any]], list[Any]]] = {}
 _GENERIC_STRUCTURERS: dict[Any, Callable[[Mapping[Any, Any]], Any]] = {}  # the reference the tests hold shapes to
 
 # an inline test for the common case, the hook only for the rest: a call per field costs as much
 # as the rest of a row's work
-_INLINE: dict[Any, tuple[str, str]] = {str: ("str", "to_str"), bool: ("bool", "to_bool")}
-_CALLED: dict[Any, str] = {Decimal: "to_decimal", _dt.datetime: "to_datetime"}
+_INLINE: dict[Any, str] = {
+    int: "{0} if type({0}) is int else int({0}) if type({0}) is str and {0}.isdigit() else to_int({0})",
+    str: "{0} if type({0}) is str else to_str({0})",
+    bool: "True if {0} == '1' else False if {0} == '0' else to_bool({0})",
+    Decimal: "{0} if type({0}) is Decimal and {0}.is_finite() else to_decimal({0})",
+    _dt.datetime: "to_datetime({0})",
+}
 
 
 def _direct_build(cls: Any) -> bool:
@@ -223,7 +230,7 @@ def _shape_builder(cls: Any, shape: tuple[object, ...], conv: cattrs.Converter) 
             position.setdefault(_snake(key), []).append(index)
     scope: dict[str, Any] = {
         "cls": cls, "new": object.__new__, "to_int": to_int, "to_str": to_str, "to_bool": to_bool,
-        "to_decimal": to_decimal, "to_datetime": to_datetime, "int": int, "str": str, "bool": bool}
+        "to_decimal": to_decimal, "to_datetime": to_datetime, "int": int, "str": str, "Decimal": Decimal}
     lines = [f"    {', '.join(f'v{i}' for i in range(len(shape)))}, = value.values()"] if shape else []
     direct = _direct_build(cls)
     for number, field in enumerate(fields):
@@ -232,14 +239,8 @@ def _shape_builder(cls: Any, shape: tuple[object, ...], conv: cattrs.Converter) 
             source = f"v{index}"
             inner = _optional_of(field.type)
             target = field.type if inner is None else inner
-            if target is int:  # the wire sends most integers as digits in a string
-                expr = (f"{source} if type({source}) is int else int({source}) "
-                        f"if type({source}) is str and {source}.isdigit() else to_int({source})")
-            elif target in _INLINE:
-                kind, hook = _INLINE[target]
-                expr = f"{source} if type({source}) is {kind} else {hook}({source})"
-            elif target in _CALLED:
-                expr = f"{_CALLED[target]}({source})"
+            if target in _INLINE:
+                expr = _INLINE[target].format(source)
             else:
                 scope[f"h{number}"], scope[f"t{number}"] = conv.get_structure_hook(target), target
                 expr = f"h{number}({source}, t{number})"
@@ -269,7 +270,11 @@ def _shape_builder(cls: Any, shape: tuple[object, ...], conv: cattrs.Converter) 
         for number, field in enumerate(fields):
             if field.validator is not None:
                 scope[f"c{number}"], scope[f"F{number}"] = field.validator, field
-                lines.append(f"    c{number}(made, F{number}, a{number})")
+                call = f"c{number}(made, F{number}, a{number})"
+                passes = getattr(field.validator, "passes", None)  # the validator's own test, inline
+                if isinstance(passes, str):
+                    call = f"if not ({passes.format(f'a{number}')}): {call}"
+                lines.append(f"    {call}")
         lines.append("    return made")
     else:
         arguments = ", ".join(f"{f.alias or f.name}=a{n}" for n, f in enumerate(fields))
@@ -377,7 +382,27 @@ def _make_converter() -> cattrs.Converter:
                 return structure_generic(value)
             return build(value)
 
+        def structure_rows(values: Iterable[Any]) -> list[Any]:
+            made = []
+            last: tuple[object, ...] | None = None
+            build: Callable[[Mapping[Any, Any]], Any] | None = None
+            for value in values:
+                if type(value) is not dict and not isinstance(value, Mapping):
+                    raise ValueError(f"expected an object, got {type(value).__name__}")
+                shape = tuple(value)
+                if shape != last:  # the rows of one answer: one shape, its keys the same objects
+                    last = shape
+                    try:
+                        build = shapes[shape]
+                    except KeyError:
+                        build = None
+                        if len(shapes) < _SHAPES_PER_CLASS:
+                            build = shapes[shape] = _shape_builder(cls, shape, conv)
+                made.append(structure_generic(value) if build is None else build(value))
+            return made
+
         _ROW_STRUCTURERS[cls] = structure_attrs  # called with the row alone: one call less per row
+        _ROWS_STRUCTURERS[cls] = structure_rows
         _GENERIC_STRUCTURERS[cls] = structure_generic
         return structure_attrs
 
@@ -390,6 +415,16 @@ converter = _make_converter()
 
 def structure(value: object, cls: type[T]) -> T:
     return converter.structure(value, cls)
+
+
+def rows_structurer(cls: type[T]) -> Callable[[Iterable[object]], list[T]]:
+    """``[structure(row, cls) for row in rows]`` for the rows of one answer (one set of keys)."""
+    converter.get_structure_hook(cls)
+    many = _ROWS_STRUCTURERS.get(cls)
+    if many is not None:
+        return many
+    one = structurer(cls)
+    return lambda rows: [one(row) for row in rows]
 
 
 def structurer(cls: type[T]) -> Callable[[object], T]:

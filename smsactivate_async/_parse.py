@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from ._convert import structure, structurer, to_decimal, to_id, to_int, to_list, to_str
+from ._convert import rows_structurer, structure, to_decimal, to_id, to_int, to_list, to_str
 from ._models import (
     ActivationStatus,
     ActiveActivation,
@@ -304,14 +304,13 @@ def active_rows(answer: Any) -> list[Any]:
             raise _unexpected(answer, _ACTIVE_WHAT)
     result = to_list(rows)
     for row in result:
-        if not isinstance(row, Mapping) or "activationId" not in row:
+        if (type(row) is not dict and not isinstance(row, Mapping)) or "activationId" not in row:
             raise _unexpected(answer, _ACTIVE_WHAT)
     return result
 
 
 def parse_active_activations(answer: Any) -> list[ActiveActivation]:
-    row_of = structurer(ActiveActivation)
-    return [row_of(row) for row in active_rows(answer)]
+    return rows_structurer(ActiveActivation)(active_rows(answer))
 
 
 def _history_sms(value: Any) -> list[str]:
@@ -421,17 +420,14 @@ def _service_keyed(value: Any, what: str, answer: Any) -> dict[str, Mapping[str,
 def _prices(answer: Any, what: str) -> dict[int, dict[str, Price]]:
     if isinstance(answer, list) and not answer:
         return {}
-    price_of = structurer(Price)
+    prices_of = rows_structurer(Price)
     result: dict[int, dict[str, Price]] = {}
     for country, services in _int_keyed(answer, what, answer).items():
-        # _service_keyed's checks, in the same pass as the structuring: a price list is long
-        prices: dict[str, Price] = {}
-        for svc, price in _object(services, what).items():
-            if (svc in _ENVELOPE_KEYS or not _SERVICE_CODE.match(svc)
-                    or (type(price) is not dict and not isinstance(price, Mapping))):
+        doc = _object(services, what)
+        for svc in doc:  # _service_keyed's check, without its copy: a price list is long
+            if svc in _ENVELOPE_KEYS or not _SERVICE_CODE.match(svc):
                 raise _unexpected(answer, f"{what}: objects keyed by service code")
-            prices[svc] = price_of(price)
-        result[country] = prices
+        result[country] = dict(zip(doc, prices_of(doc.values()), strict=True))
     return result
 
 

@@ -270,6 +270,7 @@ class Session:
                 headers=response.headers,
                 text_prefixes=action.text_prefixes,
                 allow_empty=action.allow_empty_body,
+                decimals=action.decimals,
             )
             return self._parse(action, answer, response.content, status)
         except SMSActivateError as exc:

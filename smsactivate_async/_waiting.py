@@ -99,7 +99,7 @@ def _scan_rows(answer: Any) -> dict[int, Row]:
 SCAN_ACTIVE: Action[dict[int, Row]] = Action(
     _actions.GET_ACTIVE_ACTIVATIONS.wire, "scan_active_activations", _actions.GET_ACTIVE_ACTIVATIONS.params,
     "dict", _scan_rows, "getActiveActivations as id → (status, code), for the scheduler.",
-    empty_on=_actions.GET_ACTIVE_ACTIVATIONS.empty_on, empty=dict,
+    empty_on=_actions.GET_ACTIVE_ACTIVATIONS.empty_on, empty=dict, decimals=False,
 )
 
 
@@ -252,6 +252,15 @@ class _Track:
         if len(waiters) == 1:
             return waiters[0].exclude
         return frozenset.intersection(*(w.exclude for w in waiters)) if waiters else _NONE
+
+
+def _waited(track: _Track) -> bool:
+    """Whether anyone still waits on ``track`` (a loop, not ``any()``: this runs for every waiter
+    at every tick)."""
+    for waiter in track.waiters:
+        if not waiter.done:
+            return True
+    return False
 
 
 @attrs.define
@@ -570,7 +579,7 @@ class Scheduler:
 
     async def _tick(self) -> None:
         self.ticks += 1
-        tracks = [t for t in self._tracks.values() if any(not w.done for w in t.waiters)]
+        tracks = [t for t in self._tracks.values() if _waited(t)]
         if not tracks:
             return
         provider = self._session.provider

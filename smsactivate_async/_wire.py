@@ -119,11 +119,13 @@ def decode_answer(
     headers: Mapping[str, str],
     text_prefixes: tuple[str, ...] = (),
     allow_empty: bool = False,
+    decimals: bool = True,
 ) -> Answer:
     """Decode one answer of ``action`` or raise the typed error it carries.
 
     ``text_prefixes`` are the text tokens that are success answers of this action (they win over
     the error vocabulary: ``STATUS_CANCEL`` is an answer of getStatus but an error of parseCall).
+    JSON fractions are ``Decimal`` unless ``decimals`` is false (a reader that uses none).
     """
     retry_after = parse_retry_after(headers.get("retry-after"))
     stripped = body.strip()
@@ -135,7 +137,7 @@ def decode_answer(
         )
     if stripped[:1] in (b"{", b"["):
         try:
-            doc = json.loads(stripped, parse_float=Decimal)
+            doc = json.loads(stripped, parse_float=Decimal) if decimals else json.loads(stripped)
         except (ValueError, RecursionError):
             raise _status_error(status_code, body, action, retry_after) or TruncatedResponseError(
                 "truncated or malformed JSON", body=body, status_code=status_code, action=action

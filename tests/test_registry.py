@@ -46,3 +46,17 @@ def test_signatures_follow_the_registry() -> None:
             assert actual.kind is expected_kind
             assert (actual.default is inspect.Parameter.empty) == declared.required
         assert getattr(SMSActivate, action.name).__doc__.startswith(action.doc)
+
+
+def test_every_public_action_reads_fractions_as_decimal() -> None:
+    """Money is Decimal: only the scheduler's own scan (which reads no money) spares the conversion."""
+    from smsactivate_async._waiting import SCAN_ACTIVE
+    from smsactivate_async._wire import decode_answer
+
+    assert all(action.decimals for action in ACTIONS.values())
+    assert not SCAN_ACTIVE.decimals
+    body = b'{"status": "success", "data": [{"activationId": "1", "activationCost": 0.1}]}'
+    assert decode_answer(action="getActiveActivations", status_code=200, body=body, headers={},
+                         decimals=False)["data"][0]["activationCost"] == 0.1
+    assert str(decode_answer(action="getActiveActivations", status_code=200, body=body, headers={})
+               ["data"][0]["activationCost"]) == "0.1"

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smsactivate_async import _models
-from smsactivate_async._convert import _GENERIC_STRUCTURERS, _shape_builder, converter, structurer
+from smsactivate_async._convert import _GENERIC_STRUCTURERS, _shape_builder, converter, rows_structurer, structurer
 
 
 def _structured(cls: Any) -> bool:
@@ -100,3 +100,18 @@ def test_shapes_per_class_are_bounded() -> None:
     for index in range(_convert._SHAPES_PER_CLASS + 10):  # a server inventing keys
         assert row_of({f"k{index}": 1, "code": "1234"}).code == "1234"
     assert row_of({"k_new": 1, "code": 5}).code == "5"  # beyond the bound: the general path
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_rows_of_several_shapes_come_out_as_one_at_a_time(data: st.DataObject) -> None:
+    """``rows_structurer`` switches function when the shape changes from one row to the next."""
+    cls = _models.ActiveActivation
+    shapes = data.draw(st.lists(rows_of(cls), min_size=1, max_size=3))
+    rows = [dict(data.draw(st.sampled_from(shapes))) for _ in range(data.draw(st.integers(0, 8)))]
+    one_by_one = [_outcome(_GENERIC_STRUCTURERS[cls], row) for row in rows]
+    if any(kind == "failed" for kind, _ in one_by_one):
+        with pytest.raises(Exception):  # noqa: B017 - any; the session makes it a BadResponseError
+            rows_structurer(cls)(rows)
+    else:
+        assert rows_structurer(cls)(rows) == [made for _, made in one_by_one]
