@@ -213,8 +213,7 @@ def _direct_build(cls: Any) -> bool:
         and not hasattr(cls, "__attrs_post_init__") and not hasattr(cls, "__attrs_pre_init__")
         and all(f.init and f.converter is None and f.on_setattr in (None, attrs.setters.NO_OP) for f in fields)
         and {f.name for f in fields} >= slots
-        and all(hasattr(type(cls.__dict__.get(f.name)), "__set__") for f in fields)
-        and all(f.name in cls.__dict__ for f in fields)
+        and all(hasattr(type(cls.__dict__.get(f.name)), "__set__") for f in fields)  # a slot of its own
     )
 
 
@@ -368,37 +367,32 @@ def _make_converter() -> cattrs.Converter:
                     kwargs[alias] = None if item is None and optional else hook(item)
             return cls(**kwargs)
 
-        def structure_attrs(value: Any, _: Any = None) -> Any:
+        def shape_of(value: Any) -> tuple[object, ...]:
             if type(value) is not dict and not isinstance(value, Mapping):
                 raise ValueError(f"expected an object, got {type(value).__name__}")
-            shape = tuple(value)
+            return tuple(value)
+
+        def builder_for(shape: tuple[object, ...]) -> Callable[[Mapping[Any, Any]], Any]:
             try:
                 build = shapes[shape]
             except KeyError:
                 build = None
                 if len(shapes) < _SHAPES_PER_CLASS:  # shapes come from servers: bounded
                     build = shapes[shape] = _shape_builder(cls, shape, conv)
-            if build is None:
-                return structure_generic(value)
-            return build(value)
+            return structure_generic if build is None else build
+
+        def structure_attrs(value: Any, _: Any = None) -> Any:
+            return builder_for(shape_of(value))(value)
 
         def structure_rows(values: Iterable[Any]) -> list[Any]:
             made = []
             last: tuple[object, ...] | None = None
-            build: Callable[[Mapping[Any, Any]], Any] | None = None
+            build: Callable[[Mapping[Any, Any]], Any] = structure_generic
             for value in values:
-                if type(value) is not dict and not isinstance(value, Mapping):
-                    raise ValueError(f"expected an object, got {type(value).__name__}")
-                shape = tuple(value)
+                shape = shape_of(value)
                 if shape != last:  # the rows of one answer: one shape, its keys the same objects
-                    last = shape
-                    try:
-                        build = shapes[shape]
-                    except KeyError:
-                        build = None
-                        if len(shapes) < _SHAPES_PER_CLASS:
-                            build = shapes[shape] = _shape_builder(cls, shape, conv)
-                made.append(structure_generic(value) if build is None else build(value))
+                    last, build = shape, builder_for(shape)
+                made.append(build(value))
             return made
 
         _ROW_STRUCTURERS[cls] = structure_attrs  # called with the row alone: one call less per row

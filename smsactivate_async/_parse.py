@@ -409,12 +409,13 @@ def _int_keyed(value: Any, what: str, answer: Any) -> dict[int, Mapping[str, Any
     return result
 
 
-def _service_keyed(value: Any, what: str, answer: Any) -> dict[str, Mapping[str, Any]]:
+def _service_keyed(value: Any, what: str, answer: Any) -> Mapping[str, Mapping[str, Any]]:
     doc = _object(value, what)
     for key, row in doc.items():
-        if key in _ENVELOPE_KEYS or not _SERVICE_CODE.match(key) or not isinstance(row, Mapping):
+        if (key in _ENVELOPE_KEYS or not _SERVICE_CODE.match(key)
+                or (type(row) is not dict and not isinstance(row, Mapping))):
             raise _unexpected(answer, f"{what}: objects keyed by service code")
-    return dict(doc)
+    return doc
 
 
 def _prices(answer: Any, what: str) -> dict[int, dict[str, Price]]:
@@ -423,10 +424,7 @@ def _prices(answer: Any, what: str) -> dict[int, dict[str, Price]]:
     prices_of = rows_structurer(Price)
     result: dict[int, dict[str, Price]] = {}
     for country, services in _int_keyed(answer, what, answer).items():
-        doc = _object(services, what)
-        for svc in doc:  # _service_keyed's check, without its copy: a price list is long
-            if svc in _ENVELOPE_KEYS or not _SERVICE_CODE.match(svc):
-                raise _unexpected(answer, f"{what}: objects keyed by service code")
+        doc = _service_keyed(services, what, answer)
         result[country] = dict(zip(doc, prices_of(doc.values()), strict=True))
     return result
 
