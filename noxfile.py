@@ -76,3 +76,10 @@ def docs(session: nox.Session) -> None:
     """The documentation site (MkDocs Material + mkdocstrings), built with --strict into site/."""
     session.install("-e", ".[docs]")
     session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+@nox.session
+def fresh(session: nox.Session) -> None:
+    """Fail if docs/benchmarks.md was measured on other code (CI only warns; a release regenerates it)."""
+    session.install("-e", ".[dev]")
+    session.run("python", "benchmarks/run_all.py", "--check")

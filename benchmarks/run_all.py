@@ -90,10 +90,27 @@ async def generate(quick: bool) -> str:
     return "\n".join([BEGIN, "", stamp, "", *tables, END])
 
 
+def check() -> int:
+    """0 if the published tables were measured on this code; 1, with the stale tables named, if not."""
+    text = DOC.read_text()
+    if published_hash(text) == code_hash():
+        print(f"{DOC.relative_to(ROOT)}: measured on this code")
+        return 0
+    print(f"WARNING: {DOC.relative_to(ROOT)} is stale: every table in it (requests per tick, parsing, per-call "
+          "overhead, latency, webhooks, the farm) was measured on other code. Before a release run "
+          "`python benchmarks/run_all.py` and commit docs/benchmarks.md (docs/development.md, Releasing).")
+    return 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes; print, do not write the docs")
+    parser.add_argument("--check", action="store_true",
+                        help="measure nothing: say whether docs/benchmarks.md was measured on this code, and which "
+                             "measured files changed since (exit 1 if stale)")
     args = parser.parse_args()
+    if args.check:
+        sys.exit(check())
     generated = anyio.run(generate, args.quick)
     if args.quick:
         print(generated)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-import inspect
 import logging
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -33,6 +32,7 @@ from ._exceptions import (
     SMSActivateError,
     WaitTimeoutError,
 )
+from ._hooks import call_hook_async
 from ._models import Number, StatusCode
 
 if TYPE_CHECKING:
@@ -403,12 +403,7 @@ class ActivationHandle(_BoughtNumber):
         self.codes.append(code)
         self._set(HandleState.CODE_RECEIVED)
         if self._on_code is not None:
-            try:
-                result = self._on_code(self, code)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:  # the user's callback must not leave the number open
-                log.exception("activation %s: on_code failed", self.activation_id)
+            await call_hook_async("on_code", self._on_code, self, code)  # it must not leave the number open
 
     async def _close(self, *, finish: bool) -> None:
         """Finish or cancel the number, once however many ask (shielded: it must happen)."""

@@ -528,6 +528,13 @@ class SMSActivate(GeneratedActions):
         self._get_scheduler().fallback_interval = float(fallback_interval)
         return app
 
+    def webhooks_stopped(self) -> None:
+        """Pushes stopped coming (the webhook receiver is shutting down): poll at ``poll_interval``
+        again at once instead of the slower ``fallback_interval``, so that no code waits a fallback
+        interval for a push that cannot come. ``serve()`` and the receiver's lifespan call this; call
+        it from your shutdown when the receiver is mounted in your own app."""
+        self._get_scheduler().pushes_stopped()
+
     # --- life cycle -------------------------------------------------------------------------
 
     async def doctor(self) -> DoctorReport:

@@ -34,6 +34,7 @@ from ._exceptions import (
     StoreError,
     TransportError,
 )
+from ._hooks import call_hook
 from ._journal import Journal
 from ._models import ActiveActivation, MultiServiceActivation, Number, Rent, RentListEntry
 from ._parse import UnexpectedAnswer
@@ -287,7 +288,7 @@ class Session:
             if self._hooks:
                 event = RequestEvent(action.wire, attempt, status, elapsed, error)
                 for hook in self._hooks:
-                    hook(event)
+                    call_hook("on_request", hook, event)
 
     @staticmethod
     def _parse(action: Action[R], answer: Any, body: bytes, status: int) -> R:

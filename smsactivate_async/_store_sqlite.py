@@ -9,7 +9,9 @@ the machine; every step is one transaction (``BEGIN IMMEDIATE`` where it reads, 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -46,6 +48,43 @@ CREATE INDEX IF NOT EXISTS closed_at ON closed (ns, at);
 CREATE TABLE IF NOT EXISTS budget (ns TEXT PRIMARY KEY, tat REAL NOT NULL, blocked REAL NOT NULL,
     cut REAL NOT NULL);
 """
+
+
+def _secure(path: Path) -> None:
+    """Make the journal's file private (0600) before sqlite opens it, and refuse one that another
+    local user could rewrite: its owners and leases decide which numbers get cancelled.
+
+    sqlite gives its ``-wal`` and ``-shm`` files the main file's mode, so a private main file keeps
+    them private too; existing ones are checked all the same."""
+    if not hasattr(os, "geteuid"):  # Windows: no POSIX modes to check (ACLs are the folder's)
+        return
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)
+    me = os.geteuid()
+    for name in (str(path), f"{path}-wal", f"{path}-shm"):
+        try:
+            info = os.lstat(name)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            raise StoreError(f"the journal file {name!r} is a symbolic link: use the file itself, in a folder only "
+                             "you can write", code="STORE_INSECURE")
+        if info.st_uid != me:
+            raise StoreError(
+                f"the journal file {name!r} belongs to another user (uid {info.st_uid}): whoever owns it can rewrite "
+                f"which numbers this client holds. Use a journal file you own (run `chown {me} {name}` or remove it)",
+                code="STORE_INSECURE")
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise StoreError(
+                f"the journal file {name!r} can be written by other users (mode {stat.S_IMODE(info.st_mode):o}): anyone "
+                f"on this machine could reassign or cancel your numbers. Fix it with `chmod 600 {name}`",
+                code="STORE_INSECURE")
+        if info.st_mode & (stat.S_IRGRP | stat.S_IROTH):
+            os.chmod(name, 0o600)  # ours, only too readable (made by an older version): phone numbers stay private
 
 
 class SqliteStore(Store):
@@ -86,6 +125,7 @@ class SqliteStore(Store):
     # --- plumbing -----------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        _secure(self.path)
         conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
@@ -124,7 +164,7 @@ class SqliteStore(Store):
             if self.path.parent and not self.path.parent.exists():
                 raise StoreError(f"cannot open the journal {self!r}: the folder {str(self.path.parent)!r} does not exist")
             self._conn = await self._call(self._connect)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             failure = StoreError(f"cannot open the journal {self!r}: {type(exc).__name__}: {exc}")
         if failure is not None:
             raise failure

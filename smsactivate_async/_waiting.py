@@ -65,6 +65,10 @@ log = logging.getLogger("smsactivate_async")
 
 _CLOSED_STATUSES = frozenset({"6", "8", "10"})
 _NONE: frozenset[str] = frozenset()
+#: confirmations of pushes an activation may have at once; then one per poll interval. A forged push
+#: costs one of them: a flood of forgeries costs no more than polling the activation would, and a real
+#: push after a forged one is confirmed (later, if forgeries spent them all), never dropped
+_PUSH_BURST = 2
 #: how long an activation's record (codes handed out, a push remembered) outlives its last use:
 #: longer than any provider keeps an activation open (20 minutes, 25 for some)
 RETENTION = 30 * 60.0
@@ -238,8 +242,11 @@ class _Track:
     last_row: Row | None = None
     #: a webhook push not yet borne out by a getStatus
     pushed: bool = False
-    #: when a push was last confirmed (clock time): one confirmation per poll interval at most
-    push_confirmed_at: float = float("-inf")
+    #: confirmations of pushes this activation may still have now (refilled one per poll interval)
+    push_tokens: float = float(_PUSH_BURST)
+    push_tokens_at: float = float("-inf")
+    #: a push came while one was being confirmed: confirm again if that one finds nothing
+    push_again: bool = False
 
     @property
     def voice(self) -> bool:
@@ -372,6 +379,8 @@ class Scheduler:
         #: with webhooks (``client.webhook_app()``): the polling interval while pushes arrive
         self.fallback_interval: float | None = None
         self._last_push = float("-inf")
+        #: activation id → when a push held back (out of confirmations) is confirmed
+        self._push_later: dict[int, float] = {}
         #: pushes for ids nobody waited on yet: a wait that starts soon after is confirmed at once
         self._pushed = Recent(clock, retention=RETENTION, limit=10_000)
         self._rent_pushed = Recent(clock, retention=RETENTION, limit=10_000)
@@ -442,6 +451,7 @@ class Scheduler:
         if not track.waiters:
             del self._tracks[waiter.activation_id]
             self._urgent.discard(waiter.activation_id)
+            self._push_later.pop(waiter.activation_id, None)
         if len(self._deadlines) > 64 and len(self._deadlines) > 2 * self._live:
             # Waiters that left early would stay in the heap until their deadline: drop them now.
             self._deadlines = [item for item in self._deadlines if not item[2].done and _registered(self, item[2])]
@@ -456,14 +466,47 @@ class Scheduler:
         if track is None:
             self._pushed.add(activation_id)
             return
-        if track.pushed or self._clock.now() - track.push_confirmed_at < self._interval():
-            # Coalesced: one confirmation in flight per activation and one per poll interval, so a flood
-            # of (forged) pushes never costs more requests than polling each activation would.
+        if track.pushed:
+            # One confirmation at a time per activation; if that one finds nothing (it may have left
+            # before this push's code came), this push is confirmed after it.
+            track.push_again = True
             self.pushes_coalesced += 1
+            return
+        now = self._clock.now()
+        wait = self._push_token(track, now)
+        if wait > 0:
+            # Out of confirmations (a flood, forged most likely): this one waits for the next, never dropped.
+            self.pushes_coalesced += 1
+            due = now + wait
+            if due < self._push_later.get(activation_id, float("inf")):
+                self._push_later[activation_id] = due
+                self._wake_poller(due)
             return
         track.pushed = True
         self._urgent.add(activation_id)
         self._wake_poller(float("-inf"))
+
+    def _push_token(self, track: _Track, now: float) -> float:
+        """Take one of the activation's confirmations: 0, or the seconds until one is there (none taken)."""
+        refill = min(self._intervals, default=self._settings.poll_interval)  # polling's cost, not the fallback's
+        tokens = min(float(_PUSH_BURST), track.push_tokens + (now - track.push_tokens_at) / refill) \
+            if track.push_tokens_at != float("-inf") else float(_PUSH_BURST)
+        track.push_tokens_at = now
+        if tokens >= 1.0:
+            track.push_tokens = tokens - 1.0
+            return 0.0
+        track.push_tokens = tokens
+        return (1.0 - tokens) * refill
+
+    def _pushes_due(self, now: float) -> None:
+        """Pushes held back for a confirmation whose time has come: confirm them now."""
+        for activation_id, due in list(self._push_later.items()):
+            if due > now:
+                continue
+            del self._push_later[activation_id]
+            track = self._tracks.get(activation_id)
+            if track is not None:
+                self.notify(activation_id)
 
     def notify_rent(self, rent_id: int) -> None:
         """News about a rent from outside (a webhook): its waiter asks now."""
@@ -472,6 +515,13 @@ class Scheduler:
             kick.set()
         else:
             self._rent_pushed.add(rent_id)
+
+    def pushes_stopped(self) -> None:
+        """The webhook receiver stopped: poll at the waiters' own interval from now on (until a push
+        is borne out again)."""
+        self._last_push = float("-inf")
+        if self._tracks:
+            self._wake_poller(self._clock.now())
 
     @property
     def pushes_arriving(self) -> bool:
@@ -555,6 +605,8 @@ class Scheduler:
         if self._cancels and min(p.due for p in self._cancels.values()) <= now:
             await self.run_due_cancels()
             return
+        if self._push_later:
+            self._pushes_due(now)
         if self._urgent:
             urgent, self._urgent = self._urgent, set()
             await self._confirm_many([self._tracks[i] for i in urgent if i in self._tracks])
@@ -567,6 +619,7 @@ class Scheduler:
         await self._poller.sleep(now, min(
             due if self._tracks else float("inf"),
             min((p.due for p in self._cancels.values()), default=float("inf")),
+            min(self._push_later.values(), default=float("inf")),
         ))
 
     def _expire(self, now: float) -> None:
@@ -708,13 +761,18 @@ class Scheduler:
         except SMSActivateError as exc:
             log.info("confirming activation %s failed (%s); will retry next tick", activation_id, exc.code)
             track.last_row = None  # so that the next tick sees the change again
-            track.pushed = False
+            if track.pushed:
+                track.pushed = track.push_again = False
+                self.notify(activation_id)  # the push is still news: confirmed again (as its budget allows)
             return
         if track.pushed:
             track.pushed = False
-            track.push_confirmed_at = self._clock.now()
-            if fresh or status.status is StatusCode.STATUS_CANCEL:
+            borne_out = fresh or status.status is StatusCode.STATUS_CANCEL
+            if borne_out:
                 self._last_push = self._clock.now()  # a push borne out: webhooks work
+            again, track.push_again = track.push_again, False
+            if again and not borne_out:
+                self.notify(activation_id)  # a push came while this one was on the wire: its turn
 
     # --- cancelling ---------------------------------------------------------------------------
 

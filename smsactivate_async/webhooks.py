@@ -46,6 +46,7 @@ import attrs
 
 from ._convert import to_datetime, to_id, to_int
 from ._exceptions import InvalidArgumentError, WebhookPayloadError
+from ._hooks import call_hook
 
 if TYPE_CHECKING:
     from ._client import SMSActivate
@@ -200,15 +201,10 @@ class WebhookApp:
     async def handle(self, method: str, path: str, source: str | None, headers: Mapping[str, str],
                      body: bytes) -> tuple[int, bytes]:
         """Answer one request: ``(status, body)``. The ASGI and aiohttp faces both call this."""
-        if not hmac.compare_digest(path.rstrip("/").encode(), self.path.encode()):
-            return 404, b"not found"
-        if method != "POST":
-            return 405, b"POST only"
+        refusal = self.refusal(method, path, source, headers)
+        if refusal is not None:
+            return refusal
         origin = self._origin(source, headers)
-        if self.allowed_sources is not None and origin not in self.allowed_sources:
-            self.stats.rejected += 1
-            log.warning("webhook from %s refused: not one of the provider's documented addresses", origin)
-            return 403, b"forbidden"
         if len(body) > _MAX_BODY:
             self.stats.invalid += 1
             log.warning("webhook from %s refused: body of %d bytes", origin, len(body))
@@ -226,6 +222,20 @@ class WebhookApp:
         self.receive(event)
         return 200, b"OK"
 
+    def refusal(self, method: str, path: str, source: str | None, headers: Mapping[str, str]) -> tuple[int, bytes] | None:
+        """The answer to a request refused on its path, method or source — known before its body is
+        read, so that nobody without the secret path can make the receiver hold a body — or ``None``."""
+        if not hmac.compare_digest(path.rstrip("/").encode(), self.path.encode()):
+            return 404, b"not found"
+        if method != "POST":
+            return 405, b"POST only"
+        origin = self._origin(source, headers)
+        if self.allowed_sources is not None and origin not in self.allowed_sources:
+            self.stats.rejected += 1
+            log.warning("webhook from %s refused: not one of the provider's documented addresses", origin)
+            return 403, b"forbidden"
+        return None
+
     def receive(self, event: WebhookEvent) -> bool:
         """Hand one parsed push to the client (from your own endpoint, say). False if a repeat."""
         # A digest, not the push: the memory of repeats is bounded in bytes (16 a push), not only in count.
@@ -239,12 +249,16 @@ class WebhookApp:
             self._seen.popitem(last=False)
         self.stats.received += 1
         self._client._pushed(event.kind, event.id)
-        if self.on_event is not None:
-            try:
-                self.on_event(event)
-            except Exception:  # the user's hook must not turn a delivered push into a resend
-                log.exception("webhook on_event hook failed")
+        if self.on_event is not None:  # the user's hook must not turn a delivered push into a resend
+            call_hook("on_event", self.on_event, event)
         return True
+
+    def stopped(self) -> None:
+        """The receiver stops taking pushes (its server is shutting down): the client polls at its own
+        interval again at once. ``serve()`` and the app's own lifespan call this; an app mounted in
+        yours (whose lifespan a mount does not run) should call it, or
+        :meth:`SMSActivate.webhooks_stopped`, from your shutdown."""
+        self._client.webhooks_stopped()
 
     def _origin(self, source: str | None, headers: Mapping[str, str]) -> str | None:
         """The peer; behind a trusted proxy, the LAST hop of ``X-Forwarded-For`` (all its lines joined:
@@ -264,24 +278,30 @@ class WebhookApp:
                 if message["type"] == "lifespan.startup":
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    self.stopped()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
             return
-        body = bytearray()
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if len(body) > _MAX_BODY or not message.get("more_body"):
-                break
         path: str = scope.get("path", "")
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):  # mounted: Starlette keeps the prefix in `path`
             path = path[len(root):]
         headers = _joined((name.decode("latin-1"), value.decode("latin-1")) for name, value in scope.get("headers", []))
         client = scope.get("client")
-        status, text = await self.handle(scope.get("method", "GET"), path, client[0] if client else None, headers,
-                                         bytes(body))
+        source, method = (client[0] if client else None), scope.get("method", "GET")
+        answer = self.refusal(method, path, source, headers)
+        if answer is None:
+            body = bytearray()
+            while True:
+                message = await receive()
+                if message.get("type") == "http.disconnect":
+                    return  # the sender left (or serve() cut a slow one off): nobody to answer
+                body += message.get("body", b"")
+                if len(body) > _MAX_BODY or not message.get("more_body"):
+                    break
+            answer = await self.handle(method, path, source, headers, bytes(body))
+        status, text = answer
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(text)).encode())]})
         await send({"type": "http.response.body", "body": text})
@@ -303,24 +323,45 @@ def aiohttp_handler(app: WebhookApp) -> Callable[[Any], Awaitable[Any]]:
     from aiohttp import web
 
     async def handler(request: Any) -> Any:
-        body = await request.content.read(_MAX_BODY + 1)
         headers = _joined(request.headers.items())
-        status, text = await app.handle(request.method, request.path, request.remote, headers, body)
+        answer = app.refusal(request.method, request.path, request.remote, headers)
+        if answer is None:
+            body = await request.content.read(_MAX_BODY + 1)
+            answer = await app.handle(request.method, request.path, request.remote, headers, body)
+        status, text = answer
         return web.Response(status=status, body=text, content_type="text/plain")
 
     return handler
 
 
-async def serve(app: WebhookApp, host: str = "0.0.0.0", port: int = 8080, *, log_level: str = "warning") -> None:
+async def serve(app: WebhookApp, host: str = "0.0.0.0", port: int = 8080, *, log_level: str = "warning",
+                request_timeout: float = 5.0, max_connections: int = 1000) -> None:
     """Serve ``app`` alone with uvicorn in the current event loop, until cancelled
-    (``pip install 'smsactivate-async[webhooks]'``)."""
+    (``pip install 'smsactivate-async[webhooks]'``).
+
+    Facing the internet: a connection must deliver a whole request — headers and body — within
+    ``request_timeout`` seconds of its first byte (a push is a few hundred bytes), or it is closed;
+    at most ``max_connections`` are held at once (more are closed as they come). When it ends
+    (cancelled, or the server stops), the client is told that pushes stopped
+    (:meth:`SMSActivate.webhooks_stopped`), so polling goes back to its own interval at once."""
     try:
         import uvicorn
     except ImportError:
         raise InvalidArgumentError("serving webhooks needs uvicorn: pip install 'smsactivate-async[webhooks]'") from None
+    if not request_timeout > 0:
+        raise InvalidArgumentError(f"request_timeout must be positive, got {request_timeout!r}")
+    if max_connections < 1:
+        raise InvalidArgumentError(f"max_connections must be at least 1, got {max_connections!r}")
+    from ._serving import bounded_h11
+
     # proxy_headers=False: uvicorn would otherwise take X-Forwarded-For from loopback peers as the
     # source (its default allow-list), and anything that connects from loopback could pass as the provider.
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off",
                                            access_log=False, server_header=False, proxy_headers=False,
-                                           forwarded_allow_ips=""))
-    await server.serve()
+                                           forwarded_allow_ips="", http=bounded_h11(request_timeout, max_connections),
+                                           limit_concurrency=max_connections,
+                                           timeout_keep_alive=max(1, round(request_timeout))))
+    try:
+        await server.serve()
+    finally:
+        app.stopped()

@@ -1,5 +1,5 @@
-"""The published benchmark tables were measured on this code (issue 27): docs/benchmarks.md carries
-the hash of the code its tables measured, and this fails when the checkout's code is another."""
+"""docs/benchmarks.md carries the hash of the code its tables measured (issue 27); whether that is this
+checkout's code is checked apart from the tests (`python benchmarks/run_all.py --check`, issue 37)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,15 @@ def _run_all() -> ModuleType:
     return module
 
 
-def test_the_published_tables_were_measured_on_this_code() -> None:
+def test_the_published_tables_carry_a_hash_the_check_can_read() -> None:
+    """Freshness itself is a check of its own (`python benchmarks/run_all.py --check`, `nox -s fresh`, a
+    warning in CI): an edit of a measured module must not fail the quick suite (issue 37)."""
     run_all = _run_all()
     text = (ROOT / "docs" / "benchmarks.md").read_text()
     assert run_all.BEGIN in text and run_all.END in text
-    assert run_all.published_hash(text) == run_all.code_hash(), (
-        "docs/benchmarks.md was measured on other code: rerun `python benchmarks/run_all.py` and commit it")
+    published = run_all.published_hash(text)
+    assert published is not None and len(published) == len(run_all.code_hash())
+    assert run_all.check() in (0, 1)
 
 
 def test_the_hash_covers_the_client_and_the_scripts_not_the_command_line() -> None:

@@ -151,8 +151,9 @@ async def test_a_flood_of_pushes_costs_no_more_than_polling() -> None:
         confirmations = sim.ledger.requests_for("getStatus") - before
         for number in numbers:
             await client.set_status(number.activation_id, 8)
-    # at most one confirmation per activation per poll interval: what polling each one would cost
+    # at most one confirmation per activation per poll interval (what polling each one would cost), and
+    # one more at the start (a real push right after a forged one is confirmed at once)
     assert pushes > 4000
-    assert confirmations <= 20 * (flood_seconds / 1.0 + 1) + 5, confirmations
+    assert confirmations <= 20 * (flood_seconds / 1.0 + 2) + 5, confirmations
     assert client._scheduler.pushes_coalesced >= pushes - confirmations - 20
     print(f"{pushes} forged pushes → {confirmations} getStatus", file=sys.stderr)
