@@ -32,8 +32,15 @@ MASK = "***"
 _LIVE_KEYS: collections.Counter[str] = collections.Counter()
 
 
+#: a key shorter than this is masked only after ``api_key=``: masking a short string everywhere would
+#: garble answers and logs (real providers' keys are 32 characters; tests use "k")
+MIN_SCRUBBED = 8
+
+
 def _forms(key: str) -> tuple[str, ...]:
     """Every spelling the key can come back in, longest first (so a form is not cut by a shorter one)."""
+    if len(key) < MIN_SCRUBBED:
+        return ()
     forms = {key, urllib.parse.quote(key, safe=""), urllib.parse.quote_plus(key, safe=""), html.escape(key)}
     return tuple(sorted((form for form in forms if form), key=len, reverse=True))
 
@@ -169,12 +176,14 @@ class RedactingFilter(logging.Filter):
 
 
 _FILTER = RedactingFilter()
-#: every logger of the stack by name: a parent's filter does not see its children's records
-_STACK_LOGGERS = ("httpx", "httpx._client", "httpcore", "httpcore.connection", "httpcore.connection_pool",
-                  "httpcore.http11", "httpcore.http2", "httpcore.proxy", "httpcore.socks", "hpack", "h11",
-                  "smsactivate_async", "smsactivate_async.buying", "smsactivate_async.webhooks",
-                  "smsactivate_async.simulator", "smsactivate_async.metrics")
-_PREFIXES = ("httpx", "httpcore", "hpack", "h11", "h2", "smsactivate_async")
+#: every logger of the stack by name: a parent's filter does not see its children's records (httpx2 and
+#: httpcore2 too: an application that moved to httpx2 aliases ``httpx`` to it, and its loggers keep their names)
+_HTTPCORE_CHILDREN = ("connection", "connection_pool", "http11", "http2", "proxy", "socks")
+_STACK_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2",
+                  *(f"{package}.{child}" for package in ("httpcore", "httpcore2") for child in _HTTPCORE_CHILDREN),
+                  "hpack", "h11", "h2", "smsactivate_async", "smsactivate_async.buying", "smsactivate_async.webhooks",
+                  "smsactivate_async.simulator")
+_PREFIXES = ("httpx", "httpx2", "httpcore", "httpcore2", "hpack", "h11", "h2", "smsactivate_async")
 
 
 def install_redaction() -> None:
