@@ -623,6 +623,9 @@ class SMSActivate(GeneratedActions):
                     delay = 0.5
                     if push.sender == me:
                         continue  # its own receiver told it already
+                    if push.kind == "rows":
+                        self._scheduler.rows_published(push.fallback)
+                        continue
                     if self._scheduler.fallback_interval is None:
                         self._scheduler.fallback_interval = push.fallback
                     self._hear(push.kind, push.id)

@@ -222,7 +222,9 @@ class Push:
     (while pushes arrive, polling slows to it everywhere)."""
 
     sender: str
-    kind: Kind
+    #: ``"rows"``: not a webhook — the fleet's poller published a scan (``fallback``: its interval), so
+    #: the other clients read it now instead of up to an interval later
+    kind: Kind | Literal["rows"]
     id: int
     fallback: float
 
@@ -232,13 +234,16 @@ class Push:
     @classmethod
     def decode(cls, text: str) -> Push | None:
         parts = text.split("|")
-        if len(parts) != 4 or parts[1] not in ("activation", "rent") or not parts[2].isdigit():
+        if len(parts) != 4 or parts[1] not in _PUSH_KINDS or not parts[2].isdigit():
             return None
         try:
             fallback = float(parts[3])
         except ValueError:
             return None
-        return cls(parts[0], "activation" if parts[1] == "activation" else "rent", int(parts[2]), fallback)
+        return cls(parts[0], _PUSH_KINDS[parts[1]], int(parts[2]), fallback)
+
+
+_PUSH_KINDS: dict[str, Kind | Literal["rows"]] = {"activation": "activation", "rent": "rent", "rows": "rows"}
 
 
 @runtime_checkable

@@ -52,11 +52,11 @@ from ._exceptions import (
 )
 from ._models import ActivationStatus, RentSms, StatusCode, StatusV2
 from ._parse import active_rows
+from ._store import FleetStore, Push, PushStore
 
 if TYPE_CHECKING:
     from ._clock import Clock
     from ._session import Session
-    from ._store import FleetStore
     from ._tasks import TaskHost
 
 __all__ = ["CancelOutcome", "CodeBook", "Scheduler", "WaitSettings"]
@@ -379,6 +379,9 @@ class Scheduler:
         #: with webhooks (``client.webhook_app()``): the polling interval while pushes arrive
         self.fallback_interval: float | None = None
         self._last_push = float("-inf")
+        #: the fleet's poller: the wall time of the newest scan read, and when (clock) its next is due
+        self._rows_at = 0.0
+        self._next_rows: float | None = None
         #: activation id → when a push held back (out of confirmations) is confirmed
         self._push_later: dict[int, float] = {}
         #: pushes for ids nobody waited on yet: a wait that starts soon after is confirmed at once
@@ -612,6 +615,8 @@ class Scheduler:
             await self._confirm_many([self._tracks[i] for i in urgent if i in self._tracks])
             return
         due = self._last_tick + self._interval()
+        if self._next_rows is not None:
+            due = min(due, self._next_rows)  # the fleet's poller's next scan is due: read it, or scan if it is late
         if self._tracks and now >= due:
             self._last_tick = now
             await self._tick()
@@ -685,26 +690,42 @@ class Scheduler:
         interval = self._interval()
         try:
             if await fleet.lead(journal.owner, ttl=2 * interval + 0.5):
+                self._next_rows = None  # this client is the poller now
                 started = journal.wall()
                 rows = await self._scan(None)  # the whole account: the others wait on it too
                 self.fleet_scans += 1
                 await fleet.publish_rows(rows, started)
+                if isinstance(fleet, PushStore):  # the others read it now, not up to an interval later
+                    await fleet.publish_push(Push(journal.owner, "rows", 0, interval))
                 return rows, set()
             scanned_at, rows = await fleet.read_rows(sorted(wanted))
         except StoreError as exc:
             log.info("poll tick: the fleet's poller is unreachable (%s); scanning alone", exc.code)
+            self._next_rows = None
             return await self._scan(wanted), set()
-        if journal.wall() - scanned_at > 2 * interval + 1.0:
-            return await self._scan(wanted), set()  # the poller is late: do not wait on it
+        late = self._next_rows is not None and self._clock.now() > self._next_rows and scanned_at <= self._rows_at
+        self._rows_at = max(self._rows_at, scanned_at)
+        if late or journal.wall() - scanned_at > 2 * interval + 1.0:
+            # The poller is late (its next scan was announced and has not come; it may have died with the
+            # webhook receiver in its process): do not wait up to two more intervals for its lease to run out.
+            self._next_rows = None
+            return await self._scan(wanted), set()
         # a waiter that began after the poller's scan is not in it, and that says nothing yet
         unseen = {t.activation_id for t in tracks
                   if t.activation_id not in rows and min(w.since for w in t.waiters) > scanned_at}
         return rows, unseen
 
+    def rows_published(self, interval: float) -> None:
+        """The fleet's poller published a scan (it scans every ``interval``): read it now, and take the
+        poller for late if no newer one has come a second past the next interval."""
+        now = self._clock.now()
+        self._next_rows = now + interval + 1.0
+        if self._tracks and not self.closed:
+            self._last_tick = float("-inf")
+            self._wake_poller(now)
+
     @property
     def _fleet(self) -> FleetStore | None:
-        from ._store import FleetStore
-
         store = self._session.journal.store
         if store.shared and self._session.journal.opened and isinstance(store, FleetStore):
             return store

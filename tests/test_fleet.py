@@ -3,13 +3,14 @@ when the poller leaves another client takes over within a tick or two."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import anyio
 import pytest
 import redis
 
-from smsactivate_async import SMSActivate
+from smsactivate_async import ClientClosedError, SMSActivate
 from smsactivate_async._store import namespace_for
 from smsactivate_async.simulator import CodeSchedule, Simulator
 
@@ -118,3 +119,63 @@ async def test_a_push_one_client_receives_reaches_the_waiters_of_every_client(
                 while len(got) < 2:  # noqa: ASYNC110 (the waits' results)
                     await anyio.sleep(0.01)
     assert got == {"code": "24680", "rent": "rent code 777"}
+
+
+async def _code_latency(sim: Simulator, poller: SMSActivate, reader: SMSActivate, interval: float,
+                        *, stop_poller: bool) -> float:
+    """A code that reaches the server just after the poller's scan: seconds until the reader's waiter has
+    it. The reader ticks just before the poller, the worst phase for a reader that only ticks on its own;
+    ``stop_poller``: the poller leaves right after that scan (it died with the webhook receiver, say)."""
+    scans: list[float] = []
+    poller.add_request_hook(lambda event: scans.append(anyio.current_time())
+                            if event.action == "getActiveActivations" else None)
+    own = (await poller.get_number_v2(service="tg", country=0)).activation_id
+    theirs = (await reader.get_number_v2(service="tg", country=0)).activation_id
+    got: dict[str, float] = {}
+
+    async def wait_reader() -> None:
+        await reader.wait_for_code(theirs, timeout=30)
+        got["at"] = anyio.current_time()
+
+    async with anyio.create_task_group() as group:
+        async def wait_poller() -> None:
+            with contextlib.suppress(ClientClosedError):  # stop_poller closes it under its wait
+                await poller.wait_for_code(own, timeout=30, cancel_on_timeout=False)
+
+        group.start_soon(wait_poller)
+        with anyio.fail_after(10):
+            while len(scans) < 2:
+                await anyio.sleep(0.01)
+        await anyio.sleep(max(0.0, scans[-1] + interval - 0.3 - anyio.current_time()))
+        group.start_soon(wait_reader)  # first tick now: 0.3 s before the poller's
+        seen = len(scans)
+        with anyio.fail_after(10):
+            while len(scans) == seen:
+                await anyio.sleep(0.005)
+        await anyio.sleep(0.05)
+        if stop_poller:
+            await poller.aclose()
+        sim.deliver_sms(theirs, "code 55555")
+        sent = anyio.current_time()
+        with anyio.fail_after(20):
+            while "at" not in got:
+                await anyio.sleep(0.01)
+        group.cancel_scope.cancel()
+    return got["at"] - sent
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_poller", [False, True], ids=["poller-alive", "poller-gone"])
+async def test_a_reader_sees_a_code_within_one_interval_of_the_fleets_poller(redis_url: str, stop_poller: bool) -> None:
+    """Readers read the poller's scan when it is published (Redis pub/sub), not at their own next tick —
+    a lost push costs one interval, not two; and a poller that stops publishing is taken for late a
+    second past its next interval, not after its lease (two intervals) runs out (issue 36)."""
+    interval = 2.0
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    options: dict[str, Any] = {"store": redis_url, "transport": sim.transport(), "rate_limit": None,
+                               "poll_interval": interval, "early_cancel_window": 0}
+    async with SMSActivate(sim.api_key, owner="poller", **options) as poller, \
+            SMSActivate(sim.api_key, owner="reader", **options) as reader:
+        latency = await _code_latency(sim, poller, reader, interval, stop_poller=stop_poller)
+    bound = interval + (1.6 if stop_poller else 0.6)  # one interval (and the grace for a late poller)
+    assert latency < bound, f"the reader had the code {latency:.2f} s after it came (bound {bound} s)"
