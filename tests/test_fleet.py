@@ -127,15 +127,28 @@ async def _code_latency(sim: Simulator, poller: SMSActivate, reader: SMSActivate
     it. The reader ticks just before the poller, the worst phase for a reader that only ticks on its own;
     ``stop_poller``: the poller leaves right after that scan (it died with the webhook receiver, say)."""
     scans: list[float] = []
-    poller.add_request_hook(lambda event: scans.append(anyio.current_time())
-                            if event.action == "getActiveActivations" else None)
+    scanned = [anyio.Event()]
+
+    def on_scan(event: Any) -> None:
+        if event.action == "getActiveActivations":
+            scans.append(anyio.current_time())
+            scanned[0].set()
+
+    poller.add_request_hook(on_scan)
     own = (await poller.get_number_v2(service="tg", country=0)).activation_id
     theirs = (await reader.get_number_v2(service="tg", country=0)).activation_id
     got: dict[str, float] = {}
+    arrived = anyio.Event()
+
+    async def next_scan() -> None:
+        scanned[0] = anyio.Event()
+        with anyio.fail_after(10):
+            await scanned[0].wait()
 
     async def wait_reader() -> None:
         await reader.wait_for_code(theirs, timeout=30)
         got["at"] = anyio.current_time()
+        arrived.set()
 
     async with anyio.create_task_group() as group:
         async def wait_poller() -> None:
@@ -143,23 +156,18 @@ async def _code_latency(sim: Simulator, poller: SMSActivate, reader: SMSActivate
                 await poller.wait_for_code(own, timeout=30, cancel_on_timeout=False)
 
         group.start_soon(wait_poller)
-        with anyio.fail_after(10):
-            while len(scans) < 2:
-                await anyio.sleep(0.01)
+        await next_scan()
+        await next_scan()
         await anyio.sleep(max(0.0, scans[-1] + interval - 0.3 - anyio.current_time()))
         group.start_soon(wait_reader)  # first tick now: 0.3 s before the poller's
-        seen = len(scans)
-        with anyio.fail_after(10):
-            while len(scans) == seen:
-                await anyio.sleep(0.005)
+        await next_scan()
         await anyio.sleep(0.05)
         if stop_poller:
             await poller.aclose()
         sim.deliver_sms(theirs, "code 55555")
         sent = anyio.current_time()
         with anyio.fail_after(20):
-            while "at" not in got:
-                await anyio.sleep(0.01)
+            await arrived.wait()
         group.cancel_scope.cancel()
     return got["at"] - sent
 
