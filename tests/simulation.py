@@ -38,6 +38,7 @@ Checked after each run (``Violation`` names the seed; replay it with
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import contextvars
 import gc
@@ -52,6 +53,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -96,6 +98,37 @@ SQLITE_SHARE = 0.5
 FALLBACK = 5.0
 #: slack for the scheduling of the event loop itself (virtual time: only ordering, no real delay)
 EPSILON = 0.05
+
+
+#: a schedule's budgets: one that has not ended past either is a hang, reported with its seed and its
+#: live tasks (what each waits on). The longest of 400 schedules ended in 162 s of virtual time and
+#: 0.13 s of wall time here: the budgets are far beyond any healthy run, and far below a CI timeout.
+VIRTUAL_BUDGET = 3_600.0
+WALL_BUDGET = 30.0
+
+
+def _task_tree() -> str:
+    """Every live trio task, indented under its parent, with where it waits (innermost frames)."""
+    lines: list[str] = []
+
+    def waits_on(task: Any) -> str:
+        frames = []
+        coro = task.coro
+        while coro is not None:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is not None:
+                frames.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None) or getattr(coro, "gi_yieldfrom", None)
+        return " > ".join(frames[-4:]) or "?"
+
+    def walk(task: Any, depth: int) -> None:
+        lines.append(f"{'  ' * depth}{task.name}: {waits_on(task)}")
+        for nursery in task.child_nurseries:
+            for child in nursery.child_tasks:
+                walk(child, depth + 1)
+
+    walk(trio.lowlevel.current_root_task(), 0)
+    return "\n".join(lines[:80]) + (f"\n… {len(lines) - 80} more" if len(lines) > 80 else "")
 
 
 class Violation(AssertionError):
@@ -150,6 +183,12 @@ class World:
     #: when the final recoverer of a fleet world began to close: its last look for strays
     final_look: float = float("-inf")
     log: list[str] = attrs.field(factory=list)
+    #: when the schedule ended, on its virtual clock; a hang's report (budget, task tree)
+    ended: float = 0.0
+    hang: str | None = None
+    stop: Callable[[], None] | None = None
+    #: (who, when each of its requests reached the server, the rate and burst it is configured for)
+    paced: list[tuple[str, list[float], float, int]] = attrs.field(factory=list)
 
     def now(self) -> float:
         return anyio.current_time() - self.start
@@ -415,11 +454,26 @@ class _ClientTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner, self.cut = inner, False
+        #: when each request reached the server (the loop's virtual time), for the pacing check
+        self.sent: list[float] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.cut:
             raise httpx.ConnectError(_KILLED, request=request)
+        self.sent.append(trio.current_time())
         return await self.inner.handle_async_request(request)
+
+
+def _pacing_excess(sent: list[float], rate: float, burst: int) -> tuple[float, int] | None:
+    """The first request that a token bucket of ``rate`` per second and ``burst`` would not have let
+    through (GCRA's conformance test: exact, in every window), as (its time, its index); or ``None``."""
+    interval, tolerance = 1.0 / rate, (burst - 1) / rate
+    tat = float("-inf")
+    for index, at in enumerate(sorted(sent)):
+        if at < tat - tolerance - 1e-5:  # a sqlite budget keeps wall time (1.8e9 s): float steps of 2e-7
+            return at, index
+        tat = max(tat, at) + interval
+    return None
 
 
 def _cut(cut_store: Callable[[], None], transport: _ClientTransport) -> Callable[[], None]:
@@ -443,11 +497,14 @@ def _make_world(seed: int) -> World:
     sim = Simulator(dialect=dialect, codes=CodeSchedule.never(), early_cancel_seconds=early,  # type: ignore[arg-type]
                     lifetime_seconds=rng.choice([1200.0, 1200.0, 25.0]), faults=faults, clock=LoopSimClock(),
                     api_keys={"dst": Decimal(10_000)}, seed=seed)
-    client = SMSActivate("dst", provider=dialect, transport=sim.transport(), poll_interval=INTERVAL,
+    paced = _ClientTransport(sim.transport())
+    client = SMSActivate("dst", provider=dialect, transport=paced, poll_interval=INTERVAL,
                          rate_limit=None if budget is None else budget * 0.75, burst=2,
                          early_cancel_window=early, timeout=3.0, close_timeout=400.0, seed=seed,
                          retry=RetryPolicy(attempts=6, base_delay=0.05, max_delay=1.0))
     world = World(seed, rng, sim, client, faulty=bool(fault_rate), budget=budget, clients=[client])
+    if budget is not None:
+        world.paced.append(("the client", paced.sent, budget * 0.75, 2))
     webhooks = rng.random() < 0.3
     fleet = random.Random(seed * 7919 + 1)  # its own stream: the single-client worlds stay as they were
     if fleet.random() < FLEET_SHARE:
@@ -456,7 +513,8 @@ def _make_world(seed: int) -> World:
         else:
             shared = _SharedJournal()
             world.journal = lambda: _client_store(shared)
-        world.clients = []
+        world.clients, world.paced = [], []
+        shared_budget: list[float] = []  # a sqlite journal: one budget for the fleet (every process of the machine)
         for index in range(fleet.randint(2, 3)):
             store, cut_store = world.journal()
             transport = _ClientTransport(sim.transport())
@@ -467,6 +525,13 @@ def _make_world(seed: int) -> World:
                 rate_limit=None if budget is None else budget * 0.75 / 3, burst=1, early_cancel_window=early,
                 timeout=3.0, seed=seed + index, retry=RetryPolicy(attempts=6, base_delay=0.05, max_delay=1.0)))
             world.cuts.append(_cut(cut_store, transport))
+            if budget is not None and world.journal_kind == "sqlite":
+                shared_budget = transport.sent if not shared_budget else shared_budget
+                transport.sent = shared_budget
+            elif budget is not None:
+                world.paced.append((f"client {index}", transport.sent, budget * 0.75 / 3, 1))
+        if shared_budget is not None and budget is not None and world.journal_kind == "sqlite":
+            world.paced.append(("the fleet on its sqlite budget", shared_budget, budget * 0.75 / 3, 1))
         world.client = world.clients[0]
         world.kill_at = fleet.uniform(2, 40) if fleet.random() < 0.7 else None
     elif webhooks:
@@ -596,6 +661,11 @@ def check(world: World) -> None:
                 if early:
                     fail(f"wait for {wait.activation_id} timed out at {wait.ended:.3f} although its code came at "
                          f"{early[0]:.3f}")
+    for who, sent, rate, burst in world.paced:
+        excess = _pacing_excess(sent, rate, burst)
+        if excess is not None:
+            fail(f"{who} sent more than its budget ({rate:g}/s, burst {burst}) allows: request {excess[1] + 1} at "
+                 f"{excess[0] - world.start:.3f}")
     over_budget = [r for r in sim.ledger.requests if r.status == 429 and r.fault is None]
     if over_budget:
         fail(f"the server's budget of {world.budget}/s was exceeded {len(over_budget)} times")
@@ -634,6 +704,45 @@ class _FailedJobs(logging.Handler):
             self.world.escaped.append(RuntimeError(text))
 
 
+async def _budgeted(world: World) -> None:
+    """The schedule, within its virtual budget; a wall-time watchdog thread (:func:`run_schedule`)
+    covers a run whose virtual time stands still (tasks that spin without sleeping)."""
+    async with trio.open_nursery() as nursery:
+        world.stop = nursery.cancel_scope.cancel
+
+        async def virtual_watchdog() -> None:
+            await trio.sleep(VIRTUAL_BUDGET)
+            world.hang = f"not ended after {VIRTUAL_BUDGET:.0f} s of virtual time; live tasks:\n{_task_tree()}"
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(virtual_watchdog)
+        await _run(world)
+        world.ended = world.now()
+        nursery.cancel_scope.cancel()
+
+
+def _wall_watchdog(world: World, token: trio.lowlevel.TrioToken, done: threading.Event) -> None:
+    """Past ``WALL_BUDGET`` seconds of real time: take the task tree and stop the run from inside the
+    loop; if the loop does not even get there (a task spinning without a checkpoint), interrupt it."""
+    if done.wait(WALL_BUDGET):
+        return
+
+    def stop() -> None:
+        if world.hang is None:
+            world.hang = f"not ended after {WALL_BUDGET:.0f} s of wall time (virtual time at " \
+                         f"{world.now():.1f} s); live tasks:\n{_task_tree()}"
+        if world.stop is not None:
+            world.stop()
+
+    try:
+        token.run_sync_soon(stop)
+    except trio.RunFinishedError:
+        return
+    if not done.wait(WALL_BUDGET / 2):
+        world.hang = world.hang or f"not ended after {WALL_BUDGET:.0f} s of wall time, spinning without a checkpoint"
+        _thread.interrupt_main()
+
+
 def run_schedule(seed: int, *, verbose: bool = False) -> World:
     """Run one schedule on virtual time and check it; raises :class:`Violation`."""
     gc.collect()  # garbage of an earlier run, finalized in the middle of this one, would change its course
@@ -654,15 +763,28 @@ def run_schedule(seed: int, *, verbose: bool = False) -> World:
         self._active += 1
 
     deadlines.add = add_in_order  # type: ignore[method-assign]
+    done = threading.Event()
+
+    async def main() -> None:
+        threading.Thread(target=_wall_watchdog, args=(world, trio.lowlevel.current_trio_token(), done),
+                         daemon=True, name=f"watchdog-{seed}").start()
+        await _budgeted(world)
+
     try:
-        trio.run(_run, world, clock=trio.testing.MockClock(autojump_threshold=0))
+        trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    except KeyboardInterrupt:
+        if world.hang is None:
+            raise
     finally:
+        done.set()
         for cleanup in world.cleanups:
             cleanup()
         deadlines.add = original_add  # type: ignore[method-assign]
         logging.getLogger("smsactivate_async").removeHandler(watcher)
     if verbose:
         print("\n".join(world.log))
+    if world.hang is not None:
+        raise Violation(seed, f"hang: {world.hang}\n  " + "\n  ".join(world.log[-20:]))
     check(world)
     return world
 
