@@ -83,3 +83,10 @@ def fresh(session: nox.Session) -> None:
     """Fail if docs/benchmarks.md was measured on other code (CI only warns; a release regenerates it)."""
     session.install("-e", ".[dev]")
     session.run("python", "benchmarks/run_all.py", "--check")
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Apply each patch of tests/mutants/ to a copy and check that the harness or its tests catch it."""
+    session.install("-e", ".[dev]")
+    session.run("python", "tests/mutants/run.py", *session.posargs)

@@ -116,10 +116,11 @@ def _task_tree() -> str:
         coro = task.coro
         while coro is not None:
             frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(coro, "gi_frame", None)
-            if frame is not None:
-                frames.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+            if frame is not None and f"{os.sep}trio{os.sep}" not in frame.f_code.co_filename:
+                where = os.path.basename(frame.f_code.co_filename)
+                frames.append(f"{frame.f_code.co_name} ({where}:{frame.f_lineno})")
             coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None) or getattr(coro, "gi_yieldfrom", None)
-        return " > ".join(frames[-4:]) or "?"
+        return " > ".join(frames[-3:]) or "(trio's own)"
 
     def walk(task: Any, depth: int) -> None:
         lines.append(f"{'  ' * depth}{task.name}: {waits_on(task)}")
@@ -292,6 +293,10 @@ async def _user(world: World, index: int, owner: int = 0) -> None:
                 group.start_soon(world.deliver_later, number.activation_id, _code_delay(rng))
                 got = await world.wait(number.activation_id, timeout, cancel_after=cancel_after, wait=lambda t: (
                     client.wait_for_code(number.activation_id, timeout=t, cancel_on_timeout=cancel_on_timeout)))
+                if got is not None and random.Random(world.seed * 31 + index).random() < 0.4:
+                    # waiting again without asking for another code: the code it had is no news
+                    await world.wait(number.activation_id, 2.0, cancel_after=None, wait=lambda t: (
+                        client.wait_for_code(number.activation_id, timeout=t, cancel_on_timeout=False)))
             with anyio.CancelScope(shield=True):
                 if got is not None:
                     await client.set_status(number.activation_id, 6)
