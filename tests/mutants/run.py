@@ -103,7 +103,7 @@ def run_mutant(patch: Path) -> tuple[str, bool, str]:
             notes.append(how)
             if caught:
                 return patch.stem, True, how
-        return patch.stem, False, "; ".join(notes)
+        return patch.stem, False, f"{'; '.join(notes)} — the mistake: {mistake}"
 
 
 def main() -> int:
