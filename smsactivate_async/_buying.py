@@ -33,6 +33,7 @@ import attrs
 
 from ._clock import SystemClock
 from ._exceptions import (
+    APIError,
     BannedError,
     InsufficientBalanceError,
     InvalidArgumentError,
@@ -43,6 +44,7 @@ from ._exceptions import (
     TransportError,
     WrongMaxPriceError,
 )
+from ._hooks import PURCHASE_CHECK
 from ._models import Number
 
 if TYPE_CHECKING:
@@ -104,21 +106,43 @@ def _choices(value: Iterable[Choice | int | tuple[int, str | None]] | None) -> t
     return result
 
 
+@attrs.frozen
+class _Reservation:
+    """Money set aside for one purchase in flight; ``blind``: no price was known to set aside."""
+
+    amount: Decimal
+    blind: bool
+
+
 class SpendingGuard:
     """Stops buying before money is wasted. Shared by every purchase made under its policy.
 
     Args:
-        budget: money that may be spent in all (``client.buy``'s maximum price is reserved before a
-            purchase is sent, so with a ceiling the budget is never exceeded; without one, buying
-            stops at the first purchase that reaches it).
+        budget: money that may be spent in all. Before a purchase is sent, what it can cost is set
+            aside: the policy's ceiling (or ``max_price``); without one, the live price of the choice
+            (``getPrices``, free, cached the policy's ``price_ttl``), else the dearest price seen so
+            far; with no price known at all, one purchase at a time until a price is seen. A purchase
+            that the reserved money would take past the budget waits for those in flight to settle,
+            and is refused (``SpendingGuardError``) if it still would. So the budget holds whatever the
+            concurrency — as long as the provider charges no more than the price it lists (with a
+            ceiling it cannot: ``maxPrice`` is sent, and a number sold above it is cancelled).
+            A purchase whose outcome is uncertain (its answer lost) stays counted as spent.
         max_no_code_streak: stop after this many numbers in a row closed without a code.
         min_success_rate: stop buying a (service, country) once, over its last ``window`` numbers,
             fewer than this share got a code (other pairs, e.g. fallbacks, go on).
         window: how many numbers per pair the success rate looks at.
+        count_refunds: whether money refunded (a number cancelled before a code came) returns to the
+            budget. Default ``False``: the budget counts money paid out, refunds or not (safe: it
+            never lets more through than the budget while a refund is pending); ``True``: it counts
+            net spend, so a run that cancels most numbers can buy more.
+
+    Once a stop is decided (budget, streak, success rate), purchases not yet sent are refused before
+    they leave, even those already queued behind the rate limiter; numbers already on the wire then
+    — at most the concurrency you chose — still arrive and are closed as usual.
     """
 
     def __init__(self, *, budget: Decimal | int | str | None = None, max_no_code_streak: int | None = None,
-                 min_success_rate: float | None = None, window: int = 50) -> None:
+                 min_success_rate: float | None = None, window: int = 50, count_refunds: bool = False) -> None:
         self.budget = _money("budget", budget)
         for name, count in (("max_no_code_streak", max_no_code_streak), ("window", window)):
             if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
@@ -126,19 +150,39 @@ class SpendingGuard:
         if min_success_rate is not None and not (isinstance(min_success_rate, (int, float))
                                                  and 0 < min_success_rate <= 1):
             raise InvalidArgumentError(f"min_success_rate must be in (0, 1], got {min_success_rate!r}")
+        if not isinstance(count_refunds, bool):
+            raise InvalidArgumentError(f"count_refunds must be True or False, got {count_refunds!r}")
         self.max_no_code_streak = max_no_code_streak
         self.min_success_rate = min_success_rate
         self.window = window
+        self.count_refunds = count_refunds
+        #: money paid out for numbers bought under this guard (before refunds)
         self.spent = Decimal(0)
+        #: money returned for numbers cancelled before a code came (counted whatever ``count_refunds``)
+        self.refunded = Decimal(0)
         self.bought = 0
         self.no_code_streak = 0
         self._reserved = Decimal(0)
+        self._blind = 0  # purchases in flight with no price known to reserve
+        #: the dearest price paid or listed so far: what a purchase with no price known is taken to cost
+        self.last_price: Decimal | None = None
+        self._costs: dict[int, Decimal] = {}  # activation id → what it cost, until closed (for refunds)
         self._settled: anyio.Event | None = None  # made in the event loop, when first awaited
         self._outcomes: dict[tuple[str, int], collections.deque[bool]] = {}
 
     def __repr__(self) -> str:
-        return (f"SpendingGuard(budget={self.budget}, spent={self.spent}, bought={self.bought}, "
-                f"no_code_streak={self.no_code_streak})")
+        return (f"SpendingGuard(budget={self.budget}, spent={self.spent}, refunded={self.refunded}, "
+                f"reserved={self.reserved}, bought={self.bought}, no_code_streak={self.no_code_streak})")
+
+    @property
+    def reserved(self) -> Decimal:
+        """Money set aside for purchases in flight."""
+        return self._reserved
+
+    @property
+    def counted(self) -> Decimal:
+        """What the budget is measured against: ``spent``, less ``refunded`` with ``count_refunds``."""
+        return self.spent - self.refunded if self.count_refunds else self.spent
 
     def success_rate(self, service: str, country: int) -> float | None:
         """The share of the pair's last ``window`` numbers that got a code (``None``: none closed yet)."""
@@ -153,36 +197,96 @@ class SpendingGuard:
             return True
         return sum(outcomes) / len(outcomes) >= floor
 
-    async def reserve(self, limit: Decimal | None) -> Decimal:
-        """Before a purchase: set ``limit`` aside, or refuse (``SpendingGuardError``). A purchase that
-        would pass the budget only because of others still in flight waits for them to settle (they
-        usually cost less than was set aside), so buying stops within one purchase of the budget."""
+    def check(self, service: str | None = None, country: int | None = None) -> None:
+        """Raise ``SpendingGuardError`` if a stop has been decided (the streak, or the pair's success
+        rate): called before a purchase is reserved, and again just before it is sent."""
+        streak = self.max_no_code_streak
+        if streak is not None and self.no_code_streak >= streak:
+            raise SpendingGuardError(f"{self.no_code_streak} numbers in a row got no code: buying stopped",
+                                     reason="no_code_streak", spent=self.spent)
+        if service is not None and country is not None and not self.pair_allowed(service, country):
+            rate = 100 * (self.success_rate(service, country) or 0)
+            raise SpendingGuardError(f"{service} in country {country}: success rate {rate:.0f}% under the floor "
+                                     f"{100 * (self.min_success_rate or 0):.0f}%: buying there stopped",
+                                     reason="success_rate", spent=self.spent)
+
+    def before_send(self, service: str, country: int, estimate: Decimal | None, again: bool) -> None:
+        """The moment a purchase leaves: a stop decided meanwhile refuses it. ``again``: it is bought
+        anew after an attempt whose answer was lost and that the listings did not show — the server
+        may yet commit that one (a stray, cancelled and refunded when found), so it is counted as
+        spent now, and the new attempt is refused if the budget cannot cover both."""
+        self.check(service, country)
+        if not again:
+            return
+        possible = estimate if estimate is not None else (self.last_price or Decimal(0))
+        self.spent += possible
+        if self.budget is not None and self.counted + self._reserved > self.budget:
+            raise SpendingGuardError(
+                f"budget {self.budget} reached (spent {self.spent}, counting a purchase whose answer was lost "
+                "and that the server may still commit): buying stopped", reason="budget", spent=self.spent)
+
+    async def reserve(self, limit: Decimal | None, *, service: str | None = None,
+                      country: int | None = None) -> _Reservation:
+        """Before a purchase: set aside what it can cost (``limit``; without one the dearest price
+        seen), or refuse (``SpendingGuardError``). A purchase that would pass the budget only because
+        of others still in flight waits for them to settle (they may cost less than was set aside,
+        or fail), so buying stops within the budget."""
         while True:
-            streak = self.max_no_code_streak
-            if streak is not None and self.no_code_streak >= streak:
-                raise SpendingGuardError(f"{self.no_code_streak} numbers in a row got no code: buying stopped",
-                                         reason="no_code_streak", spent=self.spent)
-            reserved = limit or Decimal(0)
+            self.check(service, country)
+            estimate = limit if limit is not None else self.last_price
             if self.budget is None:
+                reservation = _Reservation(estimate or Decimal(0), blind=False)
                 break
-            committed = self.spent + self._reserved
-            if committed + reserved <= self.budget and committed < self.budget:
+            committed = self.counted + self._reserved
+            if estimate is None:
+                # No price known yet: one purchase at a time, until one tells what a number costs.
+                if not self._blind and not self._reserved and committed < self.budget:
+                    self._blind += 1
+                    reservation = _Reservation(Decimal(0), blind=True)
+                    break
+            elif committed + estimate <= self.budget:
+                reservation = _Reservation(estimate, blind=False)
                 break
-            if not self._reserved:
-                raise SpendingGuardError(f"budget {self.budget} reached (spent {self.spent}): buying stopped",
-                                         reason="budget", spent=self.spent)
+            if not self._reserved and not self._blind:
+                raise SpendingGuardError(
+                    f"budget {self.budget} reached (spent {self.spent}"
+                    f"{f', refunded {self.refunded}' if self.refunded else ''}; a number costs about {estimate})"
+                    ": buying stopped", reason="budget", spent=self.spent)
             if self._settled is None:
                 self._settled = anyio.Event()
             await self._settled.wait()
-        self._reserved += reserved
-        return reserved
+        self._reserved += reservation.amount
+        return reservation
 
-    def settle(self, reserved: Decimal, cost: Decimal | None) -> None:
+    def settle(self, reservation: _Reservation, cost: Decimal | None, activation_id: int | None = None) -> None:
         """After a purchase: ``cost`` spent (``None``: nothing bought)."""
-        self._reserved -= reserved
+        self._reserved -= reservation.amount
+        if reservation.blind:
+            self._blind -= 1
         if cost is not None:
             self.spent += cost
             self.bought += 1
+            if cost > 0 and (self.last_price is None or cost > self.last_price):
+                self.last_price = cost
+            if activation_id is not None:
+                self._costs[activation_id] = cost
+        self._wake()
+
+    def saw_price(self, price: Decimal) -> None:
+        """A listed price for what is about to be bought: a purchase without a ceiling reserves at least it."""
+        if price > 0 and (self.last_price is None or price > self.last_price):
+            self.last_price = price
+
+    def closed(self, activation_id: int, state: str) -> None:
+        """A number bought under this guard was closed (``"finished"`` / ``"cancelled"``): a cancel
+        before a code is refunded by the provider."""
+        cost = self._costs.pop(activation_id, None)
+        if cost is not None and state == "cancelled":
+            self.refunded += cost
+            if self.count_refunds:
+                self._wake()
+
+    def _wake(self) -> None:
         if self._settled is not None:
             self._settled.set()
             self._settled = None
@@ -283,12 +387,34 @@ async def _free_levels(client: SMSActivate, service: str, country: int, policy: 
     return sorted(level for level in levels if (low is None or level >= low) and (high is None or level <= high))
 
 
+async def _listed_price(client: SMSActivate, service: str, country: int, policy: BuyingPolicy) -> Decimal | None:
+    """The price the provider lists for the choice (``getPrices``, free, cached), or ``None``."""
+    try:
+        prices = await client._catalogue.get(("prices", service), policy.price_ttl,
+                                             lambda: client.get_prices(service=service))
+    except SMSActivateError:
+        return None
+    price = prices.get(country, {}).get(service)
+    return price.cost if price is not None and price.cost else None
+
+
 async def _purchase(client: SMSActivate, service: str, choice: Choice, price: Decimal | None, free: bool,
                     policy: BuyingPolicy, options: dict[str, Any]) -> Number:
     guard = policy.guard
-    reserved = await guard.reserve(price) if guard is not None else Decimal(0)
+    reservation = None
+    estimate = price
+    if guard is not None:
+        if price is None and guard.budget is not None:
+            # No ceiling: what the number will cost is its listed price (the dearest seen, if none is listed)
+            estimate = await _listed_price(client, service, choice.country, policy)
+            if estimate is not None:
+                guard.saw_price(estimate)
+        reservation = await guard.reserve(estimate, service=service, country=choice.country)
+        client._guards.add(guard)
     number: Number | None = None
     cost: Decimal | None = None
+    token = PURCHASE_CHECK.set(functools.partial(guard.before_send, service, choice.country, estimate)) \
+        if guard is not None else None
     try:
         args = {**options, "service": service, "country": choice.country}
         if choice.operator is not None:
@@ -298,14 +424,17 @@ async def _purchase(client: SMSActivate, service: str, choice: Choice, price: De
         if free:
             args["free_price"] = True
         number = await client.get_number_v2(**args)
-        cost = number.activation_cost if number.activation_cost is not None else price
+        cost = number.activation_cost if number.activation_cost is not None else estimate
     except (PurchaseUncertainError, TransportError) as exc:
         if isinstance(exc, PurchaseUncertainError) or getattr(exc, "maybe_sent", False):
-            cost = price if price is not None else Decimal(0)  # it may have been bought: count it as spent
+            # it may have been bought: count it as spent
+            cost = estimate if estimate is not None else (guard.last_price if guard is not None else None) or Decimal(0)
         raise
     finally:
-        if guard is not None:
-            guard.settle(reserved, cost)
+        if token is not None:
+            PURCHASE_CHECK.reset(token)
+        if guard is not None and reservation is not None:
+            guard.settle(reservation, cost, number.activation_id if number is not None else None)
     limit = policy.limit
     if limit is not None and number.activation_cost is not None and number.activation_cost > limit:
         log.error("activation %s cost %s, above the ceiling %s: cancelling it", number.activation_id,
@@ -368,23 +497,40 @@ async def buy_with_policy(client: SMSActivate, service: str, country: int | None
         raise InvalidArgumentError("buying under a policy needs a country or fallbacks")
     guard = policy.guard
     last: SMSActivateError | None = None
-    skipped: list[int] = []
+    passed_over: list[str] = []  # each choice not bought, and why
     for index, choice in enumerate(choices):
+        where = f"country {choice.country}" + (f" (operator {choice.operator})" if choice.operator else "")
         if guard is not None and not guard.pair_allowed(service, choice.country):
-            skipped.append(choice.country)
-            log.warning("%s/%s: success rate %.0f%% under the floor; not buying there", service, choice.country,
-                        100 * (guard.success_rate(service, choice.country) or 0))
+            rate = 100 * (guard.success_rate(service, choice.country) or 0)
+            passed_over.append(f"{where}: success rate {rate:.0f}% under the floor "
+                               f"{100 * (guard.min_success_rate or 0):.0f}%")
+            log.warning("%s/%s: success rate %.0f%% under the floor; not buying there", service, choice.country, rate)
             continue
         if index and last is not None:
             client.stats.fallbacks += 1
             log.info("%s: %s in %s; falling back to %s", service, last.code, choices[index - 1], choice)
         try:
             return await _buy_choice(client, service, choice, policy, options), choice
-        except (NoNumbersError, WrongMaxPriceError) as exc:
+        except NoNumbersError as exc:
+            passed_over.append(f"{where}: out of stock ({exc.code})")
+            last = exc
+        except WrongMaxPriceError as exc:
+            limit = policy.limit
+            if exc.min_price is not None and limit is not None and exc.min_price > limit:
+                passed_over.append(f"{where}: its minimum price {exc.min_price} is above the ceiling {limit}")
+            else:
+                passed_over.append(f"{where}: price refused ({exc.code}"
+                                   f"{f', minimum {exc.min_price}' if exc.min_price is not None else ''})")
             last = exc
     if last is None:
-        raise SpendingGuardError(f"every choice for {service} is under the success-rate floor ({skipped})",
+        raise SpendingGuardError(f"no choice for {service} could be bought: {'; '.join(passed_over)}",
                                  reason="success_rate", spent=guard.spent if guard else None)
+    if len(passed_over) > 1:
+        # one error naming every choice and why it was passed over, of the last one's type
+        last.message = f"no choice for {service} could be bought: {'; '.join(passed_over)}"
+        last.args = (last.message,)
+    if isinstance(last, APIError):
+        last.info = {**last.info, "passed_over": tuple(passed_over)}
     raise last
 
 

@@ -6,6 +6,7 @@ import copy
 import logging
 import os
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -17,7 +18,7 @@ import httpx
 
 from ._actions import ACTIONS, Action
 from ._activation import Activation, ActivationHandle, HandleState, OnCode, check_options, purchase
-from ._buying import BuyingPolicy, RunMany, _Catalogue, buy_with_policy
+from ._buying import BuyingPolicy, RunMany, SpendingGuard, _Catalogue, buy_with_policy
 from ._clock import Clock, SystemClock
 from ._exceptions import ClientClosedError, InvalidArgumentError, SMSActivateError, StoreError, WaitTimeoutError
 from ._generated import GeneratedActions
@@ -208,6 +209,8 @@ class SMSActivate(GeneratedActions):
         self._session.strays = Strays(self._session, self._scheduler, self._host, self.clock, self._wait)
         self._handles: dict[int, ActivationHandle] = {}
         self._scheduler.on_closed = self._number_closed
+        #: the spending guards of policies this client bought under (they learn of refunds)
+        self._guards: weakref.WeakSet[SpendingGuard] = weakref.WeakSet()
         # shared with every view of the client (with_options copies the client, not this)
         self._life = _Life()
 
@@ -418,6 +421,8 @@ class SMSActivate(GeneratedActions):
         return list(self._handles.values())
 
     def _number_closed(self, activation_id: int, state: str) -> None:
+        for guard in self._guards:  # a cancel before a code is refunded: the guards that paid for it hear it
+            guard.closed(activation_id, state)
         handle = self._handles.get(activation_id)
         if handle is not None and handle.state is HandleState.CANCEL_DEFERRED:
             handle._closed_later(state)

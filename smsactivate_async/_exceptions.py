@@ -101,8 +101,8 @@ class SMSActivateError(Exception):
 
     def __str__(self) -> str:
         where = f"{self.action}: " if self.action else ""
-        if self.message == self.code:
-            return f"{where}{self.code}"
+        if self.message == self.code or self.message.startswith(f"{self.code}:"):
+            return f"{where}{self.message}"  # the wire's own answer names the code: not twice
         return f"{where}{self.code}: {self.message}"
 
     def __repr__(self) -> str:

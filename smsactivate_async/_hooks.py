@@ -10,15 +10,23 @@ only counted (a hook that fails on every request would otherwise flood the log).
 from __future__ import annotations
 
 import collections
+import contextvars
 import inspect
 import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["call_hook", "call_hook_async", "hook_failures"]
+__all__ = ["PURCHASE_CHECK", "call_hook", "call_hook_async", "hook_failures"]
 
 log = logging.getLogger("smsactivate_async")
 T = TypeVar("T")
+
+#: a check the caller's purchase must pass the moment it is about to leave — after the rate limiter,
+#: before anything is sent (a spending guard's stop decided while the purchase queued refuses it).
+#: Its argument: ``True`` when buying anew after an attempt whose answer was lost (which the server
+#: may still commit: a second number may be charged)
+PURCHASE_CHECK: contextvars.ContextVar[Callable[[bool], None] | None] = contextvars.ContextVar(
+    "smsactivate_async_purchase_check", default=None)
 
 #: failures per kind of hook in this process, for a test or an operator to read
 hook_failures: collections.Counter[str] = collections.Counter()

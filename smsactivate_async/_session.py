@@ -34,7 +34,7 @@ from ._exceptions import (
     StoreError,
     TransportError,
 )
-from ._hooks import call_hook
+from ._hooks import PURCHASE_CHECK, call_hook
 from ._journal import Journal
 from ._models import ActiveActivation, MultiServiceActivation, Number, Rent, RentListEntry
 from ._parse import UnexpectedAnswer
@@ -103,6 +103,9 @@ _CLOSING: dict[tuple[str, str | None], tuple[Kind, EntryState]] = {
     ("finishActivation", None): ("activation", "finished"), ("cancelActivation", None): ("activation", "cancelled"),
     ("setRentStatus", "1"): ("rent", "finished"), ("setRentStatus", "2"): ("rent", "cancelled"),
 }
+#: what to call on a provider without one of HeroSMS's own actions
+_INSTEAD = {"cancelActivation": "set_status(activation_id, 8)", "finishActivation": "set_status(activation_id, 6)",
+            "getAllSms": "get_status_v2(activation_id) (the last SMS) or wait_for_code()"}
 _JOURNALED = frozenset({"getStatus", "getStatusV2", "setStatus", *(action for action, _ in _CLOSING)})
 
 
@@ -150,6 +153,7 @@ class _PurchaseGate:
         #: one listing of the server's activations serves every reconciler of the period
         self.listings: dict[str, tuple[float, Any]] = {}  # "rents" / "activations" → (asked at, listing)
         self.claim_lock = anyio.Lock()
+        self._one_purchase = anyio.Lock()
         #: purchases per (action, service, country) that had an attempt which may have been carried
         #: out and are not settled yet: each owns at most one unknown activation on the server
         self.unresolved: collections.Counter[tuple[str, ...]] = collections.Counter()
@@ -160,7 +164,12 @@ class _PurchaseGate:
         # for the network, not for the limiter's queue. A purchase held back by a reconciliation
         # takes a fresh slot, so that the held ones do not leave in one burst.
         while True:
-            await limiter.acquire()
+            # Purchases enter the limiter one at a time: the others wait here, not holding slots of
+            # the budget in advance, so that every other request (a status, a close, a scan) takes
+            # the next slot before them — what releases money or a slot goes first, and a stop
+            # decided meanwhile (a spending guard's) is seen before the next purchase leaves.
+            async with self._one_purchase:
+                await limiter.acquire()
             async with self._cond:
                 if not self._reconcilers:
                     self._in_flight += 1
@@ -311,8 +320,10 @@ class Session:
 
     def encode(self, action: Action[Any], args: Mapping[str, Any]) -> dict[str, str]:
         if action.extra and action.wire not in self.provider.extra_actions:
+            instead = _INSTEAD.get(action.wire)
             raise InvalidArgumentError(
-                f"{action.name}() is not offered by provider {self.provider.name!r}", action=action.wire
+                f"{action.name}() is not offered by provider {self.provider.name!r}"
+                + (f": use {instead} instead" if instead else ""), action=action.wire
             )
         wire = action.encode(args)
         if action.wire == "setStatus" and wire.get("status") == "-1" and self.provider.cancel_status != -1:
@@ -417,6 +428,12 @@ class Session:
                 attempt += 1
                 error: SMSActivateError | None = None
                 async with self._gate.purchase(self.limiter):
+                    check = PURCHASE_CHECK.get() if attempt == 1 or (maybe_sent and not ambiguous) else None
+                    if check is not None:
+                        # e.g. a spending guard that stopped while this purchase queued: nothing sent. Again
+                        # before buying anew after a lost answer the listings could not find: the server may
+                        # still commit that one (a stray), so the guard counts it.
+                        check(attempt > 1)
                     # The intent is written before the request leaves, and says "pending" only while
                     # a request is on the wire: other clients' reconciliations wait for those alone.
                     # A purchase the journal cannot record is not made (StoreError, nothing sent).

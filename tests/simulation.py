@@ -73,6 +73,7 @@ from smsactivate_async import (
     RetryPolicy,
     SMSActivate,
     SMSActivateError,
+    SpendingGuard,
     StoreError,
     WaitTimeoutError,
 )
@@ -188,6 +189,9 @@ class World:
     ended: float = 0.0
     hang: str | None = None
     stop: Callable[[], None] | None = None
+    #: the spending guard of every "buy" user, and whether their policy has a ceiling
+    guard: SpendingGuard = attrs.field(factory=lambda: SpendingGuard(budget="0.50"))
+    guard_ceiling: bool = True
     #: (who, when each of its requests reached the server, the rate and burst it is configured for)
     paced: list[tuple[str, list[float], float, int]] = attrs.field(factory=list)
 
@@ -323,17 +327,16 @@ async def _user(world: World, index: int, owner: int = 0) -> None:
                     elif result.error is not None and not isinstance(result.error, SMSActivateError | TimeoutError):
                         world.escaped.append(result.error)
         elif kind == "buy":
-            policy = BuyingPolicy(max_price="0.10", ceiling="1.00", fallbacks=[6])
-            number = await client.buy(service="tg", country=2, policy=policy)
-            async with anyio.create_task_group() as group:
-                group.start_soon(world.deliver_later, number.activation_id, _code_delay(rng))
-                got = await world.wait(number.activation_id, timeout, cancel_after=cancel_after, wait=lambda t: (
-                    client.wait_for_code(number.activation_id, timeout=t)))
-            with anyio.CancelScope(shield=True):
-                if got is not None:
-                    await client.set_status(number.activation_id, 6)
-                elif cancel_after is not None:  # the user's task was cancelled: it closes what it bought
-                    await _close_quietly(client, number.activation_id)
+            # every "buy" of the world spends from one guard, on a service nobody else buys ("wa"): the
+            # ledger's charges for it are the guard's, checked against its budget. Some users buy several
+            # at once (their own stream of draws: the other schedules stay as they were).
+            policy = BuyingPolicy(max_price="0.10", ceiling="1.00", fallbacks=[6], guard=world.guard) \
+                if world.guard_ceiling else BuyingPolicy(fallbacks=[6], guard=world.guard)
+            many = random.Random(world.seed * 131 + index).choice([1, 1, 3, 8])
+            async with anyio.create_task_group() as buyers:
+                for extra in range(1, many):
+                    buyers.start_soon(_buy_quietly, world, client, policy, random.Random(world.seed * 137 + extra))
+                await _buy_and_wait(world, client, policy, rng, timeout, cancel_after)
         elif kind == "rent":
             rent = await client.get_rent_number(service="tg", country=2, rent_time=4)
             async with anyio.create_task_group() as group:
@@ -359,6 +362,35 @@ async def _user(world: World, index: int, owner: int = 0) -> None:
                 world.uncertain.update(leaf.candidate_ids)
             elif not isinstance(leaf, SMSActivateError | TimeoutError):
                 world.escaped.append(leaf)  # an escape: reported as a violation
+
+
+async def _buy_and_wait(world: World, client: SMSActivate, policy: BuyingPolicy, rng: random.Random, timeout: float,
+                        cancel_after: float | None, *, cancelled_closes: bool = False) -> None:
+    number = await client.buy(service="wa", country=2, policy=policy)
+    got = None
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(world.deliver_later, number.activation_id, _code_delay(rng))
+            got = await world.wait(number.activation_id, timeout, cancel_after=cancel_after, wait=lambda t: (
+                client.wait_for_code(number.activation_id, timeout=t)))
+    finally:
+        with anyio.CancelScope(shield=True):
+            if got is not None:
+                await client.set_status(number.activation_id, 6)
+            elif cancel_after is not None or cancelled_closes:  # the user's task was cancelled: it closes what it bought
+                await _close_quietly(client, number.activation_id)
+
+
+async def _buy_quietly(world: World, client: SMSActivate, policy: BuyingPolicy, rng: random.Random) -> None:
+    """One more purchase of a user buying several at once; its errors are the user's (typed, or an escape)."""
+    try:
+        await _buy_and_wait(world, client, policy, rng, rng.uniform(1, 30), None, cancelled_closes=True)
+    except Exception as exc:
+        for leaf in _leaves(exc):
+            if isinstance(leaf, PurchaseUncertainError):
+                world.uncertain.update(leaf.candidate_ids)
+            elif not isinstance(leaf, SMSActivateError | TimeoutError):
+                world.escaped.append(leaf)
 
 
 def _leaves(error: BaseException) -> Any:
@@ -508,6 +540,9 @@ def _make_world(seed: int) -> World:
                          early_cancel_window=early, timeout=3.0, close_timeout=400.0, seed=seed,
                          retry=RetryPolicy(attempts=6, base_delay=0.05, max_delay=1.0))
     world = World(seed, rng, sim, client, faulty=bool(fault_rate), budget=budget, clients=[client])
+    spending = random.Random(seed * 6151 + 3)  # its own stream: the other draws stay as they were
+    world.guard = SpendingGuard(budget=spending.choice(["0.30", "0.50", "1.00", "5.00"]))
+    world.guard_ceiling = spending.random() < 0.5
     if budget is not None:
         world.paced.append(("the client", paced.sent, budget * 0.75, 2))
     webhooks = rng.random() < 0.3
@@ -671,6 +706,10 @@ def check(world: World) -> None:
         if excess is not None:
             fail(f"{who} sent more than its budget ({rate:g}/s, burst {burst}) allows: request {excess[1] + 1} at "
                  f"{excess[0] - world.start:.3f}")
+    charged = sum((p.cost for p in sim.ledger.purchases if p.service == "wa"), Decimal(0))
+    if world.guard.budget is not None and charged > world.guard.budget:
+        fail(f"the spending guard's budget {world.guard.budget} was passed: {charged} charged under it "
+             f"({'with' if world.guard_ceiling else 'without'} a ceiling; {world.guard!r})")
     over_budget = [r for r in sim.ledger.requests if r.status == 429 and r.fault is None]
     if over_budget:
         fail(f"the server's budget of {world.budget}/s was exceeded {len(over_budget)} times")
