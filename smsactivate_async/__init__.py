@@ -39,6 +39,7 @@ from ._exceptions import (
 from ._journal import RecoveryReport
 from ._models import *  # noqa: F403
 from ._models import __all__ as _models_all
+from ._outcome import NumberOutcome
 from ._policy import RetryPolicy
 from ._providers import PROVIDERS, Provider
 from ._record import RecordingTransport, ReplayTransport, load_recording
@@ -76,6 +77,7 @@ __all__ = [
     "InvalidArgumentError",
     "MemoryStore",
     "NoNumbersError",
+    "NumberOutcome",
     "OrderAlreadyExistsError",
     "Provider",
     "ProviderPool",

@@ -34,6 +34,7 @@ from ._exceptions import (
 )
 from ._hooks import call_hook_async
 from ._models import Number, StatusCode
+from ._outcome import NumberOutcome, Outcome
 
 if TYPE_CHECKING:
     from ._client import SMSActivate
@@ -269,6 +270,12 @@ class ActivationHandle(_BoughtNumber):
         self._scope: anyio.CancelScope | None = None
         self._closing: anyio.Event | None = None
         self._returned = 0
+        #: the caller's value given at purchase (``start_activation(context=...)``): an interaction, a user id
+        self.context: object = None
+        #: why it was left open (``LEFT_OPEN``): ``"closing"``, ``"suspended"``, or the error that stopped the close
+        self.left_reason: str | None = None
+        self._ended_by_close = False  # the client's aclose() ended it (not its own timeout, nor the user)
+        self._client_done = False  # aclose() has given its verdict on it
 
     @property
     def number(self) -> Number:
@@ -301,26 +308,69 @@ class ActivationHandle(_BoughtNumber):
         if state.final:
             self._client._handles.pop(self.activation_id, None)
 
+    @property
+    def account(self) -> NumberOutcome:
+        """What became of the number so far, in the words every report uses (:class:`NumberOutcome`)."""
+        state = self._state
+        outcome: Outcome = "waiting" if state in (HandleState.WAITING, HandleState.CODE_RECEIVED) else \
+            "cancel_deferred" if state is HandleState.CANCEL_DEFERRED else state.value
+        return NumberOutcome(self.activation_id, outcome, self.cancel_at, self.left_reason, tuple(self.codes),
+                             self.context)
+
     async def wait_for_code(self, *, timeout: float | None = None) -> str:
         """The next code this method has not returned yet, waiting for it at most ``timeout`` seconds.
 
-        Raises the handle's ``error`` if the number ended without one (a :class:`WaitTimeoutError`
-        whose ``outcome`` says what became of the number), or :class:`WaitTimeoutError` with
-        ``outcome=None`` if only this call's ``timeout`` ran out (the client still waits).
+        If the number ends without one, raises what says what became of it: the handle's
+        :class:`WaitTimeoutError` once its own timeout is over and its cancel settled (``outcome``:
+        cancelled, cancel_deferred with ``cancel_at``, finished); :class:`ClientClosedError` with the
+        same account if ``aclose()`` ended it; :class:`ActivationCancelledError` if the provider says
+        it is cancelled (or you cancelled it). If only this call's ``timeout`` runs out first, a
+        :class:`WaitTimeoutError` with ``outcome="waiting"``: the number is open and the client still
+        waits for its code. A ``timeout`` that reaches past the handle's own is no shorter than it:
+        the handle's end is reported, never a bare "not decided yet".
         """
-        with anyio.move_on_after(timeout if timeout is not None else float("inf")):
+        call_deadline = float("inf") if timeout is None else anyio.current_time() + timeout
+        if timeout is not None and self._client.clock.now() + timeout >= self._deadline:
+            call_deadline = float("inf")  # the handle's own end comes first: report it, settled
+        settling = False
+        with anyio.move_on_after(max(0.0, call_deadline - anyio.current_time())):
             while True:
                 if len(self.codes) > self._returned:
                     self._returned += 1
                     return self.codes[self._returned - 1]
                 if isinstance(self.error, WaitTimeoutError) or self._state not in (
                         HandleState.WAITING, HandleState.CODE_RECEIVED):
-                    raise self.error or ActivationCancelledError(
-                        f"activation {self.activation_id} ended ({self._state.value}) without a code",
-                        code="STATUS_CANCEL", action="getStatus")
+                    if self._ended_by_close and not self._client_done and not self._state.final:
+                        await self._changed.wait()  # aclose() is at work: its verdict on the number comes
+                        continue
+                    if self._closing is not None and not self._closing.is_set() and not settling:
+                        # its close is on the wire: report how it ended — within one poll interval of the
+                        # deadline, as every timeout is (a close held up longer is reported as not settled)
+                        settling = True
+                        with anyio.move_on_after(self._poll_interval or self._client.poll_interval):
+                            await self._closing.wait()
+                        continue
+                    raise self._end_error()
                 await self._changed.wait()
-        raise WaitTimeoutError(f"no code for activation {self.activation_id} within {timeout}s of this call; "
-                               "the client still waits for it", activation_id=self.activation_id, action="getStatus")
+        raise WaitTimeoutError(f"no code for activation {self.activation_id} within {timeout}s of this call; the "
+                               "number is still open and the client still waits for its code",
+                               activation_id=self.activation_id, outcome="waiting", action="getStatus")
+
+    def _end_error(self) -> SMSActivateError:
+        """The error a wait raises for a number that ended without a (new) code: the truth about it."""
+        account = self.account
+        if self._ended_by_close or (self._state is HandleState.LEFT_OPEN and self.left_reason in ("closing", "suspended")):
+            return ClientClosedError(
+                f"the client closed while waiting for activation {self.activation_id}: {account.describe()}",
+                action="getStatus", activation_id=self.activation_id, outcome=account.outcome,
+                cancel_at=self.cancel_at, reason=self.left_reason or "closing")
+        if self.error is not None:
+            return self.error
+        if self._state is HandleState.CANCELLED:
+            return ActivationCancelledError(f"activation {self.activation_id} was cancelled without a code",
+                                            code="STATUS_CANCEL", action="getStatus")
+        return ActivationStateError(f"activation {self.activation_id} ended ({account.outcome}) without a code: "
+                                    f"{account.describe()}", code="ENDED", action="getStatus")
 
     async def wait_closed(self) -> HandleState:
         """Wait until the client has nothing more to do for the number; its final state."""
@@ -430,6 +480,7 @@ class ActivationHandle(_BoughtNumber):
         except SMSActivateError as exc:
             log.error("activation %s could not be closed: %s", self.activation_id, exc)
             self.error = self.error or exc
+            self.left_reason = f"could not be closed: {exc.code}"
             self._set(HandleState.LEFT_OPEN)
             return
         if outcome.state == "deferred":
@@ -450,11 +501,22 @@ class ActivationHandle(_BoughtNumber):
         if not self._state.final:
             self._set(HandleState.FINISHED if state == "finished" else HandleState.CANCELLED)
 
-    def _client_closed(self) -> None:
+    def _client_closed(self, reason: str = "closing", *, journal_keeps: bool = False) -> None:
+        """The client closed with this number still open. A deferred cancel stays what it is when a
+        persistent journal keeps it (whichever client of the account is alive makes it from
+        ``cancel_at``); without one nobody will make it: the number is left open."""
+        self._client_done = True
         if not self._state.final:
-            log.warning("activation %s left open (%s): the client closed before it could close it",
-                        self.activation_id, self._state.value)
-            self._set(HandleState.LEFT_OPEN)
+            if self._state is not HandleState.CANCEL_DEFERRED or not journal_keeps:
+                log.warning("activation %s left open (%s): the client closed before it could close it",
+                            self.activation_id, self._state.value)
+                self.left_reason = reason
+                self._ended_by_close = True
+                self._set(HandleState.LEFT_OPEN)
+            else:
+                self._ended_by_close = True
+                changed, self._changed = self._changed, anyio.Event()
+                changed.set()
 
 
 def check_options(options: Mapping[str, Any]) -> None:

@@ -39,6 +39,8 @@ from ._exceptions import (
     InvalidArgumentError,
     NoNumbersError,
     PurchaseUncertainError,
+    RateLimitedError,
+    ServerError,
     SMSActivateError,
     SpendingGuardError,
     TransportError,
@@ -387,6 +389,12 @@ async def _free_levels(client: SMSActivate, service: str, country: int, policy: 
     return sorted(level for level in levels if (low is None or level >= low) and (high is None or level <= high))
 
 
+#: a purchase that ended in one of these was not made (an answer that says so, or nothing sent)
+_REFUSED = (APIError, SpendingGuardError, InvalidArgumentError)
+#: …except these, which a purchase may end in after its request was carried out
+_MAYBE_DONE = (ServerError, RateLimitedError, PurchaseUncertainError, TransportError)
+
+
 async def _listed_price(client: SMSActivate, service: str, country: int, policy: BuyingPolicy) -> Decimal | None:
     """The price the provider lists for the choice (``getPrices``, free, cached), or ``None``."""
     try:
@@ -413,8 +421,15 @@ async def _purchase(client: SMSActivate, service: str, choice: Choice, price: De
         client._guards.add(guard)
     number: Number | None = None
     cost: Decimal | None = None
-    token = PURCHASE_CHECK.set(functools.partial(guard.before_send, service, choice.country, estimate)) \
-        if guard is not None else None
+    sent = False
+
+    def before_send(again: bool) -> None:
+        nonlocal sent
+        assert guard is not None
+        guard.before_send(service, choice.country, estimate, again)
+        sent = True
+
+    token = PURCHASE_CHECK.set(before_send) if guard is not None else None
     try:
         args = {**options, "service": service, "country": choice.country}
         if choice.operator is not None:
@@ -425,9 +440,11 @@ async def _purchase(client: SMSActivate, service: str, choice: Choice, price: De
             args["free_price"] = True
         number = await client.get_number_v2(**args)
         cost = number.activation_cost if number.activation_cost is not None else estimate
-    except (PurchaseUncertainError, TransportError) as exc:
-        if isinstance(exc, PurchaseUncertainError) or getattr(exc, "maybe_sent", False):
-            # it may have been bought: count it as spent
+    except BaseException as exc:
+        # Sent, and not refused for certain (uncertain, a fault after the retries, or the caller's task
+        # cancelled while it was on the wire or being reconciled): it may have been bought — counted.
+        refused = isinstance(exc, _REFUSED) and not isinstance(exc, _MAYBE_DONE)
+        if sent and not refused:
             cost = estimate if estimate is not None else (guard.last_price if guard is not None else None) or Decimal(0)
         raise
     finally:

@@ -20,9 +20,17 @@ from ._actions import ACTIONS, Action
 from ._activation import Activation, ActivationHandle, HandleState, OnCode, check_options, purchase
 from ._buying import BuyingPolicy, RunMany, SpendingGuard, _Catalogue, buy_with_policy
 from ._clock import Clock, SystemClock
-from ._exceptions import ClientClosedError, InvalidArgumentError, SMSActivateError, StoreError, WaitTimeoutError
+from ._exceptions import (
+    ActivationNotFoundError,
+    ClientClosedError,
+    InvalidArgumentError,
+    SMSActivateError,
+    StoreError,
+    WaitTimeoutError,
+)
 from ._generated import GeneratedActions
 from ._journal import Journal, RecoveryReport, default_owner
+from ._outcome import NumberOutcome
 from ._params import identifier
 from ._policy import AdaptiveRateLimiter, Limiter, RateLimiter, RetryPolicy, SharedRateLimiter
 from ._providers import Provider, resolve_provider
@@ -383,7 +391,7 @@ class SMSActivate(GeneratedActions):
     async def start_activation(
         self, *, service: str, country: int | None = None, timeout: float = 600.0, poll_interval: float | None = None,
         finish_on_code: bool = True, on_code: OnCode | None = None, ready: bool = True, order_id: str | None = None,
-        policy: BuyingPolicy | None = None, **get_number_options: Any,
+        policy: BuyingPolicy | None = None, context: object = None, **get_number_options: Any,
     ) -> ActivationHandle:
         """Buy one number now and let the client see it to its end: buy now, wait later.
 
@@ -394,7 +402,8 @@ class SMSActivate(GeneratedActions):
         open for more codes (``handle.request_another_code()``) until ``handle.finish()`` or the
         timeout. No code within ``timeout`` seconds of the purchase: it cancels the number (8, later
         if the server says it is too early). All of this happens even if the caller never looks at
-        the handle again; :meth:`aclose` closes what is still open.
+        the handle again; :meth:`aclose` closes what is still open. ``context``: any value of yours
+        (an interaction, a user id), kept as ``handle.context`` and in the number's account.
         """
         _check_seconds("timeout", timeout)
         if poll_interval is not None:
@@ -408,6 +417,7 @@ class SMSActivate(GeneratedActions):
         handle = ActivationHandle(self, number, bought_in, timeout=timeout, poll_interval=poll_interval,
                                   finish_on_code=finish_on_code, voice=options.get("activation_type") == 2,
                                   on_code=on_code)
+        handle.context = context
         # No checkpoint between the purchase and this: the number is the client's duty from here.
         self._handles[number.activation_id] = handle
         self._host.start_soon(lambda: handle._run(ready), f"smsactivate_async activation {number.activation_id}")
@@ -420,6 +430,15 @@ class SMSActivate(GeneratedActions):
         """The numbers of :meth:`start_activation` the client still has a duty to close."""
         return list(self._handles.values())
 
+    def handle(self, activation_id: int) -> ActivationHandle:
+        """The live handle of a number of :meth:`start_activation` (a bot needs to keep no dict of its
+        own); :class:`ActivationNotFoundError` (code ``NOT_HELD``) if this client holds no such number."""
+        found = self._handles.get(int(activation_id))
+        if found is None:
+            raise ActivationNotFoundError(f"this client holds no handle for activation {activation_id} (closed, "
+                                          "or bought elsewhere)", code="NOT_HELD")
+        return found
+
     def _number_closed(self, activation_id: int, state: str) -> None:
         for guard in self._guards:  # a cancel before a code is refunded: the guards that paid for it hear it
             guard.closed(activation_id, state)
@@ -431,6 +450,8 @@ class SMSActivate(GeneratedActions):
         """Close every number of :meth:`start_activation` still open: finished if a code came, else
         cancelled (deferred cancels join the others)."""
         open_handles = [h for h in self._handles.values() if h.state in (HandleState.WAITING, HandleState.CODE_RECEIVED)]
+        for handle in open_handles:
+            handle._ended_by_close = True
         if not open_handles:
             return
         async with anyio.create_task_group() as group:
@@ -579,6 +600,7 @@ class SMSActivate(GeneratedActions):
             if self._session.closed:
                 self._http = self._session.http = self._make_http()
                 self._session.closed = False
+                self._session.closing = False
                 self._host.reopen()
                 self._scheduler.reopen()
             await self._session.journal.open(self._namespace)
@@ -685,16 +707,32 @@ class SMSActivate(GeneratedActions):
     ) -> None:
         await self.aclose()
 
-    async def aclose(self, *, timeout: float | None = None) -> None:
-        """Close the client, from any task: numbers of :meth:`start_activation` are closed, cancels the
-        server refused as too early are waited for at most ``timeout`` seconds (default
-        ``close_timeout``), waits still running end with :class:`ClientClosedError`, and no task of
-        the client is left. A number still open is logged with the time it can be cancelled; with a
-        persistent store the journal keeps it for :meth:`recover`.
+    @property
+    def closing(self) -> bool:
+        """Whether :meth:`aclose` has begun (or is done): from then on every purchase raises
+        :class:`ClientClosedError` before anything is sent. False again once the client is reopened."""
+        return self._session.closing
+
+    async def aclose(self, *, timeout: float | None = None) -> list[NumberOutcome]:
+        """Close the client, from any task, and return what it left: every number it still had a duty
+        to close that is not closed now, each with its account (:class:`NumberOutcome`).
+
+        In order: purchases are refused from the first moment (:attr:`closing`); the numbers of
+        :meth:`start_activation` still waiting are closed — finished if a code came, else cancelled
+        (at most ``max(timeout, 5)`` seconds for those requests); then cancels the server refused as
+        too early are carried out as they come due, for at most ``timeout`` seconds (default
+        ``close_timeout``: 20 s in memory, 0 with a persistent journal, which keeps the duty for
+        :meth:`recover`) — one due later than that is not waited for at all and is returned as
+        ``"cancel_deferred"`` with its ``cancel_at``. Waits still running then end with
+        :class:`ClientClosedError` saying what became of their number, and no task of the client is
+        left. Each number left is also logged.
         """
         if self._session.closed and not self._life.opened:
-            return
+            return []
         bound = self.close_timeout if timeout is None else _check_seconds("timeout", timeout, zero=True)
+        self._session.closing = True
+        waited = [track for track in self._scheduler.waited_ids() if track not in self._handles]
+        left: list[NumberOutcome] = []
         try:
             with anyio.CancelScope(shield=True):
                 if self._life.opened:
@@ -705,15 +743,24 @@ class SMSActivate(GeneratedActions):
                     await self._scheduler.drain(bound)
         finally:
             self._life.opened = False
+            pending = self._scheduler.deferred_cancels()
             self._scheduler.close()
+            handled = set(self._handles)
             for handle in list(self._handles.values()):  # a handle's close may drop it from the dict
-                handle._client_closed()
+                handle._client_closed(journal_keeps=self._store.persistent)
+                left.append(handle.account)
+            for activation_id, due in pending.items():
+                if activation_id not in handled:
+                    left.append(NumberOutcome(activation_id, "cancel_deferred", due, reason="closing"))
+            left.extend(NumberOutcome(activation_id, "left_open", reason="closing") for activation_id in waited
+                        if activation_id not in pending)
             self._handles.clear()
             with anyio.CancelScope(shield=True):
                 await self._host.aclose()
                 await self._close_http()
                 if self._session.journal.opened:
                     await self._session.journal.aclose()
+        return left
 
     async def _close_http(self) -> None:
         if not self._session.closed:

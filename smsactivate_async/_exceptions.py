@@ -4,7 +4,6 @@
 
     SMSActivateError                    .code (the wire code, or a synthetic one)
     ├── InvalidArgumentError            (also ValueError) bad input, raised before any request
-    │   └── ClientClosedError           the client is closed (a call after aclose(), a wait it ended)
     ├── APIError                        the server answered with an error code
     │   ├── AuthenticationError         BAD_KEY, NO_KEY, …
     │   ├── InsufficientBalanceError    NO_BALANCE, NO_BALANCE_FORWARD
@@ -30,7 +29,9 @@
     ├── StoreError                      the journal's store cannot be reached or used
     ├── PurchaseUncertainError          a purchase may have happened; check .candidate_ids
     ├── SpendingGuardError              a buying policy's guard stopped buying (.reason, .spent)
-    └── WaitTimeoutError                (also TimeoutError) no code within the timeout
+    ├── WaitTimeoutError                (also TimeoutError) no code within the timeout (.outcome)
+    └── ClientClosedError               the client is closing or closed: a purchase after aclose() began,
+                                        a wait it ended (.outcome: what became of the number)
 
 The API key never appears in any message: errors are built from the answer body and the action
 name only, and lower-layer exceptions are translated without being chained.
@@ -42,6 +43,8 @@ import datetime as _dt
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from ._outcome import NumberOutcome
 
 __all__ = [
     "APIError",
@@ -115,10 +118,31 @@ class InvalidArgumentError(SMSActivateError, ValueError):
     default_code = "INVALID_ARGUMENT"
 
 
-class ClientClosedError(InvalidArgumentError):
-    """The client is closed: a call made after ``aclose()``, or a wait that ``aclose()`` ended."""
+class ClientClosedError(SMSActivateError):
+    """The client is closed, or closing: a call made after ``aclose()`` began (a purchase is refused
+    before anything is sent), or a wait that ``aclose()`` ended.
+
+    For a wait, ``outcome`` (and ``activation_id``, ``cancel_at``, ``reason``) says what became of the
+    number — ``"left_open"``, ``"cancel_deferred"``, ``"cancelled"`` or ``"finished"`` — as
+    :class:`NumberOutcome` does (``.account``). Not a ``ValueError``: nothing was wrong with the call.
+    """
 
     default_code = "CLIENT_CLOSED"
+
+    def __init__(self, message: str = "", *, activation_id: int | None = None, outcome: str | None = None,
+                 cancel_at: _dt.datetime | None = None, reason: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.activation_id = activation_id
+        self.outcome = outcome
+        self.cancel_at = cancel_at
+        self.reason = reason
+
+    @property
+    def account(self) -> NumberOutcome | None:
+        """The number's account, for a wait that ``aclose()`` ended."""
+        if self.activation_id is None or self.outcome is None:
+            return None
+        return NumberOutcome(self.activation_id, self.outcome, self.cancel_at, self.reason)  # type: ignore[arg-type]
 
 
 class APIError(SMSActivateError):
@@ -367,7 +391,9 @@ class WaitTimeoutError(SMSActivateError, TimeoutError):
     - ``"cancel_deferred"``: the server refused the cancel as too early (or could not be reached);
       the client cancels it in the background from ``cancel_at`` (an aware UTC ``datetime``);
     - ``"left_open"``: ``cancel_on_timeout=False`` — the number is yours to close;
-    - ``None``: not decided yet (the error as the scheduler raises it, before the cancel).
+    - ``"waiting"``: only this call's own ``timeout`` ran out (``handle.wait_for_code(timeout=...)``):
+      the number is open and the client still waits for its code;
+    - ``None``: not decided yet (its cancel was still on the wire a poll interval past the deadline).
     """
 
     default_code = "WAIT_TIMEOUT"

@@ -24,6 +24,7 @@ from ._clock import Clock
 from ._exceptions import (
     APIError,
     BadResponseError,
+    ClientClosedError,
     InvalidArgumentError,
     OrderAlreadyExistsError,
     PurchaseUncertainError,
@@ -103,6 +104,8 @@ _CLOSING: dict[tuple[str, str | None], tuple[Kind, EntryState]] = {
     ("finishActivation", None): ("activation", "finished"), ("cancelActivation", None): ("activation", "cancelled"),
     ("setRentStatus", "1"): ("rent", "finished"), ("setRentStatus", "2"): ("rent", "cancelled"),
 }
+#: actions that spend money: refused once the client is closing
+_PAID = frozenset({Repeat.ORDER_ID, Repeat.PURCHASE_ACTIVATION, Repeat.PURCHASE_RENT, Repeat.PURCHASE_OTHER})
 #: what to call on a provider without one of HeroSMS's own actions
 _INSTEAD = {"cancelActivation": "set_status(activation_id, 8)", "finishActivation": "set_status(activation_id, 6)",
             "getAllSms": "get_status_v2(activation_id) (the last SMS) or wait_for_code()"}
@@ -234,6 +237,8 @@ class Session:
         self.known_activations: Recent = Recent(clock)
         self.known_rents: set[int] = set()
         self.closed = False
+        #: from the moment ``aclose()`` begins: purchases are refused before anything is sent
+        self.closing = False
         #: the waiting scheduler (the client composes it): told what every getStatus and close says
         self.scheduler: Scheduler | None = None
         #: the watch for purchases committed after they were given up (the client composes it)
@@ -342,6 +347,9 @@ class Session:
         return wire
 
     async def call(self, action: Action[R], args: Mapping[str, Any], *, retry: RetryPolicy | None = None) -> R:
+        if self.closing and action.repeat in _PAID:
+            raise ClientClosedError(f"the client is closing: {action.name}() was refused before anything was sent "
+                                    "(nothing bought)", action=action.wire, reason="closing")
         wire = self.encode(action, args)
         policy = retry or self.retry
         repeat = action.repeat

@@ -928,12 +928,23 @@ class Scheduler:
                             timespec="seconds"), max(0.0, due - self._clock.now()), activation_id)
         return left
 
+    def waited_ids(self) -> list[int]:
+        """The activations somebody waits on now."""
+        return [activation_id for activation_id, track in self._tracks.items() if _waited(track)]
+
+    def deferred_cancels(self) -> dict[int, _dt.datetime]:
+        """The cancels kept for later (too early, or the server unreachable): id → when due (aware UTC)."""
+        return {activation_id: self.wall_time(pending.due) for activation_id, pending in self._cancels.items()}
+
     def close(self) -> None:
         """The client is closing: every waiter ends now with :class:`ClientClosedError`."""
         self.closed = True
         for track in list(self._tracks.values()):
             self.observe(track.activation_id, error=ClientClosedError(
-                f"the client was closed while waiting for activation {track.activation_id}", action="getStatus"))
+                f"the client was closed while waiting for activation {track.activation_id}: the number is still "
+                "open and not refunded (close it with set_status(id, 8) from a client that is open, or let it "
+                "expire; a persistent journal's recover() closes it)",
+                action="getStatus", activation_id=track.activation_id, outcome="left_open", reason="closing"))
 
     def reopen(self) -> None:
         self.closed = False

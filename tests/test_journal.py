@@ -556,8 +556,12 @@ async def test_aclose_with_a_persistent_store_leaves_open_handles_to_the_journal
     sim = Simulator(codes=CodeSchedule.never())
     client = SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, store=f"sqlite:///{tmp_path}/j.db")
     handles = [await client.start_activation(service="tg", country=0, timeout=600) for _ in range(3)]
-    await client.aclose()
-    assert [h.state for h in handles] == [HandleState.LEFT_OPEN] * 3 and client.handles == []
+    left = await client.aclose()
+    # the cancels were refused as too early and are the journal's duty now: deferred, not "left open"
+    # (whichever client of the account is alive makes them from cancel_at) — issue 40's one account
+    assert [h.state for h in handles] == [HandleState.CANCEL_DEFERRED] * 3 and client.handles == []
+    assert [(o.activation_id, o.outcome) for o in left] == [(h.activation_id, "cancel_deferred") for h in handles]
+    assert all(o.cancel_at is not None for o in left)
     assert all(a.state is ActivationState.WAIT_CODE for a in sim.activations.values())  # the journal's duty now
 
 
