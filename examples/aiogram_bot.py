@@ -20,9 +20,10 @@ from aiogram.types import Message
 from smsactivate_async import (
     ActivationCancelledError,
     ActivationHandle,
-    HandleState,
+    ClientClosedError,
     InsufficientBalanceError,
     NoNumbersError,
+    NumberOutcome,
     PurchaseUncertainError,
     RateLimitedError,
     SMSActivate,
@@ -46,12 +47,15 @@ def in_plain_words(error: SMSActivateError) -> str:
         return "Too many requests right now. Please try again in a minute."
     if isinstance(error, PurchaseUncertainError):
         return "We could not confirm your number. Nothing is charged twice; please try again shortly."
-    if isinstance(error, WaitTimeoutError):
-        if error.outcome == "cancel_deferred":
-            return "No code came. The number will be cancelled and refunded in a minute or two."
-        return "No code came. The number was cancelled and refunded."
+    if isinstance(error, (WaitTimeoutError, ClientClosedError)) and error.outcome is not None:
+        # the one account of the number (NumberOutcome): cancelled and refunded, cancelled later, still
+        # open… — never "cancelled and refunded" for a number that is not
+        prefix = "The bot is restarting. " if isinstance(error, ClientClosedError) else "No code came. "
+        account = NumberOutcome(error.activation_id or 0, error.outcome, error.cancel_at,  # type: ignore[arg-type]
+                                getattr(error, "reason", None))
+        return prefix + account.describe()
     if isinstance(error, ActivationCancelledError):
-        return "The number was cancelled."
+        return "The number was cancelled; its cost is refunded."
     return "Something went wrong on our side. Please try again."
 
 
@@ -89,10 +93,7 @@ async def cancel(message: Message) -> None:
         await message.answer("You have no number waiting.")
         return
     await handle.cancel()
-    if handle.state is HandleState.CANCEL_DEFERRED:
-        await message.answer("Cancelled. The refund comes within two minutes (the provider's rule).")
-    else:
-        await message.answer("Cancelled and refunded.")
+    await message.answer(handle.account.describe())  # cancelled and refunded, or cancelled later (when)
 
 
 async def on_startup(dispatcher: Dispatcher) -> None:

@@ -108,9 +108,9 @@ async def test_aiogram_bot_fifty_users_some_cancel_some_time_out(monkeypatch: py
     for user in users:
         assert said[user][0].startswith("Your number: +"), said[user]
         if user in cancelling:
-            assert said[user][1:] == ["Cancelled and refunded."], said[user]
+            assert said[user][1:] == ["The number was cancelled; its cost is refunded."], said[user]
         elif user in silent:
-            assert said[user][1:] == ["No code came. The number was cancelled and refunded."], said[user]
+            assert said[user][1:] == ["No code came. The number was cancelled; its cost is refunded."], said[user]
         else:
             assert said[user][1:] == [f"Your code: {user}"], said[user]
     states = [a.state for a in sim.activations.values()]
