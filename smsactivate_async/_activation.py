@@ -236,6 +236,22 @@ class HandleState(enum.Enum):
 OnCode = Callable[["ActivationHandle", str], object]
 
 
+class _Settled:
+    """An event that has happened: a handle whose close is out of its hands (suspended)."""
+
+    def is_set(self) -> bool:
+        return True
+
+    async def wait(self) -> None:
+        return None
+
+    def set(self) -> None:
+        return None
+
+
+_SETTLED: Any = _Settled()
+
+
 class ActivationHandle(_BoughtNumber):
     """A number bought by :meth:`SMSActivate.start_activation`, seen to its end by the client.
 
@@ -274,6 +290,8 @@ class ActivationHandle(_BoughtNumber):
         self.context: object = None
         #: why it was left open (``LEFT_OPEN``): ``"closing"``, ``"suspended"``, or the error that stopped the close
         self.left_reason: str | None = None
+        #: whether this handle was resumed from the journal (bought by an earlier process of its owner)
+        self.resumed = False
         self._ended_by_close = False  # the client's aclose() ended it (not its own timeout, nor the user)
         self._client_done = False  # aclose() has given its verdict on it
 
@@ -495,6 +513,16 @@ class ActivationHandle(_BoughtNumber):
         if isinstance(self.error, WaitTimeoutError) and self.error.outcome is None:
             self.error.outcome = "cancel_deferred" if outcome.state == "deferred" else outcome.state
             self.error.cancel_at = self.cancel_at
+
+    def _suspend(self) -> None:
+        """The client suspends: the number stays open for the next process of its owner."""
+        if self._scope is not None:
+            self._scope.cancel()  # the client's task stops waiting, and does not close the number
+        self._closing = self._closing or _SETTLED  # nothing may close it now
+        self.left_reason = "suspended"
+        self._ended_by_close = True
+        self._client_done = True
+        self._set(HandleState.LEFT_OPEN)
 
     def _closed_later(self, state: str) -> None:
         """The client closed the number later (a deferred cancel went through)."""

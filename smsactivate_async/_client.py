@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import datetime as _dt
+import functools
 import logging
 import os
 import time
@@ -30,6 +32,7 @@ from ._exceptions import (
 )
 from ._generated import GeneratedActions
 from ._journal import Journal, RecoveryReport, default_owner
+from ._models import Number
 from ._outcome import NumberOutcome
 from ._params import identifier
 from ._policy import AdaptiveRateLimiter, Limiter, RateLimiter, RetryPolicy, SharedRateLimiter
@@ -45,7 +48,7 @@ from ._waiting import CancelOutcome, Scheduler, WaitSettings
 
 if TYPE_CHECKING:
     from ._doctor import DoctorReport
-    from ._models import Number, RentSms
+    from ._models import RentSms
     from .webhooks import WebhookApp, WebhookEvent
 
 __all__ = ["SMSActivate"]
@@ -103,6 +106,9 @@ class SMSActivate(GeneratedActions):
         close_timeout: how long :meth:`aclose` waits for cancels the server refused as too early
             (default: 20 s in memory, 0 with a persistent store, whose journal keeps the duty for
             :meth:`recover`); each number still open then is logged with when it can be cancelled.
+        suspend_on_close: closing (``async with``, a lifespan's end) suspends instead of closing the
+            numbers of :meth:`start_activation` still waiting — ``aclose(suspend=True)``: they stay
+            open, for the next process with the same ``owner`` to resume. Needs a persistent store.
 
     Works with ``async with`` or without: made in one task, used from any, closed by
     :meth:`aclose` from another. What it runs in the background (polling, deadlines, deferred
@@ -133,6 +139,7 @@ class SMSActivate(GeneratedActions):
         owner: str | None = None,
         lease: float = 30.0,
         close_timeout: float | None = None,
+        suspend_on_close: bool = False,
         record: str | os.PathLike[str] | None = None,
         record_secrets: bool = False,
         retention: float = 86_400.0,
@@ -157,7 +164,13 @@ class SMSActivate(GeneratedActions):
             raise InvalidArgumentError("owner must be a non-empty string")
         if close_timeout is not None:
             _check_seconds("close_timeout", close_timeout, zero=True)
+        if not isinstance(suspend_on_close, bool):
+            raise InvalidArgumentError(f"suspend_on_close must be True or False, got {suspend_on_close!r}")
+        self.suspend_on_close = suspend_on_close
         self._store = open_store(store)
+        if suspend_on_close and not self._store.persistent:
+            raise InvalidArgumentError("suspend_on_close needs a persistent store (store='sqlite:///…' or 'redis://…'): "
+                                       "in memory, nothing would be left to resume the numbers")
         self.close_timeout: float = (0.0 if self._store.persistent else 20.0) if close_timeout is None \
             else float(close_timeout)
         self._namespace = namespace_for(self.provider.name, api_key.strip())
@@ -458,6 +471,49 @@ class SMSActivate(GeneratedActions):
             for handle in open_handles:
                 group.start_soon(handle._close_now_quietly)
 
+    async def _suspend_handles(self) -> list[NumberOutcome]:
+        """Record every handle still waiting as suspended (deadline, codes handed over) and let it go
+        without closing its number; their accounts. One the journal cannot record is closed as usual."""
+        journal = self._session.journal
+        suspended: list[NumberOutcome] = []
+        for handle in [h for h in self._handles.values() if h.state in (HandleState.WAITING, HandleState.CODE_RECEIVED)]:
+            until = journal.wall() + max(0.0, handle._deadline - self.clock.now())
+            try:
+                await journal.store.suspend("activation", handle.activation_id, until, handle.codes)
+            except SMSActivateError as exc:
+                log.warning("activation %s could not be suspended (%s): it is closed instead", handle.activation_id,
+                            exc.code)
+                continue
+            log.info("activation %s suspended until %s for owner %s", handle.activation_id,
+                     _dt.datetime.fromtimestamp(until, _dt.UTC).isoformat(timespec="seconds"), journal.owner)
+            handle._suspend()
+            suspended.append(attrs.evolve(handle.account, cancel_at=None))
+        return suspended
+
+    async def _resume_handles(self) -> None:
+        """At open: the numbers this owner suspended become live handles again, waiting to their
+        original deadline (a code that came meanwhile is the first ``wait_for_code()`` returns)."""
+        journal = self._session.journal
+        for entry in await journal.store.open_entries():
+            if entry.owner != journal.owner or entry.suspended_until is None or entry.kind != "activation":
+                continue
+            if entry.id in self._handles:
+                continue
+            remaining = entry.suspended_until - journal.wall()
+            for code in entry.handed:
+                self._scheduler.codes.mark(entry.id, code)  # handed over before: no news now
+            handle = ActivationHandle(self, Number(entry.id, entry.phone or ""), int(entry.country)
+                                      if entry.country and entry.country.isdigit() else None,
+                                      timeout=max(remaining, 0.001), poll_interval=None, finish_on_code=True,
+                                      voice=False, on_code=None)
+            handle.codes = list(entry.handed)
+            handle._returned = len(entry.handed)
+            handle.resumed = True
+            await journal.store.suspend("activation", entry.id, None)
+            self._handles[entry.id] = handle
+            self._host.start_soon(functools.partial(handle._run, False), f"smsactivate_async activation {entry.id}")
+            log.info("activation %s resumed (%.0f s left)", entry.id, max(0.0, remaining))
+
     def _purchase_options(self, service: str, country: int | None, policy: BuyingPolicy | None,
                           options: dict[str, Any]) -> dict[str, Any]:
         """Checked purchase arguments: anything wrong is refused here, before anything is bought."""
@@ -606,6 +662,8 @@ class SMSActivate(GeneratedActions):
             await self._session.journal.open(self._namespace)
             self._life.opened = True
             if self._store.persistent:
+                await self._resume_handles()
+            if self._store.persistent:
                 self._host.start_soon(self._keep_lease, "smsactivate_async lease")
             if self._store.shared and isinstance(self._store, PushStore):
                 self._host.start_soon(self._hear_pushes, "smsactivate_async pushes")
@@ -713,7 +771,7 @@ class SMSActivate(GeneratedActions):
         :class:`ClientClosedError` before anything is sent. False again once the client is reopened."""
         return self._session.closing
 
-    async def aclose(self, *, timeout: float | None = None) -> list[NumberOutcome]:
+    async def aclose(self, *, timeout: float | None = None, suspend: bool | None = None) -> list[NumberOutcome]:
         """Close the client, from any task, and return what it left: every number it still had a duty
         to close that is not closed now, each with its account (:class:`NumberOutcome`).
 
@@ -726,12 +784,30 @@ class SMSActivate(GeneratedActions):
         ``"cancel_deferred"`` with its ``cancel_at``. Waits still running then end with
         :class:`ClientClosedError` saying what became of their number, and no task of the client is
         left. Each number left is also logged.
+
+        ``suspend=True`` (default: ``suspend_on_close``), for a deploy or a restart: the numbers of
+        :meth:`start_activation` still waiting are not closed but suspended — left open at the server,
+        recorded in the journal for this ``owner`` with their deadline and the codes already handed
+        over, and returned as ``"left_open"`` with reason ``"suspended"``. The fleet leaves them alone
+        until their deadline; the next client with the same ``owner`` resumes them when it opens
+        (:meth:`handle`, :attr:`handles`). Needs a persistent store: else :class:`InvalidArgumentError`
+        before anything is closed.
         """
+        if suspend is None:
+            suspend = self.suspend_on_close
+        if suspend and not self._store.persistent:
+            raise InvalidArgumentError("aclose(suspend=True) needs a persistent store (store='sqlite:///…' or "
+                                       "'redis://…'): nothing was closed")
         if self._session.closed and not self._life.opened:
             return []
         bound = self.close_timeout if timeout is None else _check_seconds("timeout", timeout, zero=True)
         self._session.closing = True
-        waited = [track for track in self._scheduler.waited_ids() if track not in self._handles]
+        owned = set(self._handles)
+        waited = [track for track in self._scheduler.waited_ids() if track not in owned]
+        suspended: list[NumberOutcome] = []
+        if suspend and self._life.opened:
+            with anyio.CancelScope(shield=True):
+                suspended = await self._suspend_handles()
         left: list[NumberOutcome] = []
         try:
             with anyio.CancelScope(shield=True):
@@ -760,7 +836,7 @@ class SMSActivate(GeneratedActions):
                 await self._close_http()
                 if self._session.journal.opened:
                     await self._session.journal.aclose()
-        return left
+        return suspended + left
 
     async def _close_http(self) -> None:
         if not self._session.closed:

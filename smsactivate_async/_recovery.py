@@ -44,6 +44,8 @@ async def recover(session: Session, scheduler: Scheduler) -> RecoveryReport:
     for entry in await journal.store.open_entries():
         if entry.owner in live:
             continue
+        if entry.suspended_until is not None and entry.suspended_until > journal.wall():
+            continue  # suspended by its owner for a restart: left alone until its deadline
         # Leases are read again right before each take-over: closing a live client's number would
         # cancel it under its waiter, so an owner that renewed meanwhile keeps it.
         live = await journal.liveness()

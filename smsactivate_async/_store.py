@@ -26,12 +26,12 @@ import abc
 import hashlib
 import json
 import urllib.parse
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
-from ._exceptions import InvalidArgumentError
+from ._exceptions import InvalidArgumentError, StoreError
 
 __all__ = [
     "Entry",
@@ -83,6 +83,10 @@ class Intent:
         return cls(**json.loads(text))
 
 
+def _codes(codes: Iterable[object]) -> tuple[str, ...]:
+    return tuple(str(code) for code in codes)
+
+
 @attrs.frozen
 class Entry:
     """One bought activation (or rent) in the journal."""
@@ -99,6 +103,10 @@ class Entry:
     state: EntryState = "open"
     #: how many times another code was asked for (status 3)
     retries: int = 0
+    #: suspended by its owner (``aclose(suspend=True)``) until then (wall time): nobody else closes it before
+    suspended_until: float | None = None
+    #: the codes its owner had handed over before suspending it (not handed over again on resume)
+    handed: tuple[str, ...] = attrs.field(default=(), converter=_codes)
 
     def to_json(self) -> str:
         """The entry as JSON text (how the sqlite and Redis stores keep it)."""
@@ -153,6 +161,12 @@ class Store(abc.ABC):
     async def update_entry(self, kind: Kind, entry_id: int, *, state: EntryState | None = None,
                            code: str | None = None, another: bool = False) -> None:
         """Record a code, a closing, or (``another``) that one more code was asked for (status 3)."""
+
+    async def suspend(self, kind: Kind, entry_id: int, until: float | None, handed: Sequence[str] = ()) -> None:
+        """Mark an open entry suspended by its owner until ``until`` (wall time), with the codes it had
+        handed over; ``until=None``: resumed. (Not abstract: a store written before suspension
+        existed refuses it clearly.)"""
+        raise StoreError(f"{type(self).__name__} cannot keep suspended numbers")
 
     @abc.abstractmethod
     async def owners(self, kind: Kind, ids: Iterable[int]) -> dict[int, str]:
@@ -325,6 +339,12 @@ class MemoryStore(Store):
             return
         self._entries[(kind, entry_id)] = attrs.evolve(
             entry, code=code if code is not None else entry.code, retries=entry.retries + int(another))
+
+    async def suspend(self, kind: Kind, entry_id: int, until: float | None, handed: Sequence[str] = ()) -> None:
+        """Mark an open entry suspended (or resumed: ``until=None``)."""
+        entry = self._entries.get((kind, entry_id))
+        if entry is not None:
+            self._entries[(kind, entry_id)] = attrs.evolve(entry, suspended_until=until, handed=tuple(handed))
 
     async def owners(self, kind: Kind, ids: Iterable[int]) -> dict[int, str]:
         """The owners with a lease, and when each ends."""

@@ -14,8 +14,9 @@ the intent, its sequence number, its state while unsettled);
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from ._exceptions import InvalidArgumentError, StoreError
@@ -95,7 +96,7 @@ local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 for _, member in ipairs(gone) do
   local sep = string.find(member, ':')
   local kind, id = string.sub(member, 1, sep - 1), string.sub(member, sep + 1)
-  for _, field in ipairs({'entry:', 'owner:', 'code:', 'retries:'}) do
+  for _, field in ipairs({'entry:', 'owner:', 'code:', 'retries:', 'suspended:'}) do
     redis.call('HDEL', ARGV[2] .. field .. kind, id)
   end
 end
@@ -293,6 +294,14 @@ class RedisStore(Store):
 
         await self._do(work)
 
+    async def suspend(self, kind: Kind, entry_id: int, until: float | None, handed: Sequence[str] = ()) -> None:
+        key = self._key(f"suspended:{kind}")
+        if until is None:
+            await self._do(lambda: self._redis.hdel(key, entry_id))
+        else:
+            body = json.dumps({"until": until, "handed": list(handed)})
+            await self._do(lambda: self._redis.hset(key, entry_id, body))
+
     async def prune(self, before: float) -> int:
         """Forget entries closed before ``before`` (settled intents are deleted as they settle)."""
         keys = [self._key("closed")]
@@ -318,13 +327,16 @@ class RedisStore(Store):
                 owners = await self._redis.hmget(self._key(f"owner:{kind}"), ids)
                 codes = await self._redis.hmget(self._key(f"code:{kind}"), ids)
                 retries = await self._redis.hmget(self._key(f"retries:{kind}"), ids)
-                for body, owner, code, again in zip(bodies, owners, codes, retries, strict=True):
+                suspended = await self._redis.hmget(self._key(f"suspended:{kind}"), ids)
+                for body, owner, code, again, held in zip(bodies, owners, codes, retries, suspended, strict=True):
                     if body is None or owner is None:
                         continue
                     entry = Entry.from_json(body)
+                    pause = json.loads(held) if held is not None else {}
                     entries.append(Entry(**{**_fields(entry), "owner": owner.decode(),
                                             "code": code.decode() if code is not None else entry.code,
-                                            "retries": int(again) if again is not None else 0}))
+                                            "retries": int(again) if again is not None else 0,
+                                            "suspended_until": pause.get("until"), "handed": pause.get("handed", ())}))
             return sorted(entries, key=lambda e: e.bought_at)
 
         return await self._do(work)
