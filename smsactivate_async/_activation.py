@@ -234,6 +234,8 @@ class HandleState(enum.Enum):
 
 
 OnCode = Callable[["ActivationHandle", str], object]
+#: ended handles a client keeps for ``client.handle(id)``
+_ENDED_KEPT = 10_000
 
 
 class _Settled:
@@ -324,7 +326,11 @@ class ActivationHandle(_BoughtNumber):
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
         if state.final:
-            self._client._handles.pop(self.activation_id, None)
+            client = self._client
+            if client._handles.pop(self.activation_id, None) is not None:
+                client._ended[self.activation_id] = self
+                if len(client._ended) > _ENDED_KEPT:
+                    client._ended.popitem(last=False)
 
     @property
     def account(self) -> NumberOutcome:

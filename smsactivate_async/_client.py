@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import copy
 import datetime as _dt
 import functools
@@ -229,6 +230,8 @@ class SMSActivate(GeneratedActions):
         self._scheduler = self._session.scheduler = Scheduler(self._session, self.clock, self._wait, self._host)
         self._session.strays = Strays(self._session, self._scheduler, self._host, self.clock, self._wait)
         self._handles: dict[int, ActivationHandle] = {}
+        #: handles whose numbers ended, the newest kept (``handle(id)`` still finds them: a caller's last look)
+        self._ended: collections.OrderedDict[int, ActivationHandle] = collections.OrderedDict()
         self._scheduler.on_closed = self._number_closed
         #: the spending guards of policies this client bought under (they learn of refunds)
         self._guards: weakref.WeakSet[SpendingGuard] = weakref.WeakSet()
@@ -444,9 +447,11 @@ class SMSActivate(GeneratedActions):
         return list(self._handles.values())
 
     def handle(self, activation_id: int) -> ActivationHandle:
-        """The live handle of a number of :meth:`start_activation` (a bot needs to keep no dict of its
-        own); :class:`ActivationNotFoundError` (code ``NOT_HELD``) if this client holds no such number."""
-        found = self._handles.get(int(activation_id))
+        """The handle of a number of :meth:`start_activation` — live, resumed after a restart, or ended
+        recently (the last 10 000 ended are kept, for a caller's last look) — so that a bot or a service
+        needs to keep no handles of its own; :class:`ActivationNotFoundError` (code ``NOT_HELD``) if
+        this client has no such number."""
+        found = self._handles.get(int(activation_id)) or self._ended.get(int(activation_id))
         if found is None:
             raise ActivationNotFoundError(f"this client holds no handle for activation {activation_id} (closed, "
                                           "or bought elsewhere)", code="NOT_HELD")

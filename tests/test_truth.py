@@ -133,8 +133,8 @@ async def test_handle_finds_live_handles_and_refuses_unknown_ids() -> None:
             client.handle(123)
         assert caught.value.code == "NOT_HELD"
         await handle.cancel()
-        with pytest.raises(ActivationNotFoundError):
-            client.handle(handle.activation_id)  # closed: no longer held
+        ended = client.handle(handle.activation_id)  # ended: still found, for a caller's last look
+        assert ended is handle and ended.account.outcome == "cancelled" and handle not in client.handles
 
 
 def test_client_closed_error_is_no_value_error() -> None:
