@@ -7,7 +7,9 @@ number is waited on for at most ``WAIT_SECONDS`` (10 minutes) and a message that
 follow-up any more goes to the user's DMs. One client serves the whole bot: opened in
 ``setup_hook``, closed in ``close()``, where every user still waiting is told the truth about their
 number (cancelled and refunded, cancelled later, or still open) — from the account the library gives,
-never from a guess. A /buy that comes while the bot is closing buys nothing.
+never from a guess. A /buy that comes while the bot is closing buys nothing. With a journal
+(``SMSACTIVATE_STORE=sqlite:///bot.db``) the bot suspends the numbers still waiting at shutdown
+instead of closing them, and the next start resumes them and sends each user their code by DM.
 
 Run: ``DISCORD_TOKEN=… SMSACTIVATE_API_KEY=… python examples/discord_bot.py`` (without a key it
 cannot run: Discord needs a real token; tests/test_recipes.py drives the commands offline).
@@ -15,6 +17,7 @@ cannot run: Discord needs a real token; tests/test_recipes.py drives the command
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -24,6 +27,7 @@ from discord import app_commands
 
 from smsactivate_async import (
     ActivationCancelledError,
+    ActivationHandle,
     ClientClosedError,
     InsufficientBalanceError,
     NoNumbersError,
@@ -44,6 +48,8 @@ def in_plain_words(error: SMSActivateError) -> str:
     """What to tell a user when something went wrong, true to what became of their number."""
     if isinstance(error, ClientClosedError) and error.outcome is None:
         return "The bot is restarting; nothing was bought. Please try again in a minute."
+    if isinstance(error, ClientClosedError) and error.reason == "suspended":
+        return "The bot is restarting; your number stays open and its code will reach you by direct message."
     if isinstance(error, (WaitTimeoutError, ClientClosedError)) and error.outcome is not None:
         prefix = "The bot is restarting. " if isinstance(error, ClientClosedError) else "No code came. "
         account = NumberOutcome(error.activation_id or 0, error.outcome, error.cancel_at,  # type: ignore[arg-type]
@@ -81,6 +87,7 @@ class SmsBot(discord.Client):
         self.sms: SMSActivate | None = None
         #: the number in progress per user: what /cancel acts on
         self.numbers: dict[int, int] = {}
+        self._resumed: set[asyncio.Task[None]] = set()
         # app commands are plain functions (discord.py binds methods only in cogs and groups)
         self.tree.command(name="buy", description="Get a number for Telegram and its code")(self.buy)
         self.tree.command(name="cancel", description="Give your number back")(self.cancel)
@@ -88,8 +95,34 @@ class SmsBot(discord.Client):
 
     async def setup_hook(self) -> None:
         options = self.sms_options or {"provider": os.environ.get("SMSACTIVATE_PROVIDER", "herosms")}
+        store = os.environ.get("SMSACTIVATE_STORE")  # a journal: numbers survive a restart of the bot
+        if store:
+            options = {"store": store, "owner": os.environ.get("SMSACTIVATE_OWNER", "discord-bot"),
+                       "suspend_on_close": True, **options}
         self.sms = SMSActivate(os.environ.get("SMSACTIVATE_API_KEY", ""), **options)
         await self.sms.__aenter__()
+        # numbers suspended at the last shutdown: their users hear of their codes by direct message
+        for handle in self.sms.resumed:
+            if isinstance(handle.context, int):
+                task = asyncio.get_running_loop().create_task(self._follow_resumed(handle))
+                self._resumed.add(task)
+                task.add_done_callback(self._resumed.discard)
+
+    async def _follow_resumed(self, handle: ActivationHandle) -> None:
+        user_id = handle.context
+        assert isinstance(user_id, int)
+        self.numbers[user_id] = handle.activation_id
+        try:
+            text = f"Your code: {await handle.wait_for_code()}"
+        except SMSActivateError as error:
+            text = in_plain_words(error)
+        finally:
+            if self.numbers.get(user_id) == handle.activation_id:
+                del self.numbers[user_id]
+        try:
+            await (await self.fetch_user(user_id)).send(text)
+        except discord.HTTPException:
+            log.warning("could not tell user %s: %s", user_id, text)
 
     async def close(self) -> None:
         if self.sms is not None:
@@ -107,6 +140,7 @@ class SmsBot(discord.Client):
             await tell(interaction, "You already have a number waiting for its code. Use /cancel to drop it.")
             return
         try:
+            # context=user: kept on the handle, and across a restart (an int survives a suspension)
             handle = await self.sms.start_activation(service="tg", country=6, timeout=WAIT_SECONDS, context=user)
         except SMSActivateError as error:
             await tell(interaction, in_plain_words(error))

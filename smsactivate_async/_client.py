@@ -230,6 +230,7 @@ class SMSActivate(GeneratedActions):
         self._scheduler = self._session.scheduler = Scheduler(self._session, self.clock, self._wait, self._host)
         self._session.strays = Strays(self._session, self._scheduler, self._host, self.clock, self._wait)
         self._handles: dict[int, ActivationHandle] = {}
+        self._resumed: list[ActivationHandle] = []
         #: handles whose numbers ended, the newest kept (``handle(id)`` still finds them: a caller's last look)
         self._ended: collections.OrderedDict[int, ActivationHandle] = collections.OrderedDict()
         self._scheduler.on_closed = self._number_closed
@@ -446,6 +447,12 @@ class SMSActivate(GeneratedActions):
         """The numbers of :meth:`start_activation` the client still has a duty to close."""
         return list(self._handles.values())
 
+    @property
+    def resumed(self) -> list[ActivationHandle]:
+        """The handles resumed when the client last opened (numbers its ``owner`` suspended at its last
+        close) — including those that ended since, a code that came meanwhile among them."""
+        return list(self._resumed)
+
     def handle(self, activation_id: int) -> ActivationHandle:
         """The handle of a number of :meth:`start_activation` — live, resumed after a restart, or ended
         recently (the last 10 000 ended are kept, for a caller's last look) — so that a bot or a service
@@ -483,8 +490,10 @@ class SMSActivate(GeneratedActions):
         suspended: list[NumberOutcome] = []
         for handle in [h for h in self._handles.values() if h.state in (HandleState.WAITING, HandleState.CODE_RECEIVED)]:
             until = journal.wall() + max(0.0, handle._deadline - self.clock.now())
+            context = handle.context if isinstance(handle.context, (str, int)) and not isinstance(handle.context, bool) \
+                else None  # a str or an int survives the restart (a user id); anything else stays with this process
             try:
-                await journal.store.suspend("activation", handle.activation_id, until, handle.codes)
+                await journal.store.suspend("activation", handle.activation_id, until, handle.codes, context)
             except SMSActivateError as exc:
                 log.warning("activation %s could not be suspended (%s): it is closed instead", handle.activation_id,
                             exc.code)
@@ -499,6 +508,7 @@ class SMSActivate(GeneratedActions):
         """At open: the numbers this owner suspended become live handles again, waiting to their
         original deadline (a code that came meanwhile is the first ``wait_for_code()`` returns)."""
         journal = self._session.journal
+        self._resumed = []
         for entry in await journal.store.open_entries():
             if entry.owner != journal.owner or entry.suspended_until is None or entry.kind != "activation":
                 continue
@@ -514,8 +524,10 @@ class SMSActivate(GeneratedActions):
             handle.codes = list(entry.handed)
             handle._returned = len(entry.handed)
             handle.resumed = True
+            handle.context = entry.context
             await journal.store.suspend("activation", entry.id, None)
             self._handles[entry.id] = handle
+            self._resumed.append(handle)
             self._host.start_soon(functools.partial(handle._run, False), f"smsactivate_async activation {entry.id}")
             log.info("activation %s resumed (%.0f s left)", entry.id, max(0.0, remaining))
 

@@ -107,6 +107,8 @@ class Entry:
     suspended_until: float | None = None
     #: the codes its owner had handed over before suspending it (not handed over again on resume)
     handed: tuple[str, ...] = attrs.field(default=(), converter=_codes)
+    #: the caller's context of a suspended number (``start_activation(context=...)``), when a str or an int
+    context: str | int | None = None
 
     def to_json(self) -> str:
         """The entry as JSON text (how the sqlite and Redis stores keep it)."""
@@ -162,10 +164,11 @@ class Store(abc.ABC):
                            code: str | None = None, another: bool = False) -> None:
         """Record a code, a closing, or (``another``) that one more code was asked for (status 3)."""
 
-    async def suspend(self, kind: Kind, entry_id: int, until: float | None, handed: Sequence[str] = ()) -> None:
+    async def suspend(self, kind: Kind, entry_id: int, until: float | None, handed: Sequence[str] = (),
+                      context: str | int | None = None) -> None:
         """Mark an open entry suspended by its owner until ``until`` (wall time), with the codes it had
-        handed over; ``until=None``: resumed. (Not abstract: a store written before suspension
-        existed refuses it clearly.)"""
+        handed over and the caller's context; ``until=None``: resumed. (Not abstract: a store written
+        before suspension existed refuses it clearly.)"""
         raise StoreError(f"{type(self).__name__} cannot keep suspended numbers")
 
     @abc.abstractmethod
@@ -340,11 +343,13 @@ class MemoryStore(Store):
         self._entries[(kind, entry_id)] = attrs.evolve(
             entry, code=code if code is not None else entry.code, retries=entry.retries + int(another))
 
-    async def suspend(self, kind: Kind, entry_id: int, until: float | None, handed: Sequence[str] = ()) -> None:
+    async def suspend(self, kind: Kind, entry_id: int, until: float | None, handed: Sequence[str] = (),
+                      context: str | int | None = None) -> None:
         """Mark an open entry suspended (or resumed: ``until=None``)."""
         entry = self._entries.get((kind, entry_id))
         if entry is not None:
-            self._entries[(kind, entry_id)] = attrs.evolve(entry, suspended_until=until, handed=tuple(handed))
+            self._entries[(kind, entry_id)] = attrs.evolve(entry, suspended_until=until, handed=tuple(handed),
+                                                           context=context)
 
     async def owners(self, kind: Kind, ids: Iterable[int]) -> dict[int, str]:
         """The owners with a lease, and when each ends."""

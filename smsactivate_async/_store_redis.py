@@ -294,12 +294,13 @@ class RedisStore(Store):
 
         await self._do(work)
 
-    async def suspend(self, kind: Kind, entry_id: int, until: float | None, handed: Sequence[str] = ()) -> None:
+    async def suspend(self, kind: Kind, entry_id: int, until: float | None, handed: Sequence[str] = (),
+                      context: str | int | None = None) -> None:
         key = self._key(f"suspended:{kind}")
         if until is None:
             await self._do(lambda: self._redis.hdel(key, entry_id))
         else:
-            body = json.dumps({"until": until, "handed": list(handed)})
+            body = json.dumps({"until": until, "handed": list(handed), "context": context})
             await self._do(lambda: self._redis.hset(key, entry_id, body))
 
     async def prune(self, before: float) -> int:
@@ -336,7 +337,8 @@ class RedisStore(Store):
                     entries.append(Entry(**{**_fields(entry), "owner": owner.decode(),
                                             "code": code.decode() if code is not None else entry.code,
                                             "retries": int(again) if again is not None else 0,
-                                            "suspended_until": pause.get("until"), "handed": pause.get("handed", ())}))
+                                            "suspended_until": pause.get("until"), "handed": pause.get("handed", ()),
+                                            "context": pause.get("context")}))
             return sorted(entries, key=lambda e: e.bought_at)
 
         return await self._do(work)

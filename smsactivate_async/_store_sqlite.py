@@ -132,7 +132,7 @@ class SqliteStore(Store):
         conn.execute("PRAGMA busy_timeout=30000")
         conn.executescript(_SCHEMA)
         columns = {row[1] for row in conn.execute("PRAGMA table_info(entries)")}
-        for column, kind in (("suspended_until", "REAL"), ("handed", "TEXT")):  # a journal made before suspension
+        for column, kind in (("suspended_until", "REAL"), ("handed", "TEXT"), ("context", "TEXT")):  # an older journal
             if column not in columns:
                 try:
                     conn.execute(f"ALTER TABLE entries ADD COLUMN {column} {kind}")
@@ -285,10 +285,12 @@ class SqliteStore(Store):
 
         await self._run(work, write=True)
 
-    async def suspend(self, kind: Kind, entry_id: int, until: float | None, handed: Sequence[str] = ()) -> None:
+    async def suspend(self, kind: Kind, entry_id: int, until: float | None, handed: Sequence[str] = (),
+                      context: str | int | None = None) -> None:
         await self._run(lambda conn: conn.execute(
-            "UPDATE entries SET suspended_until = ?, handed = ? WHERE ns = ? AND kind = ? AND id = ? AND state = 'open'",
-            (until, json.dumps(list(handed)), self._ns, kind, entry_id)), write=True)
+            "UPDATE entries SET suspended_until = ?, handed = ?, context = ? WHERE ns = ? AND kind = ? AND id = ? "
+            "AND state = 'open'", (until, json.dumps(list(handed)), json.dumps(context), self._ns, kind, entry_id)),
+            write=True)
 
     async def prune(self, before: float) -> int:
         """Forget entries closed before ``before`` and intents settled for good before it."""
@@ -326,7 +328,7 @@ class SqliteStore(Store):
         def work(conn: sqlite3.Connection) -> list[Entry]:
             rows = conn.execute(
                 "SELECT kind, id, owner, intent_id, bought_at, service, country, phone, code, state, retries, "
-                "suspended_until, handed FROM entries WHERE ns = ? AND state = 'open' ORDER BY bought_at",
+                "suspended_until, handed, context FROM entries WHERE ns = ? AND state = 'open' ORDER BY bought_at",
                 (self._ns,)).fetchall()
             return [Entry(*_row(r)) for r in rows]
 
@@ -369,4 +371,5 @@ class SqliteStore(Store):
 
 def _row(r: Any) -> tuple[Any, ...]:
     return (r[0], int(r[1]), r[2], r[3], float(r[4]), r[5], r[6], r[7], r[8], r[9], int(r[10]),
-            None if r[11] is None else float(r[11]), tuple(json.loads(r[12])) if r[12] else ())
+            None if r[11] is None else float(r[11]), tuple(json.loads(r[12])) if r[12] else (),
+            json.loads(r[13]) if r[13] else None)

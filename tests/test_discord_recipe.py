@@ -155,3 +155,48 @@ async def test_balance_and_cancel(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "The number was cancelled; its cost is refunded." in texts
     assert texts[-1] == "You have no number waiting."
     assert all(a.state is ActivationState.CANCELLED for a in sim.activations.values())
+
+
+async def test_with_a_journal_the_bot_suspends_at_shutdown_and_the_next_start_sends_the_codes(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    module = importlib.import_module("discord_bot")
+    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=120)
+    monkeypatch.setenv("SMSACTIVATE_API_KEY", sim.api_key)
+    monkeypatch.setenv("SMSACTIVATE_STORE", f"sqlite:///{tmp_path / 'bot.db'}")
+    options = {"provider": "herosms", "transport": sim.transport(), "rate_limit": None, "poll_interval": 0.05,
+               "early_cancel_window": 120}
+    said: list[tuple[float, int, str]] = []
+    users = [3001, 3002, 3003, 3004]
+    first = module.SmsBot(**options)
+    await first.setup_hook()
+    async with anyio.create_task_group() as group:
+        for user in users:
+            group.start_soon(_run, first, "buy", FakeInteraction(user, said))
+        with anyio.fail_after(5):
+            while len(first.numbers) < len(users):  # noqa: ASYNC110 (the bot's own state, polled)
+                await anyio.sleep(0.01)
+        numbers = dict(first.numbers)
+        await first.close()  # a restart: the numbers are suspended, not cancelled
+    assert all(sim.activations[i].state is ActivationState.WAIT_CODE for i in numbers.values())
+    for user in users:
+        assert [t for _, u, t in said if u == user][-1].startswith("The bot is restarting; your number stays open")
+    for user in users[:2]:  # codes while the bot is down
+        sim.deliver_sms(numbers[user], f"code {user}", code=str(user))
+
+    second = module.SmsBot(**options)
+
+    async def fetch_user(user_id: int) -> Any:
+        return FakeInteraction(user_id, said).user
+
+    monkeypatch.setattr(second, "fetch_user", fetch_user)
+    await second.setup_hook()
+    assert sorted(h.context for h in second.sms.resumed) == users
+    for user in users[2:]:  # and after it is back
+        sim.deliver_sms(numbers[user], f"code {user}", code=str(user))
+    with anyio.fail_after(10):
+        while len([t for _, _, t in said if t.startswith("DM: Your code")]) < len(users):  # noqa: ASYNC110
+            await anyio.sleep(0.02)
+    await second.close()
+    for user in users:
+        assert f"DM: Your code: {user}" in [t for _, u, t in said if u == user]
+    assert all(sim.activations[i].state is ActivationState.FINISHED for i in numbers.values())

@@ -45,8 +45,9 @@ async def test_a_deploy_suspends_and_the_next_process_resumes(persistent_url: st
 
     second = _client(sim, persistent_url, "service")
     async with second:
-        resumed = {h.activation_id: h for h in second.handles}
-        assert set(resumed) >= {waiting.activation_id, coded.activation_id}
+        resumed = {h.activation_id: h for h in second.resumed}
+        assert set(resumed) == {waiting.activation_id, coded.activation_id, short.activation_id}
+        assert resumed[waiting.activation_id].context == "user-1"  # a str context survives the restart
         again = second.handle(waiting.activation_id)
         assert again.resumed and await again.wait_for_code(timeout=5) == "222"
         kept = second.handle(coded.activation_id)
