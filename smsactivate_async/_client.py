@@ -580,14 +580,22 @@ class SMSActivate(GeneratedActions):
         return RunMany(lambda: self.activation(service=service, country=country, policy=policy, **get_number_options),
                        n, concurrency, timeout, handler, policy)
 
-    async def wait_for_rent_sms(self, rent_id: int, *, timeout: float, poll_interval: float | None = None) -> RentSms:
-        """The first message that arrives on a rent after the call starts."""
+    async def wait_for_rent_sms(self, rent_id: int, *, timeout: float, poll_interval: float | None = None,
+                                since: Literal["new", "all"] | None = None) -> RentSms:
+        """The next message of the rent this client has not handed over yet, oldest first: each
+        message exactly once, however many arrive in one poll interval or while nobody waits.
+
+        For a rent this client bought, every message is news (the first call hands over the first
+        message). For one it did not buy (found in ``get_rent_list()``, say), the first call starts
+        after the messages already there (``since="new"``); ``since="all"`` hands those over too."""
         identifier("rent_id", rent_id)
         _check_seconds("timeout", timeout)
         if poll_interval is not None:
             _check_seconds("poll_interval", poll_interval)
+        if since not in (None, "new", "all"):
+            raise InvalidArgumentError(f"since must be 'new' or 'all', got {since!r}")
         await self._ready()
-        return await self._scheduler.wait_rent(int(rent_id), timeout, poll_interval)
+        return await self._scheduler.wait_rent(int(rent_id), timeout, poll_interval, since)
 
     def notify(self, activation_id: int) -> None:
         """Tell the scheduler an activation has news (from a webhook): it confirms with one getStatus.

@@ -30,7 +30,7 @@ import heapq
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.lowlevel
@@ -379,6 +379,8 @@ class Scheduler:
         #: with webhooks (``client.webhook_app()``): the polling interval while pushes arrive
         self.fallback_interval: float | None = None
         self._last_push = float("-inf")
+        #: rent id → how many of its messages this client has handed over (or skipped, ``since="new"``)
+        self._rent_cursor: dict[int, int] = {}
         #: the fleet's poller: the wall time of the newest scan read, and when (clock) its next is due
         self._rows_at = 0.0
         self._next_rows: float | None = None
@@ -951,18 +953,33 @@ class Scheduler:
 
     # --- rent ---------------------------------------------------------------------------------
 
-    async def wait_rent(self, rent_id: int, timeout: float, poll_interval: float | None) -> RentSms:
+    async def wait_rent(self, rent_id: int, timeout: float, poll_interval: float | None,
+                        since: Literal["new", "all"] | None = None) -> RentSms:
+        """The next message of the rent this client has not handed over yet, oldest first (a cursor per
+        rent: each message once, however many come in one interval or while nobody waits).
+
+        Where the cursor starts, the first time: at the first message for a rent this client bought
+        (every message is news), at the messages already there for one it found later (``since="new"``,
+        the default then) — ``since="all"`` hands over those too."""
         interval = poll_interval if poll_interval is not None else self._settings.poll_interval
         deadline = self._clock.now() + timeout
-        first = await self._session.call(_actions.GET_RENT_STATUS, {"rent_id": rent_id})
-        baseline = first.quantity
+        cursor = self._rent_cursor.get(rent_id)
+        if cursor is None:
+            if since == "all" or (since is None and rent_id in self._session.known_rents):
+                cursor = 0
+            else:
+                first = await self._session.call(_actions.GET_RENT_STATUS, {"rent_id": rent_id})
+                cursor = first.quantity
+            self._rent_cursor[rent_id] = cursor
         pushed = self._rent_pushed.pop(rent_id) is not None
+        checked = False  # the first look is at once: a message may be waiting already
         while True:
             remaining = deadline - self._clock.now()
             if remaining <= 0:
                 raise WaitTimeoutError(f"no SMS for rent {rent_id} within {timeout:g}s", action="getRentStatus")
-            if not pushed:
+            if not pushed and checked:
                 pushed = await self._rent_pause(rent_id, min(interval, remaining))
+            checked = True
             try:
                 status = await self._session.call(_actions.GET_RENT_STATUS, {"rent_id": rent_id})
             except ActivationStateError:
@@ -970,7 +987,8 @@ class Scheduler:
             except SMSActivateError as exc:
                 log.info("rent %s: status failed (%s); retrying", rent_id, exc.code)
                 continue
-            new = status.quantity - baseline
+            cursor = self._rent_cursor.get(rent_id, cursor)  # another wait on the rent may have moved it
+            new = status.quantity - cursor
             if new > 0:
                 if pushed:
                     self._last_push = self._clock.now()  # a push borne out: webhooks work
@@ -978,7 +996,13 @@ class Scheduler:
                     status = await self._session.call(
                         _actions.GET_RENT_STATUS, {"rent_id": rent_id, "size": min(100, new)}
                     )
-                # values are newest first: the first message after the start is the oldest new one
+                    cursor = self._rent_cursor.get(rent_id, cursor)
+                    new = status.quantity - cursor
+                    if new <= 0:
+                        continue
+                # values are newest first: the oldest message not handed over yet is `new` from the top
+                # (beyond the page the server gives, the oldest it still shows)
+                self._rent_cursor[rent_id] = max(cursor + 1, status.quantity - len(status.values) + 1)
                 return status.values[min(new, len(status.values)) - 1]
             pushed = False
 

@@ -173,23 +173,41 @@ async def test_ready_status_only_where_accepted() -> None:
     assert not any(r.status == 400 for r in hero.ledger.requests)  # status 1 never sent to HeroSMS
 
 
-async def test_rent_sms_after_start_not_before() -> None:
+async def test_rent_messages_are_each_handed_over_once_in_order() -> None:
+    """Issue 42: a cursor per rent. For a rent this client bought every message is news — one that
+    came while nobody waited, two in one interval — each handed over once, oldest first; for a rent
+    found later (not bought here) the first wait starts after the messages already there, unless
+    ``since="all"``."""
     sim, client = make()
     async with client:
         rent = await client.get_rent_number(service="tg", rent_time=4)
-        sim.deliver_rent_sms(rent.id, "before")
+        sim.deliver_rent_sms(rent.id, "before")  # nobody waits yet
         result: list[str | None] = []
 
         async def wait() -> None:
-            message = await client.wait_for_rent_sms(rent.id, timeout=5)
-            result.append(message.text)
+            for _ in range(3):
+                message = await client.wait_for_rent_sms(rent.id, timeout=5)
+                result.append(message.text)
 
         async with anyio.create_task_group() as group:
             group.start_soon(wait)
             await anyio.sleep(0.1)
-            sim.deliver_rent_sms(rent.id, "after 1")
+            sim.deliver_rent_sms(rent.id, "after 1")  # two in one poll interval
             sim.deliver_rent_sms(rent.id, "after 2")
-    assert result == ["after 1"]
+        assert result == ["before", "after 1", "after 2"]
+        with pytest.raises(WaitTimeoutError):
+            await client.wait_for_rent_sms(rent.id, timeout=0.3)  # nothing handed over twice
+        other = await client.get_rent_number(service="tg", rent_time=4)
+        sim.deliver_rent_sms(other.id, "old")
+        client._scheduler._session.known_rents.discard(other.id)  # as if another process had bought it
+        async with anyio.create_task_group() as group:
+            group.start_soon(_deliver_later, sim, other.id)
+            found = await client.wait_for_rent_sms(other.id, timeout=5)
+        assert found.text == "first"  # "old" was there before: skipped for a rent not bought here
+        third = await client.get_rent_number(service="tg", rent_time=4)
+        sim.deliver_rent_sms(third.id, "old 3")
+        client._scheduler._session.known_rents.discard(third.id)
+        assert (await client.wait_for_rent_sms(third.id, timeout=5, since="all")).text == "old 3"
 
 
 async def test_rent_waits_from_zero_messages() -> None:
