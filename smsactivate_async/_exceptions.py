@@ -15,6 +15,7 @@
     │   │   └── WrongMaxPriceError      WRONG_MAX_PRICE (.min_price)
     │   ├── ActivationStateError        the activation cannot do that now
     │   │   ├── ActivationNotFoundError NO_ACTIVATION, NOT_FOUND, WRONG_ACTIVATION_ID, …
+    │   │   │   └── RentNotFoundError   NO_ID_RENT
     │   │   ├── ActivationCancelledError STATUS_CANCEL while waiting
     │   │   ├── EarlyCancelDeniedError  EARLY_CANCEL_DENIED (.retry_after)
     │   │   └── RentStateError          STATUS_FINISH, STATUS_REVOKE, CANT_CANCEL, …
@@ -66,6 +67,7 @@ __all__ = [
     "PurchaseUncertainError",
     "RateLimitedError",
     "RedirectError",
+    "RentNotFoundError",
     "RentStateError",
     "SMSActivateError",
     "ServerError",
@@ -263,6 +265,12 @@ class RentStateError(ActivationStateError):
     default_code = "STATUS_FINISH"
 
 
+class RentNotFoundError(ActivationNotFoundError):
+    """No such rent on this account (``NO_ID_RENT``): a wrong rent id, or one of another key."""
+
+    default_code = "NO_ID_RENT"
+
+
 class OrderAlreadyExistsError(APIError):
     """This ``order_id`` was bought already: the first purchase succeeded."""
 
@@ -440,7 +448,8 @@ _register(WrongMaxPriceError, "WRONG_MAX_PRICE")
 _register(ActivationStateError, "OTP_RECEIVED", "NEW_OTP_RECEIVED", "FREE_CANCELLATION_EXPIRED",
           "ACTIVATION_NOT_ACTIVE", "NO_CALL", "NOT_INCOMING", "TOO_EARLY")
 _register(ActivationNotFoundError, "NO_ACTIVATION", "NOT_FOUND", "WRONG_ACTIVATION_ID", "INVALID_ACTIVATION_ID",
-          "NO_ID_RENT", "INVALID_PHONE", "RENT_DIE")
+          "INVALID_PHONE", "RENT_DIE")
+_register(RentNotFoundError, "NO_ID_RENT")
 _register(ActivationCancelledError, "STATUS_CANCEL")
 _register(EarlyCancelDeniedError, "EARLY_CANCEL_DENIED")
 _register(RentStateError, "STATUS_FINISH", "STATUS_REVOKE", "CANT_CANCEL", "ALREADY_FINISH", "ALREADY_CANCEL")
@@ -534,4 +543,10 @@ def error_for_code(
         )
     if cls is EarlyCancelDeniedError and retry_after is None:
         common["retry_after"] = _as_int(info.get("minActivationTime"))
+    if code == "CANT_CANCEL" and not details:
+        # [DOC 000 setRentStatus] a rent is cancelled (refunded) only within its first 20 minutes
+        message = ("CANT_CANCEL: the rent can no longer be cancelled — the provider refunds a rent only within its "
+                   "first 20 minutes (after that, finish it: set_rent_status(rent_id, 1))")
+    elif code == "NO_ID_RENT" and not details:
+        message = "NO_ID_RENT: no such rent on this account (a wrong rent id, or one bought with another key)"
     return cls(message, **common)

@@ -40,7 +40,7 @@ class RecoveryReport:
 
     ``finished``: closed with 6 (a code had arrived); ``cancelled``: closed with 8; ``pending``:
     cancels the server refused as too early, carried out in the background once allowed (activation
-    ids); ``rents_cancelled`` / ``rents_finished``: a dead client's rents (rent ids);
+    ids); ``rents_cancelled`` / ``rents_finished`` / ``rents_kept``: a dead client's rents (rent ids);
     ``watched``: purchases of dead clients that may yet be committed late, now watched for strays.
     """
 
@@ -50,6 +50,9 @@ class RecoveryReport:
     #: rents of dead clients cancelled (refunded: within the provider's 20 minutes) and finished (later)
     rents_cancelled: list[int] = attrs.field(factory=list)
     rents_finished: list[int] = attrs.field(factory=list)
+    #: rents of dead clients past the refund window, adopted by this client and kept open (their paid
+    #: hours are not forfeited); also a dead client's rent that this client waits on itself
+    rents_kept: list[int] = attrs.field(factory=list)
     #: purchases of dead clients given up as never made, which the server may still commit, as
     #: ``"service/country"``: this client now watches the listings for their numbers (strays found
     #: are counted in ``client.stats``)

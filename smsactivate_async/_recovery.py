@@ -7,7 +7,8 @@ one and atomically, and close them: 6 where a code arrived (the buyer got what i
 8 otherwise (refunded), with the usual early-cancel deferral. Purchases the dead client had on the
 wire are reconciled against the server's list: an active number no client has journaled, of the
 service and country of such a purchase, is that purchase's number. A dead client's rents are
-cancelled while the provider refunds them (20 minutes), else finished.
+cancelled while the provider refunds them (20 minutes), else kept open by the survivor (their paid
+hours are not given up): the provider ends them at the end of their time.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ async def recover(session: Session, scheduler: Scheduler) -> RecoveryReport:
             continue
         if await journal.take_over(entry):
             if entry.kind == "rent":
-                await _close_rent(session, entry, report)
+                await _close_rent(session, entry, report, waited=scheduler.rent_waited(entry.id))
             else:
                 await _close(session, scheduler, entry, report)
     for intent in await journal.store.intents(("queued",)):
@@ -73,19 +74,32 @@ async def recover(session: Session, scheduler: Scheduler) -> RecoveryReport:
     return report
 
 
-async def _close_rent(session: Session, entry: Entry, report: RecoveryReport) -> None:
+async def _close_rent(session: Session, entry: Entry, report: RecoveryReport, waited: bool = False) -> None:
     """A dead owner's rent: cancelled (2, refunded) while the provider allows it (20 minutes from the
-    purchase), else finished (1) — nobody is left to read its messages."""
+    purchase); after that it is **kept** — adopted by this client, open, its paid hours not forfeited
+    (finishing it would give them up): whoever resumes it reads its messages, and the provider ends it
+    at the end of its time. A rent this client itself waits on is only adopted, never closed."""
     journal = session.journal
+    age_h = max(0.0, journal.wall() - entry.bought_at) / 3600
+    if waited:
+        log.info("recovery: rent %s of dead owner %s is waited on here: adopted, left open (bought %.2f h ago)",
+                 entry.id, entry.owner, age_h)
+        report.rents_kept.append(entry.id)
+        return
     try:
         try:
             await session.call(_actions.SET_RENT_STATUS, {"rent_id": entry.id, "status": 2})
             report.rents_cancelled.append(entry.id)
+            log.info("recovery: rent %s of dead owner %s cancelled within the refund window (bought %.2f h ago)",
+                     entry.id, entry.owner, age_h)
         except RentStateError as exc:
             if exc.code != "CANT_CANCEL":
                 raise
-            await session.call(_actions.SET_RENT_STATUS, {"rent_id": entry.id, "status": 1})
-            report.rents_finished.append(entry.id)
+            status = await session.call(_actions.GET_RENT_STATUS, {"rent_id": entry.id})  # still the provider's?
+            report.rents_kept.append(entry.id)
+            log.info("recovery: rent %s of dead owner %s kept open (past the refund window, bought %.2f h ago, %d "
+                     "message(s)): its paid hours are not given up; resume it with wait_for_rent_sms(%s)",
+                     entry.id, entry.owner, age_h, status.quantity, entry.id)
     except (ActivationStateError, BadRequestError) as exc:
         # Already closed on the server (its time ran out, or its owner closed it just before dying).
         log.info("recovery: rent %s was already closed (%s)", entry.id, exc.code)

@@ -381,6 +381,8 @@ class Scheduler:
         self._last_push = float("-inf")
         #: rent id → how many of its messages this client has handed over (or skipped, ``since="new"``)
         self._rent_cursor: dict[int, int] = {}
+        #: rent id → waits on it under way in this client
+        self._rent_waiting: collections.Counter[int] = collections.Counter()
         #: the fleet's poller: the wall time of the newest scan read, and when (clock) its next is due
         self._rows_at = 0.0
         self._next_rows: float | None = None
@@ -953,6 +955,10 @@ class Scheduler:
 
     # --- rent ---------------------------------------------------------------------------------
 
+    def rent_waited(self, rent_id: int) -> bool:
+        """Whether a wait on this rent is under way in this client (recovery leaves such a rent open)."""
+        return rent_id in self._rent_kicks or rent_id in self._rent_waiting
+
     async def wait_rent(self, rent_id: int, timeout: float, poll_interval: float | None,
                         since: Literal["new", "all"] | None = None) -> RentSms:
         """The next message of the rent this client has not handed over yet, oldest first (a cursor per
@@ -973,6 +979,16 @@ class Scheduler:
             self._rent_cursor[rent_id] = cursor
         pushed = self._rent_pushed.pop(rent_id) is not None
         checked = False  # the first look is at once: a message may be waiting already
+        self._rent_waiting[rent_id] += 1
+        try:
+            return await self._wait_rent(rent_id, deadline, interval, timeout, cursor, pushed, checked)
+        finally:
+            self._rent_waiting[rent_id] -= 1
+            if self._rent_waiting[rent_id] <= 0:
+                del self._rent_waiting[rent_id]
+
+    async def _wait_rent(self, rent_id: int, deadline: float, interval: float, timeout: float, cursor: int,
+                         pushed: bool, checked: bool) -> RentSms:
         while True:
             remaining = deadline - self._clock.now()
             if remaining <= 0:

@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -37,7 +38,7 @@ from smsactivate_async import (
 )
 from smsactivate_async._actions import ACTIONS
 
-from .conftest import mock_client, replying
+from .conftest import mock_client, on_virtual_time, replying
 
 pytestmark = pytest.mark.anyio
 
@@ -253,3 +254,23 @@ async def test_every_documented_error_in_both_dialects(name: str, code: str, dia
             assert error.code == code or isinstance(error, PurchaseUncertainError | TransportError)
         else:
             assert code in action.empty_on, f"{name} swallowed {code}: {result!r}"
+
+
+@on_virtual_time()
+async def test_rent_errors_say_which_rent_and_why() -> None:
+    """Issue 42: a wrong rent id is a rent-specific not-found error; CANT_CANCEL explains the refund window."""
+    from smsactivate_async import RentNotFoundError, RentStateError, SMSActivate
+    from smsactivate_async.simulator import LoopSimClock, Simulator
+
+    sim = Simulator(clock=LoopSimClock())
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None) as client:
+        with pytest.raises(RentNotFoundError) as missing:
+            await client.get_rent_status(123456)
+        assert missing.value.code == "NO_ID_RENT" and "no such rent" in str(missing.value)
+        rent = await client.get_rent_number(service="tg", rent_time=4)
+        sim.deliver_rent_sms(rent.id, "hello")  # a rent with a message is not revoked
+        await anyio.sleep(21 * 60)  # past the 20-minute refund window
+        with pytest.raises(RentStateError) as late:
+            await client.set_rent_status(rent.id, 2)
+        assert late.value.code == "CANT_CANCEL" and "20 minutes" in str(late.value)
+        await client.set_rent_status(rent.id, 1)

@@ -344,7 +344,8 @@ async def test_recover_closes_a_dead_owners_numbers(persistent_url: str) -> None
 
 async def test_recover_closes_a_dead_owners_rents(persistent_url: str) -> None:
     """Rents are journaled like activations; a dead owner's are cancelled while the provider refunds
-    them (20 minutes from the purchase), finished after."""
+    them (20 minutes from the purchase); after that they are kept open by the survivor (issue 42: finishing
+    one would forfeit the hours paid for), and nobody recovers them again (the survivor is alive)."""
     clock = ManualClock()
     sim = Simulator(codes=CodeSchedule.never(), clock=clock, rent_cancel_seconds=1200)
     options: dict[str, Any] = {"transport": sim.transport(), "rate_limit": None}
@@ -360,9 +361,9 @@ async def test_recover_closes_a_dead_owners_rents(persistent_url: str) -> None:
     async with SMSActivate(sim.api_key, store=persistent_url, owner="survivor", **options) as survivor:
         report = await survivor.recover()
         again = await survivor.recover()
-    assert report.rents_cancelled == [new.id] and report.rents_finished == [old.id]
-    assert again.rents_cancelled == again.rents_finished == []
-    assert (sim.rents[old.id].state, sim.rents[new.id].state) == ("finished", "cancelled")
+    assert report.rents_cancelled == [new.id] and report.rents_kept == [old.id] and report.rents_finished == []
+    assert again.rents_cancelled == again.rents_finished == again.rents_kept == []
+    assert (sim.rents[old.id].state, sim.rents[new.id].state) == ("active", "cancelled")
     assert sim.accounts[sim.api_key].balance == balance + sim.rents[new.id].cost  # the one refund
 
 
@@ -897,3 +898,26 @@ async def test_a_watch_cancelled_while_written_is_not_kept_as_this_clients(tmp_p
         assert journal._my_intents == {}
     finally:
         await journal.aclose()
+
+
+async def test_a_dead_owners_rent_this_client_waits_on_is_never_closed_under_it(tmp_path: Path) -> None:
+    """Issue 42: a new process found a dead one's rent (get_rent_list) and waits on it; its own
+    recovery must not cancel or finish it under the wait — it adopts it, and the wait goes on."""
+    sim = Simulator(codes=CodeSchedule.never(), rent_cancel_seconds=1200)
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    options: dict[str, Any] = {"transport": sim.transport(), "rate_limit": None}
+    async with SMSActivate(sim.api_key, store=url, owner="dead", lease=0.2, **options) as dead:
+        rent = await dead.get_rent_number(service="tg", country=0, rent_time=4)
+    await anyio.sleep(0.3)
+    async with SMSActivate(sim.api_key, store=url, owner="new", **options) as new:
+        async with anyio.create_task_group() as group:
+            async def wait() -> None:
+                message = await new.wait_for_rent_sms(rent.id, timeout=10, poll_interval=0.05, since="all")
+                assert message.text == "kept"
+
+            group.start_soon(wait)
+            await anyio.sleep(0.2)
+            report = await new.recover()
+            sim.deliver_rent_sms(rent.id, "kept")
+    assert report.rents_kept == [rent.id] and not report.rents_cancelled and not report.rents_finished
+    assert sim.rents[rent.id].state == "active"

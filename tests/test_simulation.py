@@ -120,7 +120,7 @@ def test_the_harness_catches_a_killed_clients_rents_left_open(monkeypatch: pytes
     """Recovery that leaves a dead client's rents alone (as it did before rents were recovered)."""
     monkeypatch.setattr(simulation, "FLEET_SHARE", 1.0)
 
-    async def leave_it(*args: object) -> None:
+    async def leave_it(*args: object, **kwargs: object) -> None:
         return None
 
     monkeypatch.setattr(_recovery, "_close_rent", leave_it)
