@@ -659,8 +659,12 @@ class SMSActivate(GeneratedActions):
 
         6 where a code arrived, 8 otherwise (a cancel refused as too early is kept and carried out
         in the background, as usual). Purchases such an owner had on the wire when it died are
-        reconciled against the server's list first. With a persistent store a live client also does
-        this by itself every ``lease`` seconds.
+        reconciled against the server's list first. A dead owner's rents are cancelled (refunded) within
+        the provider's 20-minute window; after it they are kept open by this client (``rents_kept``:
+        finishing them would forfeit the hours paid for), and a rent this client waits on is never
+        closed under it. Numbers suspended by their owner (``aclose(suspend=True)``) are left alone
+        until their deadline. Every action on a rent is logged at INFO. With a persistent store a
+        live client also does this by itself every ``lease`` seconds.
         """
         await self._ready()
         return await recover(self._session, self._scheduler)
