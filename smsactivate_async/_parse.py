@@ -154,6 +154,10 @@ def split_code(payload: str | None) -> tuple[str | None, str | None]:
     if payload is None:
         return None, None
     text = payload.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        # [peers' fixtures] STATUS_OK: '123456' — a code wrapped in quotes (and spaces): the quotes are
+        # not part of it; a code with inner spaces keeps them
+        text = text[1:-1].strip()
     if not text or text == _NO_CODE:
         return None, text or None
     if len(text) > 8 or " " in text:
@@ -454,7 +458,9 @@ def parse_countries(answer: Any) -> dict[int, Country]:
     if isinstance(answer, Mapping):
         if not all(isinstance(key, str) and key.isdigit() for key in answer):
             raise _unexpected(answer, what)
-        rows = list(answer.values())
+        # keyed by id: a row without its own "id" takes the key's (the key says it)
+        rows = [{**row, "id": key} if isinstance(row, Mapping) and row.get("id") is None else row
+                for key, row in answer.items()]
     else:
         rows = to_list(answer)
     result: dict[int, Country] = {}

@@ -295,6 +295,8 @@ class Session:
             if not isinstance(error, RateLimitedError):
                 self.limiter.settled()  # an answer that is not a throttle: the probe after a block, say
             elapsed = self.clock.now() - started
+            if error is not None and action.empty is not None and error.code in action.empty_on:
+                error = None  # "nothing there" (an empty rent status, no activations) is an answer, not an error
             log.debug(
                 "action=%s attempt=%d status=%s elapsed=%.3fs outcome=%s",
                 action.wire, attempt, status, elapsed, error.code if error else "ok",

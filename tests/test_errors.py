@@ -29,6 +29,7 @@ from smsactivate_async import (
     OrderAlreadyExistsError,
     PurchaseUncertainError,
     RateLimitedError,
+    RentNotFoundError,
     RentStateError,
     ServerError,
     SMSActivateError,
@@ -125,7 +126,7 @@ async def test_rate_limit_with_retry_after_is_raised_when_too_long() -> None:
 
 @pytest.mark.parametrize(
     ("body", "method", "cls", "code"),
-    [('{"status":"error","message":"NO_ID_RENT"}', "get_rent_status", ActivationNotFoundError, "NO_ID_RENT"),
+    [('{"status":"error","message":"NO_ID_RENT"}', "get_rent_status", RentNotFoundError, "NO_ID_RENT"),
      ('{"status":"error","msg":"STATUS_FINISH"}', "get_rent_status", RentStateError, "STATUS_FINISH"),
      ('{"status":"error","message":"CANT_CANCEL"}', "set_rent_status", RentStateError, "CANT_CANCEL"),
      ('{"status":"error","error":"OPERATORS_NOT_FOUND"}', "get_operators", BadRequestError, "OPERATORS_NOT_FOUND"),
@@ -274,3 +275,19 @@ async def test_rent_errors_say_which_rent_and_why() -> None:
             await client.set_rent_status(rent.id, 2)
         assert late.value.code == "CANT_CANCEL" and "20 minutes" in str(late.value)
         await client.set_rent_status(rent.id, 1)
+
+
+async def test_an_empty_rent_status_is_no_error_event() -> None:
+    """Issue 42: an empty poll (STATUS_WAIT_CODE for a rent with no message) is an ordinary answer:
+    the request hook sees no error."""
+    from smsactivate_async import RequestEvent, SMSActivate
+    from smsactivate_async.simulator import Simulator
+
+    events: list[RequestEvent] = []
+    sim = Simulator()
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, on_request=events.append) as client:
+        rent = await client.get_rent_number(service="tg", country=0, rent_time=4)
+        status = await client.get_rent_status(rent.id)
+        assert status.quantity == 0 and status.values == []
+    polls = [e for e in events if e.action == "getRentStatus"]
+    assert polls and all(e.error is None for e in polls)

@@ -393,3 +393,22 @@ def test_any_body_is_a_typed_error_or_round_trips(action: Action[Any], body: byt
         return
     if _is_empty(result) and action.result != "None":  # None: "done", the meaning of a status change
         assert not _carries_data(doc) or (action.wire == "getOutgoingCalls" and doc == []), (result, body)
+
+
+def test_a_code_wrapped_in_quotes_and_spaces_is_the_code() -> None:
+    """Issue 44: ``STATUS_OK: '123456'`` (a peer's fixture) is the code 123456; inner spaces are kept."""
+    from smsactivate_async._parse import split_code
+
+    assert split_code(" '123456' ")[0] == "123456"
+    assert split_code('"654321"')[0] == "654321"
+    assert split_code("'12 34'")[0] == "12 34"
+    assert split_code("'")[0] == "'"  # a lone quote is no wrapping
+
+
+def test_countries_keyed_by_id_take_the_id_from_the_key() -> None:
+    """Issue 44: a getCountries answer keyed by id whose rows carry no ``id`` field (a compatible
+    provider's documented shape) — the key says the id."""
+    from smsactivate_async._parse import parse_countries
+
+    countries = parse_countries({"0": {"rus": "Россия", "eng": "Russia"}, "6": {"eng": "Indonesia", "id": 6}})
+    assert sorted(countries) == [0, 6] and countries[0].eng == "Russia"
