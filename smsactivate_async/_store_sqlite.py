@@ -58,6 +58,8 @@ def _secure(path: Path) -> None:
     them private too; existing ones are checked all the same."""
     if not hasattr(os, "geteuid"):  # Windows: no POSIX modes to check (ACLs are the folder's)
         return
+    if str(path) == ":memory:" or str(path).startswith("file:"):  # no file of ours to guard
+        return
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:

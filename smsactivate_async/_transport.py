@@ -16,6 +16,7 @@ records), masking the keys of this process and any ``api_key=…``.
 from __future__ import annotations
 
 import collections
+import functools
 import html
 import logging
 import re
@@ -43,6 +44,11 @@ def _forms(key: str) -> tuple[str, ...]:
         return ()
     forms = {key, urllib.parse.quote(key, safe=""), urllib.parse.quote_plus(key, safe=""), html.escape(key)}
     return tuple(sorted((form for form in forms if form), key=len, reverse=True))
+
+
+@functools.lru_cache(maxsize=64)
+def _forms_of(key: str) -> tuple[str, ...]:
+    return _forms(key)
 
 
 class Scrubber:
@@ -78,7 +84,7 @@ class Scrubber:
 def redact(text: str) -> str:
     """``text`` with the keys of this process's clients and any ``api_key=…`` masked."""
     for key in list(_LIVE_KEYS):
-        for form in _forms(key):
+        for form in _forms_of(key):
             if form in text:
                 text = text.replace(form, MASK)
     return _KEY_IN_TEXT.sub(r"\1" + MASK, text) if "api_key=" in text else text
