@@ -104,6 +104,8 @@ _CLOSING: dict[tuple[str, str | None], tuple[Kind, EntryState]] = {
     ("finishActivation", None): ("activation", "finished"), ("cancelActivation", None): ("activation", "cancelled"),
     ("setRentStatus", "1"): ("rent", "finished"), ("setRentStatus", "2"): ("rent", "cancelled"),
 }
+#: an intent that took longer than this to write was held back by the store (not by a busy disk)
+_STORE_HELD = 0.5
 #: actions that spend money: refused once the client is closing
 _PAID = frozenset({Repeat.ORDER_ID, Repeat.PURCHASE_ACTIVATION, Repeat.PURCHASE_RENT, Repeat.PURCHASE_OTHER})
 #: what to call on a provider without one of HeroSMS's own actions
@@ -448,7 +450,12 @@ class Session:
                     # a request is on the wire: other clients' reconciliations wait for those alone.
                     # A purchase the journal cannot record is not made (StoreError, nothing sent).
                     if intent is None:
+                        asked = self.clock.now()
                         intent = await self.journal.intend(action.wire, wire, key, kind)
+                        if self.clock.now() - asked > _STORE_HELD:
+                            # Held back by the store (an outage): take a fresh slot of the budget, so that
+                            # the purchases held meanwhile leave at the account's pace, not in one burst.
+                            await self.limiter.acquire()
                     elif not ambiguous:
                         await self.journal.settle(intent, "pending")
                     try:

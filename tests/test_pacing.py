@@ -3,6 +3,7 @@ provider's limit, rate blocks, and codes delivered from rows without a confirmin
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import anyio
@@ -255,3 +256,33 @@ def test_a_fixed_rate_at_the_whole_published_limit_is_warned_about(caplog: pytes
         SMSActivate("k", provider="herosms", rate_limit=46, burst=4)
         SMSActivate("k", provider="herosms")  # adaptive
         assert "published limit" not in caplog.text
+
+
+@on_virtual_time()
+async def test_purchases_held_by_a_store_outage_leave_at_the_accounts_pace() -> None:
+    """Issue 39: purchases that waited for the store (their intents could not be written) took their
+    slots of the budget before the wait, and all left at once when it came back — a burst that gets an
+    account blocked. They take a fresh slot after the wait."""
+    from smsactivate_async import MemoryStore, StoreError
+    from smsactivate_async.simulator import LoopSimClock, Simulator
+
+    back = anyio.current_time() + 5.0
+    refused: list[float] = []
+
+    class Outage(MemoryStore):
+        async def add_intent(self, intent: Any) -> int:
+            if anyio.current_time() < back:
+                refused.append(anyio.current_time())
+                raise StoreError("connection refused", unreachable=True)
+            return await super().add_intent(intent)
+
+    sim = Simulator(clock=LoopSimClock())
+    async with SMSActivate(sim.api_key, transport=sim.transport(), store=Outage(), rate_limit=5.0, burst=1,
+                           store_wait=30.0) as client:
+        async with anyio.create_task_group() as group:
+            for _ in range(20):
+                group.start_soon(lambda: client.get_number_v2(service="tg", country=0))
+    sent = sorted(r.at for r in sim.ledger.requests if r.action == "getNumberV2")
+    assert len(sent) == 20 and len(refused) >= 20  # every purchase waited for the store
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent)]
+    assert min(gaps) >= 0.2 - 1e-6, gaps  # 5 per second, as configured: no burst when the store came back
