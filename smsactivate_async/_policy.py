@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import collections
 import random
 from collections.abc import Callable
@@ -77,6 +78,15 @@ class Limiter(Protocol):
         """An answer came that was not a throttle (the probe after a block, if one was out)."""
 
 
+@attrs.define(eq=False)
+class _Slot:
+    """One caller's reserved moment in a :class:`RateLimiter`, while it waits for it."""
+
+    start: float
+    #: the scope of its current sleep: cancelled to wake it when it is given an earlier slot
+    sleep: anyio.CancelScope | None = None
+
+
 class RateLimiter:
     """A token bucket (GCRA) shared by every request of a client.
 
@@ -96,6 +106,8 @@ class RateLimiter:
         self._tat = 0.0
         self._blocked_until = 0.0
         self._shift = 0.0
+        #: callers waiting for their slot, earliest first
+        self._waiting: list[_Slot] = []
 
     async def acquire(self) -> None:
         now = self._clock.now()
@@ -105,11 +117,40 @@ class RateLimiter:
             self._tat = max(self._tat, start) + self._interval
         shift = self._shift
         if start > now:
-            await self._clock.sleep(start - now)
+            await self._wait_for_slot(_Slot(start))
         # A block set while waiting delays the whole queue by its length, keeping the spacing.
         while self._shift > shift:
             extra, shift = self._shift - shift, self._shift
             await self._clock.sleep(extra)
+
+    async def _wait_for_slot(self, slot: _Slot) -> None:
+        self._waiting.append(slot)
+        try:
+            while (left := slot.start - self._clock.now()) > 0:
+                with anyio.CancelScope() as slot.sleep:
+                    await self._clock.sleep(left)
+        except BaseException:
+            self._give_back(slot)
+            raise
+        finally:
+            if slot in self._waiting:
+                self._waiting.remove(slot)
+
+    def _give_back(self, slot: _Slot) -> None:
+        """A caller that stops waiting (cancelled, timed out) gives its slot to the last in the queue,
+        whose own slot, the latest reserved, is released: a slot reserved for nobody would leave the
+        budget unused while others wait (the simulation harness found it, seed 292)."""
+        if self.rate is None or slot not in self._waiting or slot.start <= self._clock.now():
+            return  # (a slot already due is spent: giving it back now would send two at once)
+        last = self._waiting[-1]
+        self._waiting.remove(slot)
+        if last is not slot:
+            self._waiting.remove(last)
+            last.start = slot.start
+            self._waiting.insert(bisect.bisect(self._waiting, slot.start, key=lambda s: s.start), last)
+            if last.sleep is not None:
+                last.sleep.cancel()  # it wakes and waits again, for its earlier slot
+        self._tat -= self._interval
 
     def set_rate(self, rate: float) -> None:
         """Change the pace from now on (the adaptive limiter's lever); the burst stays."""

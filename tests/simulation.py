@@ -78,6 +78,7 @@ from smsactivate_async import (
     WaitTimeoutError,
 )
 from smsactivate_async._clock import SystemClock
+from smsactivate_async._policy import Limiter
 from smsactivate_async._store import MemoryStore, Store
 from smsactivate_async._store_sqlite import SqliteStore
 from smsactivate_async.simulator import CodeSchedule, FaultKind, Faults, LoopSimClock, Simulator
@@ -106,6 +107,8 @@ EPSILON = 0.05
 #: 0.13 s of wall time here: the budgets are far beyond any healthy run, and far below a CI timeout.
 VIRTUAL_BUDGET = 3_600.0
 WALL_BUDGET = 30.0
+#: how far (virtual seconds) a client's limiter may lag a work-conserving bucket before it is a finding
+SLOW_SLACK = 0.01
 
 
 def _task_tree() -> str:
@@ -194,6 +197,10 @@ class World:
     guard_ceiling: bool = True
     #: (who, when each of its requests reached the server, the rate and burst it is configured for)
     paced: list[tuple[str, list[float], float, int]] = attrs.field(factory=list)
+    #: (who, its limiter as recorded, rate, burst): what the slowness check reads
+    limiters: list[tuple[str, _RecordingLimiter, float, int]] = attrs.field(factory=list)
+    #: not violations: a client slower than its budget allows while work waited (see _slowness)
+    findings: list[str] = attrs.field(factory=list)
 
     def now(self) -> float:
         return anyio.current_time() - self.start
@@ -513,6 +520,63 @@ def _pacing_excess(sent: list[float], rate: float, burst: int) -> tuple[float, i
     return None
 
 
+class _RecordingLimiter:
+    """A client's limiter, with when each request asked for a slot and when it got one (or gave up)."""
+
+    def __init__(self, inner: Limiter) -> None:
+        self.inner = inner
+        #: (asked, granted or None, given up or None), in the order asked
+        self.asks: list[list[float | None]] = []
+
+    @property
+    def rate(self) -> float | None:
+        return self.inner.rate
+
+    async def acquire(self) -> None:
+        ask: list[float | None] = [trio.current_time(), None, None]
+        self.asks.append(ask)
+        try:
+            await self.inner.acquire()
+        except BaseException:
+            ask[2] = trio.current_time()
+            raise
+        ask[1] = trio.current_time()
+
+    def block(self, seconds: float) -> None:
+        self.inner.block(seconds)
+
+    def settled(self) -> None:
+        self.inner.settled()
+
+
+def _record_limiter(world: World, who: str, client: SMSActivate, rate: float, burst: int) -> None:
+    recording = _RecordingLimiter(client._session.limiter)
+    client._session.limiter = recording
+    world.limiters.append((who, recording, rate, burst))
+
+
+def _slowness(asks: list[list[float | None]], rate: float, burst: int) -> tuple[float, float] | None:
+    """How far a limiter fell behind a work-conserving token bucket on the same asks, as (the worst
+    lag, when): the k-th slot a work-conserving bucket grants comes at the same time whatever order
+    it serves its waiters in, so a k-th grant later than the ideal one is time the budget sat unused
+    while a request waited. An ask given up before the ideal bucket would have served it is left out
+    of the ideal (a bucket need not serve the impatient); one given up after was served, uselessly.
+    ``None`` when no grant lags more than ``SLOW_SLACK``."""
+    interval, tolerance = 1.0 / rate, (burst - 1) / rate
+    tat, ideal = float("-inf"), []
+    for asked, granted, gave_up in sorted(asks, key=lambda a: a[0] or 0.0):
+        assert asked is not None
+        start = max(asked, tat - tolerance)
+        if granted is None and gave_up is not None and gave_up < start:
+            continue
+        tat = max(tat, start) + interval
+        if granted is not None:
+            ideal.append(start)
+    actual = sorted(a[1] for a in asks if a[1] is not None)
+    worst = max(((got - best, got) for got, best in zip(actual, sorted(ideal), strict=True)), default=(0.0, 0.0))
+    return worst if worst[0] > SLOW_SLACK else None
+
+
 def _cut(cut_store: Callable[[], None], transport: _ClientTransport) -> Callable[[], None]:
     def cut() -> None:
         cut_store()
@@ -545,6 +609,7 @@ def _make_world(seed: int) -> World:
     world.guard_ceiling = spending.random() < 0.5
     if budget is not None:
         world.paced.append(("the client", paced.sent, budget * 0.75, 2))
+        _record_limiter(world, "the client", client, budget * 0.75, 2)
     webhooks = rng.random() < 0.3
     fleet = random.Random(seed * 7919 + 1)  # its own stream: the single-client worlds stay as they were
     if fleet.random() < FLEET_SHARE:
@@ -570,6 +635,7 @@ def _make_world(seed: int) -> World:
                 transport.sent = shared_budget
             elif budget is not None:
                 world.paced.append((f"client {index}", transport.sent, budget * 0.75 / 3, 1))
+                _record_limiter(world, f"client {index}", world.clients[-1], budget * 0.75 / 3, 1)
         if shared_budget is not None and budget is not None and world.journal_kind == "sqlite":
             world.paced.append(("the fleet on its sqlite budget", shared_budget, budget * 0.75 / 3, 1))
         world.client = world.clients[0]
@@ -706,6 +772,13 @@ def check(world: World) -> None:
         if excess is not None:
             fail(f"{who} sent more than its budget ({rate:g}/s, burst {burst}) allows: request {excess[1] + 1} at "
                  f"{excess[0] - world.start:.3f}")
+    if not world.faulty:  # faults bring blocks (429s) that hold the limiter back on purpose
+        for who, recording, rate, burst in world.limiters:
+            lag = _slowness(recording.asks, rate, burst)
+            if lag is not None:
+                world.findings.append(f"seed {world.seed}: {who} was slower than its budget ({rate:g}/s, burst "
+                                      f"{burst}) allows while requests waited: {lag[0]:.3f} s behind at "
+                                      f"{lag[1] - world.start:.3f}")
     charged = sum((p.cost for p in sim.ledger.purchases if p.service == "wa"), Decimal(0))
     if world.guard.budget is not None and charged > world.guard.budget:
         fail(f"the spending guard's budget {world.guard.budget} was passed: {charged} charged under it "
@@ -833,14 +906,18 @@ def run_schedule(seed: int, *, verbose: bool = False) -> World:
     return world
 
 
-def run_many_schedules(count: int, first_seed: int = 0, *, progress: bool = False) -> int:
-    """Run ``count`` schedules from ``first_seed``; the number run. Stops at the first violation."""
+def run_many_schedules(count: int, first_seed: int = 0, *, progress: bool = False,
+                       findings: list[str] | None = None) -> int:
+    """Run ``count`` schedules from ``first_seed``; the number run. Stops at the first violation;
+    findings (a client slower than its budget allows) are added to ``findings`` when given."""
     started = time.monotonic()
     gc.collect()
     gc.freeze()  # what lives now (a test session's heap) is not scanned again by each run's collect
     try:
         for seed in range(first_seed, first_seed + count):
-            run_schedule(seed)
+            world = run_schedule(seed)
+            if findings is not None:
+                findings.extend(world.findings)
             if progress and (seed - first_seed + 1) % 500 == 0:
                 print(f"{seed - first_seed + 1} schedules, {time.monotonic() - started:.0f} s", flush=True)
     finally:
@@ -859,14 +936,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.seed is not None:
-        run_schedule(args.seed, verbose=args.verbose)
+        world = run_schedule(args.seed, verbose=args.verbose)
         print(f"seed {args.seed}: every invariant held")
-        return 0
+        print("\n".join(f"finding: {text}" for text in world.findings))
+        return 1 if world.findings else 0
     started = time.monotonic()
-    run_many_schedules(args.schedules, args.first_seed, progress=True)
+    findings: list[str] = []
+    run_many_schedules(args.schedules, args.first_seed, progress=True, findings=findings)
     print(f"{args.schedules} schedules from seed {args.first_seed}: every invariant held "
           f"({time.monotonic() - started:.0f} s)")
-    return 0
+    print("\n".join(f"finding: {text}" for text in findings))
+    return 1 if findings else 0
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import itertools
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 
@@ -286,3 +287,47 @@ async def test_purchases_held_by_a_store_outage_leave_at_the_accounts_pace() -> 
     assert len(sent) == 20 and len(refused) >= 20  # every purchase waited for the store
     gaps = [later - earlier for earlier, later in itertools.pairwise(sent)]
     assert min(gaps) >= 0.2 - 1e-6, gaps  # 5 per second, as configured: no burst when the store came back
+
+
+@on_virtual_time()
+@pytest.mark.anyio
+async def test_a_caller_that_stops_waiting_gives_its_slot_to_the_queue() -> None:
+    """Issue 37 (the harness's slowness finding, seed 292): a caller cancelled while it waited for its
+    reserved slot kept it, and the budget sat unused for an interval while others waited. The last in
+    the queue takes the freed slot, and the pace still holds."""
+    from smsactivate_async._clock import SystemClock
+    from smsactivate_async._policy import RateLimiter
+
+    limiter = RateLimiter(5.0, 1, SystemClock())
+    start = anyio.current_time()
+    granted: dict[str, float] = {}
+
+    async def take(name: str, give_up_after: float | None = None) -> None:
+        with anyio.move_on_after(give_up_after if give_up_after is not None else float("inf")):
+            await limiter.acquire()
+            granted[name] = anyio.current_time() - start
+
+    async with anyio.create_task_group() as group:
+        for name, give_up in (("first", None), ("impatient", 0.1), ("second", None), ("third", None)):
+            group.start_soon(take, name, give_up)
+            await anyio.lowlevel.checkpoint()
+    assert "impatient" not in granted
+    # slots at 0, 0.2, 0.4, 0.6: the impatient one's 0.2 goes to the last ("third"), 0.6 is released
+    assert granted == pytest.approx({"first": 0.0, "third": 0.2, "second": 0.4})
+    await limiter.acquire()  # the next caller is served at the freed pace, not after a hole
+    assert anyio.current_time() - start == pytest.approx(0.6)
+
+
+@on_virtual_time()
+@pytest.mark.anyio
+async def test_a_slot_already_due_is_not_given_back_twice() -> None:
+    from smsactivate_async._clock import SystemClock
+    from smsactivate_async._policy import RateLimiter
+
+    limiter = RateLimiter(5.0, 1, SystemClock())
+    start = anyio.current_time()
+    await limiter.acquire()
+    with anyio.move_on_after(0.2):  # gives up exactly as its slot comes due
+        await limiter.acquire()
+    await limiter.acquire()
+    assert anyio.current_time() - start >= 0.4 - 1e-9  # the due slot counted: no two requests within 0.2 s

@@ -20,7 +20,9 @@ from .simulation import Violation, run_many_schedules, run_schedule
 
 
 def test_a_hundred_random_schedules_hold_every_invariant() -> None:
-    assert run_many_schedules(100, first_seed=0) == 100
+    findings: list[str] = []
+    assert run_many_schedules(100, first_seed=0, findings=findings) == 100
+    assert findings == []  # no client slower than its budget allows while work waited
 
 
 @pytest.mark.slow
@@ -28,7 +30,23 @@ def test_a_hundred_random_schedules_hold_every_invariant() -> None:
 def test_two_thousand_random_schedules_hold_every_invariant(first_seed: int) -> None:
     """The CI budget: 2 000 schedules, in two halves that pytest-xdist runs side by side (about
     three minutes in all here on two cores)."""
-    assert run_many_schedules(1000, first_seed=first_seed) == 1000
+    findings: list[str] = []
+    assert run_many_schedules(1000, first_seed=first_seed, findings=findings) == 1000
+    assert findings == []
+
+
+def test_a_client_slower_than_its_budget_is_a_finding() -> None:
+    """Issue 37: a limiter that leaves the budget unused while requests wait is reported (seed 292 found
+    the slot a cancelled wait kept); and the check itself, on asks and grants written by hand."""
+    assert run_schedule(292).findings == []
+    burst1 = [[0.0, 0.0, None], [0.0, 0.2, None], [0.0, 0.4, None]]
+    assert simulation._slowness(burst1, 5.0, 1) is None  # exactly the pace: no finding
+    late = [[0.0, 0.0, None], [0.0, 0.4, None]]  # the second could have gone at 0.2
+    assert simulation._slowness(late, 5.0, 1) == pytest.approx((0.2, 0.4))
+    gave_up = [[0.0, 0.0, None], [0.0, None, 0.1], [0.0, 0.2, None]]  # the ideal bucket skips the impatient
+    assert simulation._slowness(gave_up, 5.0, 1) is None
+    kept = [[0.0, 0.0, None], [0.0, None, 0.1], [0.0, 0.4, None]]
+    assert simulation._slowness(kept, 5.0, 1) == pytest.approx((0.2, 0.4))
 
 
 def test_a_schedule_replays_exactly_from_its_seed() -> None:

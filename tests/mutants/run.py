@@ -5,7 +5,8 @@ be caught — by the simulation harness finding a violation, or by a named test 
 A patch's header (lines before the diff, each starting ``# ``)::
 
     # mistake: what a tired maintainer got wrong
-    # catch: harness FIRST_SEED COUNT        (python tests/simulation.py: a violation in those schedules)
+    # catch: harness FIRST_SEED COUNT        (python tests/simulation.py: a violation, or a finding of a
+                                             #  client slower than its budget allows, in those schedules)
     # catch: pytest tests/test_x.py::name    (that test fails)
 
 A mutant is caught when any of its checks catches it; a patch that no longer applies is reported as
@@ -78,7 +79,8 @@ def run_check(copy: Path, check: list[str]) -> tuple[bool, str]:
     took = time.monotonic() - started
     output = done.stdout + done.stderr
     if kind == "harness":
-        found = next((line for line in output.splitlines() if line.startswith("Violation: seed")), None)
+        found = next((line for line in output.splitlines() if line.startswith(("Violation: seed", "finding: seed"))),
+                     None)
         if done.returncode != 0 and found:
             return True, f"harness in {took:.0f} s: {found.removeprefix('Violation: ')[:110]}"
         return False, f"harness {first}+{count}: every invariant held ({took:.0f} s)"
