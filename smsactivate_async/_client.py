@@ -40,6 +40,7 @@ from ._policy import AdaptiveRateLimiter, Limiter, RateLimiter, RetryPolicy, Sha
 from ._providers import Provider, resolve_provider
 from ._record import RecordingTransport
 from ._recovery import recover
+from ._rent import RentWaits
 from ._session import RequestEvent, Session, SessionStats
 from ._store import Kind, Push, PushStore, Store, namespace_for, open_store
 from ._strays import Strays
@@ -55,6 +56,9 @@ if TYPE_CHECKING:
 __all__ = ["SMSActivate"]
 
 log = logging.getLogger("smsactivate_async")
+
+#: seconds between two polls of a rent somebody waits on, by default (``rent_poll_interval``)
+RENT_POLL_INTERVAL = 10.0
 R = TypeVar("R")
 _UNSET: Any = object()
 _LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=8)
@@ -71,6 +75,8 @@ class SMSActivate(GeneratedActions):
         base_url: the full handler URL (``…/stubs/handler_api.php``); overrides the preset's.
         timeout: seconds per request (connect and read).
         poll_interval: seconds between poll ticks of the waiters (default: the preset's).
+        rent_poll_interval: seconds between two getRentStatus of one rent somebody waits on (default
+            10 s: rents live hours, one request per waited rent per interval; pushes bring news at once).
         early_cancel_window: seconds after purchase during which cancelling is refused.
         proxy: an http/https/socks proxy URL, as httpx takes it.
         transport: replaces the network (``httpx.MockTransport``, ``httpx.ASGITransport``…).
@@ -125,6 +131,7 @@ class SMSActivate(GeneratedActions):
         base_url: str | None = None,
         timeout: float = 30.0,
         poll_interval: float | None = None,
+        rent_poll_interval: float = RENT_POLL_INTERVAL,
         early_cancel_window: float | None = None,
         proxy: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -159,6 +166,9 @@ class SMSActivate(GeneratedActions):
             raise InvalidArgumentError(f"poll_interval must be positive, got {self.poll_interval}")
         if self.early_cancel_window < 0:
             raise InvalidArgumentError("early_cancel_window must not be negative")
+        if _check_seconds("rent_poll_interval", rent_poll_interval) == float("inf"):
+            raise InvalidArgumentError("rent_poll_interval must be finite (a rent is polled now and then even "
+                                       "with webhooks: a push may be lost)")
         if not isinstance(lease, (int, float)) or lease <= 0:
             raise InvalidArgumentError(f"lease must be a positive number of seconds, got {lease!r}")
         if owner is not None and (not isinstance(owner, str) or not owner.strip()):
@@ -229,6 +239,7 @@ class SMSActivate(GeneratedActions):
         self._retry_override: RetryPolicy | None = None
         self._scheduler = self._session.scheduler = Scheduler(self._session, self.clock, self._wait, self._host)
         self._session.strays = Strays(self._session, self._scheduler, self._host, self.clock, self._wait)
+        self._rents = RentWaits(self._session, self.clock, self._host, self._scheduler, float(rent_poll_interval))
         self._handles: dict[int, ActivationHandle] = {}
         self._resumed: list[ActivationHandle] = []
         #: handles whose numbers ended, the newest kept (``handle(id)`` still finds them: a caller's last look)
@@ -595,7 +606,7 @@ class SMSActivate(GeneratedActions):
         if since not in (None, "new", "all"):
             raise InvalidArgumentError(f"since must be 'new' or 'all', got {since!r}")
         await self._ready()
-        return await self._scheduler.wait_rent(int(rent_id), timeout, poll_interval, since)
+        return await self._rents.wait(int(rent_id), timeout, poll_interval, since)
 
     def notify(self, activation_id: int) -> None:
         """Tell the scheduler an activation has news (from a webhook): it confirms with one getStatus.
@@ -605,8 +616,8 @@ class SMSActivate(GeneratedActions):
         self._get_scheduler().notify(int(activation_id))
 
     def notify_rent(self, rent_id: int) -> None:
-        """Tell the scheduler a rent has news (from a webhook): its waiter asks getRentStatus now."""
-        self._get_scheduler().notify_rent(int(rent_id))
+        """Tell the client a rent has news (from a webhook): a rent somebody waits on is polled now."""
+        self._rents.notify(int(rent_id))
 
     def webhook_app(
         self,
@@ -667,7 +678,7 @@ class SMSActivate(GeneratedActions):
         live client also does this by itself every ``lease`` seconds.
         """
         await self._ready()
-        return await recover(self._session, self._scheduler)
+        return await recover(self._session, self._scheduler, self._rents.waited)
 
     async def __aenter__(self) -> SMSActivate:
         await self._open()
@@ -688,6 +699,7 @@ class SMSActivate(GeneratedActions):
                 self._session.closing = False
                 self._host.reopen()
                 self._scheduler.reopen()
+                self._rents.reopen()
             await self._session.journal.open(self._namespace)
             self._life.opened = True
             if self._store.persistent:
@@ -850,6 +862,7 @@ class SMSActivate(GeneratedActions):
             self._life.opened = False
             pending = self._scheduler.deferred_cancels()
             self._scheduler.close()
+            self._rents.close()
             handled = set(self._handles)
             for handle in list(self._handles.values()):  # a handle's close may drop it from the dict
                 handle._client_closed(journal_keeps=self._store.persistent)

@@ -481,6 +481,11 @@ class Journal:
     async def record_another(self, kind: Kind, entry_id: int) -> None:
         await self._quietly(partial(self.store.update_entry, kind, entry_id, another=True), f"status 3 of {entry_id}")
 
+    async def record_rent_message(self, rent_id: int) -> None:
+        """One more of the rent's messages handed over (its cursor: ``Entry.retries`` of a rent)."""
+        await self._quietly(partial(self.store.update_entry, "rent", rent_id, another=True),
+                            f"a message of rent {rent_id} handed over")
+
     async def record_closed(self, kind: Kind, entry_id: int, state: EntryState) -> None:
         self._codes.pop(entry_id, None)
         self._my_entries.pop((kind, entry_id), None)

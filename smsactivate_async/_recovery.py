@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
@@ -36,7 +37,7 @@ log = logging.getLogger("smsactivate_async")
 _CLOSED = frozenset({6, 8, 10})
 
 
-async def recover(session: Session, scheduler: Scheduler) -> RecoveryReport:
+async def recover(session: Session, scheduler: Scheduler, rent_waited: Callable[[int], bool]) -> RecoveryReport:
     journal = session.journal
     report = RecoveryReport()
     if not journal.persistent:
@@ -54,7 +55,7 @@ async def recover(session: Session, scheduler: Scheduler) -> RecoveryReport:
             continue
         if await journal.take_over(entry):
             if entry.kind == "rent":
-                await _close_rent(session, entry, report, waited=scheduler.rent_waited(entry.id))
+                await _close_rent(session, entry, report, waited=rent_waited(entry.id))
             else:
                 await _close(session, scheduler, entry, report)
     for intent in await journal.store.intents(("queued",)):

@@ -101,7 +101,8 @@ class Entry:
     phone: str | None = None
     code: str | None = None
     state: EntryState = "open"
-    #: how many times another code was asked for (status 3)
+    #: an activation: how many times another code was asked for (status 3); a rent: how many of its
+    #: messages were handed over (the cursor ``wait_for_rent_sms`` goes on from after a restart)
     retries: int = 0
     #: suspended by its owner (``aclose(suspend=True)``) until then (wall time): nobody else closes it before
     suspended_until: float | None = None

@@ -11,15 +11,16 @@ and a client made in one task, used from many, can be closed from yet another.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
 import anyio.abc
 import attrs
 
-__all__ = ["TaskHost", "current_library"]
+__all__ = ["LoopJob", "TaskHost", "current_library"]
 
 log = logging.getLogger("smsactivate_async")
 
@@ -137,3 +138,44 @@ class TaskHost:
     def reopen(self) -> None:
         """Accept jobs again after :meth:`aclose` (a client opened anew)."""
         self._closing = False
+
+
+class LoopJob:
+    """One of the client's looping jobs in its task host (the poller, the deadline watcher, the rent poller):
+    started by the first work, running while there is some, asleep until a time and woken earlier
+    when something comes due sooner."""
+
+    __slots__ = ("_event", "_name", "_started", "_until")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._started = False
+        self._until = float("inf")  # asleep until then; -inf while busy (it looks again anyway)
+        self._event: anyio.Event | None = None
+
+    def wake(self, host: TaskHost, run: Callable[[], Awaitable[None]], when: float) -> None:
+        """Start the job if it is not running; else have it look again by ``when``."""
+        if not self._started:
+            self._started = True
+            host.start_soon(run, self._name)
+        elif when < self._until and self._event is not None:
+            self._event.set()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Around the job's loop: once it ends, the next :meth:`wake` starts it again."""
+        try:
+            yield
+        finally:
+            self._started = False
+            self._until = float("inf")
+
+    async def sleep(self, now: float, until: float) -> None:
+        """Sleep until ``until`` (clock time), or until woken."""
+        self._event = anyio.Event()
+        self._until = until
+        try:
+            with anyio.move_on_after(max(0.0, until - now)):
+                await self._event.wait()
+        finally:
+            self._until = float("-inf")

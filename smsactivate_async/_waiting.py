@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import datetime as _dt
 import heapq
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
@@ -50,9 +49,10 @@ from ._exceptions import (
     StoreError,
     WaitTimeoutError,
 )
-from ._models import ActivationStatus, RentSms, StatusCode, StatusV2
+from ._models import ActivationStatus, StatusCode, StatusV2
 from ._parse import active_rows
 from ._store import FleetStore, Push, PushStore
+from ._tasks import LoopJob
 
 if TYPE_CHECKING:
     from ._clock import Clock
@@ -296,47 +296,6 @@ class CancelOutcome:
         return self.state != "deferred"
 
 
-class _Job:
-    """One of the scheduler's jobs in the client's task host (the poller, the deadline watcher):
-    started by the first work, running while there is some, asleep until a time and woken earlier
-    when something comes due sooner."""
-
-    __slots__ = ("_event", "_name", "_started", "_until")
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._started = False
-        self._until = float("inf")  # asleep until then; -inf while busy (it looks again anyway)
-        self._event: anyio.Event | None = None
-
-    def wake(self, host: TaskHost, run: Callable[[], Awaitable[None]], when: float) -> None:
-        """Start the job if it is not running; else have it look again by ``when``."""
-        if not self._started:
-            self._started = True
-            host.start_soon(run, self._name)
-        elif when < self._until and self._event is not None:
-            self._event.set()
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
-        """Around the job's loop: once it ends, the next :meth:`wake` starts it again."""
-        try:
-            yield
-        finally:
-            self._started = False
-            self._until = float("inf")
-
-    async def sleep(self, now: float, until: float) -> None:
-        """Sleep until ``until`` (clock time), or until woken."""
-        self._event = anyio.Event()
-        self._until = until
-        try:
-            with anyio.move_on_after(max(0.0, until - now)):
-                await self._event.wait()
-        finally:
-            self._until = float("-inf")
-
-
 @attrs.define
 class WaitSettings:
     """What the scheduler needs to know of its client's options (shared: changing the client's
@@ -356,8 +315,8 @@ class Scheduler:
         self._settings = settings
         self._host = host
         self._tracks: dict[int, _Track] = {}
-        self._poller = _Job("smsactivate_async poller")
-        self._watcher = _Job("smsactivate_async deadlines")
+        self._poller = LoopJob("smsactivate_async poller")
+        self._watcher = LoopJob("smsactivate_async deadlines")
         self._urgent: set[int] = set()
         self._last_tick = float("-inf")
         self._deadlines: list[tuple[float, int, _Waiter]] = []
@@ -379,10 +338,6 @@ class Scheduler:
         #: with webhooks (``client.webhook_app()``): the polling interval while pushes arrive
         self.fallback_interval: float | None = None
         self._last_push = float("-inf")
-        #: rent id → how many of its messages this client has handed over (or skipped, ``since="new"``)
-        self._rent_cursor: dict[int, int] = {}
-        #: rent id → waits on it under way in this client
-        self._rent_waiting: collections.Counter[int] = collections.Counter()
         #: the fleet's poller: the wall time of the newest scan read, and when (clock) its next is due
         self._rows_at = 0.0
         self._next_rows: float | None = None
@@ -390,8 +345,6 @@ class Scheduler:
         self._push_later: dict[int, float] = {}
         #: pushes for ids nobody waited on yet: a wait that starts soon after is confirmed at once
         self._pushed = Recent(clock, retention=RETENTION, limit=10_000)
-        self._rent_pushed = Recent(clock, retention=RETENTION, limit=10_000)
-        self._rent_kicks: dict[int, anyio.Event] = {}
         self.closed = False
         #: told of every activation closed (id, "finished" / "cancelled"), by whatever route
         self.on_closed: Callable[[int, str], None] | None = None
@@ -515,13 +468,9 @@ class Scheduler:
             if track is not None:
                 self.notify(activation_id)
 
-    def notify_rent(self, rent_id: int) -> None:
-        """News about a rent from outside (a webhook): its waiter asks now."""
-        kick = self._rent_kicks.get(rent_id)
-        if kick is not None:
-            kick.set()
-        else:
-            self._rent_pushed.add(rent_id)
+    def push_borne_out(self) -> None:
+        """A push was followed by news (webhooks work): poll at the fallback interval while they do."""
+        self._last_push = self._clock.now()
 
     def pushes_stopped(self) -> None:
         """The webhook receiver stopped: poll at the waiters' own interval from now on (until a push
@@ -952,96 +901,6 @@ class Scheduler:
 
     def reopen(self) -> None:
         self.closed = False
-
-    # --- rent ---------------------------------------------------------------------------------
-
-    def rent_waited(self, rent_id: int) -> bool:
-        """Whether a wait on this rent is under way in this client (recovery leaves such a rent open)."""
-        return rent_id in self._rent_kicks or rent_id in self._rent_waiting
-
-    async def wait_rent(self, rent_id: int, timeout: float, poll_interval: float | None,
-                        since: Literal["new", "all"] | None = None) -> RentSms:
-        """The next message of the rent this client has not handed over yet, oldest first (a cursor per
-        rent: each message once, however many come in one interval or while nobody waits).
-
-        Where the cursor starts, the first time: at the first message for a rent this client bought
-        (every message is news), at the messages already there for one it found later (``since="new"``,
-        the default then) — ``since="all"`` hands over those too."""
-        interval = poll_interval if poll_interval is not None else self._settings.poll_interval
-        deadline = self._clock.now() + timeout
-        cursor = self._rent_cursor.get(rent_id)
-        if cursor is None:
-            if since == "all" or (since is None and rent_id in self._session.known_rents):
-                cursor = 0
-            else:
-                first = await self._session.call(_actions.GET_RENT_STATUS, {"rent_id": rent_id})
-                cursor = first.quantity
-            self._rent_cursor[rent_id] = cursor
-        pushed = self._rent_pushed.pop(rent_id) is not None
-        checked = False  # the first look is at once: a message may be waiting already
-        self._rent_waiting[rent_id] += 1
-        try:
-            return await self._wait_rent(rent_id, deadline, interval, timeout, cursor, pushed, checked)
-        finally:
-            self._rent_waiting[rent_id] -= 1
-            if self._rent_waiting[rent_id] <= 0:
-                del self._rent_waiting[rent_id]
-
-    async def _wait_rent(self, rent_id: int, deadline: float, interval: float, timeout: float, cursor: int,
-                         pushed: bool, checked: bool) -> RentSms:
-        while True:
-            remaining = deadline - self._clock.now()
-            if remaining <= 0:
-                raise WaitTimeoutError(f"no SMS for rent {rent_id} within {timeout:g}s", action="getRentStatus")
-            if not pushed and checked:
-                pushed = await self._rent_pause(rent_id, min(interval, remaining))
-            checked = True
-            try:
-                status = await self._session.call(_actions.GET_RENT_STATUS, {"rent_id": rent_id})
-            except ActivationStateError:
-                raise
-            except SMSActivateError as exc:
-                log.info("rent %s: status failed (%s); retrying", rent_id, exc.code)
-                continue
-            cursor = self._rent_cursor.get(rent_id, cursor)  # another wait on the rent may have moved it
-            new = status.quantity - cursor
-            if new > 0:
-                if pushed:
-                    self._last_push = self._clock.now()  # a push borne out: webhooks work
-                if new > len(status.values):
-                    status = await self._session.call(
-                        _actions.GET_RENT_STATUS, {"rent_id": rent_id, "size": min(100, new)}
-                    )
-                    cursor = self._rent_cursor.get(rent_id, cursor)
-                    new = status.quantity - cursor
-                    if new <= 0:
-                        continue
-                # values are newest first: the oldest message not handed over yet is `new` from the top
-                # (beyond the page the server gives, the oldest it still shows)
-                self._rent_cursor[rent_id] = max(cursor + 1, status.quantity - len(status.values) + 1)
-                return status.values[min(new, len(status.values)) - 1]
-            pushed = False
-
-    async def _rent_pause(self, rent_id: int, seconds: float) -> bool:
-        """Sleep between rent polls; with webhooks, until a push for this rent (True) or the
-        fallback interval has passed. A push wakes it even without webhooks of this client's own
-        (another client's receiver may pass one on)."""
-        if self.fallback_interval is not None and self.pushes_arriving:
-            seconds = max(seconds, self.fallback_interval)
-        kick = self._rent_kicks[rent_id] = anyio.Event()
-        try:
-            async with anyio.create_task_group() as race:
-                async def sleep() -> None:
-                    await self._clock.sleep(seconds)  # the client's clock: an injected one moves it
-                    race.cancel_scope.cancel()
-
-                race.start_soon(sleep)
-                await kick.wait()
-                race.cancel_scope.cancel()
-        finally:
-            if self._rent_kicks.get(rent_id) is kick:
-                del self._rent_kicks[rent_id]
-        return kick.is_set()
 
 
 def _registered(scheduler: Scheduler, waiter: _Waiter) -> bool:

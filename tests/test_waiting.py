@@ -31,7 +31,8 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 def make(dialect: str = "sms-activate", *, codes: CodeSchedule | None = None, early: float = 0.0,
          **client_options: Any) -> tuple[Simulator, SMSActivate]:
     sim = Simulator(dialect=dialect, codes=codes or CodeSchedule.within(0.02, 0.3), early_cancel_seconds=early)  # type: ignore[arg-type]
-    options: dict[str, Any] = {"poll_interval": 0.03, "early_cancel_window": early, "rate_limit": None}
+    options: dict[str, Any] = {"poll_interval": 0.03, "rent_poll_interval": 0.03, "early_cancel_window": early,
+                               "rate_limit": None}
     options.update(client_options)
     client = SMSActivate(sim.api_key, provider=dialect, transport=sim.transport(), **options)
     return sim, client
