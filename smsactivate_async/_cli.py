@@ -296,6 +296,10 @@ def rent_cancel(ctx: Context, rent_id: int) -> None:
               help="An activation's life; without a code it is refunded.")
 @click.option("--rent-cancel", "rent_cancel_seconds", default=1200.0, show_default=True, type=float,
               help="How long a rent may be cancelled.")
+@click.option("--rent-sms", default="never", show_default=True,
+              help="SMS on each rent: every SECONDS, or LOW:HIGH seconds apart at random ('never': by hand).")
+@click.option("--rent-sms-burst", default=1, show_default=True, type=int, help="Rent SMS that come at once.")
+@click.option("--rent-sms-count", default=None, type=int, help="At most this many SMS per rent (default: until it ends).")
 @click.option("--webhook-url", default=None, help="POST each incoming SMS here (the service under test).")
 @click.option("--webhook-retries", default=None, type=int, help="Tries per push in all (default: the dialect's, 8).")
 @click.option("--webhook-retry-delay", default=None, type=float, help="Seconds between tries (default: the dialect's).")
@@ -313,15 +317,27 @@ def rent_cancel(ctx: Context, rent_id: int) -> None:
 @click.option("--herosms-accepts-ready/--herosms-refuses-ready", default=False, show_default=True,
               help="Whether HeroSMS takes setStatus 1 (its current spec lists only 3, 6, 8).")
 def simulate(port: int, host: str, dialect: str, faults: float, rps: float | None, block_seconds: float | None,
-             seed: int, keys: list[str], codes: str, balance: str, **options: Any) -> None:
+             seed: int, keys: list[str], codes: str, balance: str, rent_sms: str, rent_sms_burst: int,
+             rent_sms_count: int | None, **options: Any) -> None:
     """Serve the protocol simulator on a loopback port (every option of ``Simulator`` is here)."""
-    from .simulator import CodeSchedule, Faults, Simulator, serve
+    from .simulator import CodeSchedule, Faults, RentSchedule, Simulator, serve
 
-    if codes == "never":
-        schedule = CodeSchedule.never()
-    else:
-        low, _, high = codes.partition(":")
-        schedule = CodeSchedule.within(float(low), float(high or low))
+    try:
+        if codes == "never":
+            schedule = CodeSchedule.never()
+        else:
+            low, _, high = codes.partition(":")
+            schedule = CodeSchedule.within(float(low), float(high or low))
+        if rent_sms == "never":
+            rents = RentSchedule.never()
+        elif ":" in rent_sms:
+            low, _, high = rent_sms.partition(":")
+            rents = RentSchedule.within(float(low), float(high), burst=rent_sms_burst, count=rent_sms_count)
+        else:
+            rents = RentSchedule.periodic(float(rent_sms), burst=rent_sms_burst, count=rent_sms_count)
+    except ValueError as exc:
+        raise click.BadParameter(f"--codes / --rent-sms: {exc}") from None
+    options["rent_sms"] = rents
     limits = Faults.uniform(faults, rps_budget=rps, block_seconds=block_seconds)  # Retry-After as the dialect sends it
     sim = Simulator(dialect=dialect, seed=seed, faults=limits,  # type: ignore[arg-type]
                     api_keys={key: Decimal(balance) for key in keys}, codes=schedule, **options)

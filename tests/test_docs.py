@@ -81,7 +81,7 @@ class _World:
                 if options.get("transport") is None:  # a block with its own simulator keeps it
                     world.sim.accounts.setdefault(api_key, world.sim.accounts["KEY"])
                     options.update(transport=world.sim.transport(), poll_interval=0.02, early_cancel_window=0,
-                                   rate_limit=None)
+                                   rate_limit=None, rent_poll_interval=0.02)
                 super().__init__(api_key, **options)
 
         self.cls = SimulatedSMSActivate

@@ -87,6 +87,18 @@ def test_benchmark_script_runs_quick() -> None:
         assert section in result.stdout
 
 
+def test_rent_benchmark_runs_quick_and_hands_every_message_once() -> None:
+    """Issue 42's measure, small: rents over four virtual hours, one and five waiters per rent."""
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "rents.py"
+    result = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| 10 |")]
+    assert len(rows) == 2 and all("| 100/100 | yes |" in row for row in rows), result.stdout
+    assert rows[0].split("|")[8] == rows[1].split("|")[8]  # five waiters a rent cost what one does
+
+
 @pytest.mark.slow
 def test_soak_benchmark_script_runs_small() -> None:
     import subprocess

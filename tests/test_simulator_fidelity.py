@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -174,3 +175,60 @@ def test_simulate_passes_its_options_to_the_simulator(monkeypatch: pytest.Monkey
     sim = made[0]
     assert (sim.early_cancel_seconds, sim.webhook_url, sim.herosms_accepts_ready, sim.herosms_number_v2,
             sim.webhook_drop_rate, sim.lifetime_seconds) == (5.0, "http://127.0.0.1:9/hook", True, "spec", 0.2, 60.0)
+
+
+def test_simulate_takes_a_rent_sms_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from smsactivate_async import simulator
+    from smsactivate_async._cli import simulate
+    from smsactivate_async.simulator import RentSchedule
+
+    made: list[Simulator] = []
+    monkeypatch.setattr(simulator, "serve", lambda sim, **kw: made.append(sim))
+    for args, expected in [([], RentSchedule.never()),
+                           (["--rent-sms", "600", "--rent-sms-burst", "3"], RentSchedule.periodic(600, burst=3)),
+                           (["--rent-sms", "60:900", "--rent-sms-count", "10"], RentSchedule.within(60, 900, count=10))]:
+        result = CliRunner().invoke(simulate, args)
+        assert result.exit_code == 0, result.output
+        assert made[-1].rent_sms == expected
+    bad = CliRunner().invoke(simulate, ["--rent-sms", "900:60"])
+    assert bad.exit_code != 0 and "low <= high" in bad.output
+
+
+def test_a_rent_sms_schedule_delivers_bursts_until_its_count_and_a_silent_rent_is_revoked() -> None:
+    from smsactivate_async.simulator import ManualClock, RentSchedule
+
+    clock = ManualClock()
+    sim = Simulator(clock=clock, rent_sms=RentSchedule.periodic(600, burst=2, count=5), rent_cancel_seconds=1200)
+    key = sim.api_key
+    rent = _rent(sim, key)
+    at = 0
+    for minutes, expected in [(9, 0), (10, 2), (20, 4), (30, 5), (240, 5)]:
+        clock.advance(minutes * 60 - at)
+        at = minutes * 60
+        sim.advance()
+        assert len(sim.rents[rent].messages) == expected, minutes
+    assert len({m.text for m in sim.rents[rent].messages}) == 5
+    quiet_clock = ManualClock()
+    quiet = Simulator(clock=quiet_clock, rent_sms=RentSchedule.periodic(1500))
+    silent = _rent(quiet, quiet.api_key)
+    balance = quiet.accounts[quiet.api_key].balance
+    quiet_clock.advance(1201)
+    quiet.advance()
+    assert quiet.rents[silent].state == "revoked"  # no SMS within the 20 minutes: revoked, refunded
+    assert quiet.accounts[quiet.api_key].balance == balance + quiet.rents[silent].cost
+    with pytest.raises(ValueError):
+        RentSchedule.periodic(0)
+    with pytest.raises(ValueError):
+        RentSchedule.periodic(60, burst=0)
+
+
+def _rent(sim: Simulator, key: str) -> int:
+    async def go() -> int:
+        async with httpx.AsyncClient(transport=sim.transport(), base_url="http://sim") as http:
+            answer = await http.get("/stubs/handler_api.php", params={"api_key": key, "action": "getRentNumber",
+                                                                    "service": "tg", "rent_time": "4"})
+            return int(answer.json()["phone"]["id"])
+
+    return anyio.run(go)

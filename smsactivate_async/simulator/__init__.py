@@ -20,6 +20,7 @@ from ._core import (
     LoopSimClock,
     ManualClock,
     Rent,
+    RentSchedule,
     SimClock,
     SystemSimClock,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "LoopSimClock",
     "ManualClock",
     "Rent",
+    "RentSchedule",
     "SimClock",
     "SimulatedFault",
     "Simulator",

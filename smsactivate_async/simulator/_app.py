@@ -50,6 +50,7 @@ from ._core import (
     EventQueue,
     Message,
     Rent,
+    RentSchedule,
     RentSmsRecord,
     SimClock,
     SystemSimClock,
@@ -92,7 +93,10 @@ class Simulator:
         codes: when codes arrive for new activations (:class:`CodeSchedule`).
         early_cancel_seconds: cancel refused this long after purchase (default: the dialect's; [DOC] 2 minutes).
         lifetime_seconds: an activation's life; without a code it is refunded [DOC HeroSMS: 20 min].
-        rent_cancel_seconds: a rent may be cancelled this long [DOC: 20 minutes].
+        rent_cancel_seconds: a rent may be cancelled this long [DOC: 20 minutes]; a rent that received
+            no SMS within it is revoked (``STATUS_REVOKE``, its cost refunded) [DOC].
+        rent_sms: when SMS arrive on new rents (:class:`RentSchedule`; default never: only
+            :meth:`deliver_rent_sms` delivers).
         faults: :class:`Faults` to inject.
         webhook_url: where to POST incoming SMS (needs ``running()`` or a served simulator).
         webhook_retries: tries per push in all (sms-activate: 8 within 2 hours; HeroSMS: 1 + at least 7).
@@ -122,6 +126,7 @@ class Simulator:
         early_cancel_seconds: float | None = None,
         lifetime_seconds: float = 1200.0,
         rent_cancel_seconds: float = 1200.0,
+        rent_sms: RentSchedule | None = None,
         faults: Faults | None = None,
         catalogue: Iterable[CatalogueEntry] | None = None,
         webhook_url: str | None = None,
@@ -151,6 +156,7 @@ class Simulator:
         self.early_cancel_seconds = profile.early_cancel_seconds if early_cancel_seconds is None else early_cancel_seconds
         self.lifetime_seconds = lifetime_seconds
         self.rent_cancel_seconds = rent_cancel_seconds
+        self.rent_sms = rent_sms or RentSchedule.never()
         self.faults = faults or Faults()
         self.webhook_url = webhook_url
         # [DOC] sms-activate: at most 8 tries within 2 hours; HeroSMS: the first and >=7 retries every 20-30 s.
@@ -222,11 +228,28 @@ class Simulator:
     def deliver_rent_sms(self, rent_id: int, text: str, *, phone_from: str = "SPORTMASTER") -> None:
         """An SMS arrives on a rent now (and its webhook is queued, if it has a URL)."""
         self.advance()
-        rent = self.rents[rent_id]
+        self._rent_sms(self.rents[rent_id], text, phone_from)
+
+    def _rent_sms(self, rent: Rent, text: str, phone_from: str = "SPORTMASTER") -> None:
         rent.messages.append(RentSmsRecord(phone_from=phone_from, text=text, service=rent.service, at=self.clock.wall()))
         if rent.url:
             self._queue_webhook({"rentId": str(rent.id), "sms": {"phoneFrom": phone_from, "text": text,
                                                                  "date": _wall(self.clock.wall())}}, rent.url)
+
+    def _rent_burst(self, rent: Rent) -> None:
+        """One burst of the rent SMS schedule, and the next one queued."""
+        for _ in range(self.rent_sms.burst):
+            if self.rent_sms.count is not None and len(rent.messages) >= self.rent_sms.count:
+                break
+            code = f"{self.rng.randrange(10**5, 10**6)}"
+            self._rent_sms(rent, f"Code {code} (message {len(rent.messages) + 1})")
+        self.schedule_rent_sms(rent)
+
+    def schedule_rent_sms(self, rent: Rent) -> None:
+        """Queue the rent's next burst of its SMS schedule, if any."""
+        delay = self.rent_sms.next_delay(self.rng, len(rent.messages))
+        if delay is not None:
+            self._events.push(self.clock.now() + delay, "rent_sms", rent.id)
 
     def open_activations(self) -> list[Activation]:
         """Activations still open (neither finished, cancelled nor refunded)."""
@@ -272,6 +295,10 @@ class Simulator:
                 rent = self.rents.get(event.target)
                 if rent is not None and rent.state == "active":
                     rent.state = "finished"
+            elif event.kind == "rent_sms":
+                rent = self.rents.get(event.target)
+                if rent is not None and rent.state == "active":
+                    self._rent_burst(rent)
             elif event.kind == "rent_revoke":
                 rent = self.rents.get(event.target)
                 if rent is not None and rent.state == "active" and not rent.messages:

@@ -141,6 +141,52 @@ class CodeSchedule:
         return rng.uniform(self.low, self.high)
 
 
+@attrs.frozen
+class RentSchedule:
+    """When SMS arrive on new rents: every ``every`` seconds, or at random gaps within ``[low, high]``,
+    ``burst`` at a time, at most ``count`` per rent (``None``: until the rent ends) — or never
+    (``kind="never"``, the default: only ``Simulator.deliver_rent_sms`` delivers).
+
+    A rent with no SMS within ``rent_cancel_seconds`` is revoked by the provider (``STATUS_REVOKE``,
+    refunded), as the protocol documents: a schedule whose first SMS comes later loses its rents.
+    """
+
+    kind: Literal["every", "random", "never"] = "never"
+    every: float = 600.0
+    low: float = 60.0
+    high: float = 900.0
+    burst: int = 1
+    count: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.burst < 1 or (self.count is not None and self.count < 1):
+            raise ValueError("a rent schedule's burst and count must be at least 1")
+        if self.kind == "every" and not self.every > 0:
+            raise ValueError("a rent schedule's interval must be positive")
+        if self.kind == "random" and not 0 <= self.low <= self.high:
+            raise ValueError("a rent schedule needs 0 <= low <= high")
+
+    @classmethod
+    def periodic(cls, every: float, *, burst: int = 1, count: int | None = None) -> RentSchedule:
+        return cls(kind="every", every=every, burst=burst, count=count)
+
+    @classmethod
+    def within(cls, low: float, high: float, *, burst: int = 1, count: int | None = None) -> RentSchedule:
+        return cls(kind="random", low=low, high=high, burst=burst, count=count)
+
+    @classmethod
+    def never(cls) -> RentSchedule:
+        return cls(kind="never")
+
+    def next_delay(self, rng: random.Random, delivered: int) -> float | None:
+        """Seconds until the next burst, after ``delivered`` messages (``None``: no more)."""
+        if self.kind == "never" or (self.count is not None and delivered >= self.count):
+            return None
+        if self.kind == "every":
+            return self.every
+        return rng.uniform(self.low, self.high)
+
+
 class ActivationState(enum.Enum):
     """An activation's state on the simulator, as its wire status code."""
 

@@ -76,6 +76,7 @@ def get_rent_number(sim: Simulator, account: Account, params: Mapping[str, str])
     sim.ledger.purchases.append(PurchaseRecord(now, "rent", rent.id, account.key, price, service, None))
     sim._events.push(rent.ends_at, "rent_end", rent.id)
     sim._events.push(now + sim.rent_cancel_seconds, "rent_revoke", rent.id)
+    sim.schedule_rent_sms(rent)
     return sim.render.json({"status": "success", "phone": {"id": rent.id, "endDate": rent.end_wall.strftime(
         "%Y-%m-%dT%H:%M:%S"), "number": rent.phone}})
 
