@@ -6,7 +6,8 @@ window, an activation lifetime, a rate of faults of every kind (lost answers bef
 purchase commits, hangs, 5xx pages, truncated bodies, SQL errors, 429s), and a handful of users,
 each doing one of the things users do (``activation()`` blocks, ``get_number_v2`` + ``wait_for_code``,
 ``buy`` under a buying policy, ``start_activation`` handles looked at or abandoned, another code
-after status 3, ``run_many``, a rent and its SMS), waiting with random timeouts, some cancelled
+after status 3, ``run_many``, a rent and its many SMS — in bursts, pushed twice or lost, one to three
+waiters on it), waiting with random timeouts, some cancelled
 mid-wait, SMS arriving at random times or never; in some worlds the provider's webhooks too (pushes
 on time, late, twice, lost, and forged ones for ids being waited on), in some a server that counts
 its requests per second, in a quarter a fleet (two or three clients on one shared journal, one
@@ -31,7 +32,9 @@ Checked after each run (``Violation`` names the seed; replay it with
    saw the client exceed its budget;
 5. nothing escaped that is not an ``SMSActivateError``, a ``TimeoutError`` or a cancellation, and no
    background job of the client failed (it logs an error that no caller would see);
-6. after ``aclose()`` no task of the client is left.
+6. after ``aclose()`` no task of the client is left;
+7. every rent message was handed over exactly once (by its waiters, or a final drain), each waiter's
+   in the order they were sent.
 
 ``python tests/simulation.py --schedules 100000`` (or ``nox -s dst -- --schedules 100000``) runs long.
 """
@@ -345,21 +348,7 @@ async def _user(world: World, index: int, owner: int = 0) -> None:
                     buyers.start_soon(_buy_quietly, world, client, policy, random.Random(world.seed * 137 + extra))
                 await _buy_and_wait(world, client, policy, rng, timeout, cancel_after)
         elif kind == "rent":
-            rent = await client.get_rent_number(service="tg", country=2, rent_time=4)
-            async with anyio.create_task_group() as group:
-                if rng.random() < 0.7:
-                    group.start_soon(_rent_sms_later, world, rent.id, rng.uniform(0, 20))
-                try:
-                    message = await client.wait_for_rent_sms(rent.id, timeout=timeout)
-                    if not (message.text or "").startswith("rent code"):
-                        world.escaped.append(AssertionError(f"rent {rent.id}: a message it was not sent: {message.text}"))
-                except WaitTimeoutError:
-                    pass
-            with anyio.CancelScope(shield=True):
-                try:
-                    await client.set_rent_status(rent.id, 1)
-                except SMSActivateError:
-                    pass
+            await _rent_user(world, client, rng, timeout, cancel_after)
     except Exception as exc:
         # The user's own task groups wrap what they raise: look at each leaf.
         leaves = list(_leaves(exc))
@@ -408,11 +397,71 @@ def _leaves(error: BaseException) -> Any:
         yield error
 
 
-async def _rent_sms_later(world: World, rent_id: int, delay: float) -> None:
-    await anyio.sleep(delay)
-    rent = world.sim.rents.get(rent_id)
-    if rent is not None and rent.state == "active":
-        world.sim.deliver_rent_sms(rent_id, f"rent code {rent_id}")
+async def _rent_user(world: World, client: SMSActivate, rng: random.Random, timeout: float,
+                     cancel_after: float | None) -> None:
+    """A rent with several messages — some before anyone waits, some in bursts, pushed once, twice or
+    never — and one to three waiters on it, with timeouts, some cancelled. Every message is handed over
+    exactly once (what the waiters did not take, a final drain does), each waiter's in the order sent."""
+    rent = (await client.get_rent_number(service="tg", country=2, rent_time=4)).id
+    sent: list[str] = []
+    taken: list[list[str]] = []
+
+    async def sender() -> None:
+        for burst in range(rng.randint(1, 4)):
+            if burst or rng.random() < 0.6:
+                await anyio.sleep(rng.uniform(0, 20))
+            live = world.sim.rents.get(rent)
+            if live is None or live.state != "active":
+                return
+            for i in range(rng.choice([1, 1, 2, 3, 12])):
+                sent.append(f"rent code {rent}/{burst}/{i}")
+                world.sim.deliver_rent_sms(rent, sent[-1])
+            pushes = rng.choice([0, 1, 1, 2])
+            for _ in range(pushes):  # the push lost, once, or twice
+                client.notify_rent(rent)
+            world.note(f"rent {rent}: {sent[-1]} sent (burst {burst}), pushed {pushes}×")
+
+    async def waiter(own: list[str], deadline: float | None) -> None:
+        with anyio.CancelScope(deadline=deadline if deadline is not None else float("inf")):
+            while True:
+                try:
+                    message = await client.wait_for_rent_sms(rent, timeout=timeout)
+                except WaitTimeoutError:
+                    return
+                own.append(message.text or "")
+                world.note(f"rent {rent}: {own[-1]} handed over")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(sender)
+        for n in range(rng.randint(1, 3)):
+            taken.append([])
+            cancel = anyio.current_time() + cancel_after if cancel_after is not None and n == 0 else None
+            group.start_soon(waiter, taken[-1], cancel)
+    drained: list[str] = []
+    quiet = 0
+    while quiet < 5 and len(sent) > sum(map(len, taken)) + len(drained):
+        try:  # faults may eat a few polls: a generous drain, then the verdict
+            drained.append((await client.wait_for_rent_sms(rent, timeout=120)).text or "")
+            world.note(f"rent {rent}: {drained[-1]} drained")
+        except WaitTimeoutError:
+            world.note(f"rent {rent}: drain timed out")
+            quiet += 1
+    handed = [text for own in [*taken, drained] for text in own]
+    if _OWNER.get() == world.killed:
+        return  # its client was killed under it: the rent is the survivors' to close (invariant 3)
+    if sorted(handed) != sorted(sent):
+        lost = sorted(set(sent) - set(handed))
+        twice = sorted({t for t in handed if handed.count(t) > 1})
+        strange = sorted(set(handed) - set(sent))
+        world.escaped.append(AssertionError(f"rent {rent}: lost {lost}, handed twice {twice}, never sent {strange}"))
+    for own in [*taken, drained]:
+        if own != sorted(own, key=lambda text: sent.index(text) if text in sent else -1):
+            world.escaped.append(AssertionError(f"rent {rent}: a waiter got its messages out of order: {own}"))
+    with anyio.CancelScope(shield=True):
+        try:
+            await client.set_rent_status(rent, 1)
+        except SMSActivateError:
+            pass
 
 
 async def _close_quietly(client: SMSActivate, activation_id: int) -> None:
