@@ -245,24 +245,29 @@ class RentWaits:
         status = await self._status(track, None)
         if status is None:
             return
-        new = status.quantity - track.seen
-        if new <= 0:
+        if status.quantity <= track.seen:
             return
         if pushed:
             self._pushes.push_borne_out()
-        if new > len(status.values):
-            status = await self._status(track, min(_PAGE, new))
-            if status is None:
-                return
+        asked: int | None = None
+        for _ in range(3):
             new = status.quantity - track.seen
             if new <= 0:
                 return
+            if new <= len(status.values) or (asked is not None and (asked >= _PAGE or len(status.values) < asked)):
+                break  # every new message is on this page, or this page is the most the provider gives
+            # more news than the page shows (or more came between two requests): ask for a page that holds it
+            asked = min(_PAGE, new)
+            status = await self._status(track, asked)
+            if status is None:
+                return
+        new = status.quantity - track.seen
         shown = min(new, len(status.values))  # values are newest first
         skipped = new - shown
         if skipped:
-            # beyond the page the server shows: gone for every client; the cursor steps over them
-            log.warning("rent %s: %d message(s) came too fast to be fetched (more than %d in one interval)",
-                        track.rent_id, skipped, _PAGE)
+            # beyond the page the provider shows: gone for every client; the cursor steps over them
+            log.warning("rent %s: %d message(s) came too fast to be fetched (beyond the %d the provider shows)",
+                        track.rent_id, skipped, len(status.values))
             track.cursor += skipped
             for _ in range(skipped if track.journaled else 0):
                 await self._session.journal.record_rent_message(track.rent_id)

@@ -253,3 +253,32 @@ async def test_a_waiter_cancelled_as_its_message_came_passes_it_to_the_next(monk
             client.notify_rent(rent)
         assert got == ["next: only"] and first.cancel_called
         assert anyio.current_time() - started < 2.5  # at once, not when its own timeout came
+
+
+@on_virtual_time()
+async def test_a_message_between_the_two_requests_of_a_poll_is_not_stepped_over() -> None:
+    """Harness seed 734: twelve messages came at once (more than the first page shows); the poll asked
+    for a page of twelve, and a thirteenth came between the two requests. The second answer showed the
+    newest twelve of thirteen: the oldest was taken for one beyond any page and skipped. Now the poll
+    asks again for a page that holds them all."""
+    import httpx
+
+    sim = Simulator(codes=CodeSchedule.never(), clock=LoopSimClock(), rent_cancel_seconds=1200)
+    inner = sim.transport()
+    rent_box: list[int] = []
+
+    class OneMoreBetween(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await inner.handle_async_request(request)
+            params = request.url.params
+            if params.get("action") == "getRentStatus" and "size" not in params and rent_box:
+                sim.deliver_rent_sms(rent_box.pop(), "came between")
+            return response
+
+    async with SMSActivate(sim.api_key, transport=OneMoreBetween(), rate_limit=None, rent_poll_interval=5.0) as client:
+        rent = (await client.get_rent_number(service="tg", rent_time=4)).id
+        for i in range(12):
+            sim.deliver_rent_sms(rent, f"m{i}")
+        rent_box.append(rent)
+        texts = [(await client.wait_for_rent_sms(rent, timeout=10)).text for _ in range(13)]
+    assert texts == [*(f"m{i}" for i in range(12)), "came between"]
