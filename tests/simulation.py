@@ -348,7 +348,9 @@ async def _user(world: World, index: int, owner: int = 0) -> None:
                     buyers.start_soon(_buy_quietly, world, client, policy, random.Random(world.seed * 137 + extra))
                 await _buy_and_wait(world, client, policy, rng, timeout, cancel_after)
         elif kind == "rent":
-            await _rent_user(world, client, rng, timeout, cancel_after)
+            restart = world.journal is not None and world.budget is None and \
+                random.Random(world.seed * 173 + index).random() < 0.5
+            await _rent_user(world, client, rng, timeout, cancel_after, restart=index if restart else None)
     except Exception as exc:
         # The user's own task groups wrap what they raise: look at each leaf.
         leaves = list(_leaves(exc))
@@ -398,11 +400,29 @@ def _leaves(error: BaseException) -> Any:
 
 
 async def _rent_user(world: World, client: SMSActivate, rng: random.Random, timeout: float,
-                     cancel_after: float | None) -> None:
+                     cancel_after: float | None, *, restart: int | None = None) -> None:
     """A rent with several messages — some before anyone waits, some in bursts, pushed once, twice or
     never — and one to three waiters on it, with timeouts, some cancelled. Every message is handed over
-    exactly once (what the waiters did not take, a final drain does), each waiter's in the order sent."""
-    rent = (await client.get_rent_number(service="tg", country=2, rent_time=4)).id
+    exactly once (what the waiters did not take, a final drain does), each waiter's in the order sent.
+
+    ``restart``: in a fleet world, the rent is bought by a client of its own (owner ``renter-N``) that
+    is restarted before the drain — closed, a message sent while it is down, a new process of the same
+    owner on the journal — so the drain checks the cursor kept across the restart."""
+    if restart is not None:
+        client = _renter(world, restart)
+        await client.__aenter__()
+    current = [client]
+    try:
+        await _rent_life(world, current, rng, timeout, cancel_after, restart)
+    finally:
+        if restart is not None:  # cancelled or not, the process ends (its rent stays open: the fleet's)
+            with anyio.CancelScope(shield=True):
+                await current[0].aclose()
+
+
+async def _rent_life(world: World, current: list[SMSActivate], rng: random.Random, timeout: float,
+                     cancel_after: float | None, restart: int | None) -> None:
+    rent = (await current[0].get_rent_number(service="tg", country=2, rent_time=4)).id
     sent: list[str] = []
     taken: list[list[str]] = []
 
@@ -418,14 +438,14 @@ async def _rent_user(world: World, client: SMSActivate, rng: random.Random, time
                 world.sim.deliver_rent_sms(rent, sent[-1])
             pushes = rng.choice([0, 1, 1, 2])
             for _ in range(pushes):  # the push lost, once, or twice
-                client.notify_rent(rent)
+                current[0].notify_rent(rent)
             world.note(f"rent {rent}: {sent[-1]} sent (burst {burst}), pushed {pushes}×")
 
     async def waiter(own: list[str], deadline: float | None) -> None:
         with anyio.CancelScope(deadline=deadline if deadline is not None else float("inf")):
             while True:
                 try:
-                    message = await client.wait_for_rent_sms(rent, timeout=timeout)
+                    message = await current[0].wait_for_rent_sms(rent, timeout=timeout)
                 except WaitTimeoutError:
                     return
                 own.append(message.text or "")
@@ -437,6 +457,20 @@ async def _rent_user(world: World, client: SMSActivate, rng: random.Random, time
             taken.append([])
             cancel = anyio.current_time() + cancel_after if cancel_after is not None and n == 0 else None
             group.start_soon(waiter, taken[-1], cancel)
+    if restart is not None:
+        with anyio.CancelScope(shield=True):
+            await current[0].aclose()
+            world.note(f"rent {rent}: its owner renter-{restart} restarts")
+            sent.append(f"rent code {rent}/down/0")
+            world.sim.deliver_rent_sms(rent, sent[-1])
+            await anyio.sleep(rng.uniform(0, 5))
+            current[0] = _renter(world, restart)
+            await current[0].__aenter__()
+    await _drain_and_check(world, current[0], rent, sent, taken)
+
+
+async def _drain_and_check(world: World, client: SMSActivate, rent: int, sent: list[str],
+                           taken: list[list[str]]) -> None:
     drained: list[str] = []
     quiet = 0
     while quiet < 5 and len(sent) > sum(map(len, taken)) + len(drained):
@@ -462,6 +496,17 @@ async def _rent_user(world: World, client: SMSActivate, rng: random.Random, time
             await client.set_rent_status(rent, 1)
         except SMSActivateError:
             pass
+
+
+def _renter(world: World, index: int) -> SMSActivate:
+    """A process of its own on the fleet's journal, for a rent user that restarts (unpaced: only in
+    worlds whose server counts no budget)."""
+    assert world.journal is not None
+    store, _ = world.journal()
+    return SMSActivate("dst", provider=world.sim.dialect, transport=_ClientTransport(world.sim.transport()),
+                       poll_interval=INTERVAL, store=store, owner=f"renter-{index}", lease=LEASE, clock=_WorldClock(),
+                       rate_limit=None, timeout=3.0, seed=world.seed + 100 + index,
+                       retry=RetryPolicy(attempts=6, base_delay=0.05, max_delay=1.0))
 
 
 async def _close_quietly(client: SMSActivate, activation_id: int) -> None:
