@@ -389,9 +389,15 @@ class Journal:
     def entry(self, intent: Intent | None, kind: Kind, entry_id: int, phone: str | None,
               service: str | None = None, country: str | None = None) -> Entry:
         params = intent.params if intent is not None else {}
+        now = self.wall()
+        paid_until = None
+        if kind == "rent" and intent is not None:
+            hours = params.get("rent_time") or "4"  # the protocol's default rent is 4 hours
+            paid_until = now + float(hours) * 3600 if hours.isdigit() else None
         return Entry(
-            kind=kind, id=entry_id, owner=self.owner, intent_id=intent.id if intent else None, bought_at=self.wall(),
+            kind=kind, id=entry_id, owner=self.owner, intent_id=intent.id if intent else None, bought_at=now,
             service=service or params.get("service"), country=country or params.get("country"), phone=phone,
+            paid_until=paid_until,
         )
 
     async def adopt(self, entry: Entry) -> bool:

@@ -22,7 +22,7 @@ import attrs
 
 from . import _actions
 from ._exceptions import ActivationStateError, BadRequestError, RentStateError, SMSActivateError
-from ._journal import Liveness, RecoveryReport
+from ._journal import Journal, Liveness, RecoveryReport
 from ._models import RentListEntry, StatusCode
 from ._store import UNSETTLED, Entry, Intent
 
@@ -82,25 +82,26 @@ async def _close_rent(session: Session, entry: Entry, report: RecoveryReport, wa
     at the end of its time. A rent this client itself waits on is only adopted, never closed."""
     journal = session.journal
     age_h = max(0.0, journal.wall() - entry.bought_at) / 3600
+    left = _hours_left(journal, entry)
     if waited:
-        log.info("recovery: rent %s of dead owner %s is waited on here: adopted, left open (bought %.2f h ago)",
-                 entry.id, entry.owner, age_h)
+        log.info("recovery: rent %s of dead owner %s is waited on here: adopted, left open (bought %.2f h ago, %s)",
+                 entry.id, entry.owner, age_h, left)
         report.rents_kept.append(entry.id)
         return
     try:
         try:
             await session.call(_actions.SET_RENT_STATUS, {"rent_id": entry.id, "status": 2})
             report.rents_cancelled.append(entry.id)
-            log.info("recovery: rent %s of dead owner %s cancelled within the refund window (bought %.2f h ago)",
-                     entry.id, entry.owner, age_h)
+            log.info("recovery: rent %s of dead owner %s cancelled within the refund window (bought %.2f h ago, "
+                     "%s, refunded)", entry.id, entry.owner, age_h, left)
         except RentStateError as exc:
             if exc.code != "CANT_CANCEL":
                 raise
             status = await session.call(_actions.GET_RENT_STATUS, {"rent_id": entry.id})  # still the provider's?
             report.rents_kept.append(entry.id)
-            log.info("recovery: rent %s of dead owner %s kept open (past the refund window, bought %.2f h ago, %d "
-                     "message(s)): its paid hours are not given up; resume it with wait_for_rent_sms(%s)",
-                     entry.id, entry.owner, age_h, status.quantity, entry.id)
+            log.info("recovery: rent %s of dead owner %s kept open (past the refund window, bought %.2f h ago, %s, "
+                     "%d message(s)): its paid hours are not given up; resume it with wait_for_rent_sms(%s)",
+                     entry.id, entry.owner, age_h, left, status.quantity, entry.id)
     except (ActivationStateError, BadRequestError) as exc:
         # Already closed on the server (its time ran out, or its owner closed it just before dying).
         log.info("recovery: rent %s was already closed (%s)", entry.id, exc.code)
@@ -108,6 +109,14 @@ async def _close_rent(session: Session, entry: Entry, report: RecoveryReport, wa
     except SMSActivateError as exc:
         log.warning("recovery: could not close rent %s (%s); will try again", entry.id, exc.code)
         await journal.give_back(entry)
+
+
+def _hours_left(journal: Journal, entry: Entry) -> str:
+    """The rent's paid hours left, as far as the journal knows them: words for the log."""
+    if entry.paid_until is None:
+        return "its paid hours unknown here"
+    left = max(0.0, entry.paid_until - journal.wall()) / 3600
+    return f"{left:.2f} h of its paid hours left (more if it was extended)"
 
 
 async def _recover_lost_rents(session: Session, dead: list[Intent], live: Liveness, report: RecoveryReport) -> None:

@@ -110,6 +110,8 @@ class Entry:
     handed: tuple[str, ...] = attrs.field(default=(), converter=_codes)
     #: the caller's context of a suspended number (``start_activation(context=...)``), when a str or an int
     context: str | int | None = None
+    #: a rent: when (wall time) the hours paid for at its purchase end (an extension adds to them unseen)
+    paid_until: float | None = None
 
     def to_json(self) -> str:
         """The entry as JSON text (how the sqlite and Redis stores keep it)."""
@@ -117,7 +119,9 @@ class Entry:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Entry:
-        return cls(**json.loads(text))
+        # a field a newer version added is left out, not a TypeError: a fleet is redeployed one worker at a time
+        known = attrs.fields_dict(cls)
+        return cls(**{name: value for name, value in json.loads(text).items() if name in known})
 
 
 class Store(abc.ABC):

@@ -134,7 +134,8 @@ class SqliteStore(Store):
         conn.execute("PRAGMA busy_timeout=30000")
         conn.executescript(_SCHEMA)
         columns = {row[1] for row in conn.execute("PRAGMA table_info(entries)")}
-        for column, kind in (("suspended_until", "REAL"), ("handed", "TEXT"), ("context", "TEXT")):  # an older journal
+        for column, kind in (("suspended_until", "REAL"), ("handed", "TEXT"), ("context", "TEXT"),
+                             ("paid_until", "REAL")):  # an older journal
             if column not in columns:
                 try:
                     conn.execute(f"ALTER TABLE entries ADD COLUMN {column} {kind}")
@@ -266,10 +267,10 @@ class SqliteStore(Store):
             if row is not None:
                 return bool(row[0] == entry.owner)
             conn.execute(
-                "INSERT INTO entries (ns, kind, id, owner, intent_id, bought_at, service, country, phone, code, state) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO entries (ns, kind, id, owner, intent_id, bought_at, service, country, phone, code, state, "
+                "paid_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (self._ns, entry.kind, entry.id, entry.owner, entry.intent_id, entry.bought_at, entry.service,
-                 entry.country, entry.phone, entry.code, entry.state),
+                 entry.country, entry.phone, entry.code, entry.state, entry.paid_until),
             )
             return True
 
@@ -330,7 +331,7 @@ class SqliteStore(Store):
         def work(conn: sqlite3.Connection) -> list[Entry]:
             rows = conn.execute(
                 "SELECT kind, id, owner, intent_id, bought_at, service, country, phone, code, state, retries, "
-                "suspended_until, handed, context FROM entries WHERE ns = ? AND state = 'open' ORDER BY bought_at",
+                "suspended_until, handed, context, paid_until FROM entries WHERE ns = ? AND state = 'open' ORDER BY bought_at",
                 (self._ns,)).fetchall()
             return [Entry(*_row(r)) for r in rows]
 
@@ -374,4 +375,4 @@ class SqliteStore(Store):
 def _row(r: Any) -> tuple[Any, ...]:
     return (r[0], int(r[1]), r[2], r[3], float(r[4]), r[5], r[6], r[7], r[8], r[9], int(r[10]),
             None if r[11] is None else float(r[11]), tuple(json.loads(r[12])) if r[12] else (),
-            json.loads(r[13]) if r[13] else None)
+            json.loads(r[13]) if r[13] else None, None if r[14] is None else float(r[14]))
