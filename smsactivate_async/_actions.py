@@ -3,8 +3,9 @@
 An :class:`Action` names the wire action, its parameters (wire name, Python name, type,
 required or not, encoder/validator), its result parser and type, and its **repeat rule** — what
 the session may do when an attempt fails. The public coroutines of :class:`SMSActivate` are
-generated from these declarations (``scripts/generate_actions.py`` writes ``_generated.py``; a
-test checks the two agree). Adding an action is adding a declaration and re-running the script.
+generated from these declarations (``python -m smsactivate_async._codegen`` writes
+``_generated.py``; a test checks the two agree). Adding an action is adding a declaration and
+running that again.
 """
 
 from __future__ import annotations

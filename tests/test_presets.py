@@ -40,9 +40,33 @@ def pair(name: str, *, key: str | None = None, codes: CodeSchedule | None = None
 
 
 def test_every_simulator_profile_has_a_preset() -> None:
+    import typing
+
+    from smsactivate_async.simulator._core import Dialect
     from smsactivate_async.simulator._dialects import PROFILES
 
     assert set(PROFILES) == set(PROVIDERS)
+    assert set(typing.get_args(Dialect)) == set(PROVIDERS)  # the simulator's name list
+
+
+def test_every_list_of_presets_in_the_docs_names_each_preset() -> None:
+    """Adding a preset touches the preset and its profile (issue 38): the lists of presets in the docs
+    are checked here, so a list that forgets one fails instead of drifting."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    numbers = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
+    for page in ("README.md", "docs/index.md"):
+        listed = re.search(r"`--dialect` takes (.*?)\.\)", (root / page).read_text(), re.S)
+        assert listed is not None, page
+        assert set(re.findall(r"`([\w-]+)`", listed[1])) == set(PROVIDERS), page
+    simulator = (root / "docs/simulator.md").read_text().split("\n\n")[1]
+    assert {name for name in PROVIDERS if f'"{name}"' in simulator} == set(PROVIDERS)
+    comparison = re.search(r"(\w+) presets \((.*?)\)", (root / "docs/comparison.md").read_text())
+    assert comparison is not None
+    assert comparison[1] == numbers[len(PROVIDERS)]
+    assert {name.lower() for name in comparison[2].split(", ")} == set(PROVIDERS)
 
 
 @pytest.mark.parametrize("name", PRESETS)
