@@ -55,19 +55,22 @@ class _BoughtNumber:
         """Status 3 (another code)."""
         await self._set_status(3, StatusCode.STATUS_WAIT_RETRY, StatusCode.STATUS_WAIT_RESEND)
 
-    async def _finish_at_server(self) -> None:
-        """Status 6 (finished)."""
-        await self._set_status(6, StatusCode.STATUS_CANCEL)
+    async def _finish_at_server(self) -> bool:
+        """Status 6 (finished); ``False`` if it was closed already (see :meth:`_set_status`)."""
+        return await self._set_status(6, StatusCode.STATUS_CANCEL)
 
-    async def _set_status(self, status: int, *already: StatusCode) -> None:
+    async def _set_status(self, status: int, *already: StatusCode) -> bool:
         """Set a status; a refusal because the state is already the wanted one (the answer of an
-        earlier, lost attempt was the one that counted) is success, confirmed by getStatus."""
+        earlier, lost attempt was the one that counted) is success, confirmed by getStatus. ``True``
+        when the server took it (the session announced it), ``False`` when it was so already."""
         try:
             await self._client.set_status(self.activation_id, status)
         except (ActivationStateError, BadRequestError) as refusal:
             current = await self._client.get_status(self.activation_id)
             if current.status not in already:
                 raise refusal from None
+            return False
+        return True
 
     @property
     def number(self) -> Number:
@@ -159,9 +162,9 @@ class Activation(_BoughtNumber):
     async def finish(self) -> None:
         """Finish now (status 6)."""
         with anyio.CancelScope(shield=True):
-            await self._finish_at_server()
+            if not await self._finish_at_server():  # else the session announced the close
+                self._client._scheduler.closed_number(self.activation_id, "finished")
             self._closed = True
-            self._client._scheduler.closed_number(self.activation_id, "finished")
 
     async def cancel(self) -> None:
         """Cancel now (status 8), or as soon as the server allows it."""
@@ -497,7 +500,8 @@ class ActivationHandle(_BoughtNumber):
         scheduler = self._client._scheduler
         try:
             if finish:
-                await self._finish_at_server()
+                if not await self._finish_at_server():  # closed already: no setStatus announced it
+                    scheduler.closed_number(self.activation_id, "finished")
                 self._set(HandleState.FINISHED)
                 return
             outcome = await scheduler.cancel_number(self.activation_id)

@@ -512,7 +512,9 @@ class Scheduler:
 
     def closed_number(self, activation_id: int, state: str = "cancelled") -> None:
         """An activation was closed (``state``: ``"finished"``, 6, or ``"cancelled"``, 8): nothing of
-        it is kept, and ``on_closed`` hears of it."""
+        it is kept, and ``on_closed`` hears of it. The one place a close becomes news, called once per
+        close: by the session for every setStatus 6 / 8 that succeeded (whoever sent it), and by the
+        routes that learn of a close without one (a number found closed already)."""
         self.codes.forget(activation_id)
         self._cancels.pop(activation_id, None)
         self._pushed.pop(activation_id)
@@ -789,17 +791,16 @@ class Scheduler:
             if exc.code in ("OTP_RECEIVED", "BAD_STATUS", "NEW_OTP_RECEIVED"):
                 code = await self._code_now(activation_id)  # read before 6: the finished number shows none
                 await self._finish_quietly(activation_id)
-                self.closed_number(activation_id, "finished")
                 return CancelOutcome("finished", code=code)
             await self._session.journal.record_closed("activation", activation_id, "cancelled")
+            self.closed_number(activation_id)  # closed already: no setStatus of ours said so
         except SMSActivateError as exc:
             # Still failing after the retries: keep it, so that it is not leaked; aclose() waits for it.
             log.warning("cancel of %s failed (%s); will retry", activation_id, exc.code)
             due = self._clock.now() + 1.0
             self._keep_cancel(activation_id, due)
             return CancelOutcome("deferred", due)
-        self.closed_number(activation_id)
-        return CancelOutcome("cancelled")
+        return CancelOutcome("cancelled")  # the session announced the close with the setStatus
 
     def _keep_cancel(self, activation_id: int, due: float) -> None:
         pending = self._cancels.get(activation_id)
@@ -823,6 +824,7 @@ class Scheduler:
         except SMSActivateError as exc:
             log.debug("closing %s after a refused cancel: %s", activation_id, exc.code)
             await self._session.journal.record_closed("activation", activation_id, "finished")
+            self.closed_number(activation_id, "finished")  # (a 6 that went through: the session said so)
 
     def _forget(self, activation_id: int) -> None:
         self.closed_number(activation_id)

@@ -293,3 +293,33 @@ async def test_a_cancel_that_keeps_failing_is_kept_and_done_at_aclose() -> None:
             await client.wait_for_code(number.activation_id, timeout=0.1)
         assert client._get_scheduler().pending_cancels == [number.activation_id]
     assert sim.activations[number.activation_id].state is ActivationState.CANCELLED
+
+
+async def test_a_number_closes_once_whatever_routes_report_it() -> None:
+    """Issue 38 item 3: one event per close. A cancel used to be announced twice (the session on the
+    successful setStatus, then the scheduler), as was a handle's finish and a refused cancel found
+    finished; the guards, the handles and any counter of closes hear of each close once."""
+    sim, client = make(codes=CodeSchedule.never())
+    heard: list[tuple[int, str]] = []
+    async with client:
+        announced = client._scheduler.on_closed
+        assert announced is not None
+
+        def hear(activation_id: int, state: str) -> None:
+            heard.append((activation_id, state))
+            announced(activation_id, state)
+
+        client._scheduler.on_closed = hear
+        timed_out = await client.get_number_v2(service="tg", country=0)
+        with pytest.raises(WaitTimeoutError):
+            await client.wait_for_code(timed_out.activation_id, timeout=0.1)  # cancelled on timeout
+        handle = await client.start_activation(service="tg", country=0, timeout=60)
+        sim.deliver_sms(handle.activation_id, "Your code is 4321")
+        assert await handle.wait_for_code() == "4321"
+        await handle.wait_closed()  # finished by the client on the code
+        coded = await client.get_number_v2(service="tg", country=0)
+        sim.deliver_sms(coded.activation_id, "Your code is 1111")
+        outcome = await client._scheduler.cancel_number(coded.activation_id)  # refused after a code: finished
+        assert outcome.state == "finished"
+    assert sorted(heard) == sorted([(timed_out.activation_id, "cancelled"), (handle.activation_id, "finished"),
+                                    (coded.activation_id, "finished")])
