@@ -34,6 +34,7 @@ from ._exceptions import (
 from ._generated import GeneratedActions
 from ._journal import Journal, RecoveryReport, default_owner
 from ._models import Number
+from ._news import NumberNews
 from ._outcome import NumberOutcome
 from ._params import identifier
 from ._policy import AdaptiveRateLimiter, Limiter, RateLimiter, RetryPolicy, SharedRateLimiter
@@ -42,7 +43,8 @@ from ._record import RecordingTransport
 from ._recovery import recover
 from ._rent import RentWaits
 from ._session import RequestEvent, Session, SessionStats
-from ._store import Kind, Push, PushStore, Store, namespace_for, open_store
+from ._store import Kind, Push, PushStore, Store, namespace_for
+from ._stores import open_store
 from ._strays import Strays
 from ._tasks import TaskHost
 from ._transport import BorrowedTransport, KeyTransport, install_redaction
@@ -225,6 +227,8 @@ class SMSActivate(GeneratedActions):
             limiter = SharedRateLimiter(self._store, rate if isinstance(rate, (int, float)) else None,
                                        burst or self.provider.burst, self.clock, local=limiter, host=self._host,
                                        sharers=lambda: journal.sharers)
+        #: what the client learns of its numbers, reported once and heard by the scheduler, then the client
+        news = NumberNews()
         self._session = Session(
             http=self._http,
             provider=attrs.evolve(self.provider, page_size=self.page_size),
@@ -235,16 +239,17 @@ class SMSActivate(GeneratedActions):
             on_request=on_request,
             seed=seed,
             journal=journal,
+            news=news,
         )
         self._retry_override: RetryPolicy | None = None
-        self._scheduler = self._session.scheduler = Scheduler(self._session, self.clock, self._wait, self._host)
-        self._session.strays = Strays(self._session, self._scheduler, self._host, self.clock, self._wait)
+        self._scheduler = Scheduler(self._session, self.clock, self._wait, self._host, news)
+        self._strays = self._session.strays = Strays(self._session, self._scheduler, self._host, self.clock, self._wait)
         self._rents = RentWaits(self._session, self.clock, self._host, self._scheduler, float(rent_poll_interval))
         self._handles: dict[int, ActivationHandle] = {}
         self._resumed: list[ActivationHandle] = []
         #: handles whose numbers ended, the newest kept (``handle(id)`` still finds them: a caller's last look)
         self._ended: collections.OrderedDict[int, ActivationHandle] = collections.OrderedDict()
-        self._scheduler.on_closed = self._number_closed
+        news.on_closed(self._number_closed)  # after the scheduler's: it forgets the number first
         #: the spending guards of policies this client bought under (they learn of refunds)
         self._guards: weakref.WeakSet[SpendingGuard] = weakref.WeakSet()
         # shared with every view of the client (with_options copies the client, not this)
@@ -855,8 +860,7 @@ class SMSActivate(GeneratedActions):
                 if self._life.opened:
                     with anyio.move_on_after(max(bound, 5.0)):
                         await self._close_handles()
-                        if self._session.strays is not None:
-                            await self._session.strays.aclose()
+                        await self._strays.aclose()
                     await self._scheduler.drain(bound)
         finally:
             self._life.opened = False

@@ -13,14 +13,14 @@ import random
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Container, Mapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import attrs
 import httpx
 
 from ._actions import GET_ACTIVE_ACTIVATIONS, GET_RENT_LIST, Action, Repeat
-from ._clock import Clock
+from ._clock import Clock, Recent
 from ._exceptions import (
     APIError,
     BadResponseError,
@@ -38,22 +38,29 @@ from ._exceptions import (
 from ._hooks import PURCHASE_CHECK, call_hook
 from ._journal import Journal
 from ._models import ActiveActivation, MultiServiceActivation, Number, Rent, RentListEntry
+from ._news import NumberNews
 from ._parse import UnexpectedAnswer
 from ._policy import Limiter, RetryPolicy
 from ._providers import Provider
 from ._store import Entry, EntryState, Intent, IntentState, Kind, MemoryStore
 from ._wire import decode_answer
 
-if TYPE_CHECKING:
-    from ._strays import Strays
-    from ._waiting import Recent, Scheduler
-
-__all__ = ["RequestEvent", "Session", "SessionStats"]
+__all__ = ["RequestEvent", "Session", "SessionStats", "StrayWatch"]
 
 log = logging.getLogger("smsactivate_async")
 R = TypeVar("R")
 #: a row of a listing: an active activation, or a rent of the rent list
 Row = TypeVar("Row", ActiveActivation, RentListEntry)
+
+
+class StrayWatch(Protocol):
+    """What purchases need of the watch for strays (``_strays.Strays``, which the client composes)."""
+
+    def take(self, action: str, wire: Mapping[str, str]) -> ActiveActivation | None:
+        """A kept stray a purchase of ``wire`` may have instead of buying."""
+
+    async def watch(self, key: tuple[str, ...], wire: Mapping[str, str], seconds: float) -> None:
+        """Look for a purchase given up as never made, for ``seconds``."""
 
 
 @attrs.define
@@ -219,8 +226,11 @@ class Session:
         on_request: Callable[[RequestEvent], None] | None = None,
         seed: int | None = None,
         journal: Journal | None = None,
+        news: NumberNews | None = None,
     ) -> None:
         self.http = http
+        #: what this session learns of bought numbers goes out here (the scheduler and the client listen)
+        self.news = news or NumberNews()
         #: what this client bought, shared with every client of the account on a persistent store
         self.journal = journal or Journal(MemoryStore(), owner="local", lease=30.0, stale_after=60.0)
         self.provider = provider
@@ -232,8 +242,6 @@ class Session:
         self._in_flight = anyio.CapacityLimiter(max_in_flight) if max_in_flight else None
         self._rng = random.Random(seed)
         self._gate = _PurchaseGate()
-        from ._waiting import Recent
-
         #: activation id → when this client bought it (clock time), for reconciliation and early-cancel
         #: timing; kept for longer than any provider keeps an activation, not for ever
         self.known_activations: Recent = Recent(clock)
@@ -241,10 +249,8 @@ class Session:
         self.closed = False
         #: from the moment ``aclose()`` begins: purchases are refused before anything is sent
         self.closing = False
-        #: the waiting scheduler (the client composes it): told what every getStatus and close says
-        self.scheduler: Scheduler | None = None
         #: the watch for purchases committed after they were given up (the client composes it)
-        self.strays: Strays | None = None
+        self.strays: StrayWatch | None = None
 
     def add_hook(self, hook: Callable[[RequestEvent], None]) -> None:
         self._hooks.append(hook)
@@ -364,7 +370,18 @@ class Session:
             if action.wire in _JOURNALED:
                 await self._journal_after(action.wire, wire, result)
             return result
-        return await self._call_purchase(action, wire, policy, repeat)
+        result = await self._call_purchase(action, wire, policy, repeat)
+        self._report_bought(result)  # however it settled: the one place a purchase becomes news
+        return result
+
+    def _report_bought(self, result: object) -> None:
+        if isinstance(result, Rent):
+            self.news.bought(result.id, "rent")
+            return
+        for item in result if isinstance(result, list) else [result]:
+            activation_id = getattr(item, "activation_id", None)
+            if isinstance(activation_id, int):
+                self.news.bought(activation_id, "activation")
 
     async def _journal_after(self, wire_action: str, wire: Mapping[str, str], result: Any) -> None:
         """Tell the journal what a status change or a status read said about a bought number."""
@@ -372,8 +389,8 @@ class Session:
         if wire_action in ("getStatus", "getStatusV2"):
             if result.code is not None:
                 await self.journal.record_code("activation", entry_id, result.code)
-            if wire_action == "getStatus" and self.scheduler is not None:
-                self.scheduler.observe_status(entry_id, result)  # whoever asked, the waiters learn it
+            if wire_action == "getStatus":
+                self.news.status(entry_id, result)  # whoever asked, the waiters learn it
             return
         if wire_action == "setStatus" and wire.get("status") == "3":
             await self.journal.record_another("activation", entry_id)
@@ -382,8 +399,8 @@ class Session:
         if closed is not None:
             kind, state = closed
             await self.journal.record_closed(kind, entry_id, state)
-            if kind == "activation" and self.scheduler is not None:
-                self.scheduler.closed_number(entry_id, state)
+            if kind == "activation":
+                self.news.closed(entry_id, state)
 
     async def _backoff(self, error: SMSActivateError, attempt: int, policy: RetryPolicy) -> bool:
         """Wait before the next attempt; ``False`` when there is none to make."""

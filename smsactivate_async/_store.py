@@ -27,11 +27,11 @@ import hashlib
 import json
 import urllib.parse
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import attrs
 
-from ._exceptions import InvalidArgumentError, StoreError
+from ._exceptions import StoreError
 
 __all__ = [
     "Entry",
@@ -45,7 +45,6 @@ __all__ = [
     "PushStore",
     "Store",
     "namespace_for",
-    "open_store",
     "redact_url",
 ]
 
@@ -402,25 +401,3 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = f"{parts.username}:***@" if parts.username else ":***@"
     return urllib.parse.urlunsplit(parts._replace(netloc=user + netloc))
-
-
-def open_store(store: str | Store | None, *, options: Mapping[str, Any] | None = None) -> Store:
-    """A :class:`Store` from ``store=``: ``None`` (memory), ``sqlite:///path``, ``redis://…`` or a ``Store``."""
-    if store is None:
-        return MemoryStore()
-    if isinstance(store, Store):
-        return store
-    if not isinstance(store, str):
-        raise InvalidArgumentError(f"store must be None, a URL or a Store, got {type(store).__name__}")
-    scheme = store.split(":", 1)[0].lower() if ":" in store else ""
-    if scheme == "sqlite":
-        from ._store_sqlite import SqliteStore
-
-        return SqliteStore.from_url(store)
-    if scheme in ("redis", "rediss", "unix"):
-        from ._store_redis import RedisStore
-
-        return RedisStore.from_url(store)
-    raise InvalidArgumentError(
-        f"cannot use store {redact_url(store)!r}: expected sqlite:///path/to/journal.db or redis://host:port/db"
-    )

@@ -28,7 +28,6 @@ import datetime as _dt
 import heapq
 import itertools
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -37,6 +36,7 @@ import attrs
 
 from . import _actions
 from ._actions import Action
+from ._clock import RETENTION, Recent
 from ._convert import to_id
 from ._exceptions import (
     ActivationCancelledError,
@@ -56,6 +56,7 @@ from ._tasks import LoopJob
 
 if TYPE_CHECKING:
     from ._clock import Clock
+    from ._news import NumberNews
     from ._session import Session
     from ._tasks import TaskHost
 
@@ -69,9 +70,6 @@ _NONE: frozenset[str] = frozenset()
 #: costs one of them: a flood of forgeries costs no more than polling the activation would, and a real
 #: push after a forged one is confirmed (later, if forgeries spent them all), never dropped
 _PUSH_BURST = 2
-#: how long an activation's record (codes handed out, a push remembered) outlives its last use:
-#: longer than any provider keeps an activation open (20 minutes, 25 for some)
-RETENTION = 30 * 60.0
 
 
 #: a getActiveActivations row as the scheduler sees it: (status, code, whether the code is exact)
@@ -105,45 +103,6 @@ SCAN_ACTIVE: Action[dict[int, Row]] = Action(
     "dict", _scan_rows, "getActiveActivations as id → (status, code), for the scheduler.",
     empty_on=_actions.GET_ACTIVE_ACTIVATIONS.empty_on, empty=dict, decimals=False,
 )
-
-
-class Recent:
-    """Ids remembered for a while: bounded by age (``retention`` of ``clock`` time) and by count."""
-
-    __slots__ = ("_clock", "_items", "limit", "retention")
-
-    def __init__(self, clock: Clock, retention: float = RETENTION, limit: int = 100_000) -> None:
-        self._clock = clock
-        self._items: collections.OrderedDict[int, float] = collections.OrderedDict()
-        self.retention = retention
-        self.limit = limit
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, key: int) -> float | None:
-        return self._items.get(key)
-
-    def __setitem__(self, key: int, when: float) -> None:
-        self._items[key] = when
-        self._items.move_to_end(key)
-        self.prune()
-
-    def add(self, key: int) -> None:
-        self[key] = self._clock.now()
-
-    def pop(self, key: int) -> float | None:
-        return self._items.pop(key, None)
-
-    def prune(self) -> None:
-        items, horizon = self._items, self._clock.now() - self.retention
-        while items and (len(items) > self.limit or next(iter(items.values())) < horizon):
-            items.popitem(last=False)
-            if not items:
-                self._items = collections.OrderedDict()  # a dict never shrinks: give back its peak
 
 
 class CodeBook:
@@ -309,8 +268,10 @@ class Scheduler:
     """Waits for every activation of one client: depends on the session, the clock, the settings and
     the client's task host, never on the client itself (which composes it)."""
 
-    def __init__(self, session: Session, clock: Clock, settings: WaitSettings, host: TaskHost) -> None:
+    def __init__(self, session: Session, clock: Clock, settings: WaitSettings, host: TaskHost,
+                 news: NumberNews) -> None:
         self._session = session
+        self._news = news
         self._clock = clock
         self._settings = settings
         self._host = host
@@ -346,8 +307,9 @@ class Scheduler:
         #: pushes for ids nobody waited on yet: a wait that starts soon after is confirmed at once
         self._pushed = Recent(clock, retention=RETENTION, limit=10_000)
         self.closed = False
-        #: told of every activation closed (id, "finished" / "cancelled"), by whatever route
-        self.on_closed: Callable[[int, str], None] | None = None
+        # whoever asked, the waiters learn what a getStatus said; a closed number is forgotten
+        news.on_status(self.observe_status)
+        news.on_closed(self._forget_closed)
 
     # --- waiting ------------------------------------------------------------------------------
 
@@ -511,15 +473,16 @@ class Scheduler:
                 code="STATUS_CANCEL", action="getStatus"))
 
     def closed_number(self, activation_id: int, state: str = "cancelled") -> None:
-        """An activation was closed (``state``: ``"finished"``, 6, or ``"cancelled"``, 8): nothing of
-        it is kept, and ``on_closed`` hears of it. The one place a close becomes news, called once per
-        close: by the session for every setStatus 6 / 8 that succeeded (whoever sent it), and by the
-        routes that learn of a close without one (a number found closed already)."""
+        """An activation was closed (``state``: ``"finished"``, 6, or ``"cancelled"``, 8) without a
+        setStatus of ours saying so (found closed already, a refused cancel's finish that failed): the
+        news goes out (:class:`NumberNews`), as the session sends it for every setStatus that succeeded."""
+        self._news.closed(activation_id, state)
+
+    def _forget_closed(self, activation_id: int, state: str) -> None:
+        """Nothing of a closed activation is kept."""
         self.codes.forget(activation_id)
         self._cancels.pop(activation_id, None)
         self._pushed.pop(activation_id)
-        if self.on_closed is not None:
-            self.on_closed(activation_id, state)
 
     # --- the poller (the client's own task) -------------------------------------------------
 

@@ -30,8 +30,9 @@ from smsactivate_async import (
     StoreError,
 )
 from smsactivate_async._journal import Journal
-from smsactivate_async._store import Entry, Intent, Store, namespace_for, open_store
+from smsactivate_async._store import Entry, Intent, Store, namespace_for
 from smsactivate_async._store_sqlite import SqliteStore
+from smsactivate_async._stores import open_store
 from smsactivate_async.simulator import CodeSchedule, LoopSimClock, ManualClock, Simulator
 from smsactivate_async.simulator._core import ActivationState
 

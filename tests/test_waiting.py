@@ -298,18 +298,11 @@ async def test_a_cancel_that_keeps_failing_is_kept_and_done_at_aclose() -> None:
 async def test_a_number_closes_once_whatever_routes_report_it() -> None:
     """Issue 38 item 3: one event per close. A cancel used to be announced twice (the session on the
     successful setStatus, then the scheduler), as was a handle's finish and a refused cancel found
-    finished; the guards, the handles and any counter of closes hear of each close once."""
+    finished; the guards, the handles and any counter of closes hear of each close once (NumberNews)."""
     sim, client = make(codes=CodeSchedule.never())
     heard: list[tuple[int, str]] = []
     async with client:
-        announced = client._scheduler.on_closed
-        assert announced is not None
-
-        def hear(activation_id: int, state: str) -> None:
-            heard.append((activation_id, state))
-            announced(activation_id, state)
-
-        client._scheduler.on_closed = hear
+        client._session.news.on_closed(lambda activation_id, state: heard.append((activation_id, state)))
         timed_out = await client.get_number_v2(service="tg", country=0)
         with pytest.raises(WaitTimeoutError):
             await client.wait_for_code(timed_out.activation_id, timeout=0.1)  # cancelled on timeout
@@ -323,3 +316,22 @@ async def test_a_number_closes_once_whatever_routes_report_it() -> None:
         assert outcome.state == "finished"
     assert sorted(heard) == sorted([(timed_out.activation_id, "cancelled"), (handle.activation_id, "finished"),
                                     (coded.activation_id, "finished")])
+
+
+async def test_every_settled_purchase_is_news_once() -> None:
+    """Issue 38 item 3: a purchase settles in one place (``NumberNews.bought``) whichever of its paths
+    settled it — answered, or lost on the way back and found by reconciliation."""
+    sim, client = make(codes=CodeSchedule.never(), retry=RetryPolicy(attempts=4, base_delay=0, max_delay=0,
+                                                                     settle=0.01))
+    bought: list[tuple[int, str]] = []
+    async with client:
+        client._session.news.on_bought(lambda number_id, kind: bought.append((number_id, kind)))
+        answered = await client.get_number_v2(service="tg", country=0)
+        sim.faults.inject("lost_purchase", action="getNumberV2")  # committed, its answer lost
+        reconciled = await client.get_number_v2(service="tg", country=0)
+        rent = await client.get_rent_number(service="tg", rent_time=4)
+        await client.get_balance()
+    assert reconciled.activation_id != answered.activation_id
+    assert bought == [(answered.activation_id, "activation"), (reconciled.activation_id, "activation"),
+                      (rent.id, "rent")]
+    assert len(sim.ledger.purchases) == 3
