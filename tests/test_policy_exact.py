@@ -1,0 +1,130 @@
+"""The pacing and retry arithmetic, exactly (issue 37: tests written for the survivors of one mutmut
+pass over ``_policy.py`` — each asserts a number a changed operator or constant would change)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import anyio
+import pytest
+
+from smsactivate_async import InvalidArgumentError, RetryPolicy
+from smsactivate_async._policy import AdaptiveRateLimiter, RateLimiter
+
+from .conftest import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+
+class _Top(random.Random):
+    """A jitter that always draws the top of its range, and remembers the ranges asked for."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.ranges: list[tuple[float, float]] = []
+
+    def uniform(self, a: float, b: float) -> float:
+        self.ranges.append((a, b))
+        return b
+
+
+@pytest.mark.parametrize("field", ["base_delay", "max_delay", "settle", "stray_watch"])
+def test_each_negative_delay_is_refused(field: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="negative"):
+        RetryPolicy(**{field: -0.1})  # type: ignore[arg-type]
+    RetryPolicy(**{field: 0.0})  # type: ignore[arg-type]  # zero is fine
+
+
+def test_backoff_doubles_from_the_base_up_to_the_cap_with_full_jitter() -> None:
+    policy = RetryPolicy(base_delay=0.5, max_delay=3.0, jitter=False)
+    assert [policy.delay(n, None, random.Random(0)) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    top = _Top()
+    jittered = RetryPolicy(base_delay=0.5, max_delay=10.0)
+    assert [jittered.delay(n, None, top) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
+    assert top.ranges == [(0, 0.5), (0, 1.0), (0, 2.0)]  # full jitter: from nothing up to the backoff
+    assert policy.delay(1, 7.5, random.Random(0)) == 7.5  # a Retry-After longer than the backoff wins
+    assert policy.delay(4, 1.0, random.Random(0)) == 3.0
+
+
+@pytest.mark.parametrize("rate", [0, -1.0])
+def test_a_rate_must_be_positive_and_may_be_below_one(rate: float) -> None:
+    with pytest.raises(InvalidArgumentError, match="positive"):
+        RateLimiter(rate, 1, FakeClock())
+    assert RateLimiter(0.5, 1, FakeClock()).rate == 0.5
+
+
+async def test_an_unpaced_limiter_never_waits() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(None, 1, clock)
+    for _ in range(100):
+        await limiter.acquire()
+    assert clock.sleeps == [] and clock.t == 0.0
+
+
+async def test_a_slot_exactly_due_is_not_waited_for() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(2.0, 1, clock)
+    await limiter.acquire()
+    clock.t = 0.5  # the next slot is due now
+    await limiter.acquire()
+    assert clock.sleeps == []
+
+
+async def test_a_block_holds_every_request_until_it_ends_and_shifts_the_schedule_by_its_extension() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10.0, 1, clock)
+    await limiter.acquire()                      # t=0, next slot 0.1
+    limiter.block(2.0)                           # until t=2
+    await limiter.acquire()
+    assert clock.t == pytest.approx(2.1)         # the slot at 0.1, moved by the block's 2 s
+    limiter.block(1.0)                           # until 3.1: extends nothing already past… a new block
+    before = clock.t
+    await limiter.acquire()
+    assert clock.t - before == pytest.approx(1.0 + 0.1)
+    clock.t = 10.0
+    limiter.block(1.0)
+    limiter.block(0.5)                           # inside the first: no extension, nothing moves
+    await limiter.acquire()
+    assert clock.t == pytest.approx(11.0)
+    limiter.block(0.0)                           # a zero block holds nothing
+    await limiter.acquire()
+    assert clock.t == pytest.approx(11.1)
+
+
+async def test_a_block_set_while_waiting_delays_the_waiter_by_its_length() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(1.0, 1, clock)
+    await limiter.acquire()
+    limiter.block(0.0)
+    assert limiter._shift == 0.0
+    limiter.block(3.0)
+    assert limiter._shift == pytest.approx(3.0)
+    limiter.block(5.0)                           # extends the first by 2 s: the shift grows by 2, not 5
+    assert limiter._shift == pytest.approx(5.0)
+
+
+def test_adaptive_pacing_checks_its_start_and_ceiling() -> None:
+    for start, ceiling in ((0.0, 10.0), (11.0, 10.0), (-1.0, 10.0)):
+        with pytest.raises(InvalidArgumentError, match="start <= ceiling"):
+            AdaptiveRateLimiter(start, ceiling, 1, FakeClock())
+    assert AdaptiveRateLimiter(10.0, 10.0, 1, FakeClock()).rate_now() <= 10.0  # start may be the ceiling
+    assert AdaptiveRateLimiter(0.5, 10.0, 1, FakeClock()).rate_now() == pytest.approx(0.5)  # and below 1
+
+
+async def test_adaptive_cut_is_by_beta_once_per_throttle_burst_and_never_below_the_floor() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(8.0, 50.0, 1, clock, beta=0.5, floor=1.0)
+    limiter.cut()
+    assert limiter.rate_now() == pytest.approx(4.0)
+    limiter.cut()  # the same burst of throttles (no time passed): cut once
+    assert limiter.rate_now() == pytest.approx(4.0)
+    for _ in range(6):
+        clock.t += 10.0
+        limiter.cut()
+    assert limiter.rate_now() == pytest.approx(1.0)  # the floor
+    assert not math.isnan(limiter.rate_now())
+
+
+async def test_anyio_is_not_needed_for_the_arithmetic() -> None:
+    await anyio.lowlevel.checkpoint()  # (the module's async tests run on the anyio plugin)
