@@ -1,6 +1,8 @@
 """Sessions: tests, slow, dst (deterministic simulation), lint, typecheck, soak (the long reliability
 run), bench."""
 
+import os
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
@@ -90,3 +92,12 @@ def mutants(session: nox.Session) -> None:
     """Apply each patch of tests/mutants/ to a copy and check that the harness or its tests catch it."""
     session.install("-e", ".[dev]")
     session.run("python", "tests/mutants/run.py", *session.posargs)
+
+
+@nox.session
+def mutmut(session: nox.Session) -> None:
+    """One mutmut pass over the rooms where a mistake costs money ([tool.mutmut] in pyproject.toml;
+    hours on two cores), then its survivors; triage them as docs/development.md says."""
+    session.install("-e", ".[dev]", "mutmut>=3.3")
+    session.run("mutmut", "run", "--max-children", str(os.cpu_count() or 2), *session.posargs)
+    session.run("mutmut", "results")

@@ -153,6 +153,8 @@ _REF = Param("ref", "ref", "str | None", p.text, doc="referral id")
 _MAX_PRICE = Param("max_price", "maxPrice", "Decimal | int | str | None", p.decimal_amount,
                    doc="highest price to pay (Decimal); WRONG_MAX_PRICE tells the minimum")
 _RENT_TIME = Param("rent_time", "rent_time", "int | None", p.int_range(2, 1344), doc="hours, 2 to 1344")
+#: an extension is 4 hours at least [DOC 000 continueRentNumber: "INVALID_TIME … from 4 to 1344"]
+_EXTEND_TIME = Param("rent_time", "rent_time", "int | None", p.int_range(4, 1344), doc="hours, 4 to 1344")
 
 _NUMBER_OPTIONS: tuple[Param, ...] = (
     _service(),
@@ -420,14 +422,14 @@ GET_RENT_LIST: Action[list[RentListEntry]] = Action(
     empty_on=frozenset({"NO_NUMBERS"}), empty=list,
 )
 CONTINUE_RENT_NUMBER: Action[Rent] = Action(
-    "continueRentNumber", "continue_rent_number", (_rent_id(), _RENT_TIME), "Rent", parse.parse_rent,
+    "continueRentNumber", "continue_rent_number", (_rent_id(), _EXTEND_TIME), "Rent", parse.parse_rent,
     "Extend a rent (a finished rent is re-ordered under a new id).", repeat=Repeat.PURCHASE_OTHER,
     errors=("BAD_KEY", "BAD_ACTION", "SERVER_ERROR", "NO_ID_RENT", "INVALID_TIME", "MAX_HOURS_EXCEED", "INVALID_PHONE",
             "RENT_DIE", "NO_BALANCE", "CHANNELS_LIMIT"),
 )
 GET_CONTINUE_RENT_PRICE_NUMBER: Action[RentPrice] = Action(
     "getContinueRentPriceNumber", "get_continue_rent_price_number",
-    (_rent_id(), Param("rent_time", "rent_time", "int", p.int_range(2, 1344), required=True, doc="hours, 2 to 1344"),
+    (_rent_id(), Param("rent_time", "rent_time", "int", p.int_range(4, 1344), required=True, doc="hours, 4 to 1344"),
      Param("currency", "currency", "int | None", p.int_range(1, 999), doc="ISO 4217 numeric")),
     "RentPrice", parse.parse_rent_price, "The price of extending a rent.",
     errors=("BAD_KEY", "BAD_ACTION", "SERVER_ERROR", "NO_ID_RENT", "INVALID_PHONE", "INVALID_TIME", "RENT_DIE",

@@ -562,7 +562,7 @@ class GeneratedActions:
 
         Args:
             rent_id: the rent id (wire ``id``).
-            rent_time: hours, 2 to 1344 (wire ``rent_time``, optional).
+            rent_time: hours, 4 to 1344 (wire ``rent_time``, optional).
 
         Errors: BAD_KEY, BAD_ACTION, SERVER_ERROR, NO_ID_RENT, INVALID_TIME, MAX_HOURS_EXCEED, INVALID_PHONE, RENT_DIE, NO_BALANCE, CHANNELS_LIMIT.
         """
@@ -577,7 +577,7 @@ class GeneratedActions:
 
         Args:
             rent_id: the rent id (wire ``id``).
-            rent_time: hours, 2 to 1344 (wire ``rent_time``).
+            rent_time: hours, 4 to 1344 (wire ``rent_time``).
             currency: ISO 4217 numeric (wire ``currency``, optional).
 
         Errors: BAD_KEY, BAD_ACTION, SERVER_ERROR, NO_ID_RENT, INVALID_PHONE, INVALID_TIME, RENT_DIE, MAX_HOURS_EXCEED, CHANNELS_LIMIT.

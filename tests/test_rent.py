@@ -282,3 +282,24 @@ async def test_a_message_between_the_two_requests_of_a_poll_is_not_stepped_over(
         rent_box.append(rent)
         texts = [(await client.wait_for_rent_sms(rent, timeout=10)).text for _ in range(13)]
     assert texts == [*(f"m{i}" for i in range(12)), "came between"]
+
+
+@on_virtual_time()
+async def test_an_extension_under_four_hours_is_refused_before_it_is_sent_and_by_the_simulator() -> None:
+    """[DOC 000 continueRentNumber] INVALID_TIME: "Available number of hours from 4 to 1344"."""
+    import httpx
+
+    sim, client = make()
+    async with client:
+        rent = (await client.get_rent_number(service="tg", rent_time=4)).id
+        before = len(sim.ledger.requests)
+        for call in (client.continue_rent_number(rent, rent_time=3),
+                     client.get_continue_rent_price_number(rent, rent_time=3)):
+            with pytest.raises(InvalidArgumentError, match="rent_time"):
+                await call
+        assert len(sim.ledger.requests) == before  # nothing sent
+        assert (await client.continue_rent_number(rent, rent_time=4)).id == rent
+    async with httpx.AsyncClient(transport=sim.transport(), base_url="http://sim") as http:
+        answer = await http.get("/stubs/handler_api.php", params={
+            "api_key": sim.api_key, "action": "continueRentNumber", "id": str(rent), "rent_time": "3"})
+    assert "INVALID_TIME" in answer.text

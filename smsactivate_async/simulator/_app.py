@@ -662,11 +662,13 @@ class Simulator:
 
     # --- rent -------------------------------------------------------------------------------------
 
-    def _rent_hours(self, params: Mapping[str, str], default: int = 4, *, key: str = "rent_time") -> int:
+    def _rent_hours(self, params: Mapping[str, str], default: int = 4, *, key: str = "rent_time",
+                    least: int = 2) -> int:
         raw = params.get(key, "")
         hours = int(raw) if raw.isdigit() else (default if key not in params else 0)
-        if not 2 <= hours <= 1344:
-            raise self.render.fail("INVALID_TIME", json_key="message")  # [DOC] 2 to 1344 hours
+        if not least <= hours <= 1344:
+            # [DOC] 2 to 1344 hours; an extension 4 to 1344 (000 continueRentNumber)
+            raise self.render.fail("INVALID_TIME", json_key="message")
         return hours
 
     def _rent_price(self, service: str, country: int, hours: int) -> Decimal:

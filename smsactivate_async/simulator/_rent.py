@@ -173,7 +173,7 @@ def _extendable(sim: Simulator, account: Account, params: Mapping[str, str], *,
                 hours_key: str | None = None) -> tuple[Rent, int]:
     """The rent to extend and for how many hours; RENT_DIE if it can no longer be extended."""
     rent = sim._rent(account, params)
-    hours = sim._rent_hours(params) if hours_key is None else sim._rent_hours(params, 0, key=hours_key)
+    hours = sim._rent_hours(params, least=4) if hours_key is None else sim._rent_hours(params, 0, key=hours_key)
     if rent.state in ("cancelled", "revoked"):
         raise sim.render.fail("RENT_DIE", json_key="message")
     return rent, hours
