@@ -232,3 +232,14 @@ def _rent(sim: Simulator, key: str) -> int:
             return int(answer.json()["phone"]["id"])
 
     return anyio.run(go)
+
+
+def test_a_ban_needs_an_aware_time() -> None:
+    """Issue 44: a naive datetime made every purchase answer 500 (a TypeError inside); now refused."""
+    import datetime as dt
+
+    sim = Simulator()
+    with pytest.raises(ValueError, match="timezone-aware"):
+        sim.ban(dt.datetime(2030, 1, 1))
+    sim.ban(dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    assert sim.accounts[sim.api_key].banned_until is not None

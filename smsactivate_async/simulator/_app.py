@@ -272,7 +272,10 @@ class Simulator:
         self.catalogue[(service, country)] = attrs.evolve(entry, success_rate=rate)
 
     def ban(self, until: _dt.datetime, key: str | None = None) -> None:
-        """Ban an account (the first key's by default) until ``until``."""
+        """Ban an account (the first key's by default) until ``until`` (timezone-aware: the
+        simulator's wall clock is UTC; a naive time would be compared with it at every request)."""
+        if until.tzinfo is None or until.utcoffset() is None:
+            raise ValueError(f"ban(until=...) needs a timezone-aware datetime, got the naive {until.isoformat()}")
         self.accounts[key or self.api_key].banned_until = until
 
     def advance(self) -> None:
