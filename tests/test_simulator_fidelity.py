@@ -33,8 +33,11 @@ async def test_herosms_rents_no_country_it_does_not_have() -> None:
         refused = await raw(sim, action="getRentNumber", service="tg", country=country)
         assert refused.status_code == 404 and refused.json()["title"] == "NO_NUMBERS", country
     assert sim.rents == {}
-    listed = (await raw(sim, action="getRentServicesAndCountries", country="0")).json()
+    for country in ("0", "12", "6"):  # [DOC 000 getRentServicesAndCountries] OUT_OF_STOCK, not a priced list
+        assert "OUT_OF_STOCK" in (await raw(sim, action="getRentServicesAndCountries", country=country)).text
+    listed = (await raw(sim, action="getRentServicesAndCountries", country="2")).json()
     assert set(listed["countries"].values()) == {2, 16}
+    assert set((await raw(sim, action="getRentServicesAndCountries")).json()["countries"].values()) == {2, 16}
     no_country = (await raw(sim, action="getRentNumber", service="tg")).json()
     assert no_country["status"] == "success"
     assert next(iter(sim.rents.values())).country in rentable  # no default to Russia, which it lacks

@@ -314,8 +314,9 @@ async def test_rent_push_wakes_its_waiter() -> None:
                     got.append((await client.wait_for_rent_sms(rent.id, timeout=5)).text)
 
                 group.start_soon(wait)
-                await anyio.sleep(0.1)
-                sim.deliver_rent_sms(rent.id, "Код 2792")
+                while sim.ledger.requests_for("getRentStatus") < 1:  # its first look found nothing
+                    await anyio.sleep(0.01)
+                sim.deliver_rent_sms(rent.id, "Код 2792")  # the next look is 10 s away: only the push helps
     assert got == ["Код 2792"] and app.stats.received == 1
 
 

@@ -44,6 +44,9 @@ def get_rent_services_and_countries(sim: Simulator, account: Account, params: Ma
     country = _rent_country(sim, params)
     rentable = sim.rent_countries
     if country not in rentable:  # only the countries getCountries marks `rent: 1` [FACTS §10, §14]
+        if params.get("country"):
+            # [DOC 000 getRentServicesAndCountries] "OUT_OF_STOCK - numbers for that country are unavailable"
+            raise sim.render.fail("OUT_OF_STOCK")
         country = rentable[0]
     services = {s: {"cost": sim._rent_price(s, country, hours), "quant": 20} for s in _SERVICES}
     services["full"] = {"cost": sim._rent_price("ot", country, hours) * 3, "quant": 20}
