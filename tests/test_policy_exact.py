@@ -128,3 +128,31 @@ async def test_adaptive_cut_is_by_beta_once_per_throttle_burst_and_never_below_t
 
 async def test_anyio_is_not_needed_for_the_arithmetic() -> None:
     await anyio.lowlevel.checkpoint()  # (the module's async tests run on the anyio plugin)
+
+
+def test_cut_says_whether_it_cut_and_throttles_within_a_second_are_one() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(8.0, 50.0, 1, clock, beta=0.5, floor=0.5)
+    assert limiter.cut() is True
+    clock.t = 1.0
+    assert limiter.cut() is False and limiter.rate_now() == pytest.approx(4.0)  # a second later: the same burst
+    clock.t = 1.01
+    assert limiter.cut() is True and limiter.rate_now() == pytest.approx(2.0)
+
+
+def test_after_a_cut_the_curve_climbs_back_to_the_old_rate_in_k_seconds_and_not_while_held() -> None:
+    """CUBIC: w(t) = C (t - K)^3 + w_max with K = (w_max (1 - beta) / C)^(1/3) — back at w_max after K
+    seconds, slowly near it, quickly after; a hold (a block's length) delays the whole curve."""
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(8.0, 50.0, 1, clock, beta=0.5, floor=0.5)
+    limiter.cut(hold=3.0)
+    k = (8.0 * 0.5 / AdaptiveRateLimiter.C) ** (1 / 3)
+    clock.t = 3.0  # held: no growth yet
+    assert limiter.rate_now(capped=False) == pytest.approx(4.0)
+    clock.t = 3.0 + k / 2
+    half = limiter.rate_now(capped=False)
+    assert half == pytest.approx(AdaptiveRateLimiter.C * (-k / 2) ** 3 + 8.0)
+    clock.t = 3.0 + k
+    assert limiter.rate_now(capped=False) == pytest.approx(8.0)
+    clock.t = 3.0 + k + 2.0
+    assert limiter.rate_now(capped=False) == pytest.approx(AdaptiveRateLimiter.C * 8.0 + 8.0)
