@@ -246,3 +246,18 @@ def test_a_ban_needs_an_aware_time() -> None:
         sim.ban(dt.datetime(2030, 1, 1))
     sim.ban(dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
     assert sim.accounts[sim.api_key].banned_until is not None
+
+
+async def test_multi_service_only_where_the_country_offers_it() -> None:
+    """[FACTS §11] NOT_AVAILABLE where getCountries does not say ``"multiService": 1``; the client
+    raises NoNumbersError (nothing bought)."""
+    from smsactivate_async import NoNumbersError
+
+    sim = Simulator(early_cancel_seconds=0)
+    countries = (await raw(sim, action="getCountries")).json()
+    assert countries["0"]["multiService"] == 1 and countries["6"]["multiService"] == 0
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None) as client:
+        with pytest.raises(NoNumbersError) as refused:
+            await client.get_multi_service_number(multi_service=["tg", "wa"], country=6)
+        assert refused.value.code == "NOT_AVAILABLE" and not sim.activations
+        assert len(await client.get_multi_service_number(multi_service=["tg", "wa"], country=0)) == 2

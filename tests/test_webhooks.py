@@ -313,9 +313,10 @@ async def test_rent_push_wakes_its_waiter() -> None:
                 async def wait() -> None:
                     got.append((await client.wait_for_rent_sms(rent.id, timeout=5)).text)
 
+                first_look = anyio.Event()
+                client._session.add_hook(lambda event: first_look.set() if event.action == "getRentStatus" else None)
                 group.start_soon(wait)
-                while sim.ledger.requests_for("getRentStatus") < 1:  # its first look found nothing
-                    await anyio.sleep(0.01)
+                await first_look.wait()  # its first look found nothing
                 sim.deliver_rent_sms(rent.id, "Код 2792")  # the next look is 10 s away: only the push helps
     assert got == ["Код 2792"] and app.stats.received == 1
 

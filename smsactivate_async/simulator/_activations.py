@@ -74,6 +74,10 @@ def get_multi_service_number(sim: Simulator, account: Account, params: Mapping[s
     services = [s for s in params.get("multiService", "").split(",") if s]
     if not services:
         raise sim.render.fail("BAD_SERVICE", status=400, details="Wrong service")
+    if sim._country(params) != 0:
+        # [FACTS §11, SA-JAVA] NOT_AVAILABLE: the country does not support multi-service (getCountries
+        # advertises it with "multiService": 1, here country 0 only)
+        raise sim.render.fail("NOT_AVAILABLE", status=400, details="Multi-service is not available in this country")
     entries = [sim._check_purchase(account, params, s, v2=False) for s in services]
     if sum(e.price for e in entries) > account.balance:
         raise sim.render.fail("NO_BALANCE", status=402, details="Payment Required")
