@@ -341,8 +341,12 @@ def simulate(port: int, host: str, dialect: str, faults: float, rps: float | Non
     limits = Faults.uniform(faults, rps_budget=rps, block_seconds=block_seconds)  # Retry-After as the dialect sends it
     sim = Simulator(dialect=dialect, seed=seed, faults=limits,  # type: ignore[arg-type]
                     api_keys={key: Decimal(balance) for key in keys}, codes=schedule, **options)
-    console.print(f"Simulator ({dialect}) on http://{host}:{port}/stubs/handler_api.php — keys: {', '.join(keys)}")
-    serve(sim, host=host, port=port)
+    console.print(f"Simulator ({dialect}) on http://{host}:{port}/stubs/handler_api.php — keys: {', '.join(keys)}; "
+                  f"its ledger on http://{host}:{port}/_simulator/ledger")
+    try:
+        serve(sim, host=host, port=port)
+    finally:  # what happened, for the operator of the run: requests, blocks, money
+        console.print_json(data=sim.ledger.summary())
 
 
 @cli.command()

@@ -261,3 +261,36 @@ async def test_multi_service_only_where_the_country_offers_it() -> None:
             await client.get_multi_service_number(multi_service=["tg", "wa"], country=6)
         assert refused.value.code == "NOT_AVAILABLE" and not sim.activations
         assert len(await client.get_multi_service_number(multi_service=["tg", "wa"], country=0)) == 2
+
+
+async def test_a_served_simulator_shows_its_ledger_and_simulate_prints_it_at_exit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 39 item 8: the operator of a run sees what the server saw — requests, blocks, money —
+    on an admin path while it runs, and printed when `smsactivate simulate` stops."""
+    import json
+
+    from click.testing import CliRunner
+
+    from smsactivate_async import simulator
+    from smsactivate_async._cli import simulate
+
+    sim = Simulator(early_cancel_seconds=0)
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None) as client:
+        number = await client.get_number_v2(service="tg", country=0)
+        await client.set_status(number.activation_id, 8)
+    async with httpx.AsyncClient(transport=sim.transport()) as http:
+        answer = await http.get("http://sim/_simulator/ledger")
+    ledger = answer.json()
+    assert answer.status_code == 200 and ledger["purchases"] == 1 and ledger["requests_by_action"]["getNumberV2"] == 1
+    assert ledger["spent"] == ledger["refunded"] != "0" and ledger["open_activations"] == 0
+    assert ledger["blocks"] == [] and ledger["over_budget"] == 0 and sim.api_key not in answer.text
+
+    def serve_then_stop(served: Simulator, **options: Any) -> None:
+        served.ledger.over_budget = 3  # as if a client had gone over the budget
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(simulator, "serve", serve_then_stop)
+    result = CliRunner().invoke(simulate, [])
+    assert '"over_budget": 3' in result.output and '"requests": 0' in result.output
+    printed, _ = json.JSONDecoder().raw_decode(result.output[result.output.index("{"):])
+    assert printed["over_budget"] == 3

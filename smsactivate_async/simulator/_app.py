@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import datetime as _dt
+import json
 import logging
 import random
 import urllib.parse
@@ -72,6 +73,8 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 PATH = "/stubs/handler_api.php"
+#: a served simulator's ledger, as JSON (for the operator of a test: blocks, requests, money)
+ADMIN_PATH = "/_simulator/ledger"
 
 
 class SimulatedFault(Exception):
@@ -365,7 +368,12 @@ class Simulator:
                 if not message.get("more_body"):
                     break
             params.update(urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        if scope["path"].rstrip("/") != PATH:
+        if scope["path"].rstrip("/") == ADMIN_PATH:
+            # the operator's look at a served simulator: its ledger (requests, blocks, money), never a key
+            summary = {**self.ledger.summary(), "open_activations": len(self.open_activations()),
+                       "active_rents": sum(1 for r in self.rents.values() if r.state == "active")}
+            reply = _Reply(200, json.dumps(summary).encode(), "application/json")
+        elif scope["path"].rstrip("/") != PATH:
             reply = _Reply(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
         else:
             reply = await self.handle(params)

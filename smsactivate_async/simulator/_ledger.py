@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 from decimal import Decimal
+from typing import Any
 
 import attrs
 
@@ -90,3 +91,20 @@ class Ledger:
     def refunded(self) -> Decimal:
         """Money refunded in all."""
         return sum((r.amount for r in self.refunds), Decimal("0"))
+
+    def summary(self) -> dict[str, Any]:
+        """What happened, as JSON-ready data: what ``smsactivate simulate`` serves on its admin path and
+        prints at exit (money as strings, exact)."""
+        by_action = collections.Counter(r.action for r in self.requests)
+        return {
+            "requests": len(self.requests),
+            "requests_by_action": dict(sorted(by_action.items())),
+            "max_requests_in_a_second": self.max_requests_in_window(1.0),
+            "over_budget": self.over_budget,
+            "blocks": [[round(start, 3), round(end, 3)] for start, end in self.blocks],
+            "purchases": len(self.purchases),
+            "duplicate_orders": self.duplicate_orders(),
+            "spent": str(self.spent()),
+            "refunded": str(self.refunded()),
+            "webhook_deliveries": len(self.webhook_deliveries),
+        }
