@@ -32,7 +32,7 @@ from pathlib import Path
 import anyio
 
 from smsactivate_async import Provider, SMSActivate
-from smsactivate_async.simulator import CodeSchedule, Faults, Simulator
+from smsactivate_async.simulator import CodeSchedule, FaultKind, Faults, Simulator
 from smsactivate_async.simulator._transport import serve_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,10 +128,18 @@ def _restart_redis(process: subprocess.Popen[bytes], url: str, folder: str, *, e
 
 
 def run(store_kind: str, total: int, workers: int, concurrency: int,
-        restart: str | None = None) -> list[tuple[str, object]]:
-    sim = Simulator(codes=CodeSchedule.within(0.05, 1.0), early_cancel_seconds=0.5,
-                    faults=Faults.uniform(0.10, rps_budget=BUDGET, retry_after=0.2, hang_seconds=3.0),
-                    api_keys={"fleet": Decimal(10**7)}, seed=9)
+        restart: str | None = None, limits: str = "bench") -> list[tuple[str, object]]:
+    if limits == "herosms":
+        # HeroSMS's published limit: 50 requests in any second, going over blocks the key for 10 s (no
+        # Retry-After), and every request during a block renews it; the workers use the herosms preset
+        faults = Faults.uniform(0.10, rps_budget=50.0, block_seconds=10.0, retry_after_header=False, hang_seconds=3.0)
+        faults.rates.pop(FaultKind.RATE_LIMIT, None)  # the limit's own 429s only: a block is what is measured
+        sim = Simulator(dialect="herosms", codes=CodeSchedule.within(0.05, 1.0), early_cancel_seconds=0.5,
+                        faults=faults, api_keys={"fleet": Decimal(10**7)}, seed=9)
+    else:
+        sim = Simulator(codes=CodeSchedule.within(0.05, 1.0), early_cancel_seconds=0.5,
+                        faults=Faults.uniform(0.10, rps_budget=BUDGET, retry_after=0.2, hang_seconds=3.0),
+                        api_keys={"fleet": Decimal(10**7)}, seed=9)
     folder = tempfile.mkdtemp()
     redis_process: subprocess.Popen[bytes] | None = None
     if store_kind in ("redis", "redis-cluster"):
@@ -147,7 +155,8 @@ def run(store_kind: str, total: int, workers: int, concurrency: int,
     try:
         with serve_in_thread(sim) as url:
             def start(name: str, count: int) -> Worker:
-                return Worker(name, [url, store, name, str(count), repr(rate), str(concurrency)])
+                pace = "herosms" if limits == "herosms" else repr(rate)  # the preset's adaptive pacing
+                return Worker(name, [url, store, name, str(count), pace, str(concurrency)])
 
             fleet = [start(f"w{i}", share) for i in range(workers)]
             while len(sim.ledger.purchases) < total * 0.4:
@@ -237,6 +246,7 @@ def run(store_kind: str, total: int, workers: int, concurrency: int,
         ("left open at the end", len(sim.open_activations())),
         ("closed by an operator's recover() at the end", left_for_operator),
         ("requests over the account's budget (429 without a fault)", budget_429),
+        ("rate blocks (HeroSMS limits: 10 s, renewed by requests during one)", len(sim.ledger.blocks)),
         ("poll ticks of the workers / getActiveActivations sent", f"{ticks} / {scans}"),
         ("getActiveActivations per tick (alone: 1 + reconciliations)", f"{scans / max(1, ticks):.2f}"),
         ("… of them the shared poller's scans", sum(int(w.stats.get("fleet_scans", 0)) for w in fleet)),  # type: ignore[call-overload]
@@ -311,7 +321,7 @@ def _one_copy(store: str, args: argparse.Namespace) -> list[tuple[str, object]]:
     """One run in a process of its own (``--parallel``: copies at once, as a busy host runs them)."""
     command = [sys.executable, str(Path(__file__).resolve()), "--store", store, "--json", "--total", str(args.total),
                "--workers", str(args.workers), "--concurrency", str(args.concurrency),
-               *(["--restart", args.restart] if args.restart else [])]
+               "--limits", args.limits, *(["--restart", args.restart] if args.restart else [])]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"a copy of the fleet failed: {done.stderr[-2000:]}")
@@ -330,6 +340,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="rounds per store; the table shows each row's worst")
     parser.add_argument("--parallel", type=int, default=1, help="copies of the fleet at once in each round")
     parser.add_argument("--json", action="store_true", help="one run, its rows as JSON (what --parallel reads)")
+    parser.add_argument("--limits", choices=["bench", "herosms"], default="bench",
+                        help="bench: a 120/s budget answered with a 0.2 s Retry-After; herosms: HeroSMS's 50/s, "
+                             "a 10 s block renewed by every request during it, the workers on the herosms preset")
     parser.add_argument("--restart", choices=["empty", "data"],
                         help="Redis: SIGKILL the server at 60 %% of the purchases, start it again 5 s later on "
                              "its port, empty or from its append-only file")
@@ -338,12 +351,12 @@ def main() -> None:
     if args.restart and stores != ["redis"]:
         parser.error("--restart goes with --store redis")
     if args.json:
-        print(json.dumps(run(stores[0], args.total, args.workers, args.concurrency, args.restart)))
+        print(json.dumps(run(stores[0], args.total, args.workers, args.concurrency, args.restart, args.limits)))
         return
     results = []
     for kind in stores:
         if args.repeat == 1 and args.parallel == 1:
-            results.append(run(kind, args.total, args.workers, args.concurrency, args.restart))
+            results.append(run(kind, args.total, args.workers, args.concurrency, args.restart, args.limits))
             continue
         runs: list[list[tuple[str, object]]] = []
         for round_ in range(args.repeat):
