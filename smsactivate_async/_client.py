@@ -603,7 +603,15 @@ class SMSActivate(GeneratedActions):
 
         For a rent this client bought, every message is news (the first call hands over the first
         message). For one it did not buy (found in ``get_rent_list()``, say), the first call starts
-        after the messages already there (``since="new"``); ``since="all"`` hands those over too."""
+        after the messages already there (``since="new"``); ``since="all"`` hands those over too. With
+        a persistent journal the rent's cursor is kept with it: after a restart the next call goes on
+        from the last message handed over.
+
+        Waiters do not poll: the client's rent poller asks ``getRentStatus`` once per
+        ``rent_poll_interval`` for each rent somebody waits on (``poll_interval`` here asks for more
+        often), and at once on a webhook push. The rent ending raises :class:`RentStateError` once the
+        messages still due are handed over; closing the client raises :class:`ClientClosedError` (the
+        rent stays open)."""
         identifier("rent_id", rent_id)
         _check_seconds("timeout", timeout)
         if poll_interval is not None:
