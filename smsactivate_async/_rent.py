@@ -140,6 +140,8 @@ class RentWaits:
             if track.ready:
                 return await self._hand_over(track)
             if track.error is not None:
+                if not track.waiters:  # the rent is over and nothing is left to hand over: forget it
+                    self._tracks.pop(rent_id, None)
                 raise track.error
             remaining = deadline - self._clock.now()
             if remaining <= 0:

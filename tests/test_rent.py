@@ -190,8 +190,10 @@ async def test_a_rent_that_ends_ends_its_waits_and_a_wrong_id_is_a_rent_error() 
             await anyio.sleep(7)
             sim.rents[rent].state = "finished"  # finished elsewhere (another process, the site)
         assert len(caught) == 2 and anyio.current_time() < 30
+        assert rent not in client._rents._tracks  # an ended rent is forgotten: a service lives for months
         with pytest.raises(RentNotFoundError):
             await client.wait_for_rent_sms(987654, timeout=10, since="all")
+        assert 987654 not in client._rents._tracks
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "10", True])
