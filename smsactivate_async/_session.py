@@ -375,13 +375,8 @@ class Session:
         return result
 
     def _report_bought(self, result: object) -> None:
-        if isinstance(result, Rent):
-            self.news.bought(result.id, "rent")
-            return
-        for item in result if isinstance(result, list) else [result]:
-            activation_id = getattr(item, "activation_id", None)
-            if isinstance(activation_id, int):
-                self.news.bought(activation_id, "activation")
+        for kind, number_id in _numbers_in(result):
+            self.news.bought(number_id, kind)
 
     async def _journal_after(self, wire_action: str, wire: Mapping[str, str], result: Any) -> None:
         """Tell the journal what a status change or a status read said about a bought number."""
@@ -556,15 +551,11 @@ class Session:
 
     def _remember(self, result: object) -> None:
         now = self.clock.now()
-        if isinstance(result, Number):
-            self.known_activations[result.activation_id] = now
-        elif isinstance(result, Rent):
-            self.known_rents.add(result.id)
-        elif isinstance(result, list):
-            for item in result:
-                activation_id = getattr(item, "activation_id", None)
-                if isinstance(activation_id, int):
-                    self.known_activations[activation_id] = now
+        for kind, number_id in _numbers_in(result):
+            if kind == "rent":
+                self.known_rents.add(number_id)
+            else:
+                self.known_activations[number_id] = now
 
     async def pages(self, action: Action[Any]) -> AsyncGenerator[Any, None]:
         """Each page of a getActiveActivations-style action, where the provider pages; else the one answer."""
@@ -768,6 +759,16 @@ class Session:
             return [MultiServiceActivation(activation_id=n.activation_id, phone_number=n.phone_number,
                                            service=n.service_code or "") for n in numbers]
         return numbers[0]
+
+
+def _numbers_in(result: object) -> list[tuple[Kind, int]]:
+    """The numbers a purchase's result names, ``(kind, id)`` each: a rent, a number, or a list of
+    numbers (multi-service); nothing for a result that names none (a partner product)."""
+    if isinstance(result, Rent):
+        return [("rent", result.id)]
+    items: list[Any] = result if isinstance(result, list) else [result]
+    ids = (getattr(item, "activation_id", None) for item in items)
+    return [("activation", activation_id) for activation_id in ids if isinstance(activation_id, int)]
 
 
 def _lost(cause: SMSActivateError) -> str:

@@ -12,7 +12,6 @@ from typing import Any
 
 from ._exceptions import InvalidArgumentError
 from ._store import MemoryStore, Store, redact_url
-from ._store_sqlite import SqliteStore
 
 __all__ = ["open_store"]
 
@@ -26,10 +25,14 @@ def open_store(store: str | Store | None, *, options: Mapping[str, Any] | None =
     if not isinstance(store, str):
         raise InvalidArgumentError(f"store must be None, a URL or a Store, got {type(store).__name__}")
     scheme = store.split(":", 1)[0].lower() if ":" in store else ""
+    # each backend imported when a URL asks for it: nothing at start-up for the memory store, and redis is
+    # an optional extra
     if scheme == "sqlite":
+        from ._store_sqlite import SqliteStore
+
         return SqliteStore.from_url(store)
     if scheme in ("redis", "rediss", "unix"):
-        from ._store_redis import RedisStore  # redis is an optional extra: imported when a URL asks
+        from ._store_redis import RedisStore
 
         return RedisStore.from_url(store)
     raise InvalidArgumentError(
