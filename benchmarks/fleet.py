@@ -30,9 +30,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import anyio
+import attrs
 
-from smsactivate_async import Provider, SMSActivate
+from smsactivate_async import PROVIDERS, Provider, SMSActivate
 from smsactivate_async.simulator import CodeSchedule, FaultKind, Faults, Simulator
+from smsactivate_async.simulator._core import Dialect
 from smsactivate_async.simulator._transport import serve_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,17 +131,18 @@ def _restart_redis(process: subprocess.Popen[bytes], url: str, folder: str, *, e
 
 def run(store_kind: str, total: int, workers: int, concurrency: int,
         restart: str | None = None, limits: str = "bench") -> list[tuple[str, object]]:
+    dialect: Dialect
     if limits == "herosms":
         # HeroSMS's published limit: 50 requests in any second, going over blocks the key for 10 s (no
         # Retry-After), and every request during a block renews it; the workers use the herosms preset
+        dialect = "herosms"
         faults = Faults.uniform(0.10, rps_budget=50.0, block_seconds=10.0, retry_after_header=False, hang_seconds=3.0)
         faults.rates.pop(FaultKind.RATE_LIMIT, None)  # the limit's own 429s only: a block is what is measured
-        sim = Simulator(dialect="herosms", codes=CodeSchedule.within(0.05, 1.0), early_cancel_seconds=0.5,
-                        faults=faults, api_keys={"fleet": Decimal(10**7)}, seed=9)
     else:
-        sim = Simulator(codes=CodeSchedule.within(0.05, 1.0), early_cancel_seconds=0.5,
-                        faults=Faults.uniform(0.10, rps_budget=BUDGET, retry_after=0.2, hang_seconds=3.0),
-                        api_keys={"fleet": Decimal(10**7)}, seed=9)
+        dialect = "sms-activate"
+        faults = Faults.uniform(0.10, rps_budget=BUDGET, retry_after=0.2, hang_seconds=3.0)
+    sim = Simulator(dialect=dialect, codes=CodeSchedule.within(0.05, 1.0), early_cancel_seconds=0.5, faults=faults,
+                    api_keys={"fleet": Decimal(10**7)}, seed=9)
     folder = tempfile.mkdtemp()
     redis_process: subprocess.Popen[bytes] | None = None
     if store_kind in ("redis", "redis-cluster"):
@@ -183,13 +186,16 @@ def run(store_kind: str, total: int, workers: int, concurrency: int,
                 time.sleep(0.2)
             left_for_operator = len(sim.open_activations())
             if left_for_operator:
-                provider = Provider(name="fleet-bench", base_url=url)
+                # the operator speaks the server's dialect, at half its budget (HeroSMS's: 50/s)
+                provider = (attrs.evolve(PROVIDERS["herosms"], base_url=url) if limits == "herosms"
+                            else Provider(name="fleet-bench", base_url=url))
+                operator_rate = (25.0 if limits == "herosms" else BUDGET * 0.5)
 
                 async def operator() -> None:
                     # an owner with no lease at all (a store restarted empty) is dead once absent for a
                     # whole lease: the operator looks twice, a lease apart, as the workers would have
                     async with SMSActivate("fleet", provider=provider, store=store, owner="operator", lease=5.0,
-                                           rate_limit=BUDGET * 0.5, early_cancel_window=0.5) as client:
+                                           rate_limit=operator_rate, early_cancel_window=0.5) as client:
                         await client.recover()
                         if sim.open_activations():
                             await anyio.sleep(5.5)

@@ -18,18 +18,13 @@ from typing import Any
 import anyio
 import trio
 import trio.testing
+from run import table  # benchmarks/run.py's Markdown table (this folder is on the path of a script run)
 
 from smsactivate_async import SMSActivate, WaitTimeoutError
 from smsactivate_async.simulator import CodeSchedule, LoopSimClock, RentSchedule, Simulator
 
 HOURS = 4
 MESSAGES = 10
-
-
-def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
-    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 async def one_run(rents: int, waiters: int, interval: float, schedule: RentSchedule) -> list[Any]:

@@ -3,6 +3,7 @@ wire, with the source it follows; where the sources disagree, a documented optio
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
@@ -204,8 +205,7 @@ def test_a_rent_sms_schedule_delivers_bursts_until_its_count_and_a_silent_rent_i
 
     clock = ManualClock()
     sim = Simulator(clock=clock, rent_sms=RentSchedule.periodic(600, burst=2, count=5), rent_cancel_seconds=1200)
-    key = sim.api_key
-    rent = _rent(sim, key)
+    rent = _rent(sim)
     at = 0
     for minutes, expected in [(9, 0), (10, 2), (20, 4), (30, 5), (240, 5)]:
         clock.advance(minutes * 60 - at)
@@ -215,7 +215,7 @@ def test_a_rent_sms_schedule_delivers_bursts_until_its_count_and_a_silent_rent_i
     assert len({m.text for m in sim.rents[rent].messages}) == 5
     quiet_clock = ManualClock()
     quiet = Simulator(clock=quiet_clock, rent_sms=RentSchedule.periodic(1500))
-    silent = _rent(quiet, quiet.api_key)
+    silent = _rent(quiet)
     balance = quiet.accounts[quiet.api_key].balance
     quiet_clock.advance(1201)
     quiet.advance()
@@ -227,14 +227,9 @@ def test_a_rent_sms_schedule_delivers_bursts_until_its_count_and_a_silent_rent_i
         RentSchedule.periodic(60, burst=0)
 
 
-def _rent(sim: Simulator, key: str) -> int:
-    async def go() -> int:
-        async with httpx.AsyncClient(transport=sim.transport(), base_url="http://sim") as http:
-            answer = await http.get("/stubs/handler_api.php", params={"api_key": key, "action": "getRentNumber",
-                                                                    "service": "tg", "rent_time": "4"})
-            return int(answer.json()["phone"]["id"])
-
-    return anyio.run(go)
+def _rent(sim: Simulator) -> int:
+    answer = anyio.run(functools.partial(raw, sim, action="getRentNumber", service="tg", rent_time="4"))
+    return int(answer.json()["phone"]["id"])
 
 
 def test_a_ban_needs_an_aware_time() -> None:
