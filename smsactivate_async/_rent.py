@@ -35,6 +35,9 @@ log = logging.getLogger("smsactivate_async")
 
 #: rent messages per getRentStatus page, at most (the protocol's ``size``)
 _PAGE = 100
+#: a push polls its rent at once, but not sooner than this after the rent's last poll: a flood of
+#: pushes (repeated by the provider, or forged) costs one request a second at most, not one each
+_PUSH_GAP = 1.0
 
 
 class PushPace(Protocol):
@@ -108,9 +111,8 @@ class RentWaits:
         if track is None:
             return
         track.pushed = True
-        track.polled_at = float("-inf")
         if track.waiters:
-            track.due = self._clock.now()
+            track.due = min(track.due, max(self._clock.now(), track.polled_at + _PUSH_GAP))
             self._wake(track.due)
 
     def close(self) -> None:
@@ -149,7 +151,8 @@ class RentWaits:
             waiter.news = anyio.Event()
             track.waiters.append(waiter)
             now = self._clock.now()
-            track.due = min(track.due, max(now, track.polled_at + waiter.interval))
+            gap = _PUSH_GAP if track.pushed else waiter.interval  # a push came since the last poll: look soon
+            track.due = min(track.due, max(now, track.polled_at + gap))
             self._wake(track.due)
             try:
                 await self._sleep(waiter.news, remaining)

@@ -305,3 +305,29 @@ async def test_an_extension_under_four_hours_is_refused_before_it_is_sent_and_by
         answer = await http.get("/stubs/handler_api.php", params={
             "api_key": sim.api_key, "action": "continueRentNumber", "id": str(rent), "rent_time": "3"})
     assert "INVALID_TIME" in answer.text
+
+
+@on_virtual_time()
+async def test_a_flood_of_pushes_costs_one_poll_a_second_at_most() -> None:
+    """A hostile request (a forged or repeated push, a thousand of them) must not spend the account's
+    budget: pushes for a waited rent poll it at once, but at most once a second; a real push among
+    them still brings its message within that second."""
+    sim, client = make(interval=600.0)
+    async with client:
+        rent = (await client.get_rent_number(service="tg", rent_time=4)).id
+        got: list[str | None] = []
+        async with anyio.create_task_group() as group:
+            async def wait() -> None:
+                got.append((await client.wait_for_rent_sms(rent, timeout=500)).text)
+
+            group.start_soon(wait)
+            await anyio.sleep(0.5)
+            before = sim.ledger.requests_for("getRentStatus")
+            for _ in range(1000):  # ten seconds of forged pushes, a hundred a second
+                client.notify_rent(rent)
+                await anyio.sleep(0.01)
+            assert sim.ledger.requests_for("getRentStatus") - before <= 11
+            sim.deliver_rent_sms(rent, "real")
+            client.notify_rent(rent)
+            pushed_at = anyio.current_time()
+        assert got == ["real"] and anyio.current_time() - pushed_at <= 1.0
