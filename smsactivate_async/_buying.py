@@ -280,10 +280,10 @@ class SpendingGuard:
             self.last_price = price
 
     def closed(self, activation_id: int, state: str) -> None:
-        """A number bought under this guard was closed (``"finished"`` / ``"cancelled"``): a cancel
-        before a code is refunded by the provider."""
+        """A number bought under this guard was closed (``"finished"`` / ``"cancelled"`` /
+        ``"expired"``): a close before a code is refunded by the provider."""
         cost = self._costs.pop(activation_id, None)
-        if cost is not None and state == "cancelled":
+        if cost is not None and state in ("cancelled", "expired"):
             self.refunded += cost
             if self.count_refunds:
                 self._wake()

@@ -42,11 +42,13 @@ from ._providers import Provider, resolve_provider
 from ._record import RecordingTransport
 from ._recovery import recover
 from ._rent import RentWaits
-from ._session import RequestEvent, Session, SessionStats
+from ._session import RequestEvent, Session
 from ._store import Kind, Push, PushStore, Store, namespace_for
 from ._stores import open_store
 from ._strays import Strays
 from ._tasks import TaskHost
+from ._telemetry import SessionStats, Telemetry
+from ._telemetry import decimal_or_none as _decimal
 from ._transport import BorrowedTransport, KeyTransport, install_redaction
 from ._waiting import CancelOutcome, Scheduler, WaitSettings
 
@@ -154,6 +156,8 @@ class SMSActivate(GeneratedActions):
         record_secrets: bool = False,
         retention: float = 86_400.0,
         store_wait: float = 30.0,
+        meter_provider: Any = None,
+        tracer_provider: Any = None,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise InvalidArgumentError("api_key must be a non-empty string")
@@ -229,6 +233,8 @@ class SMSActivate(GeneratedActions):
                                        sharers=lambda: journal.sharers)
         #: what the client learns of its numbers, reported once and heard by the scheduler, then the client
         news = NumberNews()
+        telemetry = Telemetry(clock=self.clock, provider=self.provider.name, meter_provider=meter_provider,
+                              tracer_provider=tracer_provider)
         self._session = Session(
             http=self._http,
             provider=attrs.evolve(self.provider, page_size=self.page_size),
@@ -240,9 +246,12 @@ class SMSActivate(GeneratedActions):
             seed=seed,
             journal=journal,
             news=news,
+            telemetry=telemetry,
         )
         self._retry_override: RetryPolicy | None = None
         self._scheduler = Scheduler(self._session, self.clock, self._wait, self._host, news)
+        telemetry.waiters = lambda: self._scheduler.waiting
+        telemetry.listen(news)  # after the scheduler: a close is counted once the waiters know of it
         self._strays = self._session.strays = Strays(self._session, self._scheduler, self._host, self.clock, self._wait)
         self._rents = RentWaits(self._session, self.clock, self._host, self._scheduler, float(rent_poll_interval))
         self._handles: dict[int, ActivationHandle] = {}
@@ -517,6 +526,7 @@ class SMSActivate(GeneratedActions):
             log.info("activation %s suspended until %s for owner %s", handle.activation_id,
                      _dt.datetime.fromtimestamp(until, _dt.UTC).isoformat(timespec="seconds"), journal.owner)
             handle._suspend()
+            self._session.telemetry.released(handle.activation_id)
             suspended.append(attrs.evolve(handle.account, cancel_at=None))
         return suspended
 
@@ -542,6 +552,8 @@ class SMSActivate(GeneratedActions):
             handle.resumed = True
             handle.context = entry.context
             await journal.store.suspend("activation", entry.id, None)
+            self._session.telemetry.holding(entry.id, service=entry.service, country=entry.country,
+                                            cost=_decimal(entry.cost), codes=entry.handed)
             self._handles[entry.id] = handle
             self._resumed.append(handle)
             self._host.start_soon(functools.partial(handle._run, False), f"smsactivate_async activation {entry.id}")
@@ -691,7 +703,9 @@ class SMSActivate(GeneratedActions):
         live client also does this by itself every ``lease`` seconds.
         """
         await self._ready()
-        return await recover(self._session, self._scheduler, self._rents.waited)
+        report = await recover(self._session, self._scheduler, self._rents.waited)
+        self._session.telemetry.recovered(report)
+        return report
 
     async def __aenter__(self) -> SMSActivate:
         await self._open()

@@ -17,6 +17,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -387,7 +388,7 @@ class Journal:
         await self.settle(intent, "bought")
 
     def entry(self, intent: Intent | None, kind: Kind, entry_id: int, phone: str | None,
-              service: str | None = None, country: str | None = None) -> Entry:
+              service: str | None = None, country: str | None = None, cost: Decimal | None = None) -> Entry:
         params = intent.params if intent is not None else {}
         now = self.wall()
         paid_until = None
@@ -397,7 +398,7 @@ class Journal:
         return Entry(
             kind=kind, id=entry_id, owner=self.owner, intent_id=intent.id if intent else None, bought_at=now,
             service=service or params.get("service"), country=country or params.get("country"), phone=phone,
-            paid_until=paid_until,
+            paid_until=paid_until, cost=None if cost is None else str(cost),
         )
 
     async def adopt(self, entry: Entry) -> bool:

@@ -8,7 +8,13 @@ is reported in one place per route and reaches every subscriber once, in the ord
 - :meth:`NumberNews.closed` — a number closed (``"finished"``, 6, or ``"cancelled"``, 8), by
   whatever route: the session for every setStatus 6 / 8 that succeeded, the scheduler or a handle for
   a number found closed without one (announced once per close);
-- :meth:`NumberNews.bought` — a purchase settled with numbers (answered, reconciled, adopted).
+- :meth:`NumberNews.bought` — a purchase settled with numbers (answered, reconciled, adopted), each
+  as a :class:`Bought` (kind, id, service, country, the price its answer named);
+- :meth:`NumberNews.code` — a code seen for an activation (a getStatus, a scan's row, a push
+  confirmed): the scheduler reports every sighting, whoever listens keeps what is new.
+
+``closed`` says how: ``"finished"`` (6), ``"cancelled"`` (8), or ``"expired"`` — found closed at the
+server without a setStatus of this client's (its lifetime ended, or someone else closed it).
 
 It sits below the session and the scheduler and knows neither: they are wired to it once, when the
 client is built, instead of being set on each other afterwards.
@@ -17,12 +23,27 @@ client is built, instead of being set on each other afterwards.
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Generic, TypeVar
+
+import attrs
 
 if TYPE_CHECKING:
     from ._models import ActivationStatus
 
-__all__ = ["NumberNews"]
+__all__ = ["Bought", "NumberNews"]
+
+
+@attrs.frozen
+class Bought:
+    """One number a purchase settled with. ``country`` as sent or answered (``""`` when neither says);
+    ``cost`` as the answer named it (``None``: it named none)."""
+
+    kind: str  # "activation" | "rent"
+    id: int
+    service: str = ""
+    country: str = ""
+    cost: Decimal | None = None
 
 T = TypeVar("T")
 
@@ -44,25 +65,30 @@ class _Channel(Generic[T]):
 class NumberNews:
     """The channels of news about bought numbers (see the module)."""
 
-    __slots__ = ("_bought", "_closed", "_status")
+    __slots__ = ("_bought", "_closed", "_code", "_status")
 
     def __init__(self) -> None:
         self._status: _Channel[ActivationStatus] = _Channel()
         self._closed: _Channel[str] = _Channel()
-        self._bought: _Channel[str] = _Channel()
+        self._bought: list[Callable[[Bought], None]] = []
+        self._code: _Channel[str] = _Channel()
 
     def on_status(self, subscriber: Callable[[int, ActivationStatus], None]) -> None:
         """Call ``subscriber(activation_id, status)`` for every getStatus answer."""
         self._status.subscribe(subscriber)
 
     def on_closed(self, subscriber: Callable[[int, str], None]) -> None:
-        """Call ``subscriber(activation_id, state)`` for every close (``"finished"`` / ``"cancelled"``)."""
+        """Call ``subscriber(activation_id, state)`` for every close (``"finished"`` / ``"cancelled"`` /
+        ``"expired"``)."""
         self._closed.subscribe(subscriber)
 
-    def on_bought(self, subscriber: Callable[[int, str], None]) -> None:
-        """Call ``subscriber(number_id, kind)`` for every number a purchase settled with
-        (``"activation"`` / ``"rent"``)."""
-        self._bought.subscribe(subscriber)
+    def on_bought(self, subscriber: Callable[[Bought], None]) -> None:
+        """Call ``subscriber(bought)`` for every number a purchase settled with."""
+        self._bought.append(subscriber)
+
+    def on_code(self, subscriber: Callable[[int, str], None]) -> None:
+        """Call ``subscriber(activation_id, code)`` for every sighting of a code (repeats included)."""
+        self._code.subscribe(subscriber)
 
     def status(self, activation_id: int, status: ActivationStatus) -> None:
         self._status.report(activation_id, status)
@@ -70,5 +96,9 @@ class NumberNews:
     def closed(self, activation_id: int, state: str) -> None:
         self._closed.report(activation_id, state)
 
-    def bought(self, number_id: int, kind: str) -> None:
-        self._bought.report(number_id, kind)
+    def code(self, activation_id: int, code: str) -> None:
+        self._code.report(activation_id, code)
+
+    def bought(self, purchase: Bought) -> None:
+        for subscriber in self._bought:
+            subscriber(purchase)

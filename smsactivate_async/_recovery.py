@@ -25,6 +25,7 @@ from ._exceptions import ActivationStateError, BadRequestError, RentStateError, 
 from ._journal import Journal, Liveness, RecoveryReport
 from ._models import RentListEntry, StatusCode
 from ._store import UNSETTLED, Entry, Intent
+from ._telemetry import decimal_or_none
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -35,6 +36,15 @@ __all__ = ["recover"]
 log = logging.getLogger("smsactivate_async")
 
 _CLOSED = frozenset({6, 8, 10})
+_OUTCOMES = ("finished", "cancelled", "pending", "rents_cancelled", "rents_finished", "rents_kept")
+
+
+async def _note(journal: Journal, text: str) -> None:
+    """A line for the fleet console; a store that cannot keep it loses only the line."""
+    try:
+        await journal.store.note(journal.wall(), text)
+    except SMSActivateError as exc:
+        log.debug("recovery note not kept (%s): %s", exc.code, text)
 
 
 async def recover(session: Session, scheduler: Scheduler, rent_waited: Callable[[int], bool]) -> RecoveryReport:
@@ -54,10 +64,17 @@ async def recover(session: Session, scheduler: Scheduler, rent_waited: Callable[
         if entry.owner in live:
             continue
         if await journal.take_over(entry):
+            before = {what: len(getattr(report, what)) for what in _OUTCOMES}
+            # held here now: its close (and refund) is counted here
+            session.telemetry.holding(entry.id, service=entry.service, country=entry.country,
+                                      cost=decimal_or_none(entry.cost), codes=(entry.code,) if entry.code else ())
             if entry.kind == "rent":
                 await _close_rent(session, entry, report, waited=rent_waited(entry.id))
             else:
                 await _close(session, scheduler, entry, report)
+            done = [what for what in _OUTCOMES if len(getattr(report, what)) > before[what]]
+            await _note(journal, f"{journal.owner} took {entry.kind} {entry.id} of dead owner {entry.owner}: "
+                                 f"{done[0] if done else 'to be closed again'}")
     for intent in await journal.store.intents(("queued",)):
         if intent.owner not in live:
             await journal.settle(intent, "failed")  # between attempts that surely were not sent: nothing bought

@@ -11,7 +11,7 @@ import collections
 import logging
 import random
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Container, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Container, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -38,11 +38,12 @@ from ._exceptions import (
 from ._hooks import PURCHASE_CHECK, call_hook
 from ._journal import Journal
 from ._models import ActiveActivation, MultiServiceActivation, Number, Rent, RentListEntry
-from ._news import NumberNews
+from ._news import Bought, NumberNews
 from ._parse import UnexpectedAnswer
 from ._policy import Limiter, RetryPolicy
 from ._providers import Provider
 from ._store import Entry, EntryState, Intent, IntentState, Kind, MemoryStore
+from ._telemetry import SessionStats, Telemetry
 from ._wire import decode_answer
 
 __all__ = ["RequestEvent", "Session", "SessionStats", "StrayWatch"]
@@ -61,35 +62,6 @@ class StrayWatch(Protocol):
 
     async def watch(self, key: tuple[str, ...], wire: Mapping[str, str], seconds: float) -> None:
         """Look for a purchase given up as never made, for ``seconds``."""
-
-
-@attrs.define
-class SessionStats:
-    """Counters for observability (also used by the demo and benchmarks)."""
-
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    reconciliations: int = 0
-    adopted: int = 0
-    #: requests per second in force (the adaptive limiter's current rate; ``None``: unpaced)
-    rate: float | None = None
-    #: buying policies: purchases retried at a higher price (WRONG_MAX_PRICE minimum, Free Price level)
-    price_steps: int = 0
-    #: buying policies: purchases moved on to a fallback choice
-    fallbacks: int = 0
-    #: numbers the server committed after their purchase was given up (``RetryPolicy.stray_watch``)
-    strays_found: int = 0
-    #: of those, handed to a later purchase of the same kind instead of buying
-    strays_adopted: int = 0
-    #: of those, closed (cancelled; finished when a code had come)
-    strays_closed: int = 0
-
-    @property
-    def throttles(self) -> int:
-        """Throttles seen: 429s, rate blocks and the edge's 1020 pages (the same count as ``rate_limited``)."""
-        return self.rate_limited
-    by_action: collections.Counter[str] = attrs.field(factory=collections.Counter)
 
 
 @attrs.frozen
@@ -171,7 +143,7 @@ class _PurchaseGate:
         self.unresolved: collections.Counter[tuple[str, ...]] = collections.Counter()
 
     @asynccontextmanager
-    async def purchase(self, limiter: Limiter) -> AsyncIterator[None]:
+    async def purchase(self, pace: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
         # Paced before entering: "in flight" then means on the wire, so that a reconciliation waits
         # for the network, not for the limiter's queue. A purchase held back by a reconciliation
         # takes a fresh slot, so that the held ones do not leave in one burst.
@@ -181,7 +153,7 @@ class _PurchaseGate:
             # the next slot before them — what releases money or a slot goes first, and a stop
             # decided meanwhile (a spending guard's) is seen before the next purchase leaves.
             async with self._one_purchase:
-                await limiter.acquire()
+                await pace()
             async with self._cond:
                 if not self._reconcilers:
                     self._in_flight += 1
@@ -227,6 +199,7 @@ class Session:
         seed: int | None = None,
         journal: Journal | None = None,
         news: NumberNews | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.http = http
         #: what this session learns of bought numbers goes out here (the scheduler and the client listen)
@@ -237,7 +210,9 @@ class Session:
         self.retry = retry
         self.limiter = limiter
         self.clock = clock
-        self.stats = SessionStats()
+        #: the choke points of every count (``client.stats`` and OpenTelemetry)
+        self.telemetry = telemetry or Telemetry(clock=clock, provider=provider.name)
+        self.stats: SessionStats = self.telemetry.stats
         self._hooks: list[Callable[[RequestEvent], None]] = [on_request] if on_request else []
         self._in_flight = anyio.CapacityLimiter(max_in_flight) if max_in_flight else None
         self._rng = random.Random(seed)
@@ -257,9 +232,15 @@ class Session:
 
     # --- one attempt ----------------------------------------------------------------------
 
+    async def _pace(self) -> None:
+        """A slot of the rate budget (how long it took is counted)."""
+        asked = self.clock.now()
+        await self.limiter.acquire()
+        self.telemetry.rate_wait(self.clock.now() - asked)
+
     async def _send(self, action: Action[Any], wire: Mapping[str, str], paced: bool) -> httpx.Response:
         if not paced:
-            await self.limiter.acquire()
+            await self._pace()
         fault: TransportError | None = None
         try:
             if self._in_flight is not None:
@@ -274,12 +255,11 @@ class Session:
             fault = TransportError(f"connection failed ({type(exc).__name__})", maybe_sent=True, action=action.wire)
         raise fault
 
-    async def _attempt(self, action: Action[R], wire: Mapping[str, str], attempt: int, paced: bool = False) -> R:
+    async def _attempt(self, action: Action[R], wire: Mapping[str, str], attempt: int, paced: bool = False,
+                       span: Any = None) -> R:
         started = self.clock.now()
         status: int | None = None
         error: SMSActivateError | None = None
-        self.stats.requests += 1
-        self.stats.by_action[action.wire] += 1
         self.stats.rate = self.limiter.rate
         try:
             response = await self._send(action, wire, paced)
@@ -305,10 +285,17 @@ class Session:
             elapsed = self.clock.now() - started
             if error is not None and action.empty is not None and error.code in action.empty_on:
                 error = None  # "nothing there" (an empty rent status, no activations) is an answer, not an error
-            log.debug(
-                "action=%s attempt=%d status=%s elapsed=%.3fs outcome=%s",
-                action.wire, attempt, status, elapsed, error.code if error else "ok",
-            )
+            outcome = error.code if error else "ok"
+            log.debug("action=%s attempt=%d status=%s elapsed=%.3fs outcome=%s",
+                      action.wire, attempt, status, elapsed, outcome)
+            # a request that could not connect never reached the server: not counted as one
+            self.telemetry.request(action.wire, outcome, elapsed,
+                                   sent=not (isinstance(error, TransportError) and not error.maybe_sent))
+            if span is not None:
+                span.set_attribute("smsactivate.outcome", outcome)
+                span.set_attribute("smsactivate.retries", attempt - 1)
+                if status is not None:
+                    span.set_attribute("http.response.status_code", status)
             if self._hooks:
                 event = RequestEvent(action.wire, attempt, status, elapsed, error)
                 for hook in self._hooks:
@@ -365,18 +352,19 @@ class Session:
         repeat = action.repeat
         if repeat is Repeat.ORDER_ID and not self.provider.honours_order_id:
             repeat = Repeat.PURCHASE_ACTIVATION
-        if repeat in (Repeat.SAFE, Repeat.STATUS):
-            result = await self._call_repeatable(action, wire, policy)
-            if action.wire in _JOURNALED:
-                await self._journal_after(action.wire, wire, result)
-            return result
-        result = await self._call_purchase(action, wire, policy, repeat)
-        self._report_bought(result)  # however it settled: the one place a purchase becomes news
+        with self.telemetry.span(action.wire) as span:
+            if repeat in (Repeat.SAFE, Repeat.STATUS):
+                result = await self._call_repeatable(action, wire, policy, span)
+                if action.wire in _JOURNALED:
+                    await self._journal_after(action.wire, wire, result)
+                return result
+            result = await self._call_purchase(action, wire, policy, repeat, span)
+        self._report_bought(result, wire)  # however it settled: the one place a purchase becomes news
         return result
 
-    def _report_bought(self, result: object) -> None:
-        for kind, number_id in _numbers_in(result):
-            self.news.bought(number_id, kind)
+    def _report_bought(self, result: object, wire: Mapping[str, str]) -> None:
+        for purchase in _purchases_in(result, wire):
+            self.news.bought(purchase)
 
     async def _journal_after(self, wire_action: str, wire: Mapping[str, str], result: Any) -> None:
         """Tell the journal what a status change or a status read said about a bought number."""
@@ -401,7 +389,7 @@ class Session:
         """Wait before the next attempt; ``False`` when there is none to make."""
         retry_after = getattr(error, "retry_after", None)
         if isinstance(error, RateLimitedError):
-            self.stats.rate_limited += 1
+            self.telemetry.rate_block()
             # Without a Retry-After, hold for the provider's block (HeroSMS: 10 s, re-blocked by any
             # request meanwhile), not for a short backoff that would only prolong it.
             held = retry_after if retry_after is not None else (self.provider.rate_block_seconds or policy.base_delay)
@@ -418,12 +406,13 @@ class Session:
         await self.clock.sleep(delay)
         return True
 
-    async def _call_repeatable(self, action: Action[R], wire: dict[str, str], policy: RetryPolicy) -> R:
+    async def _call_repeatable(self, action: Action[R], wire: dict[str, str], policy: RetryPolicy,
+                               span: Any = None) -> R:
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._attempt(action, wire, attempt)
+                return await self._attempt(action, wire, attempt, span=span)
             except APIError as exc:
                 if exc.code in action.empty_on and action.empty is not None:
                     return action.empty()
@@ -433,7 +422,8 @@ class Session:
                 if not _is_transient(exc) or not await self._backoff(exc, attempt, policy):
                     raise
 
-    async def _call_purchase(self, action: Action[R], wire: dict[str, str], policy: RetryPolicy, repeat: Repeat) -> R:
+    async def _call_purchase(self, action: Action[R], wire: dict[str, str], policy: RetryPolicy, repeat: Repeat,
+                             span: Any = None) -> R:
         # The rent list names no service: every rent purchase competes for the same unknown rents.
         key = (action.wire,) if repeat is Repeat.PURCHASE_RENT else (
             action.wire, wire.get("service", wire.get("multiService", "")), wire.get("country", ""))
@@ -451,7 +441,7 @@ class Session:
             while True:
                 attempt += 1
                 error: SMSActivateError | None = None
-                async with self._gate.purchase(self.limiter):
+                async with self._gate.purchase(self._pace):
                     check = PURCHASE_CHECK.get() if attempt == 1 or (maybe_sent and not ambiguous) else None
                     if check is not None:
                         # e.g. a spending guard that stopped while this purchase queued: nothing sent. Again
@@ -467,11 +457,11 @@ class Session:
                         if self.clock.now() - asked > _STORE_HELD:
                             # Held back by the store (an outage): take a fresh slot of the budget, so that
                             # the purchases held meanwhile leave at the account's pace, not in one burst.
-                            await self.limiter.acquire()
+                            await self._pace()
                     elif not ambiguous:
                         await self.journal.settle(intent, "pending")
                     try:
-                        result = await self._attempt(action, wire, attempt, paced=True)
+                        result = await self._attempt(action, wire, attempt, paced=True, span=span)
                     except SMSActivateError as exc:
                         error = exc
                 failed_at = self.clock.now()
@@ -540,7 +530,7 @@ class Session:
         """The journal entries of a purchase's result."""
         if isinstance(result, Number):
             return [self.journal.entry(intent, kind, result.activation_id, result.phone_number,
-                                       service=result.service_code)]
+                                       service=result.service_code, cost=result.activation_cost)]
         if isinstance(result, Rent):
             return [self.journal.entry(intent, "rent", result.id, result.number)]
         if isinstance(result, list):
@@ -735,7 +725,8 @@ class Session:
             else:
                 entry = self.journal.entry(intent, "activation", item.activation_id, item.phone_number,
                                            service=item.service_code,
-                                           country=None if item.country_code is None else str(item.country_code))
+                                           country=None if item.country_code is None else str(item.country_code),
+                                           cost=item.activation_cost)
             if not await self.journal.adopt(entry):
                 return False
         return True
@@ -769,6 +760,22 @@ def _numbers_in(result: object) -> list[tuple[Kind, int]]:
     items: list[Any] = result if isinstance(result, list) else [result]
     ids = (getattr(item, "activation_id", None) for item in items)
     return [("activation", activation_id) for activation_id in ids if isinstance(activation_id, int)]
+
+
+def _purchases_in(result: object, wire: Mapping[str, str]) -> list[Bought]:
+    """What each number of a purchase's result is, for the news: its service, country and price as
+    the answer names them, else as the request asked."""
+    service, country = wire.get("service", ""), wire.get("country", "")
+    if isinstance(result, Rent):
+        return [Bought("rent", result.id, service, country)]
+    found = []
+    for item in result if isinstance(result, list) else [result]:
+        if isinstance(item, Number):
+            found.append(Bought("activation", item.activation_id, item.service_code or service,
+                                country if item.country_code is None else str(item.country_code), item.activation_cost))
+        elif isinstance(item, MultiServiceActivation):
+            found.append(Bought("activation", item.activation_id, item.service, country))
+    return found
 
 
 def _lost(cause: SMSActivateError) -> str:

@@ -23,6 +23,7 @@ implementing these methods.
 from __future__ import annotations
 
 import abc
+import collections
 import hashlib
 import json
 import urllib.parse
@@ -111,6 +112,8 @@ class Entry:
     context: str | int | None = None
     #: a rent: when (wall time) the hours paid for at its purchase end (an extension adds to them unseen)
     paid_until: float | None = None
+    #: what it cost, as the purchase's answer named it (a decimal string; ``None``: it named none)
+    cost: str | None = None
 
     def to_json(self) -> str:
         """The entry as JSON text (how the sqlite and Redis stores keep it)."""
@@ -208,6 +211,21 @@ class Store(abc.ABC):
         retention period, not by its history. (Stores that forget at once need do nothing.)"""
         return 0
 
+    async def history(self, since: float) -> list[Entry]:
+        """Every entry bought at or after ``since`` (wall time) that the store still keeps, open or
+        closed (closed ones until they are pruned), oldest first — for the fleet console. (Not
+        abstract: a store without it says so.)"""
+        raise StoreError(f"{type(self).__name__} cannot list its history")
+
+    async def note(self, at: float, text: str) -> None:
+        """Keep a line of what happened to the fleet (a recovery), the newest 1 000 (no secrets, no
+        phone numbers). A store without notes forgets it."""
+        return None
+
+    async def notes(self, since: float) -> list[tuple[float, str]]:
+        """The notes made at or after ``since`` (wall time), oldest first."""
+        return []
+
     @abc.abstractmethod
     async def release(self, owner: str) -> None:
         """End ``owner``'s lease (a clean shutdown)."""
@@ -290,6 +308,7 @@ class MemoryStore(Store):
         self._entries: dict[tuple[str, int], Entry] = {}
         self._leases: dict[str, float] = {}
         self._seq = 0
+        self._notes: collections.deque[tuple[float, str]] = collections.deque(maxlen=1000)
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -362,6 +381,18 @@ class MemoryStore(Store):
     async def open_entries(self) -> list[Entry]:
         """Numbers still open (neither finished nor cancelled), of every owner."""
         return [e for e in self._entries.values() if e.state == "open"]
+
+    async def history(self, since: float) -> list[Entry]:
+        """The open entries bought since ``since`` (memory forgets closed ones at once)."""
+        return sorted((e for e in self._entries.values() if e.bought_at >= since), key=lambda e: e.bought_at)
+
+    async def note(self, at: float, text: str) -> None:
+        """Keep a line of what happened (the newest 1 000)."""
+        self._notes.append((at, text))
+
+    async def notes(self, since: float) -> list[tuple[float, str]]:
+        """The notes made since ``since``."""
+        return [n for n in self._notes if n[0] >= since]
 
     async def take_over(self, kind: Kind, entry_id: int, from_owner: str, to_owner: str) -> bool:
         """Give a dead owner's open numbers to ``owner`` (recovery)."""

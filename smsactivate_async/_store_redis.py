@@ -96,7 +96,7 @@ local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 for _, member in ipairs(gone) do
   local sep = string.find(member, ':')
   local kind, id = string.sub(member, 1, sep - 1), string.sub(member, sep + 1)
-  for _, field in ipairs({'entry:', 'owner:', 'code:', 'retries:', 'suspended:'}) do
+  for _, field in ipairs({'entry:', 'owner:', 'code:', 'retries:', 'suspended:', 'state:'}) do
     redis.call('HDEL', ARGV[2] .. field .. kind, id)
   end
 end
@@ -288,6 +288,7 @@ class RedisStore(Store):
                 if another:
                     pipe.hincrby(self._key(f"retries:{kind}"), entry_id, 1)
                 if state in ("finished", "cancelled"):
+                    pipe.hset(self._key(f"state:{kind}"), entry_id, state)
                     pipe.srem(self._key("open"), f"{kind}:{entry_id}")
                     pipe.zadd(self._key("closed"), {f"{kind}:{entry_id}": time.time()})  # pruned after retention
                 await pipe.execute()
@@ -322,26 +323,59 @@ class RedisStore(Store):
             entries = []
             for kind in ("activation", "rent"):
                 ids = [m.split(":", 1)[1] for m in members if m.startswith(kind + ":")]
-                if not ids:
-                    continue
-                bodies = await self._redis.hmget(self._key(f"entry:{kind}"), ids)
-                owners = await self._redis.hmget(self._key(f"owner:{kind}"), ids)
-                codes = await self._redis.hmget(self._key(f"code:{kind}"), ids)
-                retries = await self._redis.hmget(self._key(f"retries:{kind}"), ids)
-                suspended = await self._redis.hmget(self._key(f"suspended:{kind}"), ids)
-                for body, owner, code, again, held in zip(bodies, owners, codes, retries, suspended, strict=True):
-                    if body is None or owner is None:
-                        continue
-                    entry = Entry.from_json(body)
-                    pause = json.loads(held) if held is not None else {}
-                    entries.append(Entry(**{**_fields(entry), "owner": owner.decode(),
-                                            "code": code.decode() if code is not None else entry.code,
-                                            "retries": int(again) if again is not None else 0,
-                                            "suspended_until": pause.get("until"), "handed": pause.get("handed", ()),
-                                            "context": pause.get("context")}))
+                entries += await self._entries(kind, ids, open_only=True)
             return sorted(entries, key=lambda e: e.bought_at)
 
         return await self._do(work)
+
+    async def history(self, since: float) -> list[Entry]:
+        """Every entry bought since ``since`` the store keeps (closed ones until pruned)."""
+        async def work() -> list[Entry]:
+            entries = []
+            for kind in ("activation", "rent"):
+                ids = [i.decode() for i in await self._redis.hkeys(self._key(f"entry:{kind}"))]
+                entries += [e for e in await self._entries(kind, ids, open_only=False) if e.bought_at >= since]
+            return sorted(entries, key=lambda e: e.bought_at)
+
+        return await self._do(work)
+
+    async def _entries(self, kind: str, ids: list[str], *, open_only: bool) -> list[Entry]:
+        if not ids:
+            return []
+        bodies = await self._redis.hmget(self._key(f"entry:{kind}"), ids)
+        owners = await self._redis.hmget(self._key(f"owner:{kind}"), ids)
+        codes = await self._redis.hmget(self._key(f"code:{kind}"), ids)
+        retries = await self._redis.hmget(self._key(f"retries:{kind}"), ids)
+        suspended = await self._redis.hmget(self._key(f"suspended:{kind}"), ids)
+        states = [None] * len(ids) if open_only else await self._redis.hmget(self._key(f"state:{kind}"), ids)
+        entries = []
+        for body, owner, code, again, held, state in zip(bodies, owners, codes, retries, suspended, states,
+                                                         strict=True):
+            if body is None or owner is None:
+                continue
+            entry = Entry.from_json(body)
+            pause = json.loads(held) if held is not None else {}
+            entries.append(Entry(**{**_fields(entry), "owner": owner.decode(),
+                                    "code": code.decode() if code is not None else entry.code,
+                                    "retries": int(again) if again is not None else 0,
+                                    "suspended_until": pause.get("until"), "handed": pause.get("handed", ()),
+                                    "context": pause.get("context"),
+                                    "state": state.decode() if state is not None else entry.state}))
+        return entries
+
+    async def note(self, at: float, text: str) -> None:
+        async def work() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.lpush(self._key("notes"), json.dumps([at, text]))
+                pipe.ltrim(self._key("notes"), 0, 999)
+                await pipe.execute()
+
+        await self._do(work)
+
+    async def notes(self, since: float) -> list[tuple[float, str]]:
+        raw = await self._do(lambda: self._redis.lrange(self._key("notes"), 0, -1))
+        found = [(float(at), str(text)) for at, text in (json.loads(item) for item in raw)]
+        return sorted(n for n in found if n[0] >= since)
 
     async def take_over(self, kind: Kind, entry_id: int, from_owner: str, to_owner: str) -> bool:
         keys = [self._key(f"owner:{kind}"), self._key("open")]

@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS seqs (ns TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS closed (ns TEXT NOT NULL, kind TEXT NOT NULL, id INTEGER NOT NULL, at REAL NOT NULL,
     PRIMARY KEY (ns, kind, id));
 CREATE INDEX IF NOT EXISTS closed_at ON closed (ns, at);
+CREATE TABLE IF NOT EXISTS notes (ns TEXT NOT NULL, at REAL NOT NULL, text TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS notes_at ON notes (ns, at);
 CREATE TABLE IF NOT EXISTS budget (ns TEXT PRIMARY KEY, tat REAL NOT NULL, blocked REAL NOT NULL,
     cut REAL NOT NULL);
 """
@@ -135,7 +137,7 @@ class SqliteStore(Store):
         conn.executescript(_SCHEMA)
         columns = {row[1] for row in conn.execute("PRAGMA table_info(entries)")}
         for column, kind in (("suspended_until", "REAL"), ("handed", "TEXT"), ("context", "TEXT"),
-                             ("paid_until", "REAL")):  # an older journal
+                             ("paid_until", "REAL"), ("cost", "TEXT")):  # an older journal
             if column not in columns:
                 try:
                     conn.execute(f"ALTER TABLE entries ADD COLUMN {column} {kind}")
@@ -268,9 +270,9 @@ class SqliteStore(Store):
                 return bool(row[0] == entry.owner)
             conn.execute(
                 "INSERT INTO entries (ns, kind, id, owner, intent_id, bought_at, service, country, phone, code, state, "
-                "paid_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "paid_until, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (self._ns, entry.kind, entry.id, entry.owner, entry.intent_id, entry.bought_at, entry.service,
-                 entry.country, entry.phone, entry.code, entry.state, entry.paid_until),
+                 entry.country, entry.phone, entry.code, entry.state, entry.paid_until, entry.cost),
             )
             return True
 
@@ -329,11 +331,33 @@ class SqliteStore(Store):
 
     async def open_entries(self) -> list[Entry]:
         def work(conn: sqlite3.Connection) -> list[Entry]:
-            rows = conn.execute(
-                "SELECT kind, id, owner, intent_id, bought_at, service, country, phone, code, state, retries, "
-                "suspended_until, handed, context, paid_until FROM entries WHERE ns = ? AND state = 'open' ORDER BY bought_at",
-                (self._ns,)).fetchall()
+            rows = conn.execute(f"SELECT {_ENTRY} FROM entries WHERE ns = ? AND state = 'open' ORDER BY bought_at",
+                                (self._ns,)).fetchall()
             return [Entry(*_row(r)) for r in rows]
+
+        return await self._run(work)
+
+    async def history(self, since: float) -> list[Entry]:
+        def work(conn: sqlite3.Connection) -> list[Entry]:
+            rows = conn.execute(f"SELECT {_ENTRY} FROM entries WHERE ns = ? AND bought_at >= ? ORDER BY bought_at",
+                                (self._ns, since)).fetchall()
+            return [Entry(*_row(r)) for r in rows]
+
+        return await self._run(work)
+
+    async def note(self, at: float, text: str) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO notes (ns, at, text) VALUES (?, ?, ?)", (self._ns, at, text))
+            conn.execute("DELETE FROM notes WHERE ns = ? AND rowid NOT IN (SELECT rowid FROM notes WHERE ns = ? "
+                         "ORDER BY at DESC LIMIT 1000)", (self._ns, self._ns))
+
+        await self._run(work, write=True)
+
+    async def notes(self, since: float) -> list[tuple[float, str]]:
+        def work(conn: sqlite3.Connection) -> list[tuple[float, str]]:
+            rows = conn.execute("SELECT at, text FROM notes WHERE ns = ? AND at >= ? ORDER BY at",
+                                (self._ns, since)).fetchall()
+            return [(float(at), str(text)) for at, text in rows]
 
         return await self._run(work)
 
@@ -372,7 +396,11 @@ class SqliteStore(Store):
         return await self._run(work)
 
 
+_ENTRY = ("kind, id, owner, intent_id, bought_at, service, country, phone, code, state, retries, suspended_until, "
+          "handed, context, paid_until, cost")
+
+
 def _row(r: Any) -> tuple[Any, ...]:
     return (r[0], int(r[1]), r[2], r[3], float(r[4]), r[5], r[6], r[7], r[8], r[9], int(r[10]),
             None if r[11] is None else float(r[11]), tuple(json.loads(r[12])) if r[12] else (),
-            json.loads(r[13]) if r[13] else None, None if r[14] is None else float(r[14]))
+            json.loads(r[13]) if r[13] else None, None if r[14] is None else float(r[14]), r[15])

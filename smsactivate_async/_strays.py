@@ -105,7 +105,7 @@ class Strays:
             if ceiling is not None and (cost is None or cost > to_decimal(ceiling)):
                 continue
             del self._kept[activation_id]
-            self._session.stats.strays_adopted += 1
+            self._session.telemetry.stray("adopted")
             log.info("%s: handed stray %s instead of buying", action, activation_id)
             return stray.row
         return None
@@ -167,7 +167,7 @@ class Strays:
                         self._watches.remove(watch)
                         await self._end(watch, "recovered")
                         session.known_activations[row.activation_id] = self._clock.now()
-                        session.stats.strays_found += 1
+                        session.telemetry.stray("found")
                         await self._keep_or_close(row, watch.wire)
                         break
         except SMSActivateError as exc:
@@ -203,7 +203,7 @@ class Strays:
                 await self._session.call(_actions.SET_STATUS, {"activation_id": activation_id, "status": 6})
             else:
                 await self._scheduler.cancel_number(activation_id)  # too early: kept and retried for us
-            self._session.stats.strays_closed += 1
+            self._session.telemetry.stray("closed")
         except SMSActivateError as exc:
             log.warning("stray %s could not be closed (%s); the journal keeps it for recovery", activation_id, exc.code)
 

@@ -454,6 +454,8 @@ class Scheduler:
         user's), the fleet's poller — handed to its waiters: the one place a code becomes news.
 
         A waiter takes a code it has not been given before; an error ends every waiter of it."""
+        if code is not None:
+            self._news.code(activation_id, code)
         track = self._tracks.get(activation_id)
         if track is None:
             return
@@ -472,10 +474,11 @@ class Scheduler:
                 f"activation {activation_id} was cancelled (or finished) while waiting for a code",
                 code="STATUS_CANCEL", action="getStatus"))
 
-    def closed_number(self, activation_id: int, state: str = "cancelled") -> None:
-        """An activation was closed (``state``: ``"finished"``, 6, or ``"cancelled"``, 8) without a
-        setStatus of ours saying so (found closed already, a refused cancel's finish that failed): the
-        news goes out (:class:`NumberNews`), as the session sends it for every setStatus that succeeded."""
+    def closed_number(self, activation_id: int, state: str = "expired") -> None:
+        """An activation was closed without a setStatus of ours saying so: ``"expired"`` (found closed
+        at the server: its lifetime ended, or someone else closed it), ``"finished"`` (a refused
+        cancel's finish that failed, a finish that found it closed): the news goes out
+        (:class:`NumberNews`), as the session sends it for every setStatus that succeeded."""
         self._news.closed(activation_id, state)
 
     def _forget_closed(self, activation_id: int, state: str) -> None:
@@ -788,9 +791,6 @@ class Scheduler:
             log.debug("closing %s after a refused cancel: %s", activation_id, exc.code)
             await self._session.journal.record_closed("activation", activation_id, "finished")
             self.closed_number(activation_id, "finished")  # (a 6 that went through: the session said so)
-
-    def _forget(self, activation_id: int) -> None:
-        self.closed_number(activation_id)
 
     @property
     def pending_cancels(self) -> list[int]:

@@ -325,7 +325,7 @@ async def test_every_settled_purchase_is_news_once() -> None:
                                                                      settle=0.01))
     bought: list[tuple[int, str]] = []
     async with client:
-        client._session.news.on_bought(lambda number_id, kind: bought.append((number_id, kind)))
+        client._session.news.on_bought(lambda purchase: bought.append((purchase.id, purchase.kind)))
         answered = await client.get_number_v2(service="tg", country=0)
         sim.faults.inject("lost_purchase", action="getNumberV2")  # committed, its answer lost
         reconciled = await client.get_number_v2(service="tg", country=0)
