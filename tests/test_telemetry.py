@@ -1,0 +1,216 @@
+"""Issue 43: metrics and traces, each proved against the simulator's ledger (the server's own count).
+
+OpenTelemetry's SDK reads the instruments back (an in-memory reader, an in-memory span exporter);
+``client.stats`` is read from the same choke points and must agree with both.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from smsactivate_async import ActivationCancelledError, RetryPolicy, SMSActivate, WaitTimeoutError
+from smsactivate_async.simulator import ActivationState, CatalogueEntry, CodeSchedule, Simulator
+
+pytestmark = pytest.mark.anyio
+
+#: a number of "tg" always gets its code; one of "wa" never does
+CATALOGUE = [CatalogueEntry("tg", 0, Decimal("0.25"), 10_000), CatalogueEntry("wa", 0, Decimal("0.40"), 10_000, 0.0)]
+
+
+class Readings:
+    """The metrics an in-memory reader collected, summed by name and attributes."""
+
+    def __init__(self, reader: InMemoryMetricReader) -> None:
+        self.points: dict[str, list[Any]] = {}
+        data = reader.get_metrics_data()
+        assert data is not None
+        for resource in data.resource_metrics:
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    self.points.setdefault(metric.name, []).extend(metric.data.data_points)
+
+    def total(self, name: str, **attributes: str) -> float:
+        """The sum of a counter (or the count of a histogram) over the points matching ``attributes``."""
+        found = 0.0
+        for point in self.points.get(name, []):
+            if all(point.attributes.get(k) == v for k, v in attributes.items()):
+                found += point.count if hasattr(point, "count") else point.value
+        return found
+
+    def by(self, name: str, attribute: str) -> dict[str, float]:
+        found: Counter[str] = Counter()
+        for point in self.points.get(name, []):
+            found[str(point.attributes.get(attribute))] += point.value
+        return dict(found)
+
+    def attributes(self) -> list[dict[str, Any]]:
+        return [dict(point.attributes) for points in self.points.values() for point in points]
+
+
+def make(**options: Any) -> tuple[Simulator, SMSActivate, InMemoryMetricReader, InMemorySpanExporter]:
+    sim = Simulator(codes=CodeSchedule.within(0.02, 0.15), catalogue=CATALOGUE, early_cancel_seconds=0,
+                    lifetime_seconds=2.0, seed=3)
+    reader = InMemoryMetricReader()
+    spans = InMemorySpanExporter()
+    tracing = TracerProvider()
+    tracing.add_span_processor(SimpleSpanProcessor(spans))
+    client = SMSActivate(sim.api_key, transport=sim.transport(), poll_interval=0.03, early_cancel_window=0,
+                         rate_limit=None, meter_provider=MeterProvider(metric_readers=[reader]),
+                         tracer_provider=tracing, **options)
+    return sim, client, reader, spans
+
+
+async def test_every_metric_agrees_with_the_ledger() -> None:
+    """Requests, purchases, spend, refunds, codes and closes (finished, cancelled, expired), with
+    lost answers reconciled and throttles on the way: the client's counts are the server's."""
+    sim, client, reader, _ = make(retry=RetryPolicy(attempts=6, base_delay=0, max_delay=0, settle=0.01))
+    outcomes: Counter[str] = Counter()
+
+    async def coded() -> None:
+        async with client.activation(service="tg", country=0) as act:
+            await act.wait_for_code(timeout=5)
+            outcomes["coded"] += 1
+
+    async def timed_out() -> None:
+        handle = await client.start_activation(service="wa", country=0, timeout=0.1)
+        with pytest.raises(WaitTimeoutError):
+            await handle.wait_for_code()
+        outcomes["timed_out"] += 1
+
+    async def expired() -> None:  # the server ends its life first
+        handle = await client.start_activation(service="wa", country=0, timeout=5)
+        with pytest.raises(ActivationCancelledError):
+            await handle.wait_for_code()
+        outcomes["expired"] += 1
+
+    async with client:
+        sim.faults.inject("lost_purchase", action="getNumberV2")
+        sim.faults.inject("rate_limit", action="getStatus", times=2)
+        sim.faults.inject("html_5xx", action="getStatus")
+        async with anyio.create_task_group() as group:
+            for _ in range(12):
+                group.start_soon(coded)
+            for _ in range(4):
+                group.start_soon(timed_out)
+            for _ in range(3):
+                group.start_soon(expired)
+        await client.get_balance()
+        await anyio.sleep(0.05)
+        got = Readings(reader)
+    assert outcomes == {"coded": 12, "timed_out": 4, "expired": 3}
+    ledger = sim.ledger
+    states = Counter(a.state for a in sim.activations.values())
+    assert states == {ActivationState.FINISHED: 12, ActivationState.CANCELLED: 4, ActivationState.REFUNDED: 3}
+
+    assert got.total("smsactivate.requests") == len(ledger.requests) == client.stats.requests
+    for action in {r.action for r in ledger.requests}:
+        assert got.total("smsactivate.requests", action=action) == ledger.requests_for(action), action
+    assert got.total("smsactivate.requests", action="getStatus", outcome="ok") > 0
+    assert got.total("smsactivate.requests", action="getStatus", outcome="RATE_LIMIT") >= 2
+    assert got.total("smsactivate.rate_limit.blocks") == client.stats.rate_limited >= 2
+    assert got.total("smsactivate.request.duration") == len(ledger.requests)
+
+    assert got.total("smsactivate.purchases") == len(ledger.purchases) == client.stats.purchases == 19
+    assert got.total("smsactivate.purchases", service="wa", country="0", provider="sms-activate") == 7
+    spent = sum(got.by("smsactivate.spend", "service").values())
+    assert Decimal(str(round(spent, 6))) == ledger.spent() == client.stats.spent
+    refunded = sum(got.by("smsactivate.refunds", "service").values())
+    assert Decimal(str(round(refunded, 6))) == ledger.refunded() == client.stats.refunded == Decimal("2.80")
+    assert got.by("smsactivate.refunds", "service") == {"wa": pytest.approx(2.80)}
+
+    codes = sum(1 for change in ledger.status_changes if change.new == "CODE_RECEIVED")
+    assert got.total("smsactivate.codes") == codes == client.stats.codes == 12
+    assert got.total("smsactivate.code.latency") == 12
+    assert got.by("smsactivate.closed", "how") == {"finished": 12, "cancelled": 4, "expired": 3}
+    assert client.stats.closed == {"finished": 12, "cancelled": 4, "expired": 3}
+    assert got.total("smsactivate.open_numbers") == 0
+    assert got.total("smsactivate.waiters") == 0
+
+
+async def test_no_key_and_no_phone_number_in_any_metric_or_span() -> None:
+    sim, client, reader, spans = make()
+    async with client:
+        async with client.activation(service="tg", country=0) as act:
+            phone = act.phone_number
+            await act.wait_for_code(timeout=5)
+        got = Readings(reader)
+    finished = spans.get_finished_spans()
+    texts = [repr(attributes) for attributes in got.attributes()]
+    texts += [repr(dict(span.attributes or {})) + span.name for span in finished]
+    assert texts
+    for text in texts:
+        assert sim.api_key not in text
+        assert phone not in text and phone[-7:] not in text
+        assert str(act.activation_id) not in text
+
+
+async def test_one_span_per_call_with_action_outcome_status_and_retries() -> None:
+    sim, client, _, spans = make(retry=RetryPolicy(attempts=4, base_delay=0, max_delay=0))
+    async with client:
+        sim.faults.inject("html_5xx", action="getBalance", times=2)
+        await client.get_balance()
+        with pytest.raises(Exception):
+            await client.get_status(999_999)
+    finished = {span.name: span for span in spans.get_finished_spans()}
+    balance = finished["smsactivate getBalance"]
+    assert balance.attributes is not None
+    assert balance.attributes["smsactivate.action"] == "getBalance"
+    assert balance.attributes["smsactivate.outcome"] == "ok"
+    assert balance.attributes["smsactivate.retries"] == 2
+    assert balance.attributes["http.response.status_code"] == 200
+    status = finished["smsactivate getStatus"]
+    assert status.attributes is not None
+    assert status.attributes["smsactivate.outcome"] == "NO_ACTIVATION"
+    assert status.attributes["smsactivate.retries"] == 0
+    assert not status.status.is_ok  # the error is recorded on the span
+    assert sum(1 for span in spans.get_finished_spans() if span.name == "smsactivate getBalance") == 1
+
+
+async def test_without_a_configured_sdk_no_span_is_started_and_counts_go_on() -> None:
+    """The global providers with nothing configured: no tracer is made, the stats still count."""
+    sim = Simulator()
+    client = SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None)
+    async with client:
+        await client.get_balance()
+    assert client._session.telemetry._tracer is None
+    assert client.stats.requests == 1
+
+
+def test_the_api_is_never_imported_without_the_extra() -> None:
+    """With ``opentelemetry`` not importable, the client works and imports nothing of it."""
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'opentelemetry' or name.startswith('opentelemetry.'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import anyio\n"
+        "from smsactivate_async import SMSActivate\n"
+        "from smsactivate_async.simulator import Simulator\n"
+        "async def main():\n"
+        "    sim = Simulator()\n"
+        "    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None) as client:\n"
+        "        await client.get_balance()\n"
+        "    assert client.stats.requests == 1\n"
+        "anyio.run(main)\n"
+        "assert not [m for m in sys.modules if m.startswith('opentelemetry')], 'imported'\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
