@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from smsactivate_async import ActivationCancelledError, RetryPolicy, SMSActivate, WaitTimeoutError
+from smsactivate_async import ActivationCancelledError, RetryPolicy, SMSActivate, SMSActivateError, WaitTimeoutError
 from smsactivate_async.simulator import ActivationState, CatalogueEntry, CodeSchedule, Simulator
 
 pytestmark = pytest.mark.anyio
@@ -162,7 +162,7 @@ async def test_one_span_per_call_with_action_outcome_status_and_retries() -> Non
     async with client:
         sim.faults.inject("html_5xx", action="getBalance", times=2)
         await client.get_balance()
-        with pytest.raises(Exception):
+        with pytest.raises(SMSActivateError, match="NO_ACTIVATION"):
             await client.get_status(999_999)
     finished = {span.name: span for span in spans.get_finished_spans()}
     balance = finished["smsactivate getBalance"]
