@@ -521,6 +521,127 @@ def _show_report(ctx: Context, report: Any) -> None:
                   "are redacted), attached to an issue.")
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def _since(text: str, now: float) -> float:
+    """``--since``: a duration back from now (``90s``, ``30m``, ``6h``, ``2d``) or an ISO time."""
+    unit = _UNITS.get(text[-1:].lower())
+    if unit is not None:
+        try:
+            return now - float(text[:-1]) * unit
+        except ValueError:
+            pass
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: write a duration (30m, 6h, 2d) or an ISO time "
+                                 "(2026-12-06T09:00+00:00)", param_hint="--since") from None
+    if when.tzinfo is None:
+        raise click.BadParameter(f"{text!r} names no time zone (add +00:00 or Z)", param_hint="--since")
+    return when.timestamp()
+
+
+def _when(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _fleet_tables(view: Any) -> Any:
+    from rich.console import Group
+
+    owners = Table(title=f"Owners — {view.open_numbers} open, {view.suspended} suspended ({_when(view.at)})")
+    for column in ("owner", "lease", "open activations", "open rents", "suspended"):
+        owners.add_column(column)
+    for owner in view.owners:
+        if owner.lease_until is None:
+            lease = "[red]none[/red]"
+        elif owner.alive:
+            lease = f"[green]alive[/green], {owner.lease_until - view.at:.0f} s left"
+        else:
+            lease = f"[red]expired[/red] {view.at - owner.lease_until:.0f} s ago"
+        owners.add_row(owner.owner, lease, str(owner.open_activations), str(owner.open_rents), str(owner.suspended))
+    parts: list[Any] = [owners]
+    if view.oldest is not None:
+        kind, ident, owner, age = view.oldest
+        parts.append(f"Oldest open number: {kind} {ident} of {owner}, open {age / 60:.1f} min")
+    else:
+        parts.append("No open numbers.")
+    spend = (f"Since {_when(view.since)}: {view.bought} bought, spent {view.spent}, refunded {view.refunded}, "
+             f"net {view.spent - view.refunded}")
+    parts.append(spend + (f" ({view.unpriced} of unknown price)" if view.unpriced else ""))
+    recoveries = Table(title=f"Recoveries since {_when(view.since)} (newest last)")
+    recoveries.add_column("when")
+    recoveries.add_column("what", overflow="fold")
+    for at, text in view.recoveries[-20:]:
+        recoveries.add_row(_when(at), text)
+    parts.append(recoveries if view.recoveries else "No recoveries.")
+    return Group(*parts)
+
+
+@cli.command()
+@click.option("--store", "store_url", required=True, help="The journal: sqlite:///path/journal.db or redis://host:port/db.")
+@click.option("--since", "since_text", default="24h", show_default=True,
+              help="Spend and recoveries since: a duration (30m, 6h, 2d) or an ISO time.")
+@click.option("--watch", is_flag=True, help="Keep the view live until Ctrl-C.")
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between refreshes with --watch.")
+@pass_context
+def fleet(ctx: Context, store_url: str, since_text: str, watch: bool, interval: float) -> None:
+    """Show the account's fleet from its journal: owners and leases, open and suspended numbers, the
+    oldest open number, recoveries, spend. Read-only: it changes no record, sends no request."""
+    import pathlib
+    import time
+
+    from ._fleet_view import read_fleet
+    from ._providers import resolve_provider
+    from ._store import namespace_for, redact_url
+    from ._stores import open_store
+
+    if not ctx.api_key:
+        raise click.UsageError("the account's key is needed to find its records (they are kept under a hash of it, "
+                               "never sent): --api-key or SMSACTIVATE_API_KEY")
+    if store_url.lower().startswith("sqlite:///") and not pathlib.Path(store_url[len("sqlite:///"):]).exists():
+        raise click.UsageError(f"no journal at {redact_url(store_url)!r} (the console creates none)")
+    if interval <= 0:
+        raise click.BadParameter("must be positive", param_hint="--interval")
+    _since(since_text, time.time())  # a bad --since is refused before the store is opened
+    try:
+        store = open_store(store_url)
+    except SMSActivateError as error:
+        raise click.UsageError(str(error)) from None
+    namespace = namespace_for(resolve_provider(ctx.provider, ctx.base_url).name, ctx.api_key.strip())
+
+    async def look() -> Any:
+        now = time.time()
+        return await read_fleet(store, now=now, since=_since(since_text, now))
+
+    async def go() -> None:
+        await store.open(namespace)
+        try:
+            if not watch:
+                view = await look()
+                if ctx.as_json:
+                    click.echo(json.dumps(view.as_dict()))
+                else:
+                    console.print(_fleet_tables(view))
+                return
+            from rich.live import Live
+
+            with Live(_fleet_tables(await look()), console=console, refresh_per_second=4) as live:
+                while True:
+                    await anyio.sleep(interval)
+                    live.update(_fleet_tables(await look()))
+        finally:
+            await store.aclose()
+
+    try:
+        anyio.run(go)
+    except KeyboardInterrupt:
+        pass
+    except SMSActivateError as error:
+        err_console.print(f"[red]error[/red] {error}")
+        sys.exit(next(c for cls, c in EXIT_CODES if isinstance(error, cls)))
+
+
 @cli.command()
 @click.option("--activations", default=100, show_default=True)
 @click.option("--dialect", default="sms-activate", type=click.Choice(list(PROVIDERS)), show_default=True)
