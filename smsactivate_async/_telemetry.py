@@ -18,7 +18,8 @@ contract (../shared/API.md, "Observability"):
 - a number closed — :meth:`NumberNews.closed`: ``smsactivate.closed`` {how: finished | cancelled |
   expired} and ``smsactivate.refunds`` {service, country} (a close without a code, of a number whose
   price is known);
-- now: ``smsactivate.open_numbers``, ``smsactivate.waiters`` (observed when read);
+- now: ``smsactivate.open_numbers``, ``smsactivate.waiters``, ``smsactivate.open_numbers.oldest_age``
+  (observed when read);
 - the fleet: ``smsactivate.recovery.actions`` {what}, ``smsactivate.strays`` {what},
   ``smsactivate.suspended``.
 
@@ -167,6 +168,12 @@ class _Instruments:
         meter.create_observable_up_down_counter("smsactivate.waiters", [waiters], "{waiter}",
                                                 "wait_for_code calls waiting now")
 
+        def oldest(options: Any) -> Iterator[Any]:
+            yield metrics.Observation(telemetry.oldest_open())
+
+        meter.create_observable_gauge("smsactivate.open_numbers.oldest_age", [oldest], "s",
+                                      "how long the oldest number this client holds has been open (0: none)")
+
 
 class Telemetry:
     """The counting choke points of one client (see the module)."""
@@ -184,6 +191,13 @@ class Telemetry:
         self._tracer_provider = tracer_provider
         self._tracer: Any = None
         self._tracing = enabled
+
+    def oldest_open(self) -> float:
+        """Seconds the oldest number held here has been open (0 when none): past an activation's timeout
+        and early-cancel window, something failed to close it."""
+        if not self._open:
+            return 0.0
+        return max(0.0, self._clock.now() - min(held.bought_at for held in self._open.values()))
 
     def listen(self, news: NumberNews) -> None:
         news.on_bought(self.bought)
