@@ -614,6 +614,8 @@ def fleet(ctx: Context, store_url: str, since_text: str, watch: bool, interval: 
         now = time.time()
         return await read_fleet(store, now=now, since=_since(since_text, now))
 
+    screen = Console()  # sized now (COLUMNS, the terminal), not when the module was imported
+
     async def go() -> None:
         await store.open(namespace)
         try:
@@ -622,11 +624,11 @@ def fleet(ctx: Context, store_url: str, since_text: str, watch: bool, interval: 
                 if ctx.as_json:
                     click.echo(json.dumps(view.as_dict()))
                 else:
-                    console.print(_fleet_tables(view))
+                    screen.print(_fleet_tables(view))
                 return
             from rich.live import Live
 
-            with Live(_fleet_tables(await look()), console=console, refresh_per_second=4) as live:
+            with Live(_fleet_tables(await look()), console=screen, refresh_per_second=4) as live:
                 while True:
                     await anyio.sleep(interval)
                     live.update(_fleet_tables(await look()))

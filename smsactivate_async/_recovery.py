@@ -24,6 +24,7 @@ from . import _actions
 from ._exceptions import ActivationStateError, BadRequestError, RentStateError, SMSActivateError
 from ._journal import Journal, Liveness, RecoveryReport
 from ._models import RentListEntry, StatusCode
+from ._news import Bought
 from ._store import UNSETTLED, Entry, Intent
 from ._telemetry import decimal_or_none
 
@@ -67,7 +68,8 @@ async def recover(session: Session, scheduler: Scheduler, rent_waited: Callable[
             before = {what: len(getattr(report, what)) for what in _OUTCOMES}
             # held here now: its close (and refund) is counted here
             session.telemetry.holding(entry.id, service=entry.service, country=entry.country,
-                                      cost=decimal_or_none(entry.cost), codes=(entry.code,) if entry.code else ())
+                                      cost=decimal_or_none(entry.cost), codes=(entry.code,) if entry.code else (),
+                                      kind=entry.kind)
             if entry.kind == "rent":
                 await _close_rent(session, entry, report, waited=rent_waited(entry.id))
             else:
@@ -218,9 +220,12 @@ async def _recover_lost_purchases(
         found: set[str] = set()
         for intent, row in zip(intents, matching, strict=False):
             entry = journal.entry(intent, "activation", row.activation_id, row.phone_number,
-                                  service=row.service_code, country=country)
+                                  service=row.service_code, country=country, cost=row.activation_cost)
             if not await journal.adopt(entry):
                 continue
+            # a purchase its buyer never heard of: the account's all the same, and counted here
+            session.news.bought(Bought("activation", row.activation_id, row.service_code or service or "",
+                                       country or "", row.activation_cost))
             found.add(intent.id)
             unknown.remove(row)
             code = row.sms_code[-1] if row.sms_code else None

@@ -288,6 +288,8 @@ class RentWaits:
         try:
             return await self._session.call(_actions.GET_RENT_STATUS, params)
         except (ActivationStateError, RentNotFoundError) as exc:
+            if track.error is None:
+                self._session.news.closed(track.rent_id, "expired", "rent")  # over at the server, unasked
             track.error = exc  # the rent is over: its waiters hear why, after the messages still to hand over
             for waiter in track.waiters:
                 waiter.news.set()

@@ -382,8 +382,7 @@ class Session:
         if closed is not None:
             kind, state = closed
             await self.journal.record_closed(kind, entry_id, state)
-            if kind == "activation":
-                self.news.closed(entry_id, state)
+            self.news.closed(entry_id, state, kind)
 
     async def _backoff(self, error: SMSActivateError, attempt: int, policy: RetryPolicy) -> bool:
         """Wait before the next attempt; ``False`` when there is none to make."""

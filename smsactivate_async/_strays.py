@@ -29,6 +29,7 @@ from . import _actions
 from ._convert import to_decimal
 from ._exceptions import SMSActivateError
 from ._models import ActiveActivation
+from ._news import Bought
 from ._session import _matches
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ class Strays:
                             continue
                         entry = session.journal.entry(None, "activation", row.activation_id, row.phone_number,
                                                       service=row.service_code or watch.wire.get("service"),
-                                                      country=watch.wire.get("country"))
+                                                      country=watch.wire.get("country"), cost=row.activation_cost)
                         taken.add(row.activation_id)
                         if not await session.journal.adopt(entry):
                             continue
@@ -168,6 +169,9 @@ class Strays:
                         await self._end(watch, "recovered")
                         session.known_activations[row.activation_id] = self._clock.now()
                         session.telemetry.stray("found")
+                        # bought (and paid for) after all: news now, whether it is adopted or closed
+                        session.news.bought(Bought("activation", row.activation_id,
+                                                   entry.service or "", entry.country or "", row.activation_cost))
                         await self._keep_or_close(row, watch.wire)
                         break
         except SMSActivateError as exc:

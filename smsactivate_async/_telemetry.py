@@ -183,7 +183,7 @@ class Telemetry:
         self.stats = SessionStats()
         self._clock = clock
         self._provider = provider
-        self._open: dict[int, _Open] = {}
+        self._open: dict[tuple[str, int], _Open] = {}
         #: how many activations are waited on now (the scheduler sets it)
         self.waiters: Callable[[], int] = lambda: 0
         enabled = otel_available() if use_otel is None else use_otel
@@ -203,6 +203,7 @@ class Telemetry:
         news.on_bought(self.bought)
         news.on_code(self.code)
         news.on_closed(self.closed)
+        news.on_rent_closed(lambda rent_id, how: self.closed(rent_id, how, "rent"))
 
     # --- requests ----------------------------------------------------------------------------
 
@@ -257,7 +258,7 @@ class Telemetry:
 
     def bought(self, purchase: Bought) -> None:
         self.stats.purchases += 1
-        self._open[purchase.id] = _Open(purchase.service, purchase.country, purchase.cost, self._clock.now())
+        self._open[(purchase.kind, purchase.id)] = _Open(purchase.service, purchase.country, purchase.cost, self._clock.now())
         if purchase.cost is not None:
             self.stats.spent += purchase.cost
         if self._otel is not None:
@@ -269,14 +270,14 @@ class Telemetry:
                 self._otel.unpriced.add(1, {**where, "provider": self._provider})
 
     def holding(self, number_id: int, *, service: str | None, country: str | None, cost: Decimal | None,
-                codes: tuple[str, ...] = ()) -> None:
+                codes: tuple[str, ...] = (), kind: str = "activation") -> None:
         """A number bought by another process is held here now (resumed, taken over by recovery):
         its close and refund are counted here, not its purchase."""
-        if number_id not in self._open:
-            self._open[number_id] = _Open(service or "", country or "", cost, self._clock.now(), set(codes))
+        if (kind, number_id) not in self._open:
+            self._open[(kind, number_id)] = _Open(service or "", country or "", cost, self._clock.now(), set(codes))
 
     def code(self, activation_id: int, code: str) -> None:
-        held = self._open.get(activation_id)
+        held = self._open.get(("activation", activation_id))
         if held is None or code in held.codes:
             return
         first = not held.codes
@@ -287,9 +288,9 @@ class Telemetry:
             if first:
                 self._otel.latency.record(self._clock.now() - held.bought_at)
 
-    def closed(self, number_id: int, how: str) -> None:
+    def closed(self, number_id: int, how: str, kind: str = "activation") -> None:
         self.stats.closed[how] += 1
-        held = self._open.pop(number_id, None)
+        held = self._open.pop((kind, number_id), None)
         refund = held is not None and how != "finished" and not held.codes and held.cost is not None
         if refund:
             assert held is not None and held.cost is not None
@@ -302,7 +303,7 @@ class Telemetry:
 
     def released(self, number_id: int) -> None:
         """A number left this process open (suspended for a restart)."""
-        if self._open.pop(number_id, None) is not None and self._otel is not None:
+        if self._open.pop(("activation", number_id), None) is not None and self._otel is not None:
             self._otel.suspended.add(1)
 
     # --- the fleet ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -22,7 +23,18 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from smsactivate_async import ActivationCancelledError, RetryPolicy, SMSActivate, SMSActivateError, WaitTimeoutError
-from smsactivate_async.simulator import ActivationState, CatalogueEntry, CodeSchedule, Simulator
+from smsactivate_async.simulator import (
+    ActivationState,
+    CatalogueEntry,
+    CodeSchedule,
+    FaultKind,
+    Faults,
+    LoopSimClock,
+    ManualClock,
+    Simulator,
+)
+
+from .conftest import on_virtual_time
 
 pytestmark = pytest.mark.anyio
 
@@ -214,3 +226,87 @@ def test_the_api_is_never_imported_without_the_extra() -> None:
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def _meters() -> tuple[MeterProvider, InMemoryMetricReader]:
+    reader = InMemoryMetricReader()
+    return MeterProvider(metric_readers=[reader]), reader
+
+
+@on_virtual_time()
+async def test_strays_are_bought_once_and_their_refund_counted() -> None:
+    """A purchase given up as never made, committed late: found, kept, cancelled — the account paid and
+    was refunded, and the counts say so (the ledger again)."""
+    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=60,
+                    faults=Faults(late_commit_seconds=8.0, hang_seconds=1.0), api_keys={"k": Decimal(100)})
+    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumberV2")
+    meters, reader = _meters()
+    client = SMSActivate("k", provider="herosms", transport=sim.transport(), rate_limit=None, timeout=2.0,
+                         early_cancel_window=60, retry=RetryPolicy(base_delay=0.01, settle=5.0), meter_provider=meters)
+    async with client:
+        first = await client.get_number_v2(service="tg", country=2)
+        await anyio.sleep(200)  # found, kept for a purchase that never comes, cancelled
+        await client.set_status(first.activation_id, 8)
+        got = Readings(reader)
+    assert got.by("smsactivate.strays", "what") == {"found": 1, "closed": 1}
+    assert got.total("smsactivate.purchases") == len(sim.ledger.purchases) == 2
+    assert Decimal(str(round(sum(got.by("smsactivate.spend", "service").values()), 6))) == sim.ledger.spent()
+    assert Decimal(str(round(sum(got.by("smsactivate.refunds", "service").values()), 6))) == sim.ledger.refunded()
+    assert sim.ledger.refunded() == sim.ledger.spent()
+    assert got.total("smsactivate.requests") == len(sim.ledger.requests)
+
+
+async def test_suspend_resume_and_recovery_are_counted_where_they_happen(tmp_path: Path) -> None:
+    """Spend where a number was bought, its close and refund where it was closed: the processes'
+    counts add up to the ledger across a suspend, a resume and a dead owner's recovery."""
+    clock = ManualClock()
+    sim = Simulator(codes=CodeSchedule.never(), clock=clock, early_cancel_seconds=0)
+    store = f"sqlite:///{tmp_path}/journal.db"
+    options: dict[str, Any] = {"transport": sim.transport(), "rate_limit": None, "poll_interval": 0.01,
+                               "early_cancel_window": 0, "store": store}
+    readers = []
+    meters, reader = _meters()
+    readers.append(reader)
+    async with SMSActivate(sim.api_key, owner="dead", lease=0.2, meter_provider=meters, **options) as dead:
+        for _ in range(2):
+            await dead.get_number_v2(service="tg", country=0)
+    meters, reader = _meters()
+    readers.append(reader)
+    async with SMSActivate(sim.api_key, owner="web", suspend_on_close=True, meter_provider=meters, **options) as web:
+        for _ in range(3):
+            await web.start_activation(service="tg", country=0, timeout=600)
+    suspended = Readings(reader)
+    assert suspended.total("smsactivate.suspended") == 3 and suspended.total("smsactivate.open_numbers") == 0
+    await anyio.sleep(0.3)
+    meters, reader = _meters()
+    readers.append(reader)
+    async with SMSActivate(sim.api_key, owner="web", meter_provider=meters, **options) as web:
+        assert len(web.resumed) == 3
+        resumed = Readings(reader)
+        assert resumed.total("smsactivate.open_numbers") == 3 and resumed.total("smsactivate.purchases") == 0
+        report = await web.recover()
+        for handle in web.resumed:
+            await handle.cancel()
+        got = Readings(reader)
+    assert len(report.cancelled) == 2
+    assert got.by("smsactivate.recovery.actions", "what") == {"cancelled": 2}
+    assert got.by("smsactivate.closed", "how") == {"cancelled": 5}
+    everyone = [Readings(r) for r in readers]
+    spent = sum(sum(r.by("smsactivate.spend", "service").values()) for r in everyone)
+    refunded = sum(sum(r.by("smsactivate.refunds", "service").values()) for r in everyone)
+    assert Decimal(str(round(spent, 6))) == sim.ledger.spent()
+    assert Decimal(str(round(refunded, 6))) == sim.ledger.refunded() == sim.ledger.spent()
+    assert sum(r.total("smsactivate.requests") for r in everyone) == len(sim.ledger.requests)
+
+
+async def test_the_rate_limiter_wait_is_measured_per_request() -> None:
+    sim = Simulator()
+    meters, reader = _meters()
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=20, burst=1,
+                           meter_provider=meters) as client:
+        for _ in range(6):
+            await client.get_balance()
+        got = Readings(reader)
+    (point,) = got.points["smsactivate.rate_limit.wait"]
+    assert point.count == 6 == len(sim.ledger.requests)
+    assert 0.15 < point.sum < 1.0  # five waits of about 1/20 s each
