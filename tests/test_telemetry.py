@@ -132,7 +132,8 @@ async def test_every_metric_agrees_with_the_ledger() -> None:
         assert got.total("smsactivate.requests", action=action) == ledger.requests_for(action), action
     assert got.total("smsactivate.requests", action="getStatus", outcome="ok") > 0
     assert got.total("smsactivate.requests", action="getStatus", outcome="RATE_LIMIT") >= 2
-    assert got.total("smsactivate.rate_limit.blocks") == client.stats.rate_limited >= 2
+    throttled = sum(1 for r in ledger.requests if r.status == 429)
+    assert got.total("smsactivate.rate_limit.blocks") == client.stats.rate_limited == throttled >= 2
     assert got.total("smsactivate.request.duration") == len(ledger.requests)
 
     assert got.total("smsactivate.purchases") == len(ledger.purchases) == client.stats.purchases == 19
@@ -310,3 +311,24 @@ async def test_the_rate_limiter_wait_is_measured_per_request() -> None:
     (point,) = got.points["smsactivate.rate_limit.wait"]
     assert point.count == 6 == len(sim.ledger.requests)
     assert 0.15 < point.sum < 1.0  # five waits of about 1/20 s each
+
+
+async def test_open_numbers_and_waiters_are_what_is_in_flight() -> None:
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    meters, reader = _meters()
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, poll_interval=0.02,
+                           early_cancel_window=0, meter_provider=meters) as client:
+        handles = [await client.start_activation(service="tg", country=0, timeout=30) for _ in range(5)]
+        await anyio.sleep(0.1)
+        during = Readings(reader)
+        open_then = len(sim.open_activations())
+        for handle in handles:
+            await handle.cancel()
+        await anyio.sleep(0.1)  # the handles' own tasks leave their waits
+        after = Readings(reader)
+    assert during.total("smsactivate.open_numbers") == 5 == open_then
+    assert during.total("smsactivate.waiters") == 5
+    assert during.total("smsactivate.open_numbers.oldest_age") >= 0.1
+    assert after.total("smsactivate.open_numbers") == 0 and after.total("smsactivate.waiters") == 0
+    assert after.total("smsactivate.open_numbers.oldest_age") == 0
+
