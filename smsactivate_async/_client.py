@@ -38,6 +38,7 @@ from ._news import NumberNews
 from ._outcome import NumberOutcome
 from ._params import identifier
 from ._policy import AdaptiveRateLimiter, Limiter, RateLimiter, RetryPolicy, SharedRateLimiter
+from ._polling import PollBudget, PollPace
 from ._providers import Provider, resolve_provider
 from ._record import RecordingTransport
 from ._recovery import recover
@@ -78,7 +79,12 @@ class SMSActivate(GeneratedActions):
         provider: a preset name (``"sms-activate"``, ``"herosms"``) or a :class:`Provider`.
         base_url: the full handler URL (``…/stubs/handler_api.php``); overrides the preset's.
         timeout: seconds per request (connect and read).
-        poll_interval: seconds between poll ticks of the waiters (default: the preset's).
+        poll_interval: seconds between poll ticks of the waiters at most (default: the preset's);
+            sooner while the request budget has room (``poll_share``).
+        poll_share: the part of the spare request budget (the rate limit less what the other work
+            uses) a poller may spend to poll sooner than ``poll_interval`` (default 0.25; 0: poll at
+            ``poll_interval``). No effect without a rate limit, or for a minute after a throttle.
+        min_poll_interval: never poll sooner than this (default 0.5 s).
         rent_poll_interval: seconds between two getRentStatus of one rent somebody waits on (default
             10 s: rents live hours, one request per waited rent per interval; pushes bring news at once).
         early_cancel_window: seconds after purchase during which cancelling is refused.
@@ -120,6 +126,10 @@ class SMSActivate(GeneratedActions):
         suspend_on_close: closing (``async with``, a lifespan's end) suspends instead of closing the
             numbers of :meth:`start_activation` still waiting — ``aclose(suspend=True)``: they stay
             open, for the next process with the same ``owner`` to resume. Needs a persistent store.
+        meter_provider: the OpenTelemetry ``MeterProvider`` the client's metrics go to (default: the
+            global one); needs the ``otel`` extra (docs/recipes/observability.md).
+        tracer_provider: the OpenTelemetry ``TracerProvider`` of its spans, one per call (default:
+            the global one; none is started while nothing is configured).
 
     Works with ``async with`` or without: made in one task, used from any, closed by
     :meth:`aclose` from another. What it runs in the background (polling, deadlines, deferred
@@ -158,6 +168,8 @@ class SMSActivate(GeneratedActions):
         store_wait: float = 30.0,
         meter_provider: Any = None,
         tracer_provider: Any = None,
+        poll_share: float = 0.25,
+        min_poll_interval: float = 0.5,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise InvalidArgumentError("api_key must be a non-empty string")
@@ -249,11 +261,14 @@ class SMSActivate(GeneratedActions):
             telemetry=telemetry,
         )
         self._retry_override: RetryPolicy | None = None
-        self._scheduler = Scheduler(self._session, self.clock, self._wait, self._host, news)
+        #: adaptive polling: as often as a share of the spare request budget allows (docs/waiting.md)
+        self._poll_budget = PollBudget(self._session, self.clock, PollPace(poll_share, min_poll_interval))
+        self._scheduler = Scheduler(self._session, self.clock, self._wait, self._host, news, self._poll_budget)
         telemetry.waiters = lambda: self._scheduler.waiting
         telemetry.listen(news)  # after the scheduler: a close is counted once the waiters know of it
         self._strays = self._session.strays = Strays(self._session, self._scheduler, self._host, self.clock, self._wait)
-        self._rents = RentWaits(self._session, self.clock, self._host, self._scheduler, float(rent_poll_interval))
+        self._rents = RentWaits(self._session, self.clock, self._host, self._scheduler, float(rent_poll_interval),
+                                self._poll_budget)
         self._handles: dict[int, ActivationHandle] = {}
         self._resumed: list[ActivationHandle] = []
         #: handles whose numbers ended, the newest kept (``handle(id)`` still finds them: a caller's last look)

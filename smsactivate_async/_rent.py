@@ -26,6 +26,7 @@ from ._tasks import LoopJob
 
 if TYPE_CHECKING:
     from ._clock import Clock
+    from ._polling import PollBudget
     from ._session import Session
     from ._tasks import TaskHost
 
@@ -85,8 +86,10 @@ class RentWaits:
     """Every rent wait of one client: the tracks, and the one poller that serves them."""
 
     def __init__(self, session: Session, clock: Clock, host: TaskHost, pushes: PushPace,
-                 interval: float) -> None:
+                 interval: float, budget: PollBudget | None = None) -> None:
         self._session = session
+        #: how often the spare request budget lets a rent be polled (None: at the configured interval)
+        self._budget = budget
         self._clock = clock
         self._host = host
         self._pushes = pushes
@@ -238,6 +241,10 @@ class RentWaits:
 
     def _interval(self, track: _RentTrack) -> float:
         interval = min((waiter.interval for waiter in track.waiters), default=self.interval)
+        if self._budget is not None:
+            # every waited rent is one getRentStatus per interval: the cost of a round of them
+            waited = sum(1 for t in self._tracks.values() if t.waiters and t.error is None)
+            interval = self._budget.interval(interval, waited)
         fallback = self._pushes.fallback_interval
         if fallback is not None and self._pushes.pushes_arriving:
             interval = max(interval, fallback)  # pushes bring the news: polling is the fallback

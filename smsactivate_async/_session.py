@@ -226,6 +226,8 @@ class Session:
         self.closing = False
         #: the watch for purchases committed after they were given up (the client composes it)
         self.strays: StrayWatch | None = None
+        #: when (clock time) the provider last throttled this client (adaptive polling holds back after it)
+        self.last_throttle = float("-inf")
 
     def add_hook(self, hook: Callable[[RequestEvent], None]) -> None:
         self._hooks.append(hook)
@@ -389,6 +391,7 @@ class Session:
         retry_after = getattr(error, "retry_after", None)
         if isinstance(error, RateLimitedError):
             self.telemetry.rate_block()
+            self.last_throttle = self.clock.now()
             # Without a Retry-After, hold for the provider's block (HeroSMS: 10 s, re-blocked by any
             # request meanwhile), not for a short backoff that would only prolong it.
             held = retry_after if retry_after is not None else (self.provider.rate_block_seconds or policy.base_delay)

@@ -28,6 +28,7 @@ import datetime as _dt
 import heapq
 import itertools
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -57,6 +58,7 @@ from ._tasks import LoopJob
 if TYPE_CHECKING:
     from ._clock import Clock
     from ._news import NumberNews
+    from ._polling import PollBudget
     from ._session import Session
     from ._tasks import TaskHost
 
@@ -269,9 +271,11 @@ class Scheduler:
     the client's task host, never on the client itself (which composes it)."""
 
     def __init__(self, session: Session, clock: Clock, settings: WaitSettings, host: TaskHost,
-                 news: NumberNews) -> None:
+                 news: NumberNews, budget: PollBudget | None = None) -> None:
         self._session = session
         self._news = news
+        #: how often the spare request budget lets the poller tick (None: at the configured interval)
+        self._budget = budget
         self._clock = clock
         self._settings = settings
         self._host = host
@@ -510,9 +514,19 @@ class Scheduler:
 
     def _interval(self) -> float:
         interval = min(self._intervals, default=self._settings.poll_interval)
+        if self._budget is not None and self._tracks:
+            interval = self._budget.interval(interval, self._tick_cost())
         if self.fallback_interval is not None and self.pushes_arriving:
             return max(interval, self.fallback_interval)  # pushes bring the news; polling is the safety net
         return interval
+
+    def _tick_cost(self) -> int:
+        """Requests one tick costs: a scan of pages of the active list, or a getStatus per waited number."""
+        provider = self._session.provider
+        if not provider.has_active_activations:
+            return len(self._tracks)
+        page = provider.page_size
+        return max(1, math.ceil(len(self._tracks) / page)) if page else 1
 
     async def _poll_loop(self) -> None:
         with self._poller.running():

@@ -347,6 +347,7 @@ class Simulator:
                 return  # this number never receives its code
         delay = self.codes.next_delay(self.rng)
         if delay is not None:
+            activation.code_due.append(self.clock.now() + delay)
             self._events.push(self.clock.now() + delay, "code", activation.id, token=len(activation.messages))
             if self._wake is not None:
                 self._wake.set()

@@ -236,6 +236,9 @@ class Activation:
     via: str = "sms"
     #: committed late (``FaultKind.LATE_PURCHASE``): out of the account's listings until then
     listed_from: float = 0.0
+    #: when (clock time) each code was scheduled to arrive, as drawn (a benchmark's floor reads them:
+    #: ``messages[].at`` is when the simulator next looked, which may be later)
+    code_due: list[float] = attrs.field(factory=list)
 
     @property
     def last_code(self) -> str | None:
