@@ -4,7 +4,7 @@ configured interval, backing off when the budget is needed or the provider throt
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -23,7 +23,7 @@ def _budget(rate: float | None, *, share: float = 0.25, least: float = 0.5, shar
     session: Any = SimpleNamespace(
         stats=SessionStats(), limiter=SimpleNamespace(rate=rate), last_throttle=float("-inf"),
         journal=SimpleNamespace(store=SimpleNamespace(shared=shared), sharers=sharers))
-    return PollBudget(session, clock, PollPace(share, least)), session, clock
+    return PollBudget(session, cast(Any, clock), PollPace(share, least)), session, clock
 
 
 def _work(session: Any, clock: ManualClock, per_second: float, seconds: float, action: str = "getStatus") -> None:
@@ -36,7 +36,7 @@ def _work(session: Any, clock: ManualClock, per_second: float, seconds: float, a
 
 def test_the_rule_cost_over_share_of_spare_clamped_between_the_floor_and_the_configured_interval() -> None:
     budget, session, clock = _budget(40.0)
-    assert budget.interval(5.0, 1) == 0.5          # 1 / (0.25 × 40) = 0.1: the floor
+    assert budget.interval(5.0, 1) == 0.5          # 1 / (0.25 * 40) = 0.1: the floor
     assert budget.interval(5.0, 30) == 3.0         # 30 / 10
     assert budget.interval(5.0, 100) == 5.0        # 100 / 10 = 10: never above the configured interval
     assert budget.interval(0.2, 1) == 0.2          # configured below the floor: as configured
@@ -70,7 +70,7 @@ def test_no_adapting_without_a_rate_with_share_zero_or_after_a_throttle() -> Non
 
 def test_a_fleet_shares_the_account_budget() -> None:
     budget = _budget(40.0, sharers=4, shared=True)[0]
-    assert budget.interval(10.0, 10) == 4.0        # 10 / (0.25 × 40 / 4)
+    assert budget.interval(10.0, 10) == 4.0        # 10 / (0.25 * 40 / 4)
 
 
 @pytest.mark.parametrize(("options", "message"), [({"poll_share": 1.5}, "poll_share"),
