@@ -132,3 +132,23 @@ async def test_rents_are_polled_sooner_while_the_budget_has_room() -> None:
         polls = sim.ledger.requests_for("getRentStatus")
         await client.set_rent_status(rent.id, 2)
     assert polls >= 8
+
+
+async def test_what_frees_a_slot_goes_ahead_of_queued_purchases() -> None:
+    """Item 2: a code's confirmation and finish wait behind at most the one purchase already in the
+    limiter, never behind the purchases queued after it."""
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=4, burst=1,
+                           early_cancel_window=0) as client:
+        first = await client.get_number_v2(service="tg", country=0)
+        sim.deliver_sms(first.activation_id, "code 12345")
+        async with anyio.create_task_group() as group:
+            for _ in range(6):
+                group.start_soon(lambda: client.get_number_v2(service="tg", country=0))
+            await anyio.sleep(0.05)  # the purchases are queued
+            assert (await client.get_status(first.activation_id)).code == "12345"
+            await client.set_status(first.activation_id, 6)
+    order = [r.action for r in sim.ledger.requests]
+    finish = order.index("setStatus")
+    assert order[:finish + 1].count("getNumberV2") <= 1 + 2  # the first, and at most one ahead of each
+    assert order[finish + 1:].count("getNumberV2") >= 4
