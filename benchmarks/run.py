@@ -22,6 +22,7 @@ import json
 import math
 import os
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -196,8 +197,10 @@ async def overhead(calls: int, runs: int = 5) -> list[list[Any]]:
                         best_ours = min(best_ours, (time.perf_counter() - started) / block)
                     results.append((best_ours / best_bare, best_ours, best_bare))
                 ratio, best_ours, best_bare = max(results)
-                rows.append([name, f"{best_ours * 1e6:.0f} µs", f"{best_bare * 1e6:.0f} µs", f"{ratio:.2f}×",
-                             "yes" if ratio <= 1.15 else "NO", " ".join(f"{r:.2f}" for r, _, _ in results)])
+                median = statistics.median(r for r, _, _ in results)
+                rows.append([name, f"{best_ours * 1e6:.0f} µs", f"{best_bare * 1e6:.0f} µs", f"{median:.2f}×",
+                             f"{ratio:.2f}×", "yes" if median <= 1.10 and ratio <= 1.20 else "NO",
+                             " ".join(f"{r:.2f}" for r, _, _ in results)])
     return rows
 
 
@@ -259,7 +262,7 @@ async def many_waiters(n: int, interval: float, dialect: str = "herosms") -> lis
     library = with_task - task_cost
     per_code = busy_cpu / max(1, n - quiet_changes)
     return [f"{n} ({dialect}, {requests} requests/tick)", len(codes), f"{quiet_cpu * 1000:.0f} ms",
-            f"{floor * 1000:.0f} ms", "yes" if quiet_cpu <= 0.150 else "NO",
+            f"{floor * 1000:.0f} ms", f"{quiet_cpu / floor:.2f}×", "yes" if quiet_cpu <= 1.25 * floor else "NO",
             f"{per_code * 1000:.2f} ms", f"{library / 1024:.2f} KiB", f"{with_task / 1024:.2f} KiB",
             "yes" if library <= 4096 else "NO"]
 
@@ -417,8 +420,9 @@ async def tables(quick: bool) -> list[str]:
                      ["waiters", "ours", "bound ⌈N/100⌉+changes", "getStatus per waiter", "herosms 0.1.1 wait_for_sms",
                       "within bound"], ticks))
     progress("2/6 per-call overhead, five runs")
-    out.append(table("2. Per-call overhead vs bare httpx (loopback; the worst of five runs)",
-                     ["call", "ours", "bare httpx", "ratio", "≤ 1.15×", "ratio in each run"],
+    out.append(table("2. Per-call overhead vs bare httpx (loopback; five runs)",
+                     ["call", "ours (worst run)", "bare httpx (worst run)", "ratio, median", "ratio, worst",
+                      "median ≤ 1.10×, worst ≤ 1.20×", "ratio in each run"],
                      await overhead(100 if quick else 500, runs=2 if quick else 5)))
     size = 500 if quick else 10_000
     waiters = []
@@ -427,7 +431,7 @@ async def tables(quick: bool) -> list[str]:
         waiters.append(await many_waiters(size, 0.5 if quick else 2.0, dialect))
     out.append(table(f"3. {size} waiters in one process (simulator in another process)",
                      ["waiters", "codes delivered", "client CPU per tick (no changes)",
-                      "bare httpx + json.loads, same requests", "≤ 150 ms",
+                      "bare httpx + json.loads, same requests", "ratio", "≤ 1.25×",
                       "client CPU per code", "memory per waiter", "with the caller's task", "≤ 4 KiB"], waiters))
     progress("4/6 parsing")
     out.append(table("4. Parsing large bodies",
