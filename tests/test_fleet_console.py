@@ -4,6 +4,10 @@ suspended numbers, the oldest open one, recoveries, spend — and changes nothin
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -101,3 +105,20 @@ async def test_the_console_refuses_what_it_cannot_read(tmp_path: Any) -> None:
     nokey = await anyio.to_thread.run_sync(lambda: CliRunner(env={"SMSACTIVATE_API_KEY": ""}).invoke(
         cli, ["fleet", "--store", missing]))
     assert nokey.exit_code != 0 and "key is needed" in nokey.output
+
+
+async def test_watch_keeps_the_view_live_until_interrupted(tmp_path: Any) -> None:
+    sim = Simulator(codes=CodeSchedule.never())
+    url = f"sqlite:///{tmp_path}/journal.db"
+    async with SMSActivate(sim.api_key, owner="w1", store=url, transport=sim.transport(), rate_limit=None,
+                           suspend_on_close=True) as client:
+        await client.start_activation(service="tg", country=0, timeout=600)
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "smsactivate_async", "--api-key", sim.api_key, "fleet", "--store", url, "--watch",
+         "--interval", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "150"})
+    await anyio.sleep(2.0)
+    watcher.send_signal(signal.SIGINT)
+    out, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, err
+    assert "Owners — 1 open, 1 suspended" in out and "w1" in out
