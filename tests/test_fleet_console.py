@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -113,12 +114,17 @@ async def test_watch_keeps_the_view_live_until_interrupted(tmp_path: Any) -> Non
     async with SMSActivate(sim.api_key, owner="w1", store=url, transport=sim.transport(), rate_limit=None,
                            suspend_on_close=True) as client:
         await client.start_activation(service="tg", country=0, timeout=600)
+    out = await anyio.to_thread.run_sync(_watch_for_two_seconds, sim.api_key, url)
+    assert "Owners — 1 open, 1 suspended" in out and "w1" in out
+
+
+def _watch_for_two_seconds(api_key: str, url: str) -> str:
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "smsactivate_async", "--api-key", sim.api_key, "fleet", "--store", url, "--watch",
+        [sys.executable, "-m", "smsactivate_async", "--api-key", api_key, "fleet", "--store", url, "--watch",
          "--interval", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "COLUMNS": "150"})
-    await anyio.sleep(2.0)
+    time.sleep(2.0)
     watcher.send_signal(signal.SIGINT)
     out, err = watcher.communicate(timeout=30)
     assert watcher.returncode == 0, err
-    assert "Owners — 1 open, 1 suspended" in out and "w1" in out
+    return out
