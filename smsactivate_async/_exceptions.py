@@ -28,6 +28,7 @@
     ├── TransportError                  connection failed, request timed out
     ├── RedirectError                   the provider moved: a 3xx to .location (scheme://host)
     ├── StoreError                      the journal's store cannot be reached or used
+    ├── ReplayMismatchError             a replayed client asked what the recording does not hold
     ├── PurchaseUncertainError          a purchase may have happened; check .candidate_ids
     ├── SpendingGuardError              a buying policy's guard stopped buying (.reason, .spent)
     ├── WaitTimeoutError                (also TimeoutError) no code within the timeout (.outcome)
@@ -67,6 +68,7 @@ __all__ = [
     "PurchaseUncertainError",
     "RateLimitedError",
     "RedirectError",
+    "ReplayMismatchError",
     "RentNotFoundError",
     "RentStateError",
     "SMSActivateError",
@@ -374,6 +376,22 @@ class StoreError(SMSActivateError):
     def __init__(self, message: str = "", *, unreachable: bool = False, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.unreachable = unreachable
+
+
+class ReplayMismatchError(SMSActivateError):
+    """A client on a :class:`ReplayTransport` sent a request the recording does not hold (there, or
+    in that order). Raised at once, never retried. ``action``: the request's; ``differences``: each
+    parameter that differs from the nearest recorded request, as ``name → (sent, recorded)``
+    (``None`` where one side has none); ``expected``: the parameters of the recorded request the
+    order expected next, when there was one."""
+
+    default_code = "REPLAY_MISMATCH"
+
+    def __init__(self, message: str, *, differences: Mapping[str, tuple[str | None, str | None]] | None = None,
+                 expected: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.differences = dict(differences or {})
+        self.expected = dict(expected) if expected is not None else None
 
 
 class PurchaseUncertainError(SMSActivateError):

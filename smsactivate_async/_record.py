@@ -18,13 +18,13 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
-from ._exceptions import InvalidArgumentError
+from ._exceptions import InvalidArgumentError, ReplayMismatchError
 
-__all__ = ["RecordingTransport", "ReplayTransport", "load_recording", "redact_body"]
+__all__ = ["RecordingTransport", "ReplayOrder", "ReplayTransport", "load_recording", "redact_body"]
 
 #: headers worth keeping: what the doctor compares (content type, rate limits, the server's name)
 _KEPT_HEADERS = ("content-type", "retry-after", "server", "x-ratelimit-limit", "x-ratelimit-remaining",
@@ -144,28 +144,102 @@ def _key(params: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in params.items() if k not in _UNMATCHED))
 
 
-class ReplayTransport(httpx.AsyncBaseTransport):
-    """Answers from a recording: each request gets the next recorded answer to the same action and
-    parameters (order ids aside). A request the recording does not hold is answered 599 with a body
-    that says so, which the client reports as a typed error."""
+#: how a replay holds the requests to the recording's order
+ReplayOrder = Literal["strict", "per-action", "any"]
 
-    def __init__(self, exchanges: str | Path | Iterable[dict[str, Any]]) -> None:
+
+class ReplayTransport(httpx.AsyncBaseTransport):
+    """Answers from a recording, in its order (``order``):
+
+    - ``"strict"`` (the default): each request must be the recording's next one (action and
+      parameters, order ids aside) — or the one just answered, asked again (a poll: the last answer
+      repeats);
+    - ``"per-action"``: each request gets the next recorded answer to the same action and parameters,
+      whatever came between;
+    - ``"any"``: any recorded answer to the same action and parameters not used yet (else the last).
+
+    A request the recording does not hold (there, in that order) raises :class:`ReplayMismatchError`
+    at once — never retried — naming the action and each parameter that differs from the nearest
+    recorded request. ``unused`` lists the recorded requests never answered (the pytest plugin's
+    ``sms_replay`` fails a test that leaves any). A recording made without ``record_secrets=True``
+    replays phone numbers, codes and SMS texts as the placeholders ``<phone>``, ``<code>`` and
+    ``<sms text>``.
+    """
+
+    def __init__(self, exchanges: str | Path | Iterable[dict[str, Any]], *, order: ReplayOrder = "strict") -> None:
+        if order not in ("strict", "per-action", "any"):
+            raise InvalidArgumentError(f"order must be 'strict', 'per-action' or 'any', got {order!r}")
         records = load_recording(exchanges) if isinstance(exchanges, (str, Path)) else list(exchanges)
-        self._answers: dict[tuple[tuple[str, str], ...], deque[dict[str, Any]]] = defaultdict(deque)
-        for record in records:
-            if "status" in record:
-                self._answers[_key(record["params"])].append(record)
+        self.order: ReplayOrder = order
+        self._records = [record for record in records if "status" in record]
+        self._keys = [_key(record["params"]) for record in self._records]
+        self._used: set[int] = set()
+        self._next = 0  # strict: the index of the recording's next request
+        self._last: int | None = None  # strict: the one answered last (a repeated poll gets it again)
+        self._queues: dict[tuple[tuple[str, str], ...], deque[int]] = defaultdict(deque)
+        for index, key in enumerate(self._keys):
+            self._queues[key].append(index)
         #: requests the recording could not answer (for a test to assert on)
         self.unmatched: list[dict[str, str]] = []
 
+    @property
+    def unused(self) -> list[dict[str, Any]]:
+        """The recorded requests never answered (their parameters), in the recording's order."""
+        return [dict(self._records[i]["params"]) for i in range(len(self._records)) if i not in self._used]
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """The recorded answer to this request (or a 599 that says none was recorded)."""
+        """The recorded answer to this request; :class:`ReplayMismatchError` if there is none."""
         params = _params(request)
-        queue = self._answers.get(_key(params))
-        if not queue:
+        index = self._match(_key(params))
+        if index is None:
             self.unmatched.append(params)
-            return httpx.Response(599, text=f"REPLAY_MISSING: no recorded answer to {params.get('action')}",
-                                  request=request)
-        record = queue.popleft() if len(queue) > 1 else queue[0]  # the last answer repeats (polling)
+            raise self._mismatch(params)
+        self._used.add(index)
+        record = self._records[index]
         return httpx.Response(record["status"], headers=record.get("headers") or {},
                               content=str(record.get("body", "")).encode(), request=request)
+
+    def _match(self, key: tuple[tuple[str, str], ...]) -> int | None:
+        if self.order == "strict":
+            if self._next < len(self._keys) and self._keys[self._next] == key:
+                self._last, self._next = self._next, self._next + 1
+                return self._last
+            if self._last is not None and self._keys[self._last] == key:
+                return self._last
+            return None
+        queue = self._queues.get(key)
+        if not queue:
+            return None
+        if self.order == "per-action":
+            return queue.popleft() if len(queue) > 1 else queue[0]
+        fresh = next((i for i in queue if i not in self._used), None)
+        return fresh if fresh is not None else queue[-1]
+
+    def _mismatch(self, params: dict[str, str]) -> ReplayMismatchError:
+        action = params.get("action", "")
+        sent = {k: v for k, v in params.items() if k not in _UNMATCHED}
+        expected = None
+        if self.order == "strict" and self._next < len(self._records):
+            expected = {k: v for k, v in self._records[self._next]["params"].items() if k not in _UNMATCHED}
+        candidates = [expected] if expected is not None and expected.get("action") == action else [
+            {k: v for k, v in r["params"].items() if k not in _UNMATCHED}
+            for r in self._records if r["params"].get("action") == action]
+        if candidates:
+            nearest = min(candidates, key=lambda recorded: len(_differences(sent, recorded)))
+            differences = _differences(sent, nearest)
+            what = ", ".join(f"{name}={got!r} (recorded {was!r})" for name, (got, was) in differences.items())
+            message = f"replay: {action} differs from the nearest recorded {action}: {what or 'only in order'}"
+        else:
+            differences = {}
+            message = f"replay: the recording holds no {action} request"
+        if expected is not None:
+            shown = ", ".join(f"{k}={v}" for k, v in expected.items() if k != "action")
+            message += f"; the recording's next request is {expected.get('action')}({shown})"
+        elif self.order == "strict":
+            message += "; the recording has no request left"
+        return ReplayMismatchError(message, action=action, differences=differences, expected=expected)
+
+
+def _differences(sent: dict[str, str], recorded: dict[str, str]) -> dict[str, tuple[str | None, str | None]]:
+    return {name: (sent.get(name), recorded.get(name)) for name in sorted(set(sent) | set(recorded))
+            if sent.get(name) != recorded.get(name)}

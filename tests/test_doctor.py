@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from click.testing import CliRunner
 
-from smsactivate_async import PROVIDERS, ReplayTransport, SMSActivate, load_recording
+from smsactivate_async import PROVIDERS, InvalidArgumentError, ReplayTransport, SMSActivate, load_recording
 from smsactivate_async._doctor import FREE_ACTIONS, check_recording
 from smsactivate_async.simulator import CodeSchedule, Simulator, serve_in_thread
 
@@ -144,19 +145,101 @@ async def test_a_recorded_run_replays_as_a_test(tmp_path: Path) -> None:
     assert transport.unmatched == []
 
 
-async def test_an_unrecorded_request_is_a_typed_error(tmp_path: Path) -> None:
-    from smsactivate_async import SMSActivateError
+def _recording(path: Path, *exchanges: tuple[dict[str, str], str]) -> Path:
+    path.write_text("".join(json.dumps({"params": params, "status": 200, "headers": {}, "body": body}) + "\n"
+                            for params, body in exchanges))
+    return path
 
-    path = tmp_path / "t.jsonl"
-    path.write_text(json.dumps({"params": {"action": "getBalance"}, "status": 200, "headers": {},
-                                "body": "ACCESS_BALANCE:5.00"}) + "\n")
+
+async def test_an_unrecorded_request_fails_at_once_naming_what_differs(tmp_path: Path) -> None:
+    """Issue 44 item 4: no retries (it used to take 9.5 s as a "server error"), the parameter named."""
+    from smsactivate_async import ReplayMismatchError
+
+    path = _recording(tmp_path / "t.jsonl", ({"action": "getBalance"}, "ACCESS_BALANCE:5.00"),
+                      ({"action": "getStatus", "id": "4"}, "STATUS_WAIT_CODE"))
     transport = ReplayTransport(path)
     async with SMSActivate("k", transport=transport, rate_limit=None) as client:
         assert str(await client.get_balance()) == "5.00"
-        with pytest.raises(SMSActivateError) as info:
-            await client.with_options(retry=None).get_countries()
-    assert "REPLAY_MISSING" in str(info.value)  # the error shows what came back: no recorded answer
-    assert transport.unmatched and transport.unmatched[0]["action"] == "getCountries"
+        with anyio.fail_after(1), pytest.raises(ReplayMismatchError) as info:
+            await client.get_status(5)
+    error = info.value
+    assert error.action == "getStatus" and error.code == "REPLAY_MISMATCH"
+    assert error.differences == {"id": ("5", "4")}
+    assert "id='5' (recorded '4')" in str(error)
+    assert transport.unmatched == [{"action": "getStatus", "id": "5"}]
+    assert transport.unused == [{"action": "getStatus", "id": "4"}]
+
+
+async def test_replay_holds_the_recordings_order_unless_told_otherwise(tmp_path: Path) -> None:
+    from smsactivate_async import ReplayMismatchError
+
+    path = _recording(tmp_path / "t.jsonl", ({"action": "getBalance"}, "ACCESS_BALANCE:5.00"),
+                      ({"action": "getStatus", "id": "4"}, "STATUS_WAIT_CODE"),
+                      ({"action": "getStatus", "id": "4"}, "STATUS_OK:1234"))
+    strict = ReplayTransport(path)
+    async with SMSActivate("k", transport=strict, rate_limit=None) as client:
+        with pytest.raises(ReplayMismatchError) as info:
+            await client.get_status(4)  # moved before the balance
+        assert info.value.expected == {"action": "getBalance"}
+        assert "the recording's next request is getBalance()" in str(info.value)
+        await client.get_balance()
+        assert (await client.get_status(4)).code is None
+        assert (await client.get_status(4)).code == "1234"
+        assert (await client.get_status(4)).code == "1234"  # asked again: the last answer repeats
+        with pytest.raises(ReplayMismatchError, match="no request left"):
+            await client.get_balance()  # an extra call
+    assert strict.unused == []
+    loose = ReplayTransport(path, order="per-action")
+    async with SMSActivate("k", transport=loose, rate_limit=None) as client:
+        assert (await client.get_status(4)).code is None
+        assert str(await client.get_balance()) == "5.00"
+        assert (await client.get_status(4)).code == "1234"
+    anyhow = ReplayTransport(path, order="any")
+    async with SMSActivate("k", transport=anyhow, rate_limit=None) as client:
+        assert (await client.get_status(4)).code is None
+        assert (await client.get_status(4)).code == "1234"
+        assert anyhow.unused == [{"action": "getBalance"}]
+    with pytest.raises(InvalidArgumentError, match="order"):
+        ReplayTransport(path, order="sometimes")  # type: ignore[arg-type]
+
+
+async def test_a_recording_without_secrets_replays_placeholders(tmp_path: Path) -> None:
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    path = tmp_path / "traffic.jsonl"
+    async with SMSActivate(sim.api_key, transport=sim.transport(), record=path, rate_limit=None,
+                           poll_interval=0.02, early_cancel_window=0) as client:
+        number = await client.get_number_v2(service="tg", country=0)
+        sim.deliver_sms(number.activation_id, "Your code is 1234", code="1234")
+        await client.wait_for_code(number.activation_id, timeout=5)
+    async with SMSActivate("k", transport=ReplayTransport(path, order="per-action"), rate_limit=None,
+                           poll_interval=0.02) as replayed:
+        again = await replayed.get_number_v2(service="tg", country=0)
+        assert again.phone_number == "<phone>"
+        assert await replayed.wait_for_code(again.activation_id, timeout=5) == "<code>"
+
+
+def test_sms_replay_fails_a_test_that_leaves_recorded_requests_unasked(pytester: pytest.Pytester) -> None:
+    recording = pytester.path / "t.jsonl"
+    _recording(recording, ({"action": "getBalance"}, "ACCESS_BALANCE:5.00"),
+               ({"action": "getCountries"}, "{}"))
+    pytester.makepyfile(f"""
+        import anyio
+
+        def test_only_the_balance(sms_replay):
+            async def main():
+                async with sms_replay({str(recording)!r}) as client:
+                    await client.get_balance()
+            anyio.run(main)
+
+        def test_allowed(sms_replay):
+            async def main():
+                async with sms_replay({str(recording)!r}, allow_unused=True) as client:
+                    await client.get_balance()
+            anyio.run(main)
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*1 recorded request(s) of*never asked for: action=getCountries*"])
 
 
 def test_a_file_that_is_not_a_recording_is_a_clear_error(tmp_path: Path) -> None:

@@ -9,11 +9,13 @@ Fixtures:
   use ``async with sms_client:`` in an async test.
 - ``sms_replay`` — a factory: ``sms_replay("traffic.jsonl", provider="herosms")`` is an unopened
   client that answers from a recording (``SMSActivate(record=...)``, ``smsactivate doctor --record``),
-  so a run against a real provider becomes a regression test.
+  so a run against a real provider becomes a regression test: in the recording's order (``order=``),
+  failing the test if a recorded request was never asked for (``allow_unused=True`` allows it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -49,14 +51,29 @@ def sms_client(sms_simulator: Simulator) -> Any:
 
 
 @pytest.fixture
-def sms_replay() -> Any:
-    """``sms_replay(path, provider=..., **options)``: a client answering from a recording."""
+def sms_replay() -> Iterator[Any]:
+    """``sms_replay(path, provider=..., order="strict", allow_unused=False, **options)``: a client
+    answering from a recording. The test fails if a recorded request was never asked for (unless
+    ``allow_unused``): a recording is a script, and a request the code stopped making is news."""
     from .._client import SMSActivate
     from .._record import ReplayTransport
 
-    def make(path: Any, provider: str = "sms-activate", **options: Any) -> Any:
+    made: list[tuple[ReplayTransport, str]] = []
+
+    def make(path: Any, provider: str = "sms-activate", *, order: Any = "strict", allow_unused: bool = False,
+             **options: Any) -> Any:
         settings: dict[str, Any] = {"poll_interval": 0.01, "rate_limit": None}
         settings.update(options)
-        return SMSActivate("replayed-key", provider=provider, transport=ReplayTransport(path), **settings)
+        transport = ReplayTransport(path, order=order)
+        if not allow_unused:
+            made.append((transport, str(path)))
+        return SMSActivate("replayed-key", provider=provider, transport=transport, **settings)
 
-    return make
+    yield make
+    for transport, path in made:
+        unused = transport.unused
+        if unused:
+            shown = "; ".join(", ".join(f"{k}={v}" for k, v in params.items()) for params in unused[:5])
+            pytest.fail(f"{len(unused)} recorded request(s) of {path} never asked for: {shown}"
+                        + (" …" if len(unused) > 5 else "") + " (sms_replay(..., allow_unused=True) allows it)",
+                        pytrace=False)
