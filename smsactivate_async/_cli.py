@@ -497,6 +497,8 @@ def doctor(ctx: Context, record_path: str | None, recording: str | None) -> None
 def _show_report(ctx: Context, report: Any) -> None:
     if ctx.as_json:
         click.echo(json.dumps({"provider": report.provider, "dialect": report.dialect, "ok": report.ok,
+                          "best_fit": report.best_fit, "best_fit_differences": report.best_fit_differences,
+                          "suggestion": report.suggestion,
                           "findings": [attrs.asdict(f) for f in report.findings],
                           "observations": [attrs.asdict(o) for o in report.observations]}, ensure_ascii=False))
         return
@@ -517,6 +519,9 @@ def _show_report(ctx: Context, report: Any) -> None:
     for f in report.findings:
         diff.add_row(f.probe, f.field, f.expected, f.got, f.advice)
     console.print(diff)
+    if report.suggestion:
+        console.print(f"This server looks like [bold]{report.best_fit}[/bold]: {report.best_fit_differences} "
+                      f"difference(s) with its profile. Try: {report.suggestion}")
     console.print("Report it with a recording: smsactivate doctor --record traffic.jsonl (keys, phones and codes "
                   "are redacted), attached to an issue.")
 

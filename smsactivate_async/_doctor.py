@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import httpx
 
+from ._actions import ACTIONS
 from ._exceptions import InvalidArgumentError, SMSActivateError
 from ._wire import decode_answer
 
@@ -37,6 +38,8 @@ __all__ = ["FREE_ACTIONS", "DoctorReport", "DoctorFinding", "DoctorObservation",
 FREE_ACTIONS = frozenset({"getBalance", "getCountries", "getServicesList", "getPrices", "getNumbersStatus",
                           "getActiveActivations", "getHistory", "getStatus", "doctorUnknownAction"})
 WRONG_KEY = "0" * 32
+#: each action's text answers (``ACCESS_BALANCE``…): an answer, not an error code
+_PREFIXES: dict[str, tuple[str, ...]] = {a.wire: a.text_prefixes for a in ACTIONS.values() if a.text_prefixes}
 
 
 @attrs.frozen
@@ -53,6 +56,9 @@ class DoctorObservation:
     excerpt: str = ""
     #: the rate-limit headers present (``Retry-After``, ``X-RateLimit-*``), by name
     limits: str = ""
+    #: how money, counts and the country list are written (balance decimals, prices and counts as
+    #: strings or numbers, the usual countries absent): what a reader must accept
+    format: str = ""
 
 
 @attrs.frozen
@@ -75,6 +81,12 @@ class DoctorReport:
     observations: list[DoctorObservation]
     expected: list[DoctorObservation]
     findings: list[DoctorFinding]
+    #: the simulator profile the provider's answers fit best, and how many differences remain with it
+    best_fit: str | None = None
+    best_fit_differences: int | None = None
+    #: a ready line that turns the report green (when another preset fits better), e.g.
+    #: ``SMSActivate(key, provider="smsbower", base_url="…")``
+    suggestion: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -139,51 +151,125 @@ def observe(probe: str, action: str, status: int | None, headers: Mapping[str, s
     else:
         shape = f"text {text.split(':', 1)[0][:40]}"
     code: str | None = None
+    answer: Any = None
     try:
-        decode_answer(action=action, status_code=status or 0, body=body, headers=dict(headers), text_prefixes=(),
-                      allow_empty=False)
+        answer = decode_answer(action=action, status_code=status or 0, body=body, headers=dict(headers),
+                               text_prefixes=_PREFIXES.get(action, ()), allow_empty=False)
     except SMSActivateError as exc:
         code = exc.code
     limits = ",".join(sorted(name.lower() for name in headers
                              if name.lower() == "retry-after" or name.lower().startswith("x-ratelimit")))
-    return DoctorObservation(probe, action, status, main, shape, code, round(elapsed, 3), text[:160], limits)
+    return DoctorObservation(probe, action, status, main, shape, code, round(elapsed, 3), text[:160], limits,
+                             _format(action, answer) if code is None else "")
 
 
-def _advice(probe: str, field: str) -> str:
-    if field == "rate-limit headers":
+def _format(action: str, answer: Any) -> str:
+    """How the answer writes what a reader must accept: money's decimals, strings or numbers, the
+    usual countries present."""
+    if action == "getBalance":
+        payload = getattr(answer, "payload", None)
+        if payload is None and isinstance(answer, Mapping):
+            payload = answer.get("balance")
+        if isinstance(payload, str):
+            decimals = len(payload.strip().partition(".")[2])
+            return f"balance with {decimals} decimals" if decimals else "balance without decimals"
+    if action == "getPrices" and isinstance(answer, Mapping):
+        costs = [row.get("cost") for rows in answer.values() if isinstance(rows, Mapping)
+                 for row in rows.values() if isinstance(row, Mapping)]
+        if costs:
+            return "costs as strings" if all(isinstance(c, str) for c in costs) else "costs as numbers"
+    if action == "getNumbersStatus" and isinstance(answer, Mapping) and answer:
+        return "counts as strings" if all(isinstance(v, str) for v in answer.values()) else "counts as numbers"
+    if action == "getCountries":
+        ids = set()
+        rows = answer.values() if isinstance(answer, Mapping) else answer if isinstance(answer, list) else []
+        for key, row in zip(answer if isinstance(answer, Mapping) else [None] * len(rows), rows, strict=False):
+            ident = row.get("id", key) if isinstance(row, Mapping) else key
+            if ident is not None and str(ident).isdigit():
+                ids.add(int(ident))
+        if ids:
+            absent = [str(c) for c in _USUAL_COUNTRIES if c not in ids]
+            return f"countries {', '.join(absent)} absent" if absent else "countries 0, 12 present"
+    return ""
+
+
+#: countries every classic provider sells, and some do not (HeroSMS: no Russia, no USA)
+_USUAL_COUNTRIES = (0, 12)
+
+
+_FIELDS = ("status", "content type", "shape", "error code", "rate-limit headers", "format")
+
+
+def _values(o: DoctorObservation) -> tuple[Any, ...]:
+    return (o.status, o.content_type, o.shape, o.code, o.limits, o.format)
+
+
+def _advice(probe: str, fields: list[str], wanted: DoctorObservation, seen: DoctorObservation) -> str:
+    """Advice that fits the cause of one probe's difference: what the provider's answer says first."""
+    if seen.status is None:
+        return ("no answer within the client's timeout: the provider is unreachable from here (check base_url, a "
+                "proxy, the network) — not a preset difference; run the doctor again when it answers")
+    if seen.status == 429 or seen.code == "RATE_LIMIT":
+        held = "a Retry-After header" if "retry-after" in seen.limits else "no Retry-After (a fixed block, as HeroSMS's)"
+        return (f"rate limited ({held}): the account is blocked now — wait before asking again; set the preset's "
+                "Provider(rate_limit=…, rate_block_seconds=…) to the provider's published limit")
+    if seen.shape == "HTML page" or (seen.status >= 500 and wanted.status is not None and wanted.status < 500):
+        return ("an HTML page or a server error: the server is down or behind a proxy / CDN page — try later; "
+                "it says nothing of the preset")
+    if probe == "wrong key":
+        return ("key errors come in another form: check Provider(dialect=…) — 'sms-activate' (HTTP 200 with text or "
+                "JSON errors) or 'herosms' (real HTTP statuses with a title/details envelope); the client maps "
+                "either word to AuthenticationError")
+    if fields == ["format"]:
+        return _format_advice(wanted.format, seen.format)
+    if fields == ["rate-limit headers"]:
         return ("the provider announces its limits in headers: check Provider(rate_limit=…, rate_ceiling=…, "
-                "rate_block_seconds=…) against them, and Faults(retry_after_header=…) in its simulator profile")
-    if field == "content type":
+                "rate_block_seconds=…) against them")
+    if fields == ["content type"]:
         return ("another Content-Type: the client reads answers by their shape, not this header, but it is a sign "
                 "of another dialect (check Provider(dialect=…))")
-    if probe == "wrong key" or (field in ("status", "content type") and probe in ("unknown action", "bad country")):
+    if probe in ("unknown action", "bad country") and set(fields) & {"status", "content type"}:
         return ("errors come in another form: check Provider(dialect=…) — 'sms-activate' (HTTP 200 with text or "
                 "JSON errors) or 'herosms' (real HTTP statuses with a title/details envelope)")
     if probe == "active activations":
-        return "the active list has another shape or paging: check Provider(dialect=…, page_size=…)"
+        return ("the active list has another shape or paging: check Provider(dialect=…, page_size=…) (on an account "
+                "with no activation the pages cannot be told apart: unprobed)")
     if probe == "history":
         return "history pages differently: check Provider(wire_renames=(('getHistory', 'limit', …),))"
-    if probe in ("numbers in stock", "prices") and field in ("status", "error code", "shape"):
-        return "a country or catalogue difference: check Provider(country_required=…) and the countries it sells"
     if probe == "unknown activation":
         return "an unknown id answers differently: the client still maps it to ActivationNotFoundError if the code is known"
+    if probe == "prices" and "shape" in fields:
+        return ("the price list has another layout (a row keyed by no country, say): the client reads it; the "
+                "preset's simulator profile should declare it")
     return "a shape the preset does not expect: report it with a recording (SMSActivate(record=…))"
 
 
+def _format_advice(wanted: str, seen: str) -> str:
+    if "absent" in seen or "absent" in wanted:
+        return (f"{seen}: do not buy there — Provider(country_required=…) makes the client ask for a country; the "
+                "preset's simulator profile should declare absent_countries")
+    return (f"{seen}, the preset expects {wanted}: the client reads both (money as Decimal either way); the preset's "
+            "simulator profile should declare it")
+
+
 def compare(expected: Iterable[DoctorObservation], got: Iterable[DoctorObservation]) -> list[DoctorFinding]:
-    """Each difference between two observations of the same probe."""
+    """The differences between two observations of the same probes: one row per probe, the fields that
+    differ named together, with advice that fits the cause."""
     findings = []
     by_probe = {o.probe: o for o in expected}
     for seen in got:
         wanted = by_probe.get(seen.probe)
         if wanted is None:
             continue
-        for field, a, b in (("status", wanted.status, seen.status), ("content type", wanted.content_type,
-                            seen.content_type), ("shape", wanted.shape, seen.shape), ("error code", wanted.code,
-                            seen.code), ("rate-limit headers", wanted.limits, seen.limits)):
-            if a != b:
-                findings.append(DoctorFinding(seen.probe, field, str(a), f"{b} — {seen.excerpt[:80]!r}",
-                                        _advice(seen.probe, field)))
+        fields = [name for name, a, b in zip(_FIELDS, _values(wanted), _values(seen), strict=True) if a != b]
+        if not fields:
+            continue
+        described = [(name, a, b) for name, a, b in zip(_FIELDS, _values(wanted), _values(seen), strict=True)
+                     if name in fields]
+        findings.append(DoctorFinding(
+            seen.probe, ", ".join(fields), "; ".join(f"{name} {a}" for name, a, _ in described),
+            "; ".join(f"{name} {b}" for name, _, b in described) + f" — {seen.excerpt[:80]!r}",
+            _advice(seen.probe, fields, wanted, seen)))
     return findings
 
 
@@ -206,12 +292,32 @@ async def _run_probes(base_url: str, good: httpx.AsyncClient, wrong: httpx.Async
     return observations
 
 
-def _profile_simulator(provider: Provider) -> Any:
-    from .simulator import Simulator
+def _profile_for(provider: Provider) -> str:
+    """The simulator profile to compare with: the preset's own when the provider is a preset as shipped
+    (whatever its base URL), else the profile of the preset with the same dialect whose declared options
+    are closest — a preset renamed, or with its dialect changed, is compared as what it declares."""
+    from ._providers import PROVIDERS
     from .simulator._dialects import PROFILES
 
-    dialect = provider.name if provider.name in PROFILES else provider.dialect
-    return Simulator(dialect=dialect)  # type: ignore[arg-type]
+    def declared(p: Provider) -> dict[str, Any]:
+        return {k: v for k, v in attrs.asdict(p, recurse=False).items() if k not in ("name", "base_url")}
+
+    mine = declared(provider)
+    shipped = PROVIDERS.get(provider.name)
+    if shipped is not None and provider.name in PROFILES and declared(shipped) == mine:
+        return provider.name
+
+    def closeness(name: str) -> tuple[int, int]:
+        theirs = declared(PROVIDERS[name])
+        return (int(theirs["dialect"] == mine["dialect"]), sum(1 for k, v in mine.items() if theirs.get(k) == v))
+
+    return max((name for name in PROFILES if name in PROVIDERS), key=closeness)
+
+
+def _profile_simulator(name: str) -> Any:
+    from .simulator import Simulator
+
+    return Simulator(dialect=name)  # type: ignore[arg-type]
 
 
 async def _simulated(sim: Any, probes: list[tuple[str, dict[str, str], bool]]) -> list[DoctorObservation]:
@@ -222,22 +328,38 @@ async def _simulated(sim: Any, probes: list[tuple[str, dict[str, str], bool]]) -
         return await _run_probes("http://simulator/stubs/handler_api.php", good, wrong, probes)
 
 
+async def _report(provider: Provider, probes: list[tuple[str, dict[str, str], bool]],
+                  got: list[DoctorObservation], base_url: str | None) -> DoctorReport:
+    """``got`` against the provider's profile, and against every profile for the one that fits best."""
+    from .simulator._dialects import PROFILES
+
+    chosen = _profile_for(provider)
+    fits: dict[str, tuple[list[DoctorObservation], list[DoctorFinding]]] = {}
+    for name in PROFILES:
+        expected = await _simulated(_profile_simulator(name), probes)
+        fits[name] = (expected, compare(expected, got))
+    expected, findings = fits[chosen]
+    best = min(fits, key=lambda name: (len(fits[name][1]), name != chosen))
+    suggestion = None
+    if len(fits[best][1]) < len(findings):
+        where = f", base_url={base_url!r}" if base_url else ""
+        suggestion = f'SMSActivate(key, provider="{best}"{where})'
+    return DoctorReport(provider.name, chosen, got, expected, findings, best, len(fits[best][1]), suggestion)
+
+
 async def run_doctor(client: SMSActivate) -> DoctorReport:
     """The doctor for ``client``'s provider (see the module docs)."""
     provider = client.provider
     probes = _probes(provider)
-    sim = _profile_simulator(provider)
     # The client's own connections (so that `record=` records the doctor too), and the same stack with
     # a deliberately wrong key.
     async with httpx.AsyncClient(transport=client._make_transport(WRONG_KEY, borrowed=True), timeout=30.0) as wrong:
         got = await _run_probes(provider.base_url, client._session.http, wrong, probes)
-    expected = await _simulated(sim, probes)
-    return DoctorReport(provider.name, sim.dialect, got, expected, compare(expected, got))
+    return await _report(provider, probes, got, provider.base_url)
 
 
 async def check_recording(exchanges: Iterable[Mapping[str, Any]], provider: Provider) -> DoctorReport:
     """A recording's read-only exchanges against the simulator's profile of ``provider``."""
-    sim = _profile_simulator(provider)
     probes: list[tuple[str, dict[str, str], bool]] = []
     got: list[DoctorObservation] = []
     for index, record in enumerate(exchanges):
@@ -248,5 +370,4 @@ async def check_recording(exchanges: Iterable[Mapping[str, Any]], provider: Prov
         probes.append((name, params, False))
         got.append(observe(name, params["action"], int(record["status"]), dict(record.get("headers") or {}),
                            str(record.get("body", "")).encode(), float(record.get("elapsed") or 0.0)))
-    expected = await _simulated(sim, probes)
-    return DoctorReport(provider.name, sim.dialect, got, expected, compare(expected, got))
+    return await _report(provider, probes, got, None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -45,8 +46,9 @@ async def test_a_mismatched_pair_names_each_difference(preset: str, served: str,
     async with SMSActivate(sim.api_key, provider=preset, transport=sim.transport()) as client:
         report = await client.doctor()
     assert not report.ok
-    found = {(f.probe, f.field) for f in report.findings}
+    found = {(f.probe, field) for f in report.findings for field in f.field.split(", ")}
     assert expected <= found, found
+    assert len({f.probe for f in report.findings}) == len(report.findings)  # one row per probe
     for finding in report.findings:
         assert finding.expected != finding.got.split(" — ")[0] and finding.advice
 
@@ -307,3 +309,90 @@ async def test_rate_limit_headers_the_preset_does_not_expect_are_named() -> None
         report = await client.doctor()
     limits = [f for f in report.findings if f.field == "rate-limit headers"]
     assert limits and "x-ratelimit-limit" in limits[0].got and "rate_limit" in limits[0].advice
+
+
+@pytest.mark.parametrize("preset", DIALECTS)
+async def test_against_any_other_preset_the_doctor_names_the_one_that_fits(preset: str) -> None:
+    """Issue 44 items 1 and 3: every pair of presets is told apart by free probes, and the one served
+    is named with a ready line that turns the report green."""
+    for served in DIALECTS:
+        sim = Simulator(dialect=served)  # type: ignore[arg-type]
+        async with SMSActivate(sim.api_key, provider=preset, transport=sim.transport()) as client:
+            report = await client.doctor()
+        assert report.best_fit == served and report.best_fit_differences == 0, (preset, served, report.findings)
+        if served == preset:
+            assert report.ok and report.suggestion is None
+        else:
+            assert report.findings and report.suggestion is not None
+            assert f'provider="{served}"' in report.suggestion and "base_url=" in report.suggestion
+
+
+async def test_a_preset_is_compared_as_what_it_declares_not_by_its_name() -> None:
+    import attrs as _attrs
+
+    sim = Simulator(dialect="sms-activate")
+    renamed = _attrs.evolve(PROVIDERS["herosms"], dialect="sms-activate", base_url="http://x/stubs/handler_api.php")
+    async with SMSActivate(sim.api_key, provider=renamed, transport=sim.transport()) as client:
+        report = await client.doctor()
+    assert report.dialect != "herosms"  # a classic-dialect profile, the closest to what it declares
+    assert report.best_fit == "sms-activate" and report.best_fit_differences == 0
+
+
+def _quirky(request: httpx.Request) -> httpx.Response:
+    """A provider with a bad day: an edge page, a throttle without headers, an odd catalogue."""
+    action = request.url.params.get("action")
+    if action == "getBalance" and request.url.params.get("api_key") != "0" * 32:
+        return httpx.Response(502, text="<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+                              headers={"content-type": "text/html"})
+    if action == "getPrices" and request.url.params.get("country") == "2":
+        return httpx.Response(429, text="Too Many Requests")
+    if action == "getCountries":
+        return httpx.Response(200, json={"2": {"id": 2, "eng": "Kazakhstan"}}, headers={"content-type": "text/html"})
+    sim_answer = _CLASSIC.transport()  # everything else as the classic dialect answers it
+    raise _Delegate(sim_answer)
+
+
+class _Delegate(Exception):
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+
+
+_CLASSIC = Simulator()
+
+
+async def test_every_quirk_gets_advice_that_fits_its_cause() -> None:
+    class Quirky(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            try:
+                return _quirky(request)
+            except _Delegate as delegate:
+                response: httpx.Response = await delegate.transport.handle_async_request(request)
+                if request.url.params.get("action") == "getNumbersStatus":  # the same counts, as numbers
+                    await response.aread()
+                    counts = {k: int(v) for k, v in json.loads(response.content).items()}
+                    return httpx.Response(200, json=counts, headers={"content-type": "text/html"})
+                return response
+
+    async with SMSActivate(_CLASSIC.api_key, transport=Quirky()) as client:
+        report = await client.doctor()
+    advice = {f.probe: f.advice for f in report.findings}
+    assert "down or behind a proxy" in advice["balance"]
+    assert "rate limited" in advice["prices"] and "no Retry-After" in advice["prices"]
+    assert "countries 0, 12 absent" in advice["countries"]
+    assert "counts as numbers" in advice["numbers in stock"] and "counts as strings" in advice["numbers in stock"]
+    assert len({f.probe for f in report.findings}) == len(report.findings)
+    balance = next(o for o in report.observations if o.probe == "balance")
+    assert balance.code == "HTTP_502"
+    ok = next(o for o in report.expected if o.probe == "balance")
+    assert ok.code is None  # a successful balance shows no error code (it used to show ACCESS_BALANCE)
+
+
+async def test_a_provider_that_never_answers_is_reported_within_the_timeout() -> None:
+    def hang(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectTimeout("timed out", request=request)
+
+    async with SMSActivate("k", transport=httpx.MockTransport(hang), timeout=1.0) as client:
+        with anyio.fail_after(10):
+            report = await client.doctor()
+    assert all(o.status is None for o in report.observations)
+    assert all("no answer within the client's timeout" in f.advice for f in report.findings)
