@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import logging
 import random
+import urllib.parse
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Container, Mapping
 from contextlib import asynccontextmanager
@@ -244,11 +245,14 @@ class Session:
         if not paced:
             await self._pace()
         fault: TransportError | None = None
+        # the query written here, once: httpx's params= would parse the URL a second time (a tenth of a
+        # call's CPU on a fast link)
+        url = f"{self.provider.base_url}{'&' if '?' in self.provider.base_url else '?'}{urllib.parse.urlencode(wire)}"
         try:
             if self._in_flight is not None:
                 async with self._in_flight:
-                    return await self.http.get(self.provider.base_url, params=wire)
-            return await self.http.get(self.provider.base_url, params=wire)
+                    return await self.http.get(url)
+            return await self.http.get(url)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             fault = TransportError(f"could not connect ({type(exc).__name__})", maybe_sent=False, action=action.wire)
         except httpx.TimeoutException as exc:
