@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import weakref
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -129,12 +130,17 @@ def otel_available() -> bool:
 
 
 class _Instruments:
-    """The OpenTelemetry instruments of one client (only built when the API is installed)."""
+    """The OpenTelemetry instruments of one meter provider, shared by every client that reports to it
+    (only built when the API is installed). Made once per provider: a meter and its instruments made
+    per client would stay in the global proxy provider for good (it keeps them to hand them to an SDK
+    configured later), and with them every client."""
 
-    def __init__(self, meter_provider: Any, telemetry: Telemetry) -> None:
+    def __init__(self, meter_provider: Any) -> None:
         from opentelemetry import metrics
 
-        meter = (meter_provider or metrics.get_meter_provider()).get_meter(_NAME, _version())
+        #: the clients reporting here now (their "now" gauges are summed)
+        self.clients: weakref.WeakSet[Telemetry] = weakref.WeakSet()
+        meter = meter_provider.get_meter(_NAME, _version())
         self.requests = meter.create_counter("smsactivate.requests", "{request}", "requests the server received")
         self.unsent = meter.create_counter("smsactivate.requests.unsent", "{request}",
                                            "requests that could not connect (never reached the server)")
@@ -156,23 +162,45 @@ class _Instruments:
                                            "numbers committed after their purchase was given up")
         self.suspended = meter.create_counter("smsactivate.suspended", "{number}",
                                               "numbers left open for a restart (aclose(suspend=True))")
+        clients = self.clients
 
         def open_numbers(options: Any) -> Iterator[Any]:
-            yield metrics.Observation(len(telemetry._open))
+            yield metrics.Observation(sum(len(t._open) for t in list(clients)))
 
         def waiters(options: Any) -> Iterator[Any]:
-            yield metrics.Observation(telemetry.waiters())
-
-        meter.create_observable_up_down_counter("smsactivate.open_numbers", [open_numbers], "{number}",
-                                                "numbers this client holds open")
-        meter.create_observable_up_down_counter("smsactivate.waiters", [waiters], "{waiter}",
-                                                "wait_for_code calls waiting now")
+            yield metrics.Observation(sum(t.waiters() for t in list(clients)))
 
         def oldest(options: Any) -> Iterator[Any]:
-            yield metrics.Observation(telemetry.oldest_open())
+            yield metrics.Observation(max((t.oldest_open() for t in list(clients)), default=0.0))
 
+        meter.create_observable_up_down_counter("smsactivate.open_numbers", [open_numbers], "{number}",
+                                                "numbers the clients of this process hold open")
+        meter.create_observable_up_down_counter("smsactivate.waiters", [waiters], "{waiter}",
+                                                "wait_for_code calls waiting now")
         meter.create_observable_gauge("smsactivate.open_numbers.oldest_age", [oldest], "s",
-                                      "how long the oldest number this client holds has been open (0: none)")
+                                      "how long the oldest number held here has been open (0: none)")
+
+
+#: instruments per meter provider (made once each; a provider that cannot be weakly referenced is
+#: kept by identity — there are few)
+_BY_PROVIDER: weakref.WeakKeyDictionary[Any, _Instruments] = weakref.WeakKeyDictionary()
+_BY_ID: dict[int, tuple[Any, _Instruments]] = {}
+
+
+def _instruments_for(meter_provider: Any) -> _Instruments:
+    from opentelemetry import metrics
+
+    provider = meter_provider or metrics.get_meter_provider()
+    try:
+        found = _BY_PROVIDER.get(provider)
+        if found is None:
+            found = _BY_PROVIDER[provider] = _Instruments(provider)
+        return found
+    except TypeError:
+        held = _BY_ID.get(id(provider))
+        if held is None or held[0] is not provider:
+            held = _BY_ID[id(provider)] = (provider, _Instruments(provider))
+        return held[1]
 
 
 class Telemetry:
@@ -187,7 +215,9 @@ class Telemetry:
         #: how many activations are waited on now (the scheduler sets it)
         self.waiters: Callable[[], int] = lambda: 0
         enabled = otel_available() if use_otel is None else use_otel
-        self._otel: _Instruments | None = _Instruments(meter_provider, self) if enabled else None
+        self._otel: _Instruments | None = _instruments_for(meter_provider) if enabled else None
+        if self._otel is not None:
+            self._otel.clients.add(self)
         self._tracer_provider = tracer_provider
         self._tracer: Any = None
         self._tracing = enabled

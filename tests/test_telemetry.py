@@ -332,3 +332,25 @@ async def test_open_numbers_and_waiters_are_what_is_in_flight() -> None:
     assert after.total("smsactivate.open_numbers") == 0 and after.total("smsactivate.waiters") == 0
     assert after.total("smsactivate.open_numbers.oldest_age") == 0
 
+
+
+async def test_clients_share_their_instruments_and_are_not_kept_alive_by_them() -> None:
+    """Found by the harness slowing down: a meter per client stayed in the global proxy provider (it
+    keeps every meter for an SDK configured later), and with its callbacks the whole client."""
+    import gc
+    import weakref
+
+    from opentelemetry import metrics
+
+    sim = Simulator()
+    before = len(getattr(metrics.get_meter_provider(), "_meters", []))
+    gone = []
+    for _ in range(50):
+        client = SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None)
+        async with client:
+            await client.get_balance()
+        gone.append(weakref.ref(client))
+    del client
+    gc.collect()
+    assert len(getattr(metrics.get_meter_provider(), "_meters", [])) <= before + 1
+    assert sum(1 for ref in gone if ref() is not None) == 0
