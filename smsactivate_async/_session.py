@@ -547,11 +547,11 @@ class Session:
 
     def _remember(self, result: object) -> None:
         now = self.clock.now()
-        for kind, number_id in _numbers_in(result):
-            if kind == "rent":
-                self.known_rents.add(number_id)
+        for bought in _purchases_in(result, {}):
+            if bought.kind == "rent":
+                self.known_rents.add(bought.id)
             else:
-                self.known_activations[number_id] = now
+                self.known_activations[bought.id] = now
 
     async def pages(self, action: Action[Any]) -> AsyncGenerator[Any, None]:
         """Each page of a getActiveActivations-style action, where the provider pages; else the one answer."""
@@ -758,19 +758,10 @@ class Session:
         return numbers[0]
 
 
-def _numbers_in(result: object) -> list[tuple[Kind, int]]:
-    """The numbers a purchase's result names, ``(kind, id)`` each: a rent, a number, or a list of
-    numbers (multi-service); nothing for a result that names none (a partner product)."""
-    if isinstance(result, Rent):
-        return [("rent", result.id)]
-    items: list[Any] = result if isinstance(result, list) else [result]
-    ids = (getattr(item, "activation_id", None) for item in items)
-    return [("activation", activation_id) for activation_id in ids if isinstance(activation_id, int)]
-
-
 def _purchases_in(result: object, wire: Mapping[str, str]) -> list[Bought]:
-    """What each number of a purchase's result is, for the news: its service, country and price as
-    the answer names them, else as the request asked."""
+    """The numbers a purchase's result names — a rent, a number, or a list of them (multi-service);
+    none for a partner product — each with its service, country and price as the answer names them,
+    else as the request asked (``wire``)."""
     service, country = wire.get("service", ""), wire.get("country", "")
     if isinstance(result, Rent):
         return [Bought("rent", result.id, service, country)]
