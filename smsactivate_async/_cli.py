@@ -316,11 +316,37 @@ def rent_cancel(ctx: Context, rent_id: int) -> None:
               help="HeroSMS getNumberV2: live 'Y-m-d H:i:s' times, or the spec's RFC 3339 times with verificationType.")
 @click.option("--herosms-accepts-ready/--herosms-refuses-ready", default=False, show_default=True,
               help="Whether HeroSMS takes setStatus 1 (its current spec lists only 3, 6, 8).")
+@click.option("--key-balance", "key_balances", multiple=True, metavar="KEY=AMOUNT",
+              help="A key with a balance of its own (repeatable; adds the key).")
+@click.option("--catalogue", "catalogue_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="What is on sale: a JSON list of {service, country, price, count[, success_rate]} "
+                   "(default: the dialect's built-in catalogue).")
+@click.option("--fault", "fault_rates", multiple=True, metavar="KIND=RATE",
+              help="The share of requests that get this fault (repeatable; with --faults, added to its shares). "
+                   "Kinds: drop, timeout, html_5xx, truncate, rate_limit, error_sql, lost_purchase, late_purchase.")
+@click.option("--inject", "injected", multiple=True, metavar="KIND[@ACTION][*N]",
+              help="The next N requests (of ACTION, or any) get this fault, once, in order (repeatable).")
+@click.option("--fault-actions", default=None, metavar="A,B", help="Rate faults only on these actions.")
+@click.option("--truncate-at", default="18323", show_default=True,
+              help="Where a truncated body is cut, in bytes ('fraction': at --truncate-fraction of it).")
+@click.option("--truncate-fraction", default=0.5, show_default=True, type=float)
+@click.option("--hang-seconds", default=30.0, show_default=True, type=float, help="How long a timeout fault holds.")
+@click.option("--retry-after", default=1.0, show_default=True, type=float, help="Seconds a 429 asks for.")
+@click.option("--retry-after-header/--no-retry-after-header", default=None,
+              help="Whether 429s carry Retry-After (default: as the dialect's live 429 does).")
+@click.option("--block-page", is_flag=True, help="Answer a block with the edge's 403 'error code: 1020' page.")
+@click.option("--purchase-rps", default=None, type=float,
+              help="Purchases per second per key, service and country before the edge's 429 (Tiger: 1).")
+@click.option("--late-commit", "late_commit_seconds", default=30.0, show_default=True, type=float,
+              help="How long a late_purchase stays out of the account's listings.")
 def simulate(port: int, host: str, dialect: str, faults: float, rps: float | None, block_seconds: float | None,
              seed: int, keys: list[str], codes: str, balance: str, rent_sms: str, rent_sms_burst: int,
-             rent_sms_count: int | None, **options: Any) -> None:
+             rent_sms_count: int | None, key_balances: tuple[str, ...], catalogue_file: str | None,
+             fault_rates: tuple[str, ...], injected: tuple[str, ...], fault_actions: str | None, truncate_at: str,
+             truncate_fraction: float, hang_seconds: float, retry_after: float, retry_after_header: bool | None,
+             block_page: bool, purchase_rps: float | None, late_commit_seconds: float, **options: Any) -> None:
     """Serve the protocol simulator on a loopback port (every option of ``Simulator`` is here)."""
-    from .simulator import CodeSchedule, Faults, RentSchedule, Simulator, serve
+    from .simulator import CodeSchedule, FaultKind, Faults, RentSchedule, Simulator, serve
 
     try:
         if codes == "never":
@@ -338,15 +364,59 @@ def simulate(port: int, host: str, dialect: str, faults: float, rps: float | Non
     except ValueError as exc:
         raise click.BadParameter(f"--codes / --rent-sms: {exc}") from None
     options["rent_sms"] = rents
-    limits = Faults.uniform(faults, rps_budget=rps, block_seconds=block_seconds)  # Retry-After as the dialect sends it
+    try:
+        balances = {key: Decimal(balance) for key in keys}
+        for pair in key_balances:
+            key, sep, amount = pair.partition("=")
+            if not sep or not key:
+                raise ValueError(f"--key-balance wants KEY=AMOUNT, got {pair!r}")
+            balances[key] = Decimal(amount)
+    except ArithmeticError:
+        raise click.BadParameter("--balance / --key-balance: an amount such as 100 or 12.50") from None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    limits = Faults.uniform(faults, rps_budget=rps, block_seconds=block_seconds, truncate_fraction=truncate_fraction,
+                            hang_seconds=hang_seconds, retry_after=retry_after, retry_after_header=retry_after_header,
+                            block_page=block_page, purchase_rps=purchase_rps, late_commit_seconds=late_commit_seconds)
+    try:
+        limits.truncate_at = None if truncate_at == "fraction" else int(truncate_at)
+        for pair in fault_rates:
+            kind, sep, rate = pair.partition("=")
+            if not sep:
+                raise ValueError(f"--fault wants KIND=RATE, got {pair!r}")
+            fault = FaultKind(kind)
+            limits.rates[fault] = limits.rates.get(fault, 0.0) + float(rate)
+        for spec in injected:
+            head, _, times = spec.partition("*")
+            kind, _, action = head.partition("@")
+            limits.inject(kind, action=action or None, times=int(times) if times else 1)
+        if fault_actions:
+            limits.actions = frozenset(a.strip() for a in fault_actions.split(",") if a.strip())
+        if catalogue_file is not None:
+            options["catalogue"] = _read_catalogue(catalogue_file)
+    except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+        raise click.BadParameter(f"--fault / --inject / --truncate-at / --catalogue: {exc}") from None
     sim = Simulator(dialect=dialect, seed=seed, faults=limits,  # type: ignore[arg-type]
-                    api_keys={key: Decimal(balance) for key in keys}, codes=schedule, **options)
+                    api_keys=balances, codes=schedule, **options)
     console.print(f"Simulator ({dialect}) on http://{host}:{port}/stubs/handler_api.php — keys: {', '.join(keys)}; "
                   f"its ledger on http://{host}:{port}/_simulator/ledger")
     try:
         serve(sim, host=host, port=port)
     finally:  # what happened, for the operator of the run: requests, blocks, money
         console.print_json(data=sim.ledger.summary())
+
+
+def _read_catalogue(path: str) -> list[Any]:
+    """``--catalogue FILE``: a JSON list of ``{service, country, price, count[, success_rate]}``."""
+    from .simulator import CatalogueEntry
+
+    with open(path, encoding="utf-8") as file:
+        rows = json.load(file)
+    if not isinstance(rows, list) or not rows:
+        raise ValueError("the catalogue file holds a non-empty JSON list of entries")
+    return [CatalogueEntry(service=str(row["service"]), country=int(row["country"]), price=Decimal(str(row["price"])),
+                           count=int(row["count"]), success_rate=float(row.get("success_rate", 1.0)))
+            for row in rows]
 
 
 @cli.command()

@@ -333,7 +333,8 @@ async def test_prices_extended_and_continue_rent_info_against_the_simulator(dial
     async with SMSActivate(sim.api_key, provider=dialect, transport=sim.transport(), rate_limit=None) as client:
         tiers = await client.get_prices_extended(service="tg", country=2, free_price=True)
         price = tiers[2]["tg"]
-        assert price.free_price_map and min(price.free_price_map) == price.cost
+        # [LIVE HeroSMS] the tiers start below the regular price, which is one of them
+        assert price.free_price_map and min(price.free_price_map) < price.cost in price.free_price_map
         rent = await client.get_rent_number(service="tg", rent_time=4, country=2)
         await client.continue_rent_number(rent.id, rent_time=4)
         info = await client.continue_rent_info(rent.id, hours=8, need_history=True)

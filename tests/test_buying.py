@@ -129,10 +129,11 @@ async def test_the_ceiling_is_what_is_offered_when_no_price_is_given() -> None:
 
 async def test_free_price_steps_through_levels_up_to_the_ceiling() -> None:
     sim, client = make()
-    sim.set_stock("tg", 0, 1)  # the freePriceMap offers 1 // 2 = 0 at the base price, 1 at three times it
+    # the freePriceMap offers 1 // 100 = 0 below the base price, 1 // 2 = 0 at it, 1 at three times it
+    sim.set_stock("tg", 0, 1)
     async with client:
         number = await client.buy(service="tg", country=0, policy=BuyingPolicy(ceiling="1", free_price=True))
-        assert number.activation_cost == Decimal("0.30") and client.stats.price_steps == 1
+        assert number.activation_cost == Decimal("0.30") and client.stats.price_steps == 2
         sim.set_stock("tg", 0, 1)
         with pytest.raises(NoNumbersError):  # the level that has numbers is above this ceiling
             await client.buy(service="tg", country=0, policy=BuyingPolicy(ceiling="0.2", free_price=True))

@@ -466,8 +466,16 @@ async def test_prices_extended_and_free_price_tiers(make: Any) -> None:
     assert isinstance(row["cost"], float) and isinstance(row["count"], int) and "freePriceMap" not in row
     tiers = (await raw(sim, action="getPricesExtended", service="tg", country=2, freePrice="true")).json()["2"]["tg"]
     prices = sorted(tiers["freePriceMap"], key=Decimal)
-    assert Decimal(prices[0]) == Decimal(str(row["cost"]))  # the cheapest tier is the regular price
-    assert tiers["freePriceMap"][prices[-1]] == row["count"]  # counts are cumulative
+    # [LIVE HeroSMS, REAL_RESPONSES §E] the tiers start below the regular price (0.2353 against 0.4),
+    # with few numbers there, and their counts are cumulative up to all of them
+    assert Decimal(prices[0]) < Decimal(str(row["cost"])) in {Decimal(p) for p in prices}
+    counts = [tiers["freePriceMap"][p] for p in prices]
+    assert counts == sorted(counts) and counts[0] < counts[-1] == row["count"]
+    top = (await raw(sim, action="getTopCountriesByService", service="tg", freePrice="true")).json()
+    plain_top = (await raw(sim, action="getTopCountriesByService", service="tg")).json()
+    here = next(r for r in top.values() if r["country"] == 2)
+    assert Decimal(str(here["price"])) == Decimal(min(here["freePriceMap"], key=Decimal))
+    assert Decimal(str(here["price"])) < Decimal(str(next(r for r in plain_top.values() if r["country"] == 2)["price"]))
 
 
 async def test_continue_rent_info_with_history() -> None:
@@ -511,8 +519,12 @@ async def test_classic_money_history_and_free_price() -> None:
     assert bought.text.startswith("ACCESS_NUMBER:")
     # [SA-DOC es] Free Price buys "al precio máximo al que está listo para comprar": maxPrice is charged
     assert before - sim.balance() == Decimal(25)
+    cheap = await raw(sim, action="getNumber", service="tg", country=0, freePrice="true", maxPrice="7")
+    assert cheap.text.startswith("ACCESS_NUMBER:")  # below the regular 10, at or above the cheapest tier (6)
     low = await raw(sim, action="getNumber", service="tg", country=0, freePrice="true", maxPrice="5")
-    assert low.text == "WRONG_MAX_PRICE:10"
+    assert low.text == "WRONG_MAX_PRICE:6"  # the least Free Price accepts is its cheapest tier
+    plain = await raw(sim, action="getNumber", service="tg", country=0, maxPrice="7")
+    assert plain.text == "WRONG_MAX_PRICE:10"
     h, hclock = hero(lifetime_seconds=60, codes=CodeSchedule.never())
     await buy(h, "getNumberV2")
     hclock.advance(61)
@@ -537,3 +549,52 @@ async def test_retry_after_follows_the_dialect_unless_chosen(dialect: str, optio
     sim.faults.inject("rate_limit")
     limited = await raw(sim, action="getBalance")
     assert limited.status_code == 429 and ("retry-after" in limited.headers) is header
+
+
+async def test_six_before_a_code_is_not_an_early_cancel_classic() -> None:
+    """FACTS §7 [SA-DOC25]: status 6 while "preparing" deletes the activation; EARLY_CANCEL_DENIED is the
+    rule of a cancel (8) within the first two minutes, a case of its own."""
+    sim, _ = classic(codes=CodeSchedule.never())
+    first = await buy(sim)
+    assert (await raw(sim, action="setStatus", id=first, status=8)).text == "EARLY_CANCEL_DENIED"
+    assert (await raw(sim, action="setStatus", id=first, status=6)).text == "ACCESS_ACTIVATION"
+    assert sim.activations[first].state.name == "CANCELLED" and sim.balance() == Decimal(1000)
+
+
+async def test_herosms_six_before_a_code_is_the_api_bad_status() -> None:
+    """FACTS §7/§17: HeroSMS refuses a finish without a code; the API's documented BAD_STATUS is a 400
+    "Wrong status code" ("Activation cannot be completed, no code." is its website's text)."""
+    sim, _ = hero(codes=CodeSchedule.never())
+    activation = await buy(sim, "getNumberV2")
+    for refused in (await raw(sim, action="setStatus", id=activation, status=6),
+                    await raw(sim, action="finishActivation", id=activation)):
+        assert refused.status_code == 400 and refused.json() == {"title": "BAD_STATUS", "details": "Wrong status code"}
+
+
+async def test_bad_service_on_getnumberv2_by_dialect() -> None:
+    """FACTS §3–4: every getNumber error applies to getNumberV2; HeroSMS's bad service is a 200
+    ``UNPROCESSABLE_ENTITY:service:INVALID`` [RUSTX-HERO]; Tiger's V2 probe a 200 envelope [RUSTX-TIGER]."""
+    h, _ = hero()
+    for action in ("getNumber", "getNumberV2"):
+        answer = await raw(h, action=action, service="nope", country=2)
+        assert (answer.status_code, answer.text) == (200, "UNPROCESSABLE_ENTITY:service:INVALID")
+    tiger = Simulator(dialect="tiger", clock=ManualClock())
+    answer = await raw(tiger, action="getNumberV2", service="nope", country=2)
+    assert answer.status_code == 200 and answer.json()["title"] == "BAD_SERVICE"
+    classic_sim, _ = classic()
+    assert (await raw(classic_sim, action="getNumberV2", service="nope")).text == "BAD_SERVICE"
+
+
+async def test_continue_rent_errors_carry_info() -> None:
+    """[DOC 000 continueRentNumber] ``{"status":"error","message":…,"info":"*details*"}``; extensions 4–1344 h."""
+    sim, _ = classic()
+    rent_id = (await raw(sim, action="getRentNumber", service="tg", rent_time=4)).json()["phone"]["id"]
+    short = (await raw(sim, action="continueRentNumber", id=rent_id, rent_time=3)).json()
+    assert short["message"] == "INVALID_TIME" and "4 to 1344" in short["info"]
+    unknown = (await raw(sim, action="continueRentNumber", id=1, rent_time=4)).json()
+    assert unknown["message"] == "NO_ID_RENT" and unknown["info"]
+    await raw(sim, action="setRentStatus", id=rent_id, status=2)
+    dead = (await raw(sim, action="continueRentNumber", id=rent_id, rent_time=4)).json()
+    assert dead["message"] == "RENT_DIE" and dead["info"]
+    # the price check keeps its plain form (the reference shows no info there)
+    assert "info" not in (await raw(sim, action="continueRentInfo", id=1, hours=4)).json()

@@ -115,10 +115,13 @@ def set_status(sim: Simulator, account: Account, params: Mapping[str, str]) -> _
     if status == "6":
         if state is ActivationState.WAIT_CODE:
             if not sim.profile.finish_before_code_refunds:
-                # [FACTS §17: BAD_STATUS is a 400] with the words of HeroSMS's frontend [HERO-CN i18n]
-                raise sim.render.fail("BAD_STATUS", status=400, details="Activation cannot be completed, no code.")
-            # [DOC] 6 while "preparing" deletes and marks an error: a cancel with refund [INFER].
-            sim._early_cancel_check(activation)
+                # HeroSMS refuses it [HERO-CN]; the body is the API's one documented BAD_STATUS, a 400
+                # "Wrong status code" (FACTS §17) -- "Activation cannot be completed, no code." is its
+                # website's wording (frontend i18n), which no API answer is shown to carry.
+                raise sim.render.fail("BAD_STATUS", status=400, details="Wrong status code")
+            # [DOC] 6 while "preparing" deletes and marks an error: a cancel with refund [INFER]. Not a
+            # cancel by 8, so the first two minutes' EARLY_CANCEL_DENIED (a rule of cancelling) is not
+            # asked here (FACTS §7 names the two cases apart).
             sim._refund(activation, ActivationState.CANCELLED, "setStatus 6 before a code")
             return sim.render.text("ACCESS_ACTIVATION")
         sim._change(activation, ActivationState.FINISHED, "setStatus 6")
@@ -219,7 +222,7 @@ def finish_activation(sim: Simulator, account: Account, params: Mapping[str, str
     if not activation.state.active:
         raise sim.render.fail("ACTIVATION_NOT_ACTIVE", status=409, details="Activation is terminated/refunded")
     if not activation.messages:
-        raise sim.render.fail("BAD_STATUS", status=400, details="Activation cannot be completed, no code.")
+        raise sim.render.fail("BAD_STATUS", status=400, details="Wrong status code")  # as setStatus 6 above
     sim._change(activation, ActivationState.FINISHED, "finishActivation")
     return _Reply(204, b"", "text/plain")  # [LIVE] 204, empty body
 

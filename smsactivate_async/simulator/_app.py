@@ -33,6 +33,7 @@ from ._common import (
     _OPERATORS,
     _PHONE_PREFIX,
     _RENT_COUNTRIES,
+    _RENT_INFO,
     _SERVICES,
     CatalogueEntry,
     _cents,
@@ -527,13 +528,22 @@ class Simulator:
                                    "retail_price": entry.price * 2}
             if free_price:
                 row["freePriceMap"] = self._free_price_map(entry)
+                row["price"] = self._cheapest_tier(entry)  # [LIVE HeroSMS] 0.2353 with freePrice, 0.4 without
             result[str(rank)] = row
         return result
 
     @staticmethod
-    def _free_price_map(entry: CatalogueEntry) -> dict[str, int]:
-        # [LIVE HeroSMS] keys are price strings; values are cumulative counts up to that price
-        return {_fmt(entry.price): entry.count // 2, _fmt(entry.price * 3): entry.count}
+    def _cheapest_tier(entry: CatalogueEntry) -> Decimal:
+        return (entry.price * Decimal("0.6")).quantize(Decimal("0.0001"))
+
+    @classmethod
+    def _free_price_map(cls, entry: CatalogueEntry) -> dict[str, int]:
+        # [LIVE HeroSMS, REAL_RESPONSES §E] keys are price strings, values cumulative counts up to that
+        # price; the tiers start BELOW the default price (0.2353 against 0.4) with a few numbers there
+        # (4 of 1 213 663) and reach all of them several times above it (2.9471)
+        count = entry.count
+        return {_fmt(cls._cheapest_tier(entry)): count // 100, _fmt(entry.price): count // 2,
+                _fmt(entry.price * 3): count}
 
     @classmethod
     def _free_price_stock(cls, entry: CatalogueEntry, limit: Decimal) -> int:
@@ -554,9 +564,12 @@ class Simulator:
                       "readable_date": until.isoformat()},
                 payload="'" + until.strftime("%Y-%m-%d %H-%M-%S") + "'")
         if not service or service not in _SERVICES:
-            if self.profile.v1_bad_service_text and not v2:
-                raise _Error(self.render.text(self.profile.v1_bad_service_text))  # [LIVE]
-            raise self.render.fail("BAD_SERVICE", status=400, details="This service/country combination is not available")
+            details = "This service/country combination is not available"
+            if v2 and self.profile.v2_bad_service_status is not None:
+                raise self.render.envelope("BAD_SERVICE", self.profile.v2_bad_service_status, details)
+            if self.profile.bad_service_text:
+                raise _Error(self.render.text(self.profile.bad_service_text))
+            raise self.render.fail("BAD_SERVICE", status=400, details=details)
         if self.profile.country_required and not params.get("country", "").isdigit():
             # HeroSMS names no default country (it has no Russia, the classic default): its modern
             # purchase requires one [HERO-TR] and getNumbersStatus answers this 422 without one [RUSTX-HERO].
@@ -574,11 +587,14 @@ class Simulator:
                 limit = Decimal(max_price)
             except ArithmeticError:
                 limit = None  # [LIVE] garbage maxPrice is ignored
-            if limit is not None and limit < entry.price:
+            free_price = params.get("freePrice") == "true"
+            # Free Price sells below the default price, down to its cheapest tier [LIVE HeroSMS]
+            least = self._cheapest_tier(entry) if free_price else entry.price
+            if limit is not None and limit < least:
                 raise self.render.fail("WRONG_MAX_PRICE", status=400,
                                        details="The maximum price is less than the permitted price",
-                                       info={"min": entry.price}, payload=_fmt(entry.price))
-            if limit is not None and params.get("freePrice") == "true" and not self._free_price_stock(entry, limit):
+                                       info={"min": least}, payload=_fmt(least))
+            if limit is not None and free_price and not self._free_price_stock(entry, limit):
                 # Free Price: only the numbers offered at or below the declared price can be had
                 # (freePriceMap counts them, cumulatively, per price level)
                 raise self._no_numbers(v2)
@@ -599,7 +615,7 @@ class Simulator:
                 declared = Decimal(params.get(self.profile.max_price_param, ""))
             except ArithmeticError:
                 return entry.price
-            if declared.is_finite() and declared > entry.price:
+            if declared.is_finite() and declared >= self._cheapest_tier(entry):
                 return declared
         return entry.price
 
@@ -675,12 +691,12 @@ class Simulator:
     # --- rent -------------------------------------------------------------------------------------
 
     def _rent_hours(self, params: Mapping[str, str], default: int = 4, *, key: str = "rent_time",
-                    least: int = 2) -> int:
+                    least: int = 2, explain: bool = False) -> int:
         raw = params.get(key, "")
         hours = int(raw) if raw.isdigit() else (default if key not in params else 0)
         if not least <= hours <= 1344:
             # [DOC] 2 to 1344 hours; an extension 4 to 1344 (000 continueRentNumber)
-            raise self.render.fail("INVALID_TIME", json_key="message")
+            raise self.render.fail("INVALID_TIME", json_key="message", info=_RENT_INFO["INVALID_TIME"] if explain else None)
         return hours
 
     def _rent_price(self, service: str, country: int, hours: int) -> Decimal:
@@ -689,11 +705,11 @@ class Simulator:
         return (base * 4 * Decimal(hours) / 4).quantize(Decimal("0.01"))
 
 
-    def _rent(self, account: Account, params: Mapping[str, str]) -> Rent:
+    def _rent(self, account: Account, params: Mapping[str, str], *, explain: bool = False) -> Rent:
         raw = params.get("id", "")
         rent = self.rents.get(int(raw)) if raw.isdigit() else None
         if rent is None or rent.key != account.key:
-            raise self.render.fail("NO_ID_RENT", json_key="message")
+            raise self.render.fail("NO_ID_RENT", json_key="message", info=_RENT_INFO["NO_ID_RENT"] if explain else None)
         return rent
 
 

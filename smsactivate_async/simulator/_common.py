@@ -96,3 +96,13 @@ def _json_default(value: object) -> Any:
 
 def _plain(doc: Any) -> Any:
     return json.loads(json.dumps(doc, default=_json_default))
+
+#: continueRentNumber's errors carry an ``info`` with the reason [DOC 000 continueRentNumber:
+#: ``{"status":"error","message":…,"info":"*details*"}``], worded as the reference's list
+_RENT_INFO = {
+    "NO_ID_RENT": "there is no rent ID",
+    "INVALID_TIME": "wrong time. Available number of hours from 4 to 1344",
+    "RENT_DIE": "the rent cannot be extended: the number is no longer available",
+    "NO_BALANCE": "not enough money in the account",
+}
+

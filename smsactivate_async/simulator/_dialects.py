@@ -43,8 +43,11 @@ class DialectProfile:
     order_id_idempotent: bool = True
     #: the getNumberV2 answer's shape ([DOC] classic; [LIVE 2026-04-26] HeroSMS)
     number_v2_shape: Literal["classic", "herosms"] = "classic"
-    #: getNumber (v1) errors stay 200 text tokens; the v1 bad-service answer ([LIVE] HeroSMS)
-    v1_bad_service_text: str | None = None
+    #: a purchase's bad-service answer as 200 text ([RUSTX-HERO] HeroSMS; FACTS §4: every getNumber
+    #: error applies to getNumberV2 too)
+    bad_service_text: str | None = None
+    #: getNumberV2's bad service as the envelope with this status instead ([RUSTX-TIGER] Tiger: 200)
+    v2_bad_service_status: int | None = None
     #: setStatus 1 is accepted [FACTS §7: HeroSMS's current spec lists 3, 6, 8]
     accepts_ready: bool = True
     #: setStatus 6 before a code cancels with a refund ([DOC] classic, [INFER]) instead of a 409
@@ -109,7 +112,7 @@ HEROSMS = DialectProfile(
     extra_actions=frozenset({"finishActivation", "cancelActivation", "getAllSms"}),
     order_id_idempotent=False,
     number_v2_shape="herosms",
-    v1_bad_service_text="UNPROCESSABLE_ENTITY:service:INVALID",
+    bad_service_text="UNPROCESSABLE_ENTITY:service:INVALID",
     accepts_ready=False,
     finish_before_code_refunds=False,
     active_list="paged",
@@ -141,6 +144,7 @@ TIGER = attrs.evolve(
     price_string_decimals=4,
     retry_after_header=True,  # [RUSTX-TIGER] its edge 429 carries Retry-After
     legacy_cancel=True,
+    v2_bad_service_status=200,  # [RUSTX-TIGER] the V2 probe: 200 {"title":"BAD_SERVICE",...}
 )
 
 # Grizzly SMS: the classic dialect [GRIZ-DOC] with a doc-looking fixture's differences [GRIZ-TEST].
@@ -202,7 +206,7 @@ class Renderer:
         status: int | None = None,
         title: str | None = None,
         details: str = "",
-        info: Mapping[str, Any] | None = None,
+        info: Mapping[str, Any] | str | None = None,
         payload: str | None = None,
         json_key: str | None = None,
     ) -> _Error:
@@ -212,12 +216,12 @@ class Renderer:
         if code == "BAD_KEY" and self.profile.bad_key_plain_401:
             return _Error(self.text("BAD_KEY", 401))  # [RUSTX-TIGER] on every action
         if self.profile.http_errors and status is not None:
-            return self.envelope(title or code, status, details, info)
+            return self.envelope(title or code, status, details, info if isinstance(info, Mapping) else None)
         code = self.profile.token_renames.get(code, code)
         if json_key is not None:
             doc: dict[str, Any] = {"status": "error", json_key: code}
             if info:
-                doc["info"] = dict(info)
+                doc["info"] = dict(info) if isinstance(info, Mapping) else info
             return _Error(self.json(doc))
         return _Error(self.text(f"{code}:{payload}" if payload is not None else code))
 

@@ -15,6 +15,7 @@ import attrs
 from ._common import (
     _OPERATORS,
     _PHONE_PREFIX,
+    _RENT_INFO,
     _SERVICES,
     _fmt,
     _Reply,
@@ -61,11 +62,17 @@ def get_rent_number(sim: Simulator, account: Account, params: Mapping[str, str])
     if not service or service not in (*_SERVICES, "full"):
         raise sim.render.fail("BAD_SERVICE", json_key="message")
     hours = sim._rent_hours(params)
+    if sim.profile.country_required and not params.get("country", "").isdigit():
+        # [INFER] a rent is a purchase: where purchases need a country (HeroSMS has no Russia, the
+        # documented default, 000 getRentNumber) a rent without one is the purchase's 422
+        raise sim.render.envelope("UNPROCESSABLE_ENTITY", 422, "Validation failed",
+                                  {"field": "country", "code": "REQUIRED", "message": ""})
     country = _rent_country(sim, params)
     if country not in sim.rent_countries:
         # a country the provider does not have, or does not rent in (getCountries `rent: 0`) [INFER: the
-        # classic rent error vocabulary has no better word]
-        raise sim.render.fail("NO_NUMBERS", json_key="message", status=404, details="Numbers Not Found. Try Later")
+        # classic rent error vocabulary has no better word]. A rent error, so the rent API's form in
+        # every dialect: 200 {"status":"error","message"} [SA-DOC25, FACTS §14]
+        raise sim.render.fail("NO_NUMBERS", json_key="message")
     price = sim._rent_price(service, country, hours)
     if account.balance < price:
         raise sim.render.fail("NO_BALANCE", json_key="message")
@@ -132,10 +139,10 @@ def get_rent_list(sim: Simulator, account: Account, params: Mapping[str, str]) -
 
 @handles("continueRentNumber")
 def continue_rent_number(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
-    rent, hours = _extendable(sim, account, params)
+    rent, hours = _extendable(sim, account, params, explain=True)
     price = sim._rent_price(rent.service, rent.country, hours)
     if account.balance < price:
-        raise sim.render.fail("NO_BALANCE", json_key="message")
+        raise sim.render.fail("NO_BALANCE", json_key="message", info=_RENT_INFO["NO_BALANCE"])
     account.balance -= price
     now = sim.clock.now()
     if rent.state == "finished":
@@ -173,10 +180,12 @@ def continue_rent_info(sim: Simulator, account: Account, params: Mapping[str, st
 
 
 def _extendable(sim: Simulator, account: Account, params: Mapping[str, str], *,
-                hours_key: str | None = None) -> tuple[Rent, int]:
-    """The rent to extend and for how many hours; RENT_DIE if it can no longer be extended."""
-    rent = sim._rent(account, params)
-    hours = sim._rent_hours(params, least=4) if hours_key is None else sim._rent_hours(params, 0, key=hours_key)
+                hours_key: str | None = None, explain: bool = False) -> tuple[Rent, int]:
+    """The rent to extend and for how many hours; RENT_DIE if it can no longer be extended.
+    ``explain``: errors carry the ``info`` continueRentNumber's are documented with."""
+    rent = sim._rent(account, params, explain=explain)
+    hours = (sim._rent_hours(params, least=4, explain=explain) if hours_key is None
+             else sim._rent_hours(params, 0, key=hours_key))
     if rent.state in ("cancelled", "revoked"):
-        raise sim.render.fail("RENT_DIE", json_key="message")
+        raise sim.render.fail("RENT_DIE", json_key="message", info=_RENT_INFO["RENT_DIE"] if explain else None)
     return rent, hours
