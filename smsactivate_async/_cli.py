@@ -568,7 +568,7 @@ def _show_report(ctx: Context, report: Any) -> None:
     if ctx.as_json:
         click.echo(json.dumps({"provider": report.provider, "dialect": report.dialect, "ok": report.ok,
                           "best_fit": report.best_fit, "best_fit_differences": report.best_fit_differences,
-                          "suggestion": report.suggestion,
+                          "suggestion": report.suggestion, "unprobed": list(report.unprobed),
                           "findings": [attrs.asdict(f) for f in report.findings],
                           "observations": [attrs.asdict(o) for o in report.observations]}, ensure_ascii=False))
         return
@@ -582,6 +582,7 @@ def _show_report(ctx: Context, report: Any) -> None:
     console.print(table)
     if report.ok:
         console.print(f"[green]All {len(report.observations)} answers match the {report.provider!r} preset.[/green]")
+        console.print("Not probed (free calls cannot show them): " + "; ".join(report.unprobed) + ".")
         return
     diff = Table(title=f"{len(report.findings)} differences from the preset")
     for column in ("probe", "field", "preset expects", "provider answered", "what to change"):

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from ._client import SMSActivate
     from ._providers import Provider
 
-__all__ = ["FREE_ACTIONS", "DoctorReport", "DoctorFinding", "DoctorObservation", "check_recording", "observe", "run_doctor"]
+__all__ = ["FREE_ACTIONS", "UNPROBED", "DoctorReport", "DoctorFinding", "DoctorObservation", "check_recording", "observe",
+           "run_doctor"]
 
 #: the only actions the doctor sends: none of them buys, rents or changes a status
 FREE_ACTIONS = frozenset({"getBalance", "getCountries", "getServicesList", "getPrices", "getNumbersStatus",
@@ -87,11 +88,27 @@ class DoctorReport:
     #: a ready line that turns the report green (when another preset fits better), e.g.
     #: ``SMSActivate(key, provider="smsbower", base_url="…")``
     suggestion: str | None = None
+    #: what free probes cannot show, so what a green report does not vouch for (:data:`UNPROBED`)
+    unprobed: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         """Whether nothing differed."""
         return not self.findings
+
+
+#: the differences between providers that the doctor's free probes cannot see (each needs a purchase,
+#: a status change, activations on the account, or a throttle during the run); a report lists them
+UNPROBED: tuple[str, ...] = (
+    "whether orderId makes a purchase idempotent (Provider.honours_order_id): needs a purchase",
+    "the early-cancel window (Provider.early_cancel_window): needs a purchase and a cancel",
+    "whether setStatus 1 is taken (Provider.supports_ready): changes a status",
+    "getNumberV2's answer shape and a bad service's answer: needs a purchase",
+    "the active list's paging (Provider.page_size) and history's row types: unseen on an account with "
+    "no activation (an empty list looks alike in every dialect)",
+    "a cancelled or finished activation's status token, the Free Price and rent answers, webhook payloads",
+    "the 429 answer and its Retry-After: seen only if the provider throttles during the run",
+)
 
 
 def _probes(provider: Provider) -> list[tuple[str, dict[str, str], bool]]:
@@ -216,12 +233,21 @@ def _advice(probe: str, fields: list[str], wanted: DoctorObservation, seen: Doct
     if seen.shape == "HTML page" or (seen.status >= 500 and wanted.status is not None and wanted.status < 500):
         return ("an HTML page or a server error: the server is down or behind a proxy / CDN page — try later; "
                 "it says nothing of the preset")
+    if (set(fields) <= {"shape", "error code"} and seen.shape.startswith("text ")
+            and wanted.shape.startswith("text ")):
+        return (f"this error is worded {seen.code!r} where the preset expects {wanted.code!r} (SMSHub words its "
+                "errors so): the client maps the words it knows to the same exceptions — a preset with the "
+                "provider's words (its simulator profile's token_renames) makes the report green; an unknown "
+                "word, report it with a recording (SMSActivate(record=…))")
     if probe == "wrong key":
         return ("key errors come in another form: check Provider(dialect=…) — 'sms-activate' (HTTP 200 with text or "
                 "JSON errors) or 'herosms' (real HTTP statuses with a title/details envelope); the client maps "
                 "either word to AuthenticationError")
     if fields == ["format"]:
         return _format_advice(wanted.format, seen.format)
+    if set(fields) == {"format", "content type"}:
+        return (_format_advice(wanted.format, seen.format) + "; and another Content-Type, a sign of another "
+                "dialect (check Provider(dialect=…))")
     if fields == ["rate-limit headers"]:
         return ("the provider announces its limits in headers: check Provider(rate_limit=…, rate_ceiling=…, "
                 "rate_block_seconds=…) against them")
@@ -245,9 +271,12 @@ def _advice(probe: str, fields: list[str], wanted: DoctorObservation, seen: Doct
 
 
 def _format_advice(wanted: str, seen: str) -> str:
-    if "absent" in seen or "absent" in wanted:
+    if "absent" in seen:
         return (f"{seen}: do not buy there — Provider(country_required=…) makes the client ask for a country; the "
                 "preset's simulator profile should declare absent_countries")
+    if "absent" in wanted:
+        return (f"{seen}, which the preset expects absent: they may be bought here; the preset's simulator profile "
+                "should not declare them absent_countries")
     return (f"{seen}, the preset expects {wanted}: the client reads both (money as Decimal either way); the preset's "
             "simulator profile should declare it")
 
@@ -344,7 +373,8 @@ async def _report(provider: Provider, probes: list[tuple[str, dict[str, str], bo
     if len(fits[best][1]) < len(findings):
         where = f", base_url={base_url!r}" if base_url else ""
         suggestion = f'SMSActivate(key, provider="{best}"{where})'
-    return DoctorReport(provider.name, chosen, got, expected, findings, best, len(fits[best][1]), suggestion)
+    return DoctorReport(provider.name, chosen, got, expected, findings, best, len(fits[best][1]), suggestion,
+                        UNPROBED)
 
 
 async def run_doctor(client: SMSActivate) -> DoctorReport:

@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import httpx
 import pytest
 from click.testing import CliRunner
 
 from smsactivate_async import PROVIDERS, InvalidArgumentError, ReplayTransport, SMSActivate, load_recording
-from smsactivate_async._doctor import FREE_ACTIONS, check_recording
+from smsactivate_async._doctor import FREE_ACTIONS, UNPROBED, check_recording
 from smsactivate_async.simulator import CodeSchedule, Simulator, serve_in_thread
+from smsactivate_async.simulator._dialects import PROFILES, DialectProfile
 
 pytestmark = pytest.mark.anyio
 DIALECTS = sorted(PROVIDERS)  # every preset: a new one is tested here without touching this file
@@ -396,3 +398,99 @@ async def test_a_provider_that_never_answers_is_reported_within_the_timeout() ->
             report = await client.doctor()
     assert all(o.status is None for o in report.observations)
     assert all("no answer within the client's timeout" in f.advice for f in report.findings)
+
+
+# --- issue 44 item 3: exactly the declared differences ------------------------------------------------------
+#
+# What each probe shows of a simulator profile, written from the profiles' declared fields alone (not from
+# the doctor): two profiles whose views differ in a column must get that finding, and no other.
+
+def _view(p: DialectProfile) -> dict[str, dict[str, object]]:
+    json_type = p.json_content_type.split(";")[0]
+
+    def token(status: int, code: str) -> dict[str, object]:
+        code = p.token_renames.get(code, code)
+        return {"status": status, "content type": "text/html", "shape": f"text {code}", "error code": code}
+
+    def envelope(status: int, title: str) -> dict[str, object]:
+        return {"status": status, "content type": json_type, "shape": f"envelope {title}", "error code": title}
+
+    listing: dict[str, object] = {"content type": json_type}
+    return {
+        "balance": {"format": p.balance_decimals},
+        "countries": {**listing, "format": p.absent_countries},
+        "services": listing,
+        "prices": {**listing, "format": p.price_string_decimals, "shape": p.prices_blank_country_row},
+        "numbers in stock": {**listing, "format": p.numbers_status_counts_as_strings},
+        "active activations": listing,
+        "history": listing,
+        "wrong key": (token(401, "BAD_KEY") if p.bad_key_plain_401
+                      else envelope(401, "BAD_KEY") if p.http_errors else token(200, "BAD_KEY")),
+        "unknown action": envelope(404, "BAD_ACTION") if p.http_errors else token(200, "BAD_ACTION"),
+        "bad country": {**listing, "shape": p.filters_answer_status_false, "error code": p.filters_answer_status_false},
+        "unknown activation": (envelope(404, "NOT_FOUND") if p.unknown_activation_not_found
+                               else token(200, "NO_ACTIVATION")),
+    }
+
+
+#: the fields `_view` reads
+_SEEN = {"json_content_type", "token_renames", "balance_decimals", "absent_countries", "price_string_decimals",
+         "prices_blank_country_row", "numbers_status_counts_as_strings", "bad_key_plain_401", "http_errors",
+         "filters_answer_status_false", "unknown_activation_not_found"}
+#: the fields free probes cannot show, each with the line of `doctor.UNPROBED` that says so
+_UNSEEN = {
+    "order_id_idempotent": "orderId", "early_cancel_seconds": "early-cancel", "accepts_ready": "setStatus 1",
+    "finish_before_code_refunds": "changes a status", "number_v2_shape": "getNumberV2",
+    "number_v2_end_and_cancel": "getNumberV2", "bad_service_text": "bad service", "v2_bad_service_status": "bad service",
+    "max_price_param": "needs a purchase", "country_required": "needs a purchase",
+    "active_list": "paging", "history_page_param": "paging", "history_ids_as_strings": "row types",
+    "expired_history_status": "row types", "cancelled_token": "status token", "legacy_cancel": "status token",
+    "currency": "Free Price and rent", "webhook_iso_times": "webhook", "webhook_retry_delay": "webhook",
+    "retry_after_header": "Retry-After", "operators_not_found_text": "needs a purchase",
+    # the doctor asks getStatus with a numeric id; a plain answer differs only for a non-numeric one
+    "unknown_activation_plain": "status token", "dropped_actions": "rent answers", "extra_actions": "needs a purchase",
+}
+
+
+def test_every_profile_field_is_either_probed_or_said_to_be_unprobed() -> None:
+    fields = {f.name for f in attrs.fields(DialectProfile)} - {"name"}
+    assert _SEEN.isdisjoint(_UNSEEN) and fields == _SEEN | set(_UNSEEN), fields ^ (_SEEN | set(_UNSEEN))
+    for field, words in _UNSEEN.items():
+        assert any(words in line for line in UNPROBED), (field, words)
+
+
+@pytest.mark.parametrize("preset", DIALECTS)
+async def test_the_doctor_names_exactly_the_declared_differences(preset: str) -> None:
+    for served in DIALECTS:
+        sim = Simulator(dialect=served)  # type: ignore[arg-type]
+        async with SMSActivate(sim.api_key, provider=preset, transport=sim.transport()) as client:
+            report = await client.doctor()
+        mine, theirs = _view(PROFILES[report.dialect]), _view(PROFILES[served])
+        declared = {(probe, column) for probe, view in mine.items() for column, value in view.items()
+                    if theirs[probe][column] != value}
+        found = {(f.probe, column) for f in report.findings for column in f.field.split(", ")}
+        assert found == declared, (preset, served, found ^ declared)
+        assert report.unprobed == UNPROBED
+
+
+async def test_advice_fits_an_error_worded_otherwise_and_a_format_with_another_content_type() -> None:
+    """Issue 44 item 2: SMSHub's own error words are named as words (not "report a shape"); a count format
+    seen together with another Content-Type gets the format's advice, not the generic one."""
+    sim = Simulator(dialect="smshub")
+    async with SMSActivate(sim.api_key, provider="sms-activate", transport=sim.transport()) as client:
+        report = await client.doctor()
+    advice = {f.probe: f.advice for f in report.findings}
+    assert "worded 'NO_ACTION' where the preset expects 'BAD_ACTION'" in advice["unknown action"]
+    assert "worded 'API_KEY_NOT_VALID'" in advice["wrong key"]
+    sim = Simulator(dialect="herosms")
+    async with SMSActivate(sim.api_key, provider="sms-activate", transport=sim.transport()) as client:
+        report = await client.doctor()
+    advice = {f.probe: f.advice for f in report.findings}
+    assert "counts as numbers" in advice["numbers in stock"] and "Content-Type" in advice["numbers in stock"]
+    assert "absent" in advice["countries"] and "do not buy there" in advice["countries"]
+    sim = Simulator(dialect="tiger")
+    async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport()) as client:
+        report = await client.doctor()
+    advice = {f.probe: f.advice for f in report.findings}
+    assert "may be bought here" in advice["countries"] and "do not buy" not in advice["countries"]
+    assert all("report it with a recording" not in a or "unknown word" in a for a in advice.values())
