@@ -154,6 +154,7 @@ def run(store_kind: str, total: int, workers: int, concurrency: int,
         rate = BUDGET * 0.8 / workers  # no shared budget on sqlite: each worker takes its share
     share = total // workers
     started = time.perf_counter()
+    store_down_at = store_back_at = None
     open_at_restart = 0
     try:
         with serve_in_thread(sim) as url:
@@ -175,7 +176,9 @@ def run(store_kind: str, total: int, workers: int, concurrency: int,
                     time.sleep(0.05)
                 open_at_restart = sum(1 for a in sim.activations.values() if a.state.active)
                 print(f"{store_kind}: the store killed at {time.time():.3f}", file=sys.stderr, flush=True)
+                store_down_at = sim.clock.now()
                 redis_process = _restart_redis(redis_process, store, folder, empty=restart == "empty", down=5.0)
+                store_back_at = sim.clock.now()
                 print(f"{store_kind}: the store back at {time.time():.3f}", file=sys.stderr, flush=True)
             for worker in fleet[1:]:
                 worker.wait()
@@ -225,6 +228,13 @@ def run(store_kind: str, total: int, workers: int, concurrency: int,
         print(f"{store_kind}: numbers held by two workers: "
               f"{[(i, [w.name for w in fleet if i in w.got]) for i, n in holders.items() if n > 1]}",
               file=sys.stderr, flush=True)
+    for start, _ in sim.ledger.blocks:  # what the second before a block held, and when it came
+        window = [r for r in sim.ledger.requests if start - 1.0 <= r.at <= start]
+        when = ", ".join(f"{name} {start - at:+.2f} s" for name, at in (
+            ("after the kill", killed_at), ("after the store went down", store_down_at),
+            ("after it came back", store_back_at)) if at is not None)
+        print(f"{store_kind}: a block at {start:.2f} ({when}): {len(window)} requests in the second before it, "
+              f"{dict(collections.Counter(r.action for r in window))}", file=sys.stderr, flush=True)
     scans = sim.ledger.requests_for("getActiveActivations")
     ticks = sum(int(w.stats.get("ticks", 0)) for w in fleet)  # type: ignore[call-overload]
     failures = [f for w in fleet for f in w.stats.get("failures", [])]  # type: ignore[attr-defined]
