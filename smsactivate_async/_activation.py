@@ -205,7 +205,7 @@ async def purchase(client: SMSActivate, options: Mapping[str, Any], order_id: st
     await client._ready()
     with anyio.CancelScope(shield=True):
         if policy is None:
-            number: Number = await client._session.call(_actions.GET_NUMBER_V2, wanted)
+            number: Number = await client._settlement.call(_actions.GET_NUMBER_V2, wanted)
             country: int | None = wanted.get("country")
         else:
             service = wanted.pop("service")

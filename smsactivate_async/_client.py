@@ -37,13 +37,15 @@ from ._models import Number
 from ._news import NumberNews
 from ._outcome import NumberOutcome
 from ._params import identifier
-from ._policy import AdaptiveRateLimiter, Limiter, RateLimiter, RetryPolicy, SharedRateLimiter
+from ._policy import AdaptiveRateLimiter, Limiter, RateLimiter, RetryPolicy, SharedBudget, SharedRateLimiter
 from ._polling import PollBudget, PollPace
 from ._providers import Provider, resolve_provider
+from ._reconcile import Reconciliation
 from ._record import RecordingTransport
 from ._recovery import recover
 from ._rent import RentWaits
 from ._session import RequestEvent, Session
+from ._settlement import Settlement
 from ._store import Kind, Push, PushStore, Store, namespace_for
 from ._stores import open_store
 from ._strays import Strays
@@ -237,7 +239,7 @@ class SMSActivate(GeneratedActions):
         self._host = TaskHost()  # the client's own tasks (polling, deadlines, the lease, telling the fleet)
         rate = self.provider.rate_limit if rate_limit is _UNSET else rate_limit
         limiter: Limiter = _make_limiter(rate, burst or self.provider.burst, self.provider, self.clock)
-        if getattr(self._store, "shares_budget", False) and rate is not None:
+        if getattr(self._store, "shares_budget", False) and isinstance(self._store, SharedBudget) and rate is not None:
             # The provider's limit is per account: every client on the store draws from one budget
             # (Redis: across machines; a sqlite journal: across the processes of one machine).
             limiter = SharedRateLimiter(self._store, rate if isinstance(rate, (int, float)) else None,
@@ -266,7 +268,10 @@ class SMSActivate(GeneratedActions):
         self._scheduler = Scheduler(self._session, self.clock, self._wait, self._host, news, self._poll_budget)
         telemetry.waiters = lambda: self._scheduler.waiting
         telemetry.listen(news)  # after the scheduler: a close is counted once the waiters know of it
-        self._strays = self._session.strays = Strays(self._session, self._scheduler, self._host, self.clock, self._wait)
+        reconciliation = Reconciliation(self._session)
+        self._strays = Strays(self._session, reconciliation, self._scheduler, self._host, self.clock, self._wait)
+        #: where every call goes: a purchase settles there, anything else goes on to the session
+        self._settlement = Settlement(self._session, reconciliation, self._strays)
         self._rents = RentWaits(self._session, self.clock, self._host, self._scheduler, float(rent_poll_interval),
                                 self._poll_budget)
         self._handles: dict[int, ActivationHandle] = {}
@@ -300,7 +305,7 @@ class SMSActivate(GeneratedActions):
 
     async def _call(self, action: Action[R], args: dict[str, Any]) -> R:
         await self._ready()
-        return await self._session.call(action, args, retry=self._retry_override)
+        return await self._settlement.call(action, args, retry=self._retry_override)
 
     async def _ready(self) -> None:
         """Open on first use (a client need not be entered with ``async with``)."""
@@ -718,7 +723,7 @@ class SMSActivate(GeneratedActions):
         live client also does this by itself every ``lease`` seconds.
         """
         await self._ready()
-        report = await recover(self._session, self._scheduler, self._rents.waited)
+        report = await recover(self._settlement, self._scheduler, self._rents.waited)
         self._session.telemetry.recovered(report)
         return report
 

@@ -6,7 +6,7 @@ import bisect
 import collections
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import anyio
 import attrs
@@ -17,7 +17,7 @@ from ._exceptions import InvalidArgumentError, StoreError
 if TYPE_CHECKING:
     from ._tasks import TaskHost
 
-__all__ = ["AdaptiveRateLimiter", "Limiter", "RateLimiter", "RetryPolicy", "SharedRateLimiter"]
+__all__ = ["AdaptiveRateLimiter", "Limiter", "RateLimiter", "RetryPolicy", "SharedBudget", "SharedRateLimiter"]
 
 
 @attrs.frozen
@@ -344,6 +344,18 @@ class AdaptiveRateLimiter:
             probe.set()
 
 
+@runtime_checkable
+class SharedBudget(Protocol):
+    """What the fleet's limiter needs of a shared store: one GCRA of the account's budget."""
+
+    async def grant(self, interval: float, tolerance: float) -> tuple[float, float]:
+        """A slot now: ``(0, cut)``; else ``(seconds until one may be free, cut)``. ``cut``: when the
+        fleet's rate was last cut."""
+
+    async def block(self, seconds: float) -> None:
+        """Hold every client of the account back ``seconds``."""
+
+
 class SharedRateLimiter:
     """The client's rate limiter when the budget is the account's, kept in a shared store (Redis across
     machines, a sqlite journal across the processes of one machine): same interface as ``RateLimiter``.
@@ -354,11 +366,17 @@ class SharedRateLimiter:
     the store) and cuts every client's rate when it next asks for a slot. If the store cannot be
     reached the client falls back to pacing itself at its share of that rate: the rate divided by the
     clients whose leases it last saw alive (``sharers``), so that a fleet keeps to the account's
-    budget while its store restarts.
+    budget while its store restarts. When the store is back, its budget knows nothing of what was sent
+    meanwhile (restarted empty, its state is gone; from its file, it is old) and would grant a burst on
+    top of the last second's requests: for one more second (``HANDOVER``) each client keeps to its
+    share as well as to the store's grants.
     """
 
-    def __init__(self, store: Any, rate: float | None, burst: int, clock: Clock, local: Any, host: TaskHost,
-                 sharers: Callable[[], int] = lambda: 1) -> None:
+    #: how long after the store's return a client still keeps to its share of the budget
+    HANDOVER = 1.0
+
+    def __init__(self, store: SharedBudget, rate: float | None, burst: int, clock: Clock, local: Limiter,
+                 host: TaskHost, sharers: Callable[[], int] = lambda: 1) -> None:
         self._host = host  # the client's TaskHost: telling the fleet of a block is the client's own work
         self._adaptive = local if isinstance(local, AdaptiveRateLimiter) else None
         if self._adaptive is not None:
@@ -372,6 +390,11 @@ class SharedRateLimiter:
         self._queue: anyio.Lock | None = None
         self._sharers = sharers
         self._alone_next = 0.0  # while the store is unreachable: when this client's next share is due
+        #: the clients seen sharing the budget when the store was last unreachable (a store back empty
+        #: holds no lease but this client's at first: its count would be too low for the hand-over)
+        self._outage_sharers: int | None = None
+        self._handover_until = float("-inf")
+        self._fell_back = False
 
     @property
     def rate(self) -> float | None:
@@ -390,6 +413,8 @@ class SharedRateLimiter:
                 try:
                     wait, cut = await self._store.grant(interval, interval * (self._burst - 1))
                 except StoreError:
+                    self._fell_back = True
+                    self._outage_sharers = max(self._outage_sharers or 1, self._sharers())
                     await self._local.acquire()
                     await self._take_share(interval)
                     return
@@ -398,6 +423,14 @@ class SharedRateLimiter:
                         self._adaptive.cut()  # another client was throttled: the account's rate is lower
                     self._seen_cut = cut
                 if wait <= 0:
+                    now = self._clock.now()
+                    if self._fell_back:  # the store is back
+                        self._fell_back = False
+                        self._handover_until = now + self.HANDOVER
+                    if now < self._handover_until:
+                        await self._take_share(interval)
+                    else:
+                        self._outage_sharers = None
                     if self._adaptive is not None:
                         self._adaptive.note_sent()
                     return
@@ -406,7 +439,7 @@ class SharedRateLimiter:
     async def _take_share(self, interval: float) -> None:
         now = self._clock.now()
         start = max(now, self._alone_next)
-        self._alone_next = start + interval * max(1, self._sharers())
+        self._alone_next = start + interval * max(1, self._sharers(), self._outage_sharers or 1)
         if start > now:
             await self._clock.sleep(start - now)
 

@@ -30,6 +30,7 @@ from ._telemetry import decimal_or_none
 
 if TYPE_CHECKING:
     from ._session import Session
+    from ._settlement import Settlement
     from ._waiting import Scheduler
 
 __all__ = ["recover"]
@@ -48,7 +49,8 @@ async def _note(journal: Journal, text: str) -> None:
         log.debug("recovery note not kept (%s): %s", exc.code, text)
 
 
-async def recover(session: Session, scheduler: Scheduler, rent_waited: Callable[[int], bool]) -> RecoveryReport:
+async def recover(settlement: Settlement, scheduler: Scheduler, rent_waited: Callable[[int], bool]) -> RecoveryReport:
+    session = settlement.session
     journal = session.journal
     report = RecoveryReport()
     if not journal.persistent:
@@ -84,13 +86,13 @@ async def recover(session: Session, scheduler: Scheduler, rent_waited: Callable[
         if watch.owner not in live:
             # A dead client's purchase given up as never made, which the server may still commit:
             # this client watches for it what is left of the watch (its own watch first, then the dead one's ends).
-            await _watch(session, watch, watch.created + session.retry.stray_watch - journal.wall(), report)
+            await _watch(settlement, watch, watch.created + session.retry.stray_watch - journal.wall(), report)
             await journal.settle(watch, "recovered")
     dead = [i for i in await journal.store.intents(UNSETTLED) if i.owner not in live]
     if any(i.kind == "activation" for i in dead):
-        await _recover_lost_purchases(session, scheduler, [i for i in dead if i.kind == "activation"], live, report)
+        await _recover_lost_purchases(settlement, scheduler, [i for i in dead if i.kind == "activation"], live, report)
     if any(i.kind == "rent" for i in dead):
-        await _recover_lost_rents(session, [i for i in dead if i.kind == "rent"], live, report)
+        await _recover_lost_rents(settlement, [i for i in dead if i.kind == "rent"], live, report)
     return report
 
 
@@ -138,14 +140,16 @@ def _hours_left(journal: Journal, entry: Entry) -> str:
     return f"{left:.2f} h of its paid hours left (more if it was extended)"
 
 
-async def _recover_lost_rents(session: Session, dead: list[Intent], live: Liveness, report: RecoveryReport) -> None:
+async def _recover_lost_rents(settlement: Settlement, dead: list[Intent], live: Liveness,
+                              report: RecoveryReport) -> None:
     """Rent purchases a dead client had on the wire: an active rent of the account that nobody has
     journaled is one of theirs (the rent list names no service: any of them)."""
+    session = settlement.session
     journal = session.journal
     if any(i.kind == "rent" and i.owner in live for i in await journal.store.intents(UNSETTLED)):
         return  # a live client is reconciling a rent purchase: the unknown rents may be its; next time
     rents: list[RentListEntry] = await session.call(_actions.GET_RENT_LIST, {})
-    unknown = sorted(await session.unexplained(rents, "rent"), key=lambda r: r.id)
+    unknown = sorted(await settlement.reconciliation.unexplained(rents, "rent"), key=lambda r: r.id)
     for intent, rent in zip(sorted(dead, key=lambda i: i.seq), unknown, strict=False):
         entry = journal.entry(intent, "rent", rent.id, rent.phone)
         if await journal.adopt(entry):
@@ -190,18 +194,19 @@ async def _close(session: Session, scheduler: Scheduler, entry: Entry, report: R
         await journal.give_back(entry)
 
 
-async def _watch(session: Session, intent: Intent, seconds: float, report: RecoveryReport) -> None:
-    if session.strays is not None and seconds > 0:
-        await session.strays.watch(tuple(intent.key.split("|")), intent.params, seconds)
+async def _watch(settlement: Settlement, intent: Intent, seconds: float, report: RecoveryReport) -> None:
+    if settlement.strays is not None and seconds > 0:
+        await settlement.strays.watch(tuple(intent.key.split("|")), intent.params, seconds)
         report.watched.append(f"{intent.params.get('service', '')}/{intent.params.get('country', '')}")
 
 
 async def _recover_lost_purchases(
-    session: Session, scheduler: Scheduler, dead: list[Intent], live: Liveness, report: RecoveryReport,
+    settlement: Settlement, scheduler: Scheduler, dead: list[Intent], live: Liveness, report: RecoveryReport,
 ) -> None:
+    session = settlement.session
     journal = session.journal
     rows = await session.active_activations()
-    unknown = [r for r in await session.unexplained(rows) if r.activation_status not in _CLOSED]
+    unknown = [r for r in await settlement.reconciliation.unexplained(rows) if r.activation_status not in _CLOSED]
     # A live client's purchase of the same kind still unsettled — this client's own included: its
     # number may be in the listing before its answer is read — goes first.
     busy = {i.key for i in await journal.store.intents(UNSETTLED) if i.owner in live}
@@ -234,7 +239,7 @@ async def _recover_lost_purchases(
             # Its number, if it had one, is closed now; with none listed, the purchase did not happen
             # yet — the server may still commit it, so this client watches for it.
             if intent.id not in found:
-                await _watch(session, intent, session.retry.stray_watch, report)
+                await _watch(settlement, intent, session.retry.stray_watch, report)
             await journal.settle(intent, "recovered")
         log.info("recovery: %d purchase(s) of %s left on the wire by dead clients settled", len(intents), key)
 

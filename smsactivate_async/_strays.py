@@ -30,7 +30,7 @@ from ._convert import to_decimal
 from ._exceptions import SMSActivateError
 from ._models import ActiveActivation
 from ._news import Bought
-from ._session import _matches
+from ._reconcile import Reconciliation, matches
 
 if TYPE_CHECKING:
     from ._clock import Clock
@@ -68,9 +68,10 @@ class _Stray:
 class Strays:
     """The client's watch for late-committed purchases, and the numbers it found (module docstring)."""
 
-    def __init__(self, session: Session, scheduler: Scheduler, host: TaskHost, clock: Clock,
-                 settings: WaitSettings) -> None:
+    def __init__(self, session: Session, reconciliation: Reconciliation, scheduler: Scheduler, host: TaskHost,
+                 clock: Clock, settings: WaitSettings) -> None:
         self._session, self._scheduler, self._host, self._clock = session, scheduler, host, clock
+        self._reconciliation = reconciliation
         self._settings = settings
         self._watches: list[_Watch] = []
         self._kept: dict[int, _Stray] = {}
@@ -148,16 +149,17 @@ class Strays:
         if not self._watches or session.journal.quiet:
             return  # (a store just back from an outage: what is unknown may be another client's; later)
         try:
-            async with session._gate.reconcile(), session._gate.claim_lock:
+            gate = self._reconciliation.gate
+            async with gate.reconcile(), gate.claim_lock:
                 # every purchase of this client has settled: an unknown number is nobody's of ours
-                rows: list[ActiveActivation] = await session._listing("activations", fresh_after=self._clock.now())
-                unknown = await session.unexplained(rows)
+                rows = await self._reconciliation.activations(fresh_after=self._clock.now())
+                unknown = await self._reconciliation.unexplained(rows)
                 taken: set[int] = set()  # claimed by an earlier watch of this look
                 for watch in list(self._watches):
-                    if session._gate.unresolved[watch.key] or await session.journal.others_unresolved(watch.key):
+                    if gate.unresolved[watch.key] or await session.journal.others_unresolved(watch.key):
                         continue  # a purchase of this kind is being reconciled: the number may be its own
                     for row in unknown:
-                        if row.activation_id in taken or not _matches(row, watch.wire):
+                        if row.activation_id in taken or not matches(row, watch.wire):
                             continue
                         entry = session.journal.entry(None, "activation", row.activation_id, row.phone_number,
                                                       service=row.service_code or watch.wire.get("service"),

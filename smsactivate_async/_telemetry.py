@@ -34,7 +34,7 @@ import contextlib
 import weakref
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._journal import RecoveryReport
 
-__all__ = ["SessionStats", "Telemetry", "decimal_or_none", "otel_available"]
+__all__ = ["SessionStats", "Span", "Telemetry", "decimal_or_none", "otel_available"]
 
 _NAME = "smsactivate_async"
 
@@ -56,6 +56,13 @@ def _version() -> str:
         return version("smsactivate-async")
     except Exception:  # running from a source tree
         return "0"
+
+
+
+class Span(Protocol):
+    """What a call does with its OpenTelemetry span (``opentelemetry.trace.Span`` is one)."""
+
+    def set_attribute(self, key: str, value: str | int) -> None: ...
 
 
 @attrs.define
@@ -259,7 +266,7 @@ class Telemetry:
             self._otel.blocks.add(1)
 
     @contextlib.contextmanager
-    def span(self, action: str) -> Iterator[Any]:
+    def span(self, action: str) -> Iterator[Span | None]:
         """A span for one call (all its attempts), or ``None`` when no tracer provider is configured."""
         tracer = self._live_tracer()
         if tracer is None:

@@ -239,7 +239,7 @@ async def test_a_number_sold_above_the_ceiling_is_cancelled() -> None:
         number = await client.buy(service="tg", country=0, policy=policy)
         assert number.activation_cost == Decimal("0.30")
 
-        real_call = client._session.call
+        real_call = client._settlement.call
 
         async def overcharging(action: Any, args: dict[str, Any], **options: Any) -> Any:
             result = await real_call(action, args, **options)
@@ -249,7 +249,7 @@ async def test_a_number_sold_above_the_ceiling_is_cancelled() -> None:
                 return attrs.evolve(result, activation_cost=Decimal("0.75"))
             return result
 
-        client._session.call = overcharging  # type: ignore[method-assign,assignment]
+        client._settlement.call = overcharging  # type: ignore[method-assign,assignment]
         with pytest.raises(SpendingGuardError) as refused:
             await client.buy(service="tg", country=0, policy=policy)
     assert refused.value.reason == "above_ceiling"
