@@ -705,10 +705,12 @@ class SMSActivate(GeneratedActions):
         catalogue, prices, stock, active activations, history, and four deliberate mistakes), each
         answer compared with what the simulator's profile of the preset answers. Never buys, never
         sets a status. See :class:`DoctorReport` and ``smsactivate doctor``."""
-        from ._doctor import run_doctor
+        from ._doctor import WRONG_KEY, run_doctor
 
         await self._ready()
-        return await run_doctor(self)
+        # the client's own connections (so that `record=` records the doctor too), and the same stack
+        # with a deliberately wrong key
+        return await run_doctor(self.provider, self._session.http, self._make_transport(WRONG_KEY, borrowed=True))
 
     async def recover(self) -> RecoveryReport:
         """Close every activation the journal holds open for an owner whose lease has expired.

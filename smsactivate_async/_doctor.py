@@ -29,7 +29,6 @@ from ._exceptions import InvalidArgumentError, SMSActivateError
 from ._wire import decode_answer
 
 if TYPE_CHECKING:
-    from ._client import SMSActivate
     from ._providers import Provider
 
 __all__ = ["FREE_ACTIONS", "UNPROBED", "DoctorReport", "DoctorFinding", "DoctorObservation", "check_recording", "observe",
@@ -377,14 +376,12 @@ async def _report(provider: Provider, probes: list[tuple[str, dict[str, str], bo
                         UNPROBED)
 
 
-async def run_doctor(client: SMSActivate) -> DoctorReport:
-    """The doctor for ``client``'s provider (see the module docs)."""
-    provider = client.provider
+async def run_doctor(provider: Provider, http: httpx.AsyncClient, wrong_key: httpx.AsyncBaseTransport) -> DoctorReport:
+    """The doctor for ``provider`` (see the module docs): its probes sent through ``http`` (the
+    client's own connections), the wrong-key one through ``wrong_key`` (the same stack, keyed so)."""
     probes = _probes(provider)
-    # The client's own connections (so that `record=` records the doctor too), and the same stack with
-    # a deliberately wrong key.
-    async with httpx.AsyncClient(transport=client._make_transport(WRONG_KEY, borrowed=True), timeout=30.0) as wrong:
-        got = await _run_probes(provider.base_url, client._session.http, wrong, probes)
+    async with httpx.AsyncClient(transport=wrong_key, timeout=30.0) as wrong:
+        got = await _run_probes(provider.base_url, http, wrong, probes)
     return await _report(provider, probes, got, provider.base_url)
 
 

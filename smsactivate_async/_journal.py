@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import TypeVar
 
 import anyio
 import attrs
@@ -30,6 +30,7 @@ from ._store import FINAL, UNSETTLED, Entry, EntryState, Intent, IntentState, Ki
 __all__ = ["Journal", "RecoveryReport", "default_owner"]
 
 log = logging.getLogger("smsactivate_async")
+T = TypeVar("T")
 
 # the intents someone still acts on: purchases not settled, and watches of purchases given up
 _OPEN_INTENTS: frozenset[str] = UNSETTLED | {"watching"}
@@ -116,7 +117,7 @@ class Journal:
         self._renewed = False
         self._seen_run: str | None = None
         #: writes the store failed (an outage), made again in order after the next renewal
-        self._unwritten: collections.deque[tuple[Callable[[], Awaitable[Any]], str]] = collections.deque(maxlen=100_000)
+        self._unwritten: collections.deque[tuple[Callable[[], Awaitable[object]], str]] = collections.deque(maxlen=100_000)
         self._flushing = anyio.Lock()
         #: what this client wrote that is still live — its unsettled intents and open entries — to put
         #: back into a store that comes back empty (bounded by the work in flight)
@@ -498,7 +499,7 @@ class Journal:
         self._my_entries.pop((kind, entry_id), None)
         await self._quietly(partial(self.store.update_entry, kind, entry_id, state=state), f"{entry_id} {state}")
 
-    async def _quietly(self, step: Callable[[], Awaitable[Any]], what: str, *, replay: bool = True) -> Any:
+    async def _quietly(self, step: Callable[[], Awaitable[T]], what: str, *, replay: bool = True) -> T | None:
         """One write; if the store fails it, logged and kept to be written again, in order — before
         any later write, and at the next renewal (a store back from an outage learns what happened
         meanwhile, and never a purchase's "bought" without its number's claim)."""

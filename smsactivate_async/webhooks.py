@@ -40,7 +40,7 @@ import json
 import logging
 import secrets as _secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 
@@ -49,7 +49,8 @@ from ._exceptions import InvalidArgumentError, WebhookPayloadError
 from ._hooks import call_hook
 
 if TYPE_CHECKING:
-    from ._client import SMSActivate
+    from ._providers import Provider
+    from ._store import Kind
 
 __all__ = ["WebhookApp", "WebhookEvent", "WebhookStats", "aiohttp_handler", "parse_event", "serve"]
 
@@ -160,13 +161,27 @@ def parse_event(body: bytes | str) -> WebhookEvent:
     raise WebhookPayloadError("webhook body has neither activationId nor rentId", body=raw)
 
 
+class WebhookTarget(Protocol):
+    """What a receiver needs of the client it feeds (an :class:`SMSActivate` is one)."""
+
+    @property
+    def provider(self) -> Provider:
+        """The provider preset: where its pushes come from (``webhook_sources``)."""
+
+    def _pushed(self, kind: Kind, entry_id: int) -> None:
+        """A confirmed push for this activation or rent: look at it now."""
+
+    def webhooks_stopped(self) -> None:
+        """Pushes stopped: polling goes back to its own interval."""
+
+
 class WebhookApp:
     """An ASGI application receiving a provider's pushes for one client. Made by
     :meth:`SMSActivate.webhook_app`; see the module docs for mounting and trust."""
 
     def __init__(
         self,
-        client: SMSActivate,
+        client: WebhookTarget,
         *,
         path: str = "/",
         secret: str | None = None,

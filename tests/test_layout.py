@@ -136,9 +136,11 @@ def test_every_file_a_docstring_names_exists() -> None:
 
 def test_no_new_import_circle() -> None:
     """Issue 38: the session, the scheduler and the strays, and the stores, no longer import each other
-    in a circle (news goes through ``_news``, ``open_store`` sits above the backends). Two circles are
-    left, named here so that a new one fails: the facade's (the client and the helpers that name it
-    for the type checker) and the simulator's handler registry."""
+    in a circle (news goes through ``_news``, ``open_store`` sits above the backends; the doctor takes
+    the client's parts, webhooks a ``WebhookTarget`` protocol). Two circles are left, named here so that
+    a new one fails: the facade's (the client, its handles and its buying policies, which hand each
+    other out in their public types: ``Activation.client``, ``ProviderPool``'s clients) and the
+    simulator's handler registry."""
     modules = {path.stem for path in PACKAGE.glob("*.py")}
     graph = {module: imports_of(module) & modules for module in modules}
     sim_modules = {f"simulator.{path.stem}" for path in (PACKAGE / "simulator").glob("*.py")}
@@ -172,8 +174,38 @@ def test_no_new_import_circle() -> None:
     for node in sorted(graph):
         if node not in index:
             visit(node)
-    facade = frozenset({"_client", "_activation", "_buying", "_doctor", "webhooks"})
+    facade = frozenset({"_client", "_activation", "_buying"})  # the doctor and webhooks left it (issue 38)
     known = [circle for circle in circles if circle <= facade or all(m.startswith("simulator.") for m in circle)]
     assert sorted(map(sorted, set(circles) - set(known))) == []
-    assert not {"_waiting", "_strays", "_rent"} & imports_of("_session")
+    assert not {"_waiting", "_strays", "_rent", "_settlement", "_reconcile", "_polling"} & imports_of("_session")
     assert not {"_store_sqlite", "_store_redis", "_stores"} & imports_of("_store")
+
+
+#: the house as docs/development.md draws it, top to bottom: a module imports only from its own layer and
+#: those below it (type-only imports included), and a new module must be given its layer here
+LAYERS: list[tuple[str, frozenset[str]]] = [
+    ("front door", frozenset({"__init__", "__main__", "_cli", "_demo"})),
+    ("facade", frozenset({"_client", "_activation", "_buying", "_doctor", "webhooks", "_fleet_view"})),
+    ("fleet and rent waits", frozenset({"_recovery", "_rent"})),
+    ("settlement", frozenset({"_settlement", "_strays", "_reconcile"})),
+    ("waiting", frozenset({"_waiting", "_polling"})),
+    ("requests", frozenset({"_session"})),
+    ("state", frozenset({"_journal", "_policy", "_telemetry", "_news", "_stores", "_store_redis", "_store_sqlite"})),
+    ("ground", frozenset({"_actions", "_generated", "_codegen", "_parse", "_wire", "_params", "_transport", "_hooks",
+                          "_providers", "_record", "_models", "_convert", "_exceptions", "_outcome", "_clock", "_tasks",
+                          "_serving", "_store"})),
+]
+
+
+def test_the_layers_hold_as_drawn() -> None:
+    modules = {path.stem for path in PACKAGE.glob("*.py")}
+    placed = [module for _, members in LAYERS for module in members]
+    assert sorted(placed) == sorted(modules), set(placed) ^ modules  # each module in one layer
+    depth = {module: index for index, (_, members) in enumerate(LAYERS) for module in members}
+    upward = sorted(f"{module} ({LAYERS[depth[module]][0]}) imports {other} ({LAYERS[depth[other]][0]})"
+                    for module in modules for other in imports_of(module) & modules if depth[other] < depth[module])
+    assert upward == []
+    text = (PACKAGE.parent / "docs" / "development.md").read_text()
+    architecture = text[text.index("## Architecture"):text.index("## The HTTP stack")]
+    for module in modules - {"__init__", "__main__"}:
+        assert f"{module}.py" in architecture or module in architecture, f"{module} is not in the drawing"

@@ -73,11 +73,11 @@ async def test_aiogram_bot_fifty_users_some_cancel_some_time_out(monkeypatch: py
     monkeypatch.setattr(bot_module, "WAIT_SECONDS", 1.5)
     sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0, clock=LoopSimClock())
 
-    async def on_startup(dispatcher: Any) -> None:  # the recipe's hook, on the simulator
-        dispatcher["sms"] = SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(),
-                                        poll_interval=0.05, early_cancel_window=0, rate_limit=None)
-
-    monkeypatch.setattr(bot_module, "on_startup", on_startup)
+    # the recipe's own startup hook, on the simulator (no journal: nothing to suspend)
+    monkeypatch.setenv("SMSACTIVATE_API_KEY", sim.api_key)
+    monkeypatch.delenv("SMSACTIVATE_STORE", raising=False)
+    monkeypatch.setattr(bot_module, "SMS_OPTIONS", {"provider": "herosms", "transport": sim.transport(),
+                                                    "poll_interval": 0.05, "early_cancel_window": 0, "rate_limit": None})
     dispatcher = bot_module.make_dispatcher()
     bot, sent = _recording_bot()
     users = list(range(1001, 1051))
@@ -117,6 +117,59 @@ async def test_aiogram_bot_fifty_users_some_cancel_some_time_out(monkeypatch: py
     assert len(states) == 50 and sim.open_activations() == []
     assert states.count(ActivationState.FINISHED) == 30 and states.count(ActivationState.CANCELLED) == 20
     assert not client._host.running and not bot_module.numbers
+
+
+async def test_aiogram_bot_restarted_sends_each_suspended_users_code(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    """Issue 39 item 5, the aiogram recipe: with a journal, a restart of the bot with numbers waiting
+    suspends them (each user told the code will come), the next start resumes them, and each user
+    gets their code — one that came while no bot ran included. Nothing cancelled, nothing left open."""
+    bot_module = importlib.import_module("aiogram_bot")
+    bot_module.numbers.clear()
+    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0, clock=LoopSimClock())
+    monkeypatch.setenv("SMSACTIVATE_API_KEY", sim.api_key)
+    monkeypatch.setenv("SMSACTIVATE_STORE", f"sqlite:///{tmp_path / 'bot.db'}")
+    monkeypatch.setattr(bot_module, "SMS_OPTIONS", {"provider": "herosms", "transport": sim.transport(),
+                                                    "poll_interval": 0.05, "rate_limit": None})
+    users = list(range(2001, 2006))
+    bot, sent = _recording_bot()
+
+    first = bot_module.make_dispatcher()
+    await first.emit_startup(bot=bot, dispatcher=first)
+    async with anyio.create_task_group() as group:
+        for index, user in enumerate(users):
+            group.start_soon(first.feed_update, bot, _update(index, user, "/buy"))
+        with anyio.fail_after(5):
+            while len(bot_module.numbers) < len(users):  # noqa: ASYNC110 (the bot's own state, polled)
+                await anyio.sleep(0.01)
+        ids = {user: bot_module.numbers[user].activation_id for user in users}
+        sim.deliver_sms(ids[users[0]], "Telegram code 1", code="11111")  # before the restart
+        with anyio.fail_after(5):
+            while not any(text == "Your code: 11111" for _, text in sent):  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        await first.emit_shutdown(bot=bot, dispatcher=first)  # the deploy: SIGTERM
+    waiting = users[1:]
+    for user in waiting:
+        assert (user, "The bot is restarting; your number stays open and its code will come here after the "
+                      "restart.") in sent
+    assert len(sim.open_activations()) == len(waiting)  # suspended: open at the provider
+    sim.deliver_sms(ids[waiting[0]], "Telegram code 2", code="22222")  # while no bot runs
+
+    second = bot_module.make_dispatcher()
+    await second.emit_startup(bot=bot, dispatcher=second)
+    client: SMSActivate = second["sms"]
+    assert sorted(h.activation_id for h in client.resumed) == sorted(ids[user] for user in waiting)
+    for user in waiting[1:]:
+        sim.deliver_sms(ids[user], "Telegram code", code=str(user))
+    with anyio.fail_after(5):
+        for task in second["resumed"]:
+            await task
+    await second.emit_shutdown(bot=bot, dispatcher=second)
+    assert (waiting[0], "Your code: 22222") in sent  # the code that came while no bot ran
+    for user in waiting[1:]:
+        assert (user, f"Your code: {user}") in sent
+    states = [a.state for a in sim.activations.values()]
+    assert states.count(ActivationState.FINISHED) == len(users) and sim.open_activations() == []
 
 
 # --- FastAPI --------------------------------------------------------------------------------------
