@@ -369,7 +369,8 @@ class SharedRateLimiter:
     budget while its store restarts. When the store is back, its budget knows nothing of what was sent
     meanwhile (restarted empty, its state is gone; from its file, it is old) and would grant a burst on
     top of the last second's requests: for one more second (``HANDOVER``) each client keeps to its
-    share as well as to the store's grants.
+    share as well as to the store's grants; and with adaptive pacing the rate is cut and grows back
+    (the held-back work of every process leaves together: the moment most exposed to their jitter).
     """
 
     #: how long after the store's return a client still keeps to its share of the budget
@@ -427,6 +428,11 @@ class SharedRateLimiter:
                     if self._fell_back:  # the store is back
                         self._fell_back = False
                         self._handover_until = now + self.HANDOVER
+                        if self._adaptive is not None:
+                            # the fleet's held-back work leaves at once now, every process catching up
+                            # together: the rate is cut and grows back along its curve (about 3 s), as
+                            # after a throttle, so that their jitter does not tip the account over
+                            self._adaptive.cut()
                     if now < self._handover_until:
                         await self._take_share(interval)
                     else:

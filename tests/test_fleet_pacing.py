@@ -244,3 +244,38 @@ async def test_a_store_back_from_an_outage_grants_no_burst_on_top_of_the_shares(
     assert min(b - a for a, b in itertools.pairwise(during)) == pytest.approx(0.3)  # a third of 10/s
     assert len(handover) <= 4 and min(b - a for a, b in itertools.pairwise(handover)) == pytest.approx(0.3)
     assert len(after) > 100  # the store's budget alone again (this fake one grants everything)
+
+
+async def test_an_adaptive_fleet_slows_when_its_store_comes_back_and_grows_again() -> None:
+    """After the hand-over a block still came in 1 of 5 runs, 2 s after the store's return, while the
+    held-back work of five processes drained at the full rate (their jitter at the account's edge): the
+    rate is now cut when the store comes back, as after a throttle, and grows back along its curve."""
+    from smsactivate_async._policy import SharedRateLimiter
+    from smsactivate_async._tasks import TaskHost
+
+    from .conftest import FakeClock
+
+    clock = FakeClock()
+
+    class RestartingStore:
+        down = True
+
+        async def grant(self, interval: float, tolerance: float) -> tuple[float, float]:
+            if self.down:
+                raise StoreError("connection refused", unreachable=True)
+            return 0.0, 0.0
+
+        async def block(self, seconds: float) -> None:
+            pass
+
+    store = RestartingStore()
+    local = AdaptiveRateLimiter(44.0, 50.0, 4, clock)
+    limiter = SharedRateLimiter(store, rate=None, burst=4, clock=clock, local=local, host=TaskHost())
+    before = local.rate
+    await limiter.acquire()  # on its share: the store is down
+    assert local.rate == before
+    store.down = False
+    await limiter.acquire()  # back
+    assert local.rate == pytest.approx(before * 0.7)
+    clock.t += 10.0
+    assert local.rate_now(capped=False) == pytest.approx(local.max_rate)  # grown back
