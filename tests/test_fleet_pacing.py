@@ -155,7 +155,14 @@ def test_a_fleet_on_a_shared_store_keeps_its_rate_after_a_block() -> None:
 
     alone = AdaptiveRateLimiter(40.0, 50.0, 4, SystemClock())
     fleet_local = AdaptiveRateLimiter(40.0, 50.0, 4, SystemClock())
-    SharedRateLimiter(store=object(), rate=None, burst=4, clock=SystemClock(), local=fleet_local, host=TaskHost())
+    class UnusedStore:
+        async def grant(self, interval: float, tolerance: float) -> tuple[float, float]:
+            raise AssertionError("not asked")
+
+        async def block(self, seconds: float) -> None:
+            raise AssertionError("not asked")
+
+    SharedRateLimiter(store=UnusedStore(), rate=None, burst=4, clock=SystemClock(), local=fleet_local, host=TaskHost())
     for limiter in (alone, fleet_local):
         limiter.block(10.0)
     assert alone.max_rate < 20.0  # learned a share
@@ -174,6 +181,9 @@ async def test_while_the_store_is_down_each_client_takes_its_share_of_the_budget
 
     class DownStore:
         async def grant(self, interval: float, tolerance: float) -> tuple[float, float]:
+            raise StoreError("connection refused", unreachable=True)
+
+        async def block(self, seconds: float) -> None:
             raise StoreError("connection refused", unreachable=True)
 
     clock = FakeClock()
@@ -272,6 +282,7 @@ async def test_an_adaptive_fleet_slows_when_its_store_comes_back_and_grows_again
     local = AdaptiveRateLimiter(44.0, 50.0, 4, clock)
     limiter = SharedRateLimiter(store, rate=None, burst=4, clock=clock, local=local, host=TaskHost())
     before = local.rate
+    assert before is not None
     await limiter.acquire()  # on its share: the store is down
     assert local.rate == before
     store.down = False

@@ -68,7 +68,7 @@ def _update(update_id: int, user: int, text: str) -> Any:
 
 
 async def test_aiogram_bot_fifty_users_some_cancel_some_time_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    bot_module = importlib.import_module("aiogram_bot")
+    bot_module = importlib.reload(importlib.import_module("aiogram_bot"))  # a router of its own
     bot_module.numbers.clear()
     monkeypatch.setattr(bot_module, "WAIT_SECONDS", 1.5)
     sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0, clock=LoopSimClock())
@@ -124,7 +124,7 @@ async def test_aiogram_bot_restarted_sends_each_suspended_users_code(monkeypatch
     """Issue 39 item 5, the aiogram recipe: with a journal, a restart of the bot with numbers waiting
     suspends them (each user told the code will come), the next start resumes them, and each user
     gets their code — one that came while no bot ran included. Nothing cancelled, nothing left open."""
-    bot_module = importlib.import_module("aiogram_bot")
+    bot_module = importlib.reload(importlib.import_module("aiogram_bot"))  # a router of its own
     bot_module.numbers.clear()
     sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0, clock=LoopSimClock())
     monkeypatch.setenv("SMSACTIVATE_API_KEY", sim.api_key)
@@ -155,6 +155,9 @@ async def test_aiogram_bot_restarted_sends_each_suspended_users_code(monkeypatch
     assert len(sim.open_activations()) == len(waiting)  # suspended: open at the provider
     sim.deliver_sms(ids[waiting[0]], "Telegram code 2", code="22222")  # while no bot runs
 
+    bot_module = importlib.reload(bot_module)  # a new process: a new router, no numbers of its own
+    monkeypatch.setattr(bot_module, "SMS_OPTIONS", {"provider": "herosms", "transport": sim.transport(),
+                                                    "poll_interval": 0.05, "rate_limit": None})
     second = bot_module.make_dispatcher()
     await second.emit_startup(bot=bot, dispatcher=second)
     client: SMSActivate = second["sms"]

@@ -102,7 +102,7 @@ def test_twelve_thousand_unique_large_pushes_keep_little_memory() -> None:
 
     sim = Simulator(dialect="herosms", codes=CodeSchedule.never())
     app = WebhookApp(client_for(sim), path="/sms", secret=SECRET, allowed_sources=None)
-    app._client.notify = lambda activation_id: None  # type: ignore[method-assign]  # the receiver alone
+    app._client.notify = lambda activation_id: None  # type: ignore[attr-defined]  # the receiver alone
     filler = "x" * 60_000
     for index in range(12_000):
         event = app_event(index, filler)
