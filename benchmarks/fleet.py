@@ -34,7 +34,7 @@ import attrs
 
 from smsactivate_async import PROVIDERS, Provider, SMSActivate
 from smsactivate_async.simulator import CodeSchedule, FaultKind, Faults, Simulator
-from smsactivate_async.simulator._core import Dialect
+from smsactivate_async.simulator._core import ProfileName
 from smsactivate_async.simulator._transport import serve_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +131,7 @@ def _restart_redis(process: subprocess.Popen[bytes], url: str, folder: str, *, e
 
 def run(store_kind: str, total: int, workers: int, concurrency: int,
         restart: str | None = None, limits: str = "bench") -> list[tuple[str, object]]:
-    dialect: Dialect
+    dialect: ProfileName
     if limits == "herosms":
         # HeroSMS's published limit: 50 requests in any second, going over blocks the key for 10 s (no
         # Retry-After), and every request during a block renews it; the workers use the herosms preset
@@ -228,12 +228,12 @@ def run(store_kind: str, total: int, workers: int, concurrency: int,
         print(f"{store_kind}: numbers held by two workers: "
               f"{[(i, [w.name for w in fleet if i in w.got]) for i, n in holders.items() if n > 1]}",
               file=sys.stderr, flush=True)
-    for start, _ in sim.ledger.blocks:  # what the second before a block held, and when it came
-        window = [r for r in sim.ledger.requests if start - 1.0 <= r.at <= start]
-        when = ", ".join(f"{name} {start - at:+.2f} s" for name, at in (
+    for began, _ in sim.ledger.blocks:  # what the second before a block held, and when it came
+        window = [r for r in sim.ledger.requests if began - 1.0 <= r.at <= began]
+        when = ", ".join(f"{name} {began - at:+.2f} s" for name, at in (
             ("after the kill", killed_at), ("after the store went down", store_down_at),
             ("after it came back", store_back_at)) if at is not None)
-        print(f"{store_kind}: a block at {start:.2f} ({when}): {len(window)} requests in the second before it, "
+        print(f"{store_kind}: a block at {began:.2f} ({when}): {len(window)} requests in the second before it, "
               f"{dict(collections.Counter(r.action for r in window))}", file=sys.stderr, flush=True)
     scans = sim.ledger.requests_for("getActiveActivations")
     ticks = sum(int(w.stats.get("ticks", 0)) for w in fleet)  # type: ignore[call-overload]

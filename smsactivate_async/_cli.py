@@ -396,7 +396,7 @@ def simulate(port: int, host: str, dialect: str, faults: float, rps: float | Non
             options["catalogue"] = _read_catalogue(catalogue_file)
     except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
         raise click.BadParameter(f"--fault / --inject / --truncate-at / --catalogue: {exc}") from None
-    sim = Simulator(dialect=dialect, seed=seed, faults=limits,  # type: ignore[arg-type]
+    sim = Simulator(dialect=dialect, seed=seed, faults=limits,
                     api_keys=balances, codes=schedule, **options)
     console.print(f"Simulator ({dialect}) on http://{host}:{port}/stubs/handler_api.php — keys: {', '.join(keys)}; "
                   f"its ledger on http://{host}:{port}/_simulator/ledger")

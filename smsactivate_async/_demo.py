@@ -47,7 +47,7 @@ class _Progress:
 def run_demo(*, activations: int, dialect: str, faults: float, seed: int) -> None:
     console = Console()
     sim = Simulator(
-        dialect=dialect,  # type: ignore[arg-type]
+        dialect=dialect,
         codes=CodeSchedule.within(0.5, 4.0),
         early_cancel_seconds=2.0,
         # The demo's random 429s are faults to recover from, not HeroSMS's 10 s budget block: they say

@@ -345,7 +345,7 @@ def _profile_for(provider: Provider) -> str:
 def _profile_simulator(name: str) -> Any:
     from .simulator import Simulator
 
-    return Simulator(dialect=name)  # type: ignore[arg-type]
+    return Simulator(dialect=name)
 
 
 async def _simulated(sim: Any, probes: list[tuple[str, dict[str, str], bool]]) -> list[DoctorObservation]:

@@ -689,7 +689,7 @@ def _make_world(seed: int) -> World:
         # purchases the server commits late: listed only after the client's reconciliation gave up on them
         faults.rates[FaultKind.LATE_PURCHASE] = fault_rate / 4
         faults.late_commit_seconds = rng.choice([3.0, 8.0, 30.0, 200.0])
-    sim = Simulator(dialect=dialect, codes=CodeSchedule.never(), early_cancel_seconds=early,  # type: ignore[arg-type]
+    sim = Simulator(dialect=dialect, codes=CodeSchedule.never(), early_cancel_seconds=early,
                     lifetime_seconds=rng.choice([1200.0, 1200.0, 25.0]), faults=faults, clock=LoopSimClock(),
                     api_keys={"dst": Decimal(10_000)}, seed=seed)
     paced = _ClientTransport(sim.transport())

@@ -25,7 +25,7 @@ DIALECTS = sorted(PROVIDERS)  # every preset: a new one is tested here without t
 
 @pytest.mark.parametrize("name", DIALECTS)
 async def test_every_preset_is_all_green_against_its_own_dialect(name: str) -> None:
-    sim = Simulator(dialect=name)  # type: ignore[arg-type]
+    sim = Simulator(dialect=name)
     async with SMSActivate(sim.api_key, provider=name, transport=sim.transport()) as client:
         report = await client.doctor()
     assert report.ok, report.findings
@@ -44,7 +44,7 @@ async def test_every_preset_is_all_green_against_its_own_dialect(name: str) -> N
     ("sms-activate", "tiger", {("wrong key", "status"), ("unknown action", "status")}),  # Tiger: plain 401 BAD_KEY
 ])
 async def test_a_mismatched_pair_names_each_difference(preset: str, served: str, expected: set[tuple[str, str]]) -> None:
-    sim = Simulator(dialect=served)  # type: ignore[arg-type]
+    sim = Simulator(dialect=served)
     async with SMSActivate(sim.api_key, provider=preset, transport=sim.transport()) as client:
         report = await client.doctor()
     assert not report.ok
@@ -318,7 +318,7 @@ async def test_against_any_other_preset_the_doctor_names_the_one_that_fits(prese
     """Issue 44 items 1 and 3: every pair of presets is told apart by free probes, and the one served
     is named with a ready line that turns the report green."""
     for served in DIALECTS:
-        sim = Simulator(dialect=served)  # type: ignore[arg-type]
+        sim = Simulator(dialect=served)
         async with SMSActivate(sim.api_key, provider=preset, transport=sim.transport()) as client:
             report = await client.doctor()
         assert report.best_fit == served and report.best_fit_differences == 0, (preset, served, report.findings)
@@ -462,7 +462,7 @@ def test_every_profile_field_is_either_probed_or_said_to_be_unprobed() -> None:
 @pytest.mark.parametrize("preset", DIALECTS)
 async def test_the_doctor_names_exactly_the_declared_differences(preset: str) -> None:
     for served in DIALECTS:
-        sim = Simulator(dialect=served)  # type: ignore[arg-type]
+        sim = Simulator(dialect=served)
         async with SMSActivate(sim.api_key, provider=preset, transport=sim.transport()) as client:
             report = await client.doctor()
         mine, theirs = _view(PROFILES[report.dialect]), _view(PROFILES[served])

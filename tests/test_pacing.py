@@ -186,7 +186,7 @@ def test_a_row_code_is_exact_only_as_one_string() -> None:
 
 @pytest.mark.parametrize(("dialect", "confirmations"), [("sms-activate", 0), ("herosms", 20)])
 async def test_codes_from_rows_where_the_dialect_is_exact(dialect: str, confirmations: int) -> None:
-    sim = Simulator(dialect=dialect, codes=CodeSchedule.within(0.05, 0.3))  # type: ignore[arg-type]
+    sim = Simulator(dialect=dialect, codes=CodeSchedule.within(0.05, 0.3))
     async with SMSActivate(sim.api_key, provider=dialect, transport=sim.transport(), rate_limit=None,
                            poll_interval=0.05) as client:
         numbers = [await client.get_number_v2(service="tg", country=2) for _ in range(20)]

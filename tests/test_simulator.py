@@ -545,7 +545,7 @@ async def test_herosms_leaked_cursor_row_is_an_object() -> None:
 async def test_retry_after_follows_the_dialect_unless_chosen(dialect: str, option: bool | None, header: bool) -> None:
     """HeroSMS's live 429 fixture has no Retry-After (it documents one only on /api/v1/activations/offers);
     Tiger's classic edge sends one [LIVE]. ``Faults(retry_after_header=)`` chooses either."""
-    sim = Simulator(dialect=dialect, faults=Faults(retry_after_header=option))  # type: ignore[arg-type]
+    sim = Simulator(dialect=dialect, faults=Faults(retry_after_header=option))
     sim.faults.inject("rate_limit")
     limited = await raw(sim, action="getBalance")
     assert limited.status_code == 429 and ("retry-after" in limited.headers) is header

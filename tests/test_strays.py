@@ -23,7 +23,7 @@ def _world(*, late: float, early: float = 0.0, dialect: str = "herosms",
            committed_late: str = "getNumber") -> tuple[Simulator, SMSActivate]:
     """A simulator whose next ``committed_late`` purchase is committed ``late`` seconds after its answer
     is lost, and a client of it."""
-    sim = Simulator(dialect=dialect, codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=early,  # type: ignore[arg-type]
+    sim = Simulator(dialect=dialect, codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=early,
                     faults=Faults(late_commit_seconds=late, hang_seconds=1.0), api_keys={"k": Decimal(100)})
     sim.faults.inject(FaultKind.LATE_PURCHASE, action=committed_late)
     client = SMSActivate("k", provider=dialect, transport=sim.transport(), rate_limit=None, timeout=2.0,

@@ -268,7 +268,7 @@ async def settled(sim: Simulator, pushes: int) -> None:
 
 @pytest.mark.parametrize("dialect", ["sms-activate", "herosms"])
 async def test_pushed_codes_cost_one_getstatus_each(dialect: str) -> None:
-    sim = Simulator(dialect=dialect, codes=CodeSchedule.within(0.2, 0.6))  # type: ignore[arg-type]
+    sim = Simulator(dialect=dialect, codes=CodeSchedule.within(0.2, 0.6))
     async with client_for(sim, poll_interval=0.05) as client:
         app = client.webhook_app("/sms", secret=SECRET, allowed_sources=None, fallback_interval=30)
         async with serving(app) as url:

@@ -48,9 +48,9 @@ from ._core import (
     Activation,
     ActivationState,
     CodeSchedule,
-    Dialect,
     EventQueue,
     Message,
+    ProfileName,
     Rent,
     RentSchedule,
     RentSmsRecord,
@@ -123,7 +123,7 @@ class Simulator:
     def __init__(
         self,
         *,
-        dialect: Dialect = "sms-activate",
+        dialect: ProfileName = "sms-activate",
         api_keys: Mapping[str, Decimal | int | str] | None = None,
         clock: SimClock | None = None,
         codes: CodeSchedule | None = None,
@@ -147,7 +147,7 @@ class Simulator:
     ) -> None:
         if dialect not in PROFILES:
             raise ValueError(f"unknown dialect {dialect!r}")
-        self.dialect: Dialect = dialect
+        self.dialect: ProfileName = dialect
         profile = PROFILES[dialect]
         if herosms_accepts_ready and dialect == "herosms":
             profile = attrs.evolve(profile, accepts_ready=True)

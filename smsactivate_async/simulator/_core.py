@@ -32,7 +32,11 @@ __all__ = [
     "SystemSimClock",
 ]
 
-Dialect = Literal["sms-activate", "herosms", "tiger", "grizzly", "smshub", "smsbower"]
+#: the name of a server profile (``_dialects.PROFILES``): how one provider's server behaves — one per
+#: client preset, checked when a ``Simulator`` is made. Not the client's ``Provider.dialect``, which
+#: is the wire family a client decodes ("sms-activate" or "herosms"); kept a plain name so that a new
+#: preset adds its profile and nothing else.
+ProfileName = str
 
 
 class SimClock:

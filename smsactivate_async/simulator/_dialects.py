@@ -15,7 +15,7 @@ from typing import Any, Literal
 import attrs
 
 from ._common import _Error, _json_default, _Reply
-from ._core import Dialect
+from ._core import ProfileName
 
 __all__ = ["CLASSIC", "GRIZZLY", "HEROSMS", "PROFILES", "SMSBOWER", "SMSHUB", "TIGER", "DialectProfile", "Renderer"]
 
@@ -26,7 +26,7 @@ _HTML = "text/html; charset=UTF-8"
 class DialectProfile:
     """How one dialect differs from the classic protocol. Each field names its source."""
 
-    name: Dialect
+    name: ProfileName
     #: errors as ``{"title","details","info"}`` with real HTTP statuses (else 200 tokens / JSON)
     http_errors: bool = False
     #: Content-Type of JSON answers ([LIVE] classic: text/html, except the ``labelled`` actions)
