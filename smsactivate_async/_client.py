@@ -925,8 +925,27 @@ class SMSActivate(GeneratedActions):
                 await self._host.aclose()
                 await self._close_http()
                 if self._session.journal.opened:
+                    await self._say_what_the_journal_keeps()
                     await self._session.journal.aclose()
         return suspended + left
+
+    async def _say_what_the_journal_keeps(self) -> None:
+        """At the close: log each number still open in the journal under this owner and not suspended —
+        a cancel the provider refused as too early, one taken over from a dead owner whose close was cut
+        short, one bought and never closed — so that an operator knows who closes it (the account's next
+        recovery, once this owner's lease is gone)."""
+        journal = self._session.journal
+        if not journal.persistent:
+            return
+        try:
+            kept = [entry for entry in await journal.store.open_entries()
+                    if entry.owner == journal.owner and entry.suspended_until is None]
+        except SMSActivateError as exc:
+            log.warning("journal: could not list what %s leaves open (%s)", journal.owner, exc.code)
+            return
+        for entry in kept:
+            log.warning("%s %s left open in the journal by %s: the account's next recovery closes it once this "
+                        "owner's lease is gone (6 with a code, 8 without)", entry.kind, entry.id, journal.owner)
 
     async def _close_http(self) -> None:
         if not self._session.closed:

@@ -936,3 +936,31 @@ def test_an_entry_written_by_a_newer_version_is_read_without_its_new_fields() ->
     entry = Entry(kind="rent", id=7, owner="w", intent_id=None, bought_at=1.0, paid_until=14401.0)
     text = entry.to_json().replace('"paid_until"', '"from_the_future":1,"paid_until"')
     assert Entry.from_json(text) == entry
+
+
+async def test_a_survivor_leaving_with_a_dead_owners_numbers_hands_them_to_the_journal_and_says_so(
+        persistent_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 39 item 6: a survivor that leaves while it holds numbers it took over (their cancels refused
+    as too early) does not wait for them: it says in the log which numbers it leaves to the journal, and
+    the account's next recovery closes them once its lease is gone."""
+    clock = ManualClock()
+    sim = Simulator(codes=CodeSchedule.never(), clock=clock, early_cancel_seconds=120)
+    options: dict[str, Any] = {"transport": sim.transport(), "rate_limit": None, "poll_interval": 0.01,
+                               "early_cancel_window": 120}
+    async with SMSActivate(sim.api_key, store=persistent_url, owner="dead", lease=0.2, **options) as dead:
+        numbers = [await dead.get_number_v2(service="tg", country=0) for _ in range(2)]
+    await anyio.sleep(0.3)  # "dead" renews no more
+    with caplog.at_level("WARNING", logger="smsactivate_async"):
+        async with SMSActivate(sim.api_key, store=persistent_url, owner="survivor", lease=0.2, **options) as survivor:
+            report = await survivor.recover()
+            assert sorted(report.pending) == sorted(n.activation_id for n in numbers)  # too early to cancel
+    said = [r.getMessage() for r in caplog.records if "left open in the journal by survivor" in r.getMessage()]
+    assert sorted(said) == sorted(f"activation {n.activation_id} left open in the journal by survivor: the account's "
+                                  "next recovery closes it once this owner's lease is gone (6 with a code, 8 without)"
+                                  for n in numbers)
+    assert len(sim.open_activations()) == 2
+    await anyio.sleep(0.3)
+    clock.advance(121)
+    async with SMSActivate(sim.api_key, store=persistent_url, owner="operator", **options) as operator:
+        later = await operator.recover()
+    assert sorted(later.cancelled) == sorted(n.activation_id for n in numbers) and sim.open_activations() == []
