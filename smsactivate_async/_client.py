@@ -28,9 +28,9 @@ from ._exceptions import (
     ClientClosedError,
     InvalidArgumentError,
     SMSActivateError,
-    StoreError,
     WaitTimeoutError,
 )
+from ._fleet import Fleet
 from ._generated import GeneratedActions
 from ._journal import Journal, RecoveryReport, default_owner
 from ._models import Number
@@ -42,11 +42,10 @@ from ._polling import PollBudget, PollPace
 from ._providers import Provider, resolve_provider
 from ._reconcile import Reconciliation
 from ._record import RecordingTransport
-from ._recovery import recover
 from ._rent import RentWaits
 from ._session import RequestEvent, Session
 from ._settlement import Settlement
-from ._store import Kind, Push, PushStore, Store, namespace_for
+from ._store import Kind, Store, namespace_for
 from ._stores import open_store
 from ._strays import Strays
 from ._tasks import TaskHost
@@ -274,6 +273,9 @@ class SMSActivate(GeneratedActions):
         self._settlement = Settlement(self._session, reconciliation, self._strays)
         self._rents = RentWaits(self._session, self.clock, self._host, self._scheduler, float(rent_poll_interval),
                                 self._poll_budget)
+        #: leases, recovery of dead owners' numbers, pushes passed on to the account's other clients
+        self._fleet = Fleet(self._settlement, self._scheduler, self._rents, self._store, self._host, hear=self._hear,
+                            is_open=lambda: self._life.opened)
         self._handles: dict[int, ActivationHandle] = {}
         self._resumed: list[ActivationHandle] = []
         #: handles whose numbers ended, the newest kept (``handle(id)`` still finds them: a caller's last look)
@@ -725,9 +727,7 @@ class SMSActivate(GeneratedActions):
         live client also does this by itself every ``lease`` seconds.
         """
         await self._ready()
-        report = await recover(self._settlement, self._scheduler, self._rents.waited)
-        self._session.telemetry.recovered(report)
-        return report
+        return await self._fleet.recover()
 
     async def __aenter__(self) -> SMSActivate:
         await self._open()
@@ -753,102 +753,20 @@ class SMSActivate(GeneratedActions):
             self._life.opened = True
             if self._store.persistent:
                 await self._resume_handles()
-            if self._store.persistent:
-                self._host.start_soon(self._keep_lease, "smsactivate_async lease")
-            if self._store.shared and isinstance(self._store, PushStore):
-                self._host.start_soon(self._hear_pushes, "smsactivate_async pushes")
+            self._fleet.start()
         finally:
             opening, self._life.opening = self._life.opening, None
             opening.set()
 
     def _pushed(self, kind: Kind, entry_id: int) -> None:
-        """A push this process's webhook receiver accepted: news for this client's waiters, and, on a
-        store that carries pushes (Redis), for every other client of the account."""
-        self._hear(kind, entry_id)
-        store, fallback = self._store, self._scheduler.fallback_interval
-        if store.shared and isinstance(store, PushStore) and fallback is not None and self._life.opened \
-                and not self._host.closing:
-            push = Push(self._session.journal.owner, kind, entry_id, fallback)
-
-            async def publish() -> None:
-                try:
-                    await store.publish_push(push)
-                except SMSActivateError as exc:
-                    log.warning("webhook push for %s %s not passed on to the other clients: %s", kind, entry_id,
-                                exc.code)
-
-            self._host.start_soon(publish, "smsactivate_async publish push")
+        """A push this process's webhook receiver accepted (``webhooks.WebhookTarget``): the fleet's."""
+        self._fleet.pushed(kind, entry_id)
 
     def _hear(self, kind: Kind, entry_id: int) -> None:
         if kind == "activation":
             self.notify(entry_id)
         else:
             self.notify_rent(entry_id)
-
-    async def _hear_pushes(self) -> None:
-        """Pushes other clients' receivers accepted, for this client's waiters (Redis pub/sub): from the
-        first, this client polls as the receiver does while pushes arrive (its fallback interval)."""
-        store = self._store
-        assert isinstance(store, PushStore)
-        me = self._session.journal.owner
-        delay = 0.5
-        while True:
-            try:
-                async for push in store.pushes():
-                    delay = 0.5
-                    if push.sender == me:
-                        continue  # its own receiver told it already
-                    if push.kind == "rows":
-                        self._scheduler.rows_published(push.fallback)
-                        continue
-                    if self._scheduler.fallback_interval is None:
-                        self._scheduler.fallback_interval = push.fallback
-                    self._hear(push.kind, push.id)
-            except SMSActivateError as exc:
-                log.warning("webhook pushes of other clients not heard (%s); listening again in %.1f s", exc.code, delay)
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-
-    async def _keep_lease(self) -> None:
-        """Renew the lease (thrice per lease) and, apart, recover dead owners' numbers (once per lease).
-
-        Apart: a recovery can take long (listings paced behind a busy budget, other clients' purchases
-        waited for, cancels retried), and a renewal held behind it let this client's lease run out,
-        so that the others took it for dead and closed, or re-bought, what it was buying."""
-        async with anyio.create_task_group() as group:
-            group.start_soon(self._renew_lease)
-            await self._recover_every_lease()
-
-    async def _renew_lease(self) -> None:
-        journal = self._session.journal
-        while True:
-            await anyio.sleep(journal.lease / 3)
-            try:
-                await journal.renew()
-            except SMSActivateError as exc:
-                log.error("journal: could not renew the lease of %s: %s", journal.owner, exc.message)
-
-    async def _recover_every_lease(self) -> None:
-        journal = self._session.journal
-        while True:
-            await anyio.sleep(journal.lease)
-            try:
-                report = await self.recover()
-                await self._scheduler.run_due_cancels()
-            except SMSActivateError as exc:
-                if isinstance(exc, StoreError):
-                    journal.store_down = True  # nobody is taken for dead until a renewal goes through
-                log.warning("journal: recovery failed (%s); will try again", exc.code)
-                continue
-            if report.finished or report.cancelled or report.pending:
-                log.info("journal: recovered %s", report)
-            try:
-                pruned = await journal.prune()
-            except SMSActivateError as exc:
-                log.warning("journal: pruning failed (%s); will try again", exc.code)
-            else:
-                if pruned:
-                    log.debug("journal: forgot %d closed records older than %.0f s", pruned, journal.retention)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
