@@ -23,6 +23,7 @@ from ._actions import ACTIONS, Action
 from ._activation import Activation, ActivationHandle, HandleState, OnCode, check_options, purchase
 from ._buying import BuyingPolicy, RunMany, SpendingGuard, _Catalogue, buy_with_policy
 from ._clock import Clock, SystemClock
+from ._doctor import WRONG_KEY, DoctorReport, run_doctor
 from ._exceptions import (
     ActivationNotFoundError,
     ClientClosedError,
@@ -53,11 +54,11 @@ from ._telemetry import SessionStats, Telemetry
 from ._telemetry import decimal_or_none as _decimal
 from ._transport import BorrowedTransport, KeyTransport, install_redaction
 from ._waiting import CancelOutcome, Scheduler, WaitSettings
+from .webhooks import WebhookApp
 
 if TYPE_CHECKING:
-    from ._doctor import DoctorReport
     from ._models import RentSms
-    from .webhooks import WebhookApp, WebhookEvent
+    from .webhooks import WebhookEvent
 
 __all__ = ["SMSActivate"]
 
@@ -684,8 +685,6 @@ class SMSActivate(GeneratedActions):
         addresses are checked against ``Provider.webhook_sources`` unless ``allowed_sources`` says
         otherwise (``None``: no check). See :mod:`smsactivate_async.webhooks`.
         """
-        from .webhooks import WebhookApp
-
         if not isinstance(fallback_interval, (int, float)) or not fallback_interval > 0:
             raise InvalidArgumentError(f"fallback_interval must be a positive number of seconds, got {fallback_interval!r}")
         app = WebhookApp(self, path=path, secret=secret, allowed_sources=allowed_sources,
@@ -707,8 +706,6 @@ class SMSActivate(GeneratedActions):
         catalogue, prices, stock, active activations, history, and four deliberate mistakes), each
         answer compared with what the simulator's profile of the preset answers. Never buys, never
         sets a status. See :class:`DoctorReport` and ``smsactivate doctor``."""
-        from ._doctor import WRONG_KEY, run_doctor
-
         await self._ready()
         # the client's own connections (so that `record=` records the doctor too), and the same stack
         # with a deliberately wrong key
