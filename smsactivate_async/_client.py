@@ -248,7 +248,7 @@ class SMSActivate(GeneratedActions):
         #: what the client learns of its numbers, reported once and heard by the scheduler, then the client
         news = NumberNews()
         telemetry = Telemetry(clock=self.clock, provider=self.provider.name, meter_provider=meter_provider,
-                              tracer_provider=tracer_provider)
+                              tracer_provider=tracer_provider, waiters=lambda: self._scheduler.waiting)
         self._session = Session(
             http=self._http,
             provider=attrs.evolve(self.provider, page_size=self.page_size),
@@ -266,7 +266,6 @@ class SMSActivate(GeneratedActions):
         #: adaptive polling: as often as a share of the spare request budget allows (docs/waiting.md)
         self._poll_budget = PollBudget(self._session, self.clock, PollPace(poll_share, min_poll_interval))
         self._scheduler = Scheduler(self._session, self.clock, self._wait, self._host, news, self._poll_budget)
-        telemetry.waiters = lambda: self._scheduler.waiting
         telemetry.listen(news)  # after the scheduler: a close is counted once the waiters know of it
         reconciliation = Reconciliation(self._session)
         self._strays = Strays(self._session, reconciliation, self._scheduler, self._host, self.clock, self._wait)

@@ -214,13 +214,13 @@ class Telemetry:
     """The counting choke points of one client (see the module)."""
 
     def __init__(self, *, clock: Clock, provider: str, meter_provider: Any = None, tracer_provider: Any = None,
-                 use_otel: bool | None = None) -> None:
+                 use_otel: bool | None = None, waiters: Callable[[], int] = lambda: 0) -> None:
         self.stats = SessionStats()
         self._clock = clock
         self._provider = provider
         self._open: dict[tuple[str, int], _Open] = {}
-        #: how many activations are waited on now (the scheduler sets it)
-        self.waiters: Callable[[], int] = lambda: 0
+        #: how many activations are waited on now (the client asks its scheduler)
+        self.waiters = waiters
         enabled = otel_available() if use_otel is None else use_otel
         self._otel: _Instruments | None = _instruments_for(meter_provider) if enabled else None
         if self._otel is not None:
