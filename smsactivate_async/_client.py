@@ -22,6 +22,7 @@ import httpx
 from ._actions import ACTIONS, Action
 from ._activation import Activation, ActivationHandle, HandleState, OnCode, check_options, purchase
 from ._buying import BuyingPolicy, RunMany, SpendingGuard, _Catalogue, buy_with_policy
+from ._cancels import CancelOutcome
 from ._clock import Clock, SystemClock
 from ._doctor import WRONG_KEY, DoctorReport, run_doctor
 from ._exceptions import (
@@ -53,7 +54,7 @@ from ._tasks import TaskHost
 from ._telemetry import SessionStats, Telemetry
 from ._telemetry import decimal_or_none as _decimal
 from ._transport import BorrowedTransport, KeyTransport, install_redaction
-from ._waiting import CancelOutcome, Scheduler, WaitSettings
+from ._waiting import Scheduler, WaitSettings
 from .webhooks import WebhookApp
 
 if TYPE_CHECKING:

@@ -37,15 +37,13 @@ import attrs
 
 from . import _actions
 from ._actions import Action
+from ._cancels import CancelOutcome, DeferredCancels
 from ._clock import RETENTION, Recent
 from ._convert import to_id
 from ._exceptions import (
     ActivationCancelledError,
     ActivationNotFoundError,
-    ActivationStateError,
-    BadRequestError,
     ClientClosedError,
-    EarlyCancelDeniedError,
     SMSActivateError,
     StoreError,
     WaitTimeoutError,
@@ -62,7 +60,7 @@ if TYPE_CHECKING:
     from ._session import Session
     from ._tasks import TaskHost
 
-__all__ = ["CancelOutcome", "CodeBook", "Scheduler", "WaitSettings"]
+__all__ = ["CodeBook", "Scheduler", "WaitSettings"]
 
 log = logging.getLogger("smsactivate_async")
 
@@ -232,32 +230,6 @@ def _waited(track: _Track) -> bool:
 
 
 @attrs.define
-class _PendingCancel:
-    activation_id: int
-    due: float
-    attempts: int = 0
-
-
-@attrs.frozen
-class CancelOutcome:
-    """What became of a number the scheduler was asked to cancel.
-
-    ``state``: ``"cancelled"`` (closed with 8), ``"finished"`` (a code had come: closed with 6),
-    ``"deferred"`` (refused as too early, or the server unreachable: retried in the background
-    from ``due``, clock time). ``code``: the code that came as the cancel was sent, if it could be
-    read before the number was finished (it is paid for: the caller should get it).
-    """
-
-    state: str
-    due: float | None = None
-    code: str | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self.state != "deferred"
-
-
-@attrs.define
 class WaitSettings:
     """What the scheduler needs to know of its client's options (shared: changing the client's
     ``poll_interval`` or ``early_cancel_window`` changes these)."""
@@ -288,9 +260,9 @@ class Scheduler:
         self._order = itertools.count()
         self._intervals: collections.Counter[float] = collections.Counter()
         self._live = 0
-        self._cancels: dict[int, _PendingCancel] = {}
-        #: cancels on the wire now (whoever sent them): drain() waits for them too
-        self._cancelling: dict[int, list[anyio.Event]] = {}
+        #: cancels refused as too early (or not sent), carried out by the poller when due
+        self.cancels = DeferredCancels(session, clock, lambda: settings.early_cancel_window,
+                                       wake=self._wake_poller, closed_number=self.closed_number)
         #: codes already handed out, per activation: never returned twice
         self.codes = CodeBook(clock)
         self.ticks = 0
@@ -488,7 +460,7 @@ class Scheduler:
     def _forget_closed(self, activation_id: int, state: str) -> None:
         """Nothing of a closed activation is kept."""
         self.codes.forget(activation_id)
-        self._cancels.pop(activation_id, None)
+        self.cancels.forget(activation_id)
         self._pushed.pop(activation_id)
 
     # --- the poller (the client's own task) -------------------------------------------------
@@ -530,7 +502,7 @@ class Scheduler:
 
     async def _poll_loop(self) -> None:
         with self._poller.running():
-            while (self._tracks or self._cancels) and not self.closed:
+            while (self._tracks or self.cancels.pending) and not self.closed:
                 try:
                     await self._step()
                 except SMSActivateError as exc:
@@ -540,8 +512,8 @@ class Scheduler:
     async def _step(self) -> None:
         now = self._clock.now()
         self._expire(now)
-        if self._cancels and min(p.due for p in self._cancels.values()) <= now:
-            await self.run_due_cancels()
+        if self.cancels.next_due() <= now:
+            await self.cancels.run_due()
             return
         if self._push_later:
             self._pushes_due(now)
@@ -558,7 +530,7 @@ class Scheduler:
             return
         await self._poller.sleep(now, min(
             due if self._tracks else float("inf"),
-            min((p.due for p in self._cancels.values()), default=float("inf")),
+            self.cancels.next_due(),
             min(self._push_later.values(), default=float("inf")),
         ))
 
@@ -732,141 +704,46 @@ class Scheduler:
 
     # --- cancelling ---------------------------------------------------------------------------
 
+    # --- deferred cancels (``_cancels``): the scheduler's poller carries out the due ones ----------
+
     async def cancel(self, activation_id: int) -> bool:
         """Cancel now, or keep the cancel for when the early-cancel window has passed.
 
         Returns ``True`` if the activation is closed now, ``False`` if the cancel is pending.
         """
-        return (await self.cancel_number(activation_id)).closed
+        return await self.cancels.cancel(activation_id)
 
     async def cancel_number(self, activation_id: int) -> CancelOutcome:
-        """Cancel now, or keep the cancel for later (the early-cancel window, a server unreachable);
-        says which. While it is on the wire, :meth:`drain` waits for it."""
-        done = anyio.Event()
-        self._cancelling.setdefault(activation_id, []).append(done)
-        try:
-            return await self._cancel_number(activation_id)
-        finally:
-            events = self._cancelling.get(activation_id, [])
-            if done in events:
-                events.remove(done)
-            if not events:
-                self._cancelling.pop(activation_id, None)
-            done.set()
-
-    async def _cancel_number(self, activation_id: int) -> CancelOutcome:
-        try:
-            status = self._session.provider.cancel_status
-            await self._session.call(_actions.SET_STATUS, {"activation_id": activation_id, "status": status})
-        except EarlyCancelDeniedError:
-            bought = self._session.known_activations.get(activation_id)
-            window = self._settings.early_cancel_window
-            due = bought + window + 0.5 if bought is not None else self._clock.now() + window
-            due = max(due, self._clock.now() + 0.05)
-            self._keep_cancel(activation_id, due)
-            log.info("cancel of %s refused as too early; will retry in %.1fs", activation_id, due - self._clock.now())
-            return CancelOutcome("deferred", due)
-        except (ActivationStateError, BadRequestError) as exc:
-            # Already closed, or a code arrived meanwhile (cancel refused after a code): close it as done.
-            if exc.code in ("OTP_RECEIVED", "BAD_STATUS", "NEW_OTP_RECEIVED"):
-                code = await self._code_now(activation_id)  # read before 6: the finished number shows none
-                await self._finish_quietly(activation_id)
-                return CancelOutcome("finished", code=code)
-            await self._session.journal.record_closed("activation", activation_id, "cancelled")
-            self.closed_number(activation_id)  # closed already: no setStatus of ours said so
-        except SMSActivateError as exc:
-            # Still failing after the retries: keep it, so that it is not leaked; aclose() waits for it.
-            log.warning("cancel of %s failed (%s); will retry", activation_id, exc.code)
-            due = self._clock.now() + 1.0
-            self._keep_cancel(activation_id, due)
-            return CancelOutcome("deferred", due)
-        return CancelOutcome("cancelled")  # the session announced the close with the setStatus
-
-    def _keep_cancel(self, activation_id: int, due: float) -> None:
-        pending = self._cancels.get(activation_id)
-        if pending is None:
-            self._cancels[activation_id] = _PendingCancel(activation_id, due)
-        else:
-            pending.due = due
-        self._wake_poller(due)
-
-    async def _code_now(self, activation_id: int) -> str | None:
-        try:
-            status = await self._session.call(_actions.GET_STATUS, {"activation_id": activation_id})
-        except SMSActivateError as exc:
-            log.info("the code of %s, which refused its cancel, could not be read: %s", activation_id, exc.code)
-            return None
-        return status.code if status.status is StatusCode.STATUS_OK else None
-
-    async def _finish_quietly(self, activation_id: int) -> None:
-        try:
-            await self._session.call(_actions.SET_STATUS, {"activation_id": activation_id, "status": 6})
-        except SMSActivateError as exc:
-            log.debug("closing %s after a refused cancel: %s", activation_id, exc.code)
-            await self._session.journal.record_closed("activation", activation_id, "finished")
-            self.closed_number(activation_id, "finished")  # (a 6 that went through: the session said so)
+        """Cancel now, or keep the cancel for later (:meth:`DeferredCancels.cancel_number`)."""
+        return await self.cancels.cancel_number(activation_id)
 
     @property
     def pending_cancels(self) -> list[int]:
-        return sorted(self._cancels)
+        return self.cancels.ids()
 
     def cancel_due(self, activation_id: int) -> float | None:
         """When (clock time) the deferred cancel of an activation will be tried, if one is pending."""
-        pending = self._cancels.get(activation_id)
-        return pending.due if pending is not None else None
+        return self.cancels.due(activation_id)
 
     def wall_time(self, clock_time: float) -> _dt.datetime:
         """A time of the client's clock as an aware UTC ``datetime``."""
-        return _dt.datetime.now(_dt.UTC) + _dt.timedelta(seconds=clock_time - self._clock.now())
+        return self.cancels.wall_time(clock_time)
 
     async def run_due_cancels(self) -> None:
-        now = self._clock.now()
-        for pending in [p for p in self._cancels.values() if p.due <= now]:
-            await self._retry_cancel(pending)
-
-    async def _retry_cancel(self, pending: _PendingCancel) -> None:
-        pending.attempts += 1
-        if not await self.cancel(pending.activation_id):
-            current = self._cancels.get(pending.activation_id)
-            if current is not None:
-                current.attempts = pending.attempts
-                if current.attempts >= 10:
-                    log.error("giving up cancelling %s after %d tries", pending.activation_id, current.attempts)
-                    self._cancels.pop(pending.activation_id, None)
-                else:
-                    current.due = max(current.due, self._clock.now() + min(30.0, 1.0 * current.attempts))
+        await self.cancels.run_due()
 
     async def drain(self, timeout: float | None = None) -> list[int]:
-        """Carry out every pending cancel, waiting for its window — at most ``timeout`` seconds
-        (``None``: as long as it takes). Returns the ids still pending, each logged with the time its
-        cancel can be made."""
-        deadline = self._clock.now() + timeout if timeout is not None else float("inf")
-        with anyio.move_on_after(max(0.0, deadline - self._clock.now())):
-            while self._cancelling:  # a cancel already on the wire may yet be deferred: see it through
-                await next(iter(self._cancelling.values()))[0].wait()
-        while self._cancels:
-            pending = min(self._cancels.values(), key=lambda p: p.due)
-            if pending.due > deadline:
-                break
-            delay = pending.due - self._clock.now()
-            if delay > 0:
-                await self._clock.sleep(delay)
-            await self._retry_cancel(pending)
-        left = sorted(self._cancels)
-        for activation_id in left:
-            due = self._cancels[activation_id].due
-            log.warning("activation %s left open: its cancel can be made from %s (in %.0f s); cancel it then "
-                        "(set_status(%s, 8)) or let it expire", activation_id, self.wall_time(due).isoformat(
-                            timespec="seconds"), max(0.0, due - self._clock.now()), activation_id)
-        return left
+        """Carry out every pending cancel, waiting for its window, at most ``timeout`` seconds."""
+        return await self.cancels.drain(timeout)
+
+    def deferred_cancels(self) -> dict[int, _dt.datetime]:
+        """The cancels kept for later (too early, or the server unreachable): id → when due (aware UTC)."""
+        return self.cancels.deferred()
 
     def waited_ids(self) -> list[int]:
         """The activations somebody waits on now."""
         return [activation_id for activation_id, track in self._tracks.items() if _waited(track)]
 
-    def deferred_cancels(self) -> dict[int, _dt.datetime]:
-        """The cancels kept for later (too early, or the server unreachable): id → when due (aware UTC)."""
-        return {activation_id: self.wall_time(pending.due) for activation_id, pending in self._cancels.items()}
 
     def close(self) -> None:
         """The client is closing: every waiter ends now with :class:`ClientClosedError`."""
