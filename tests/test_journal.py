@@ -964,3 +964,34 @@ async def test_a_survivor_leaving_with_a_dead_owners_numbers_hands_them_to_the_j
     async with SMSActivate(sim.api_key, store=persistent_url, owner="operator", **options) as operator:
         later = await operator.recover()
     assert sorted(later.cancelled) == sorted(n.activation_id for n in numbers) and sim.open_activations() == []
+
+
+async def test_a_taken_over_number_comes_back_as_the_survivors_and_a_given_back_one_not(redis_server: str) -> None:
+    """Found by mutmut over ``_journal`` (issue 37): a take-over that kept the dead owner (or no owner)
+    in this client's own records, and a give-back that kept the number among them, passed every test.
+    Both show only when the store restarts empty: the records put back must say who holds what — the
+    survivor its taken number, never the one it gave back (another survivor would close them twice)."""
+    import redis.asyncio
+
+    store = open_store(redis_server)
+    namespace = f"taken-{uuid.uuid4().hex}"
+    await store.open(namespace)
+    journal = Journal(store, owner="survivor", lease=30.0, stale_after=10.0)
+    await journal.open(namespace)
+    try:
+        await store.renew("dead", 1.0)
+        kept, given = _entry(51, owner="dead"), _entry(52, owner="dead")
+        for entry in (kept, given):
+            await store.claim(entry)
+        await journal.renew()
+        assert await journal.take_over(kept) and await journal.take_over(given)
+        await journal.give_back(given)  # its close failed: the next recovery tries again
+        assert await store.owners("activation", [51, 52]) == {51: "survivor", 52: "dead"}
+        admin = redis.asyncio.Redis.from_url(redis_server)
+        await admin.delete(*await admin.keys(f"smsactivate:{{{namespace}}}:*"))  # a restart from nothing
+        await admin.aclose()
+        await journal.renew()  # finds its lease gone: puts its records back
+        owners = await store.owners("activation", [51, 52])
+        assert owners[51] == "survivor" and owners.get(52) != "survivor"
+    finally:
+        await journal.aclose()
