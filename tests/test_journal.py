@@ -995,3 +995,41 @@ async def test_a_taken_over_number_comes_back_as_the_survivors_and_a_given_back_
         assert owners[51] == "survivor" and owners.get(52) != "survivor"
     finally:
         await journal.aclose()
+
+
+async def test_a_listing_waits_for_the_purchases_other_live_clients_have_on_the_wire(tmp_path: Path) -> None:
+    """Found by mutmut over ``_journal`` (issue 37): ``wait_for_others`` made to return at once passed the
+    unit tests (only the simulation harness's fleets saw it). Another live client's purchase on the wire
+    holds a reconciliation back until it settles; its own, a dead client's, one begun after the listing
+    and one pending past ``stale_after`` do not; nor past the timeout."""
+    path = tmp_path / "journal.db"
+    mine, theirs, dead = (Journal(SqliteStore(path), owner=o, lease=30.0, stale_after=10.0)
+                          for o in ("me", "them", "gone"))
+    for journal in (mine, theirs, dead):
+        await journal.open("ns")
+    try:
+        await mine.renew()
+        await theirs.renew()
+        await mine.store.renew("gone", 1.0)  # a lease long expired: a dead client
+        on_the_wire = await theirs.intend("getNumber", {"service": "tg", "country": "0"}, ("getNumber", "tg", "0"),
+                                          "activation")
+        await dead.intend("getNumber", {"service": "tg", "country": "0"}, ("getNumber", "tg", "0"), "activation")
+        await mine.intend("getNumber", {"service": "tg", "country": "0"}, ("getNumber", "tg", "0"), "activation")
+        listed_at = await mine.store.last_seq()
+        await theirs.intend("getNumber", {"service": "tg", "country": "0"}, ("getNumber", "tg", "0"), "activation")
+
+        async def settle_later() -> None:
+            await anyio.sleep(0.3)
+            await theirs.settle(on_the_wire, "bought")
+
+        started = time.monotonic()
+        async with anyio.create_task_group() as group:
+            group.start_soon(settle_later)
+            await mine.wait_for_others(listed_at, timeout=5.0)
+        assert 0.3 <= time.monotonic() - started < 2.0  # held back by theirs alone, until it settled
+        started = time.monotonic()
+        await mine.wait_for_others(await mine.store.last_seq(), timeout=0.2)  # theirs, begun later, pending
+        assert 0.2 <= time.monotonic() - started < 1.0  # waited, and gave up at the timeout
+    finally:
+        for journal in (mine, theirs, dead):
+            await journal.aclose()
