@@ -1033,3 +1033,41 @@ async def test_a_listing_waits_for_the_purchases_other_live_clients_have_on_the_
     finally:
         for journal in (mine, theirs, dead):
             await journal.aclose()
+
+
+async def test_other_clients_unresolved_purchases_are_counted_exactly(tmp_path: Path) -> None:
+    """Found by mutmut over ``_journal`` (issue 37): ``others_unresolved`` — how many numbers on the
+    server other clients' purchases of one kind may own unrecorded — could count wrong in nine ways and
+    pass the unit tests (the harness's fleets see it). A live client's lost answer (ambiguous,
+    uncertain) counts; its purchase still on the wire (pending) does not yet; a dead client's counts in
+    any unsettled state; this client's own and another kind's never; a settled one never."""
+    path = tmp_path / "journal.db"
+    mine, live, dead = (Journal(SqliteStore(path), owner=o, lease=30.0, stale_after=10.0) for o in ("me", "live", "dead"))
+    for journal in (mine, live, dead):
+        await journal.open("ns")
+    try:
+        await mine.renew()
+        await live.renew()
+        await mine.store.renew("dead", 1.0)
+        tg, wa = ("getNumber", "tg", "0"), ("getNumber", "wa", "0")
+
+        async def purchase(journal: Journal, key: tuple[str, ...], state: Any) -> None:
+            intent = await journal.intend(key[0], {"service": key[1], "country": key[2]}, key, "activation")
+            if state != "pending":
+                await journal.settle(intent, state)
+
+        assert await mine.others_unresolved(tg) == 0
+        await purchase(live, tg, "pending")     # on the wire: not (yet) a lost answer
+        await purchase(live, tg, "ambiguous")   # counts
+        await purchase(live, tg, "uncertain")   # counts
+        await purchase(live, tg, "bought")      # settled: never
+        await purchase(live, wa, "ambiguous")   # another kind
+        await purchase(dead, tg, "pending")     # a dead client's, in any unsettled state: counts
+        await purchase(dead, tg, "ambiguous")   # counts
+        await purchase(mine, tg, "ambiguous")   # this client's own: never
+        assert await mine.others_unresolved(tg) == 4
+        assert await mine.others_unresolved(wa) == 1
+        assert await live.others_unresolved(tg) == 3  # mine, and the dead client's two
+    finally:
+        for journal in (mine, live, dead):
+            await journal.aclose()
