@@ -852,11 +852,16 @@ class SMSActivate(GeneratedActions):
         journal = self._session.journal
         if not journal.persistent:
             return
-        try:
-            kept = [entry for entry in await journal.store.open_entries()
-                    if entry.owner == journal.owner and entry.suspended_until is None]
-        except SMSActivateError as exc:
-            log.warning("journal: could not list what %s leaves open (%s)", journal.owner, exc.code)
+        kept = None
+        with anyio.move_on_after(2.0):  # a store that hangs must not hold the close (a deploy's grace)
+            try:
+                kept = [entry for entry in await journal.store.open_entries()
+                        if entry.owner == journal.owner and entry.suspended_until is None]
+            except SMSActivateError as exc:
+                log.warning("journal: could not list what %s leaves open (%s)", journal.owner, exc.code)
+                return
+        if kept is None:
+            log.warning("journal: could not list what %s leaves open in time", journal.owner)
             return
         for entry in kept:
             log.warning("%s %s left open in the journal by %s: the account's next recovery closes it once this "
