@@ -14,7 +14,7 @@ from __future__ import annotations
 import collections
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 import anyio
 
@@ -24,13 +24,34 @@ from ._models import ActiveActivation, MultiServiceActivation, Number, Rent, Ren
 from ._store import Intent, Kind
 
 if TYPE_CHECKING:
+    from ._clock import Clock
     from ._session import Session
 
 __all__ = ["PurchaseGate", "Reconciliation", "Row", "ident", "lost", "matches"]
 
 R = TypeVar("R")
+L = TypeVar("L")
 #: a row of a listing: an active activation, or a rent of the rent list
 Row = TypeVar("Row", ActiveActivation, RentListEntry)
+
+
+class _Listing(Generic[L]):
+    """One listing of the account in a quiet period: what was read, and when it was asked for."""
+
+    def __init__(self) -> None:
+        self._read: tuple[float, L] | None = None
+
+    def forget(self) -> None:
+        self._read = None
+
+    async def read(self, clock: Clock, fresh_after: float | None, ask: Callable[[], Awaitable[L]]) -> L:
+        """The listing read in this quiet period, or a new one if it was asked for before ``fresh_after``."""
+        if self._read is not None and (fresh_after is None or self._read[0] >= fresh_after):
+            return self._read[1]
+        asked_at = clock.now()
+        listing = await ask()
+        self._read = (asked_at, listing)
+        return listing
 
 
 class PurchaseGate:
@@ -46,9 +67,9 @@ class PurchaseGate:
         self._reconcilers = 0
         #: a quiet period lasts while any reconciler waits or works; no purchase runs during it, so
         #: one listing of the server's activations (and one of its rents) serves every reconciler of
-        #: the period: (asked at, listing)
-        self.activations: tuple[float, list[ActiveActivation]] | None = None
-        self.rents: tuple[float, list[RentListEntry]] | None = None
+        #: the period
+        self.activations: _Listing[list[ActiveActivation]] = _Listing()
+        self.rents: _Listing[list[RentListEntry]] = _Listing()
         self.claim_lock = anyio.Lock()
         self._one_purchase = anyio.Lock()
         #: purchases per (action, service, country) that had an attempt which may have been carried
@@ -56,7 +77,8 @@ class PurchaseGate:
         self.unresolved: collections.Counter[tuple[str, ...]] = collections.Counter()
 
     def forget_listings(self) -> None:
-        self.activations = self.rents = None
+        self.activations.forget()
+        self.rents.forget()
 
     @asynccontextmanager
     async def purchase(self, pace: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
@@ -112,23 +134,15 @@ class Reconciliation:
     async def activations(self, fresh_after: float | None) -> list[ActiveActivation]:
         """The quiet period's listing of active activations, asked for again if it was asked before
         ``fresh_after``."""
-        cached = self.gate.activations
-        if cached is not None and (fresh_after is None or cached[0] >= fresh_after):
-            return cached[1]
-        asked_at = self._session.clock.now()
-        listing = await self._session.active_activations()
-        self.gate.activations = (asked_at, listing)
-        return listing
+        return await self.gate.activations.read(self._session.clock, fresh_after, self._session.active_activations)
 
     async def rents(self, fresh_after: float | None) -> list[RentListEntry]:
         """The quiet period's rent list, as :meth:`activations`."""
-        cached = self.gate.rents
-        if cached is not None and (fresh_after is None or cached[0] >= fresh_after):
-            return cached[1]
-        asked_at = self._session.clock.now()
-        listing: list[RentListEntry] = await self._session.call(GET_RENT_LIST, {})
-        self.gate.rents = (asked_at, listing)
-        return listing
+        async def ask() -> list[RentListEntry]:
+            rents: list[RentListEntry] = await self._session.call(GET_RENT_LIST, {})
+            return rents
+
+        return await self.gate.rents.read(self._session.clock, fresh_after, ask)
 
     async def _others_settled(self, kind: Kind, ids: list[int]) -> set[int]:
         """Of the unknown ids of a listing just read, those the journal gives to anyone: never candidates.

@@ -46,7 +46,7 @@ from ._store import EntryState, Kind, MemoryStore
 from ._telemetry import SessionStats, Span, Telemetry
 from ._wire import Answer, decode_answer
 
-__all__ = ["PAID", "RequestEvent", "Session", "SessionStats", "is_transient"]
+__all__ = ["RequestEvent", "Session", "SessionStats", "is_transient"]
 
 log = logging.getLogger("smsactivate_async")
 R = TypeVar("R")
@@ -73,8 +73,6 @@ _CLOSING: dict[tuple[str, str | None], tuple[Kind, EntryState]] = {
     ("finishActivation", None): ("activation", "finished"), ("cancelActivation", None): ("activation", "cancelled"),
     ("setRentStatus", "1"): ("rent", "finished"), ("setRentStatus", "2"): ("rent", "cancelled"),
 }
-#: actions that spend money: refused once the client is closing
-PAID = frozenset({Repeat.ORDER_ID, Repeat.PURCHASE_ACTIVATION, Repeat.PURCHASE_RENT, Repeat.PURCHASE_OTHER})
 #: what to call on a provider without one of HeroSMS's own actions
 _INSTEAD = {"cancelActivation": "set_status(activation_id, 8)", "finishActivation": "set_status(activation_id, 6)",
             "getAllSms": "get_status_v2(activation_id) (the last SMS) or wait_for_code()"}

@@ -35,7 +35,7 @@ from ._models import ActiveActivation, MultiServiceActivation, Number, Rent, Ren
 from ._news import Bought
 from ._policy import RetryPolicy
 from ._reconcile import Reconciliation, ident, lost, matches
-from ._session import PAID, Session, is_transient
+from ._session import Session, is_transient
 from ._store import Entry, Intent, IntentState, Kind
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ log = logging.getLogger("smsactivate_async")
 R = TypeVar("R")
 #: an intent that took longer than this to write was held back by the store (not by a busy disk)
 _STORE_HELD = 0.5
+#: actions that spend money: refused once the client is closing
+_PAID = frozenset({Repeat.ORDER_ID, Repeat.PURCHASE_ACTIVATION, Repeat.PURCHASE_RENT, Repeat.PURCHASE_OTHER})
 
 
 class _Absent(enum.Enum):
@@ -83,7 +85,7 @@ class Settlement:
         if action.repeat in (Repeat.SAFE, Repeat.STATUS):
             return await self.session.call(action, args, retry=retry)
         session = self.session
-        if session.closing and action.repeat in PAID:
+        if session.closing and action.repeat in _PAID:
             raise ClientClosedError(f"the client is closing: {action.name}() was refused before anything was sent "
                                     "(nothing bought)", action=action.wire, reason="closing")
         wire = session.encode(action, args)

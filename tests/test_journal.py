@@ -11,7 +11,8 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -758,19 +759,36 @@ async def test_a_dead_clients_numbers_outlive_a_store_restarted_empty(tmp_path: 
         process.wait(timeout=10)
 
 
+@asynccontextmanager
+async def _journal_on_redis(redis_server: str, owner: str) -> AsyncIterator[tuple[Journal, Callable[[], Awaitable[None]]]]:
+    """A journal of ``owner`` in a namespace of its own on the session's redis-server, and a way to
+    empty that namespace as a restart of the server from nothing would."""
+    import redis.asyncio
+
+    store = open_store(redis_server)
+    namespace = f"test-{uuid.uuid4().hex}"
+    await store.open(namespace)
+    journal = Journal(store, owner=owner, lease=30.0, stale_after=10.0)
+    await journal.open(namespace)
+
+    async def restart_empty() -> None:
+        admin = redis.asyncio.Redis.from_url(redis_server)
+        await admin.delete(*await admin.keys(f"smsactivate:{{{namespace}}}:*"))
+        await admin.aclose()
+
+    try:
+        yield journal, restart_empty
+    finally:
+        await journal.aclose()
+
+
 async def test_a_store_that_lost_its_data_gets_back_what_was_seen_of_the_others(redis_server: str) -> None:
     """A client that finds its lease gone (the store restarted empty) puts back the other owners'
     records as its recovery last read them; the lease of an owner already dead then comes back
     expired (recovery closes its numbers at once, instead of waiting a lease for an absent owner),
     and a live owner's lease is never written by anyone but itself."""
-    import redis.asyncio
-
-    store = open_store(redis_server)
-    namespace = f"lost-{uuid.uuid4().hex}"
-    await store.open(namespace)
-    journal = Journal(store, owner="me", lease=30.0, stale_after=10.0)
-    await journal.open(namespace)
-    try:
+    async with _journal_on_redis(redis_server, "me") as (journal, restart_empty):
+        store = journal.store
         await store.renew("dead", 1.0)
         await store.renew("alive", time.time() + 30)
         await store.claim(_entry(41, owner="dead"))
@@ -779,17 +797,13 @@ async def test_a_store_that_lost_its_data_gets_back_what_was_seen_of_the_others(
                       key="getNumber|tg|0", kind="activation", created=2.0, state="ambiguous")
         await store.add_intent(lost)
         journal.saw(await store.open_entries(), await store.intents(["ambiguous"]), await store.leases())
-        admin = redis.asyncio.Redis.from_url(redis_server)
-        await admin.delete(*await admin.keys(f"smsactivate:{{{namespace}}}:*"))  # as a restart from nothing
-        await admin.aclose()
+        await restart_empty()
         await journal.renew()
         assert await store.owners("activation", [41, 42]) == {41: "dead", 42: "alive"}
         assert [i.id for i in await store.intents(["ambiguous"])] == [lost.id]
         leases = await store.leases()
         assert leases["dead"] == 1.0 and "alive" not in leases  # the live one puts back its own
         assert journal.quiet  # and nobody is taken for dead for a lease meanwhile
-    finally:
-        await journal.aclose()
 
 
 async def test_a_claim_the_store_missed_is_written_before_the_purchase_is_settled(tmp_path: Path) -> None:
@@ -971,14 +985,8 @@ async def test_a_taken_over_number_comes_back_as_the_survivors_and_a_given_back_
     in this client's own records, and a give-back that kept the number among them, passed every test.
     Both show only when the store restarts empty: the records put back must say who holds what — the
     survivor its taken number, never the one it gave back (another survivor would close them twice)."""
-    import redis.asyncio
-
-    store = open_store(redis_server)
-    namespace = f"taken-{uuid.uuid4().hex}"
-    await store.open(namespace)
-    journal = Journal(store, owner="survivor", lease=30.0, stale_after=10.0)
-    await journal.open(namespace)
-    try:
+    async with _journal_on_redis(redis_server, "survivor") as (journal, restart_empty):
+        store = journal.store
         await store.renew("dead", 1.0)
         kept, given = _entry(51, owner="dead"), _entry(52, owner="dead")
         for entry in (kept, given):
@@ -987,14 +995,10 @@ async def test_a_taken_over_number_comes_back_as_the_survivors_and_a_given_back_
         assert await journal.take_over(kept) and await journal.take_over(given)
         await journal.give_back(given)  # its close failed: the next recovery tries again
         assert await store.owners("activation", [51, 52]) == {51: "survivor", 52: "dead"}
-        admin = redis.asyncio.Redis.from_url(redis_server)
-        await admin.delete(*await admin.keys(f"smsactivate:{{{namespace}}}:*"))  # a restart from nothing
-        await admin.aclose()
+        await restart_empty()
         await journal.renew()  # finds its lease gone: puts its records back
         owners = await store.owners("activation", [51, 52])
         assert owners[51] == "survivor" and owners.get(52) != "survivor"
-    finally:
-        await journal.aclose()
 
 
 async def test_a_listing_waits_for_the_purchases_other_live_clients_have_on_the_wire(tmp_path: Path) -> None:

@@ -67,17 +67,23 @@ def _update(update_id: int, user: int, text: str) -> Any:
         entities=[MessageEntity(type="bot_command", offset=0, length=len(text))]))
 
 
-async def test_aiogram_bot_fifty_users_some_cancel_some_time_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    bot_module = importlib.reload(importlib.import_module("aiogram_bot"))  # a router of its own
+def _aiogram_bot(monkeypatch: pytest.MonkeyPatch, sim: Simulator, **options: Any) -> Any:
+    """The recipe's module loaded afresh (a router of its own, as in a new process), its client pointed
+    at the simulator (key and settings: the recipe's startup hook itself is run)."""
+    bot_module = importlib.reload(importlib.import_module("aiogram_bot"))
     bot_module.numbers.clear()
-    monkeypatch.setattr(bot_module, "WAIT_SECONDS", 1.5)
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0, clock=LoopSimClock())
-
-    # the recipe's own startup hook, on the simulator (no journal: nothing to suspend)
     monkeypatch.setenv("SMSACTIVATE_API_KEY", sim.api_key)
-    monkeypatch.delenv("SMSACTIVATE_STORE", raising=False)
     monkeypatch.setattr(bot_module, "SMS_OPTIONS", {"provider": "herosms", "transport": sim.transport(),
-                                                    "poll_interval": 0.05, "early_cancel_window": 0, "rate_limit": None})
+                                                    "poll_interval": 0.05, "rate_limit": None, **options})
+    return bot_module
+
+
+async def test_aiogram_bot_fifty_users_some_cancel_some_time_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0, clock=LoopSimClock())
+    # the recipe's own startup hook, on the simulator (no journal: nothing to suspend)
+    monkeypatch.delenv("SMSACTIVATE_STORE", raising=False)
+    bot_module = _aiogram_bot(monkeypatch, sim, early_cancel_window=0)
+    monkeypatch.setattr(bot_module, "WAIT_SECONDS", 1.5)
     dispatcher = bot_module.make_dispatcher()
     bot, sent = _recording_bot()
     users = list(range(1001, 1051))
@@ -124,13 +130,9 @@ async def test_aiogram_bot_restarted_sends_each_suspended_users_code(monkeypatch
     """Issue 39 item 5, the aiogram recipe: with a journal, a restart of the bot with numbers waiting
     suspends them (each user told the code will come), the next start resumes them, and each user
     gets their code — one that came while no bot ran included. Nothing cancelled, nothing left open."""
-    bot_module = importlib.reload(importlib.import_module("aiogram_bot"))  # a router of its own
-    bot_module.numbers.clear()
     sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0, clock=LoopSimClock())
-    monkeypatch.setenv("SMSACTIVATE_API_KEY", sim.api_key)
     monkeypatch.setenv("SMSACTIVATE_STORE", f"sqlite:///{tmp_path / 'bot.db'}")
-    monkeypatch.setattr(bot_module, "SMS_OPTIONS", {"provider": "herosms", "transport": sim.transport(),
-                                                    "poll_interval": 0.05, "rate_limit": None})
+    bot_module = _aiogram_bot(monkeypatch, sim)
     users = list(range(2001, 2006))
     bot, sent = _recording_bot()
 
@@ -155,9 +157,7 @@ async def test_aiogram_bot_restarted_sends_each_suspended_users_code(monkeypatch
     assert len(sim.open_activations()) == len(waiting)  # suspended: open at the provider
     sim.deliver_sms(ids[waiting[0]], "Telegram code 2", code="22222")  # while no bot runs
 
-    bot_module = importlib.reload(bot_module)  # a new process: a new router, no numbers of its own
-    monkeypatch.setattr(bot_module, "SMS_OPTIONS", {"provider": "herosms", "transport": sim.transport(),
-                                                    "poll_interval": 0.05, "rate_limit": None})
+    bot_module = _aiogram_bot(monkeypatch, sim)  # a new process: a new router, no numbers of its own
     second = bot_module.make_dispatcher()
     await second.emit_startup(bot=bot, dispatcher=second)
     client: SMSActivate = second["sms"]

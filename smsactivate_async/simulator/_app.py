@@ -570,14 +570,7 @@ class Simulator:
             if self.profile.bad_service_text:
                 raise _Error(self.render.text(self.profile.bad_service_text))
             raise self.render.fail("BAD_SERVICE", status=400, details=details)
-        if self.profile.country_required and not params.get("country", "").isdigit():
-            # HeroSMS names no default country (it has no Russia, the classic default): its modern
-            # purchase requires one [HERO-TR] and getNumbersStatus answers this 422 without one [RUSTX-HERO].
-            # [INFER] the shape of HeroSMS's documented 422 (FACTS §17: "Validation failed", info.field/code);
-            # the sources show a purchase without a country nowhere, and "Param 'country' must be a
-            # number" only for getNumbersStatus [RUSTX-HERO].
-            raise self.render.envelope("UNPROCESSABLE_ENTITY", 422, "Validation failed",
-                                       {"field": "country", "code": "REQUIRED", "message": ""})
+        self._require_country(params)
         entry = self.catalogue.get((service, self._country(params)))
         if entry is None or entry.count <= 0:
             raise self._no_numbers(v2)
@@ -601,6 +594,17 @@ class Simulator:
         if account.balance < self._cost(entry, params):
             raise self.render.fail("NO_BALANCE", status=402, details="Payment Required")
         return entry
+
+    def _require_country(self, params: Mapping[str, str]) -> None:
+        """A purchase (a rent included [INFER]) where the dialect names no default country needs one."""
+        if self.profile.country_required and not params.get("country", "").isdigit():
+            # HeroSMS names no default country (it has no Russia, the classic default): its modern
+            # purchase requires one [HERO-TR] and getNumbersStatus answers this 422 without one [RUSTX-HERO].
+            # [INFER] the shape of HeroSMS's documented 422 (FACTS §17: "Validation failed", info.field/code);
+            # the sources show a purchase without a country nowhere, and "Param 'country' must be a
+            # number" only for getNumbersStatus [RUSTX-HERO].
+            raise self.render.envelope("UNPROCESSABLE_ENTITY", 422, "Validation failed",
+                                       {"field": "country", "code": "REQUIRED", "message": ""})
 
     def _no_numbers(self, v2: bool) -> _Error:
         # [LIVE] v1 getNumber keeps its 200 text token on HeroSMS; getNumberV2 is enveloped there

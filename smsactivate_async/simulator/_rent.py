@@ -62,11 +62,9 @@ def get_rent_number(sim: Simulator, account: Account, params: Mapping[str, str])
     if not service or service not in (*_SERVICES, "full"):
         raise sim.render.fail("BAD_SERVICE", json_key="message")
     hours = sim._rent_hours(params)
-    if sim.profile.country_required and not params.get("country", "").isdigit():
-        # [INFER] a rent is a purchase: where purchases need a country (HeroSMS has no Russia, the
-        # documented default, 000 getRentNumber) a rent without one is the purchase's 422
-        raise sim.render.envelope("UNPROCESSABLE_ENTITY", 422, "Validation failed",
-                                  {"field": "country", "code": "REQUIRED", "message": ""})
+    # [INFER] a rent is a purchase: where purchases need a country (HeroSMS has no Russia, the
+    # documented default, 000 getRentNumber) a rent without one is the purchase's 422
+    sim._require_country(params)
     country = _rent_country(sim, params)
     if country not in sim.rent_countries:
         # a country the provider does not have, or does not rent in (getCountries `rent: 0`) [INFER: the
