@@ -8,6 +8,10 @@ included; numbers are bought with getNumber, which has no order id, so those go 
 journal's reconciliation across workers). When 40 % of the numbers are bought, worker 0 is killed with SIGKILL and a new
 worker process takes over its remaining share; the survivors close the dead worker's numbers once
 its lease has expired. Prints a table per store, from the simulator's ledger and the workers' lines.
+
+The simulator runs in a process of its own (``smsactivate simulate``), as a provider would: the
+benchmark reads what it saw from its admin path (``/_simulator/ledger?records=1``), and what it prints
+at exit (its blocks, requests, money) is kept with the workers' logs under ``$FLEET_LOGDIR``.
 """
 
 from __future__ import annotations
@@ -26,19 +30,36 @@ import sys
 import tempfile
 import threading
 import time
-from decimal import Decimal
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import anyio
 import attrs
 
 from smsactivate_async import PROVIDERS, Provider, SMSActivate
-from smsactivate_async.simulator import CodeSchedule, FaultKind, Faults, Simulator
-from smsactivate_async.simulator._core import ProfileName
-from smsactivate_async.simulator._transport import serve_in_thread
+from smsactivate_async.simulator import CodeSchedule, FaultKind, Simulator
+from smsactivate_async.simulator._transport import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET = 120  # the account's requests per second, enforced by the simulator
+
+
+@attrs.frozen
+class _Request:  # a row of the simulator's ledger, as its admin path gives it
+    at: float
+    action: str
+    status: int
+    fault: str | None
+
+
+@attrs.frozen
+class _Purchase:
+    at: float
+    kind: str
+    id: int
+    order_id: str | None
+    cost: str
 
 
 class Worker:
@@ -129,20 +150,65 @@ def _restart_redis(process: subprocess.Popen[bytes], url: str, folder: str, *, e
     return _redis_server(aof=True, port=port, folder=folder)[0]
 
 
-def run(store_kind: str, total: int, workers: int, concurrency: int,
-        restart: str | None = None, limits: str = "bench") -> list[tuple[str, object]]:
-    dialect: ProfileName
+class SimulatorProcess:
+    """``smsactivate simulate`` in a process of its own, on a loopback port: what it saw is read from its
+    admin path, as JSON (the ledger's summary; ``records=True``: every request and purchase)."""
+
+    def __init__(self, options: list[str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/stubs/handler_api.php"
+        logdir = os.environ.get("FLEET_LOGDIR")
+        # what it prints at exit (its blocks, requests, money) is kept beside the workers' logs
+        self.output = (open(os.path.join(logdir, f"{os.getpid()}-simulator.log"), "w+") if logdir
+                       else tempfile.TemporaryFile("w+"))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "smsactivate_async", "simulate", "--port", str(self.port), *options],
+            stdout=self.output, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.look()
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.output.seek(0)
+                    raise RuntimeError(f"the simulator did not start: {self.output.read()[-2000:]}") from None
+                time.sleep(0.05)
+
+    def look(self, *, records: bool = False) -> dict[str, Any]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_simulator/ledger"
+                                    + ("?records=1" if records else ""), timeout=30) as answer:
+            seen: dict[str, Any] = json.loads(answer.read())
+            return seen
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)  # as a deploy stops it: it prints its ledger and exits
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _simulator_options(limits: str) -> list[str]:
+    """The simulator of the run, as ``smsactivate simulate`` flags: 10 % of requests faulted, codes
+    0.05-1 s after purchase, cancels refused for 0.5 s, and the limits asked for."""
+    kinds = [k for k in FaultKind if k is not FaultKind.LATE_PURCHASE]  # what --faults spreads its share over
     if limits == "herosms":
         # HeroSMS's published limit: 50 requests in any second, going over blocks the key for 10 s (no
-        # Retry-After), and every request during a block renews it; the workers use the herosms preset
-        dialect = "herosms"
-        faults = Faults.uniform(0.10, rps_budget=50.0, block_seconds=10.0, retry_after_header=False, hang_seconds=3.0)
-        faults.rates.pop(FaultKind.RATE_LIMIT, None)  # the limit's own 429s only: a block is what is measured
+        # Retry-After), and every request during a block renews it; the workers use the herosms preset.
+        # The limit's own 429s only (no rate_limit fault): a block is what is measured
+        kinds.remove(FaultKind.RATE_LIMIT)
+        limit = ["--dialect", "herosms", "--rps", "50", "--block", "10", "--no-retry-after-header"]
     else:
-        dialect = "sms-activate"
-        faults = Faults.uniform(0.10, rps_budget=BUDGET, retry_after=0.2, hang_seconds=3.0)
-    sim = Simulator(dialect=dialect, codes=CodeSchedule.within(0.05, 1.0), early_cancel_seconds=0.5, faults=faults,
-                    api_keys={"fleet": Decimal(10**7)}, seed=9)
+        limit = ["--dialect", "sms-activate", "--rps", str(BUDGET), "--retry-after", "0.2"]
+    faults = [flag for kind in kinds for flag in ("--fault", f"{kind.value}={0.10 / 7}")]
+    return [*limit, *faults, "--hang-seconds", "3", "--codes", "0.05:1.0", "--early-cancel", "0.5",
+            "--api-key", "fleet", "--balance", str(10**7), "--seed", "9"]
+
+
+def run(store_kind: str, total: int, workers: int, concurrency: int,
+        restart: str | None = None, limits: str = "bench") -> list[tuple[str, object]]:
     folder = tempfile.mkdtemp()
     redis_process: subprocess.Popen[bytes] | None = None
     if store_kind in ("redis", "redis-cluster"):
@@ -156,57 +222,61 @@ def run(store_kind: str, total: int, workers: int, concurrency: int,
     started = time.perf_counter()
     store_down_at = store_back_at = None
     open_at_restart = 0
+    sim = SimulatorProcess(_simulator_options(limits))
+    url = sim.url
     try:
-        with serve_in_thread(sim) as url:
-            def start(name: str, count: int) -> Worker:
-                pace = "herosms" if limits == "herosms" else repr(rate)  # the preset's adaptive pacing
-                return Worker(name, [url, store, name, str(count), pace, str(concurrency)])
+        def start(name: str, count: int) -> Worker:
+            pace = "herosms" if limits == "herosms" else repr(rate)  # the preset's adaptive pacing
+            return Worker(name, [url, store, name, str(count), pace, str(concurrency)])
 
-            fleet = [start(f"w{i}", share) for i in range(workers)]
-            while len(sim.ledger.purchases) < total * 0.4:
+        fleet = [start(f"w{i}", share) for i in range(workers)]
+        while sim.look()["purchases"] < total * 0.4:
+            time.sleep(0.05)
+        victim = fleet[0]
+        victim.process.send_signal(signal.SIGKILL)
+        victim.wait()
+        seen = sim.look()
+        killed_at, open_at_kill = seen["now"], seen["open_activations"]
+        fleet.append(start("w0-restarted", share - len(victim.codes)))
+        if restart is not None and redis_process is not None:
+            while sim.look()["purchases"] < total * 0.6:
                 time.sleep(0.05)
-            victim = fleet[0]
-            victim.process.send_signal(signal.SIGKILL)
-            victim.wait()
-            killed_at = sim.clock.now()
-            open_at_kill = sum(1 for a in sim.activations.values() if a.state.active)
-            fleet.append(start("w0-restarted", share - len(victim.codes)))
-            if restart is not None and redis_process is not None:
-                while len(sim.ledger.purchases) < total * 0.6:
-                    time.sleep(0.05)
-                open_at_restart = sum(1 for a in sim.activations.values() if a.state.active)
-                print(f"{store_kind}: the store killed at {time.time():.3f}", file=sys.stderr, flush=True)
-                store_down_at = sim.clock.now()
-                redis_process = _restart_redis(redis_process, store, folder, empty=restart == "empty", down=5.0)
-                store_back_at = sim.clock.now()
-                print(f"{store_kind}: the store back at {time.time():.3f}", file=sys.stderr, flush=True)
-            for worker in fleet[1:]:
-                worker.wait()
-            # the survivors recover every 2 s (their lease); any of them still running would do,
-            # and when all are done an operator's client does the same
-            deadline = time.monotonic() + 10
-            while sim.open_activations() and time.monotonic() < deadline:
-                time.sleep(0.2)
-            left_for_operator = len(sim.open_activations())
-            if left_for_operator:
-                # the operator speaks the server's dialect, at half its budget (HeroSMS's: 50/s)
-                provider = (attrs.evolve(PROVIDERS["herosms"], base_url=url) if limits == "herosms"
-                            else Provider(name="fleet-bench", base_url=url))
-                operator_rate = (25.0 if limits == "herosms" else BUDGET * 0.5)
+            seen = sim.look()
+            open_at_restart = seen["open_activations"]
+            print(f"{store_kind}: the store killed at {time.time():.3f}", file=sys.stderr, flush=True)
+            store_down_at = seen["now"]
+            redis_process = _restart_redis(redis_process, store, folder, empty=restart == "empty", down=5.0)
+            store_back_at = sim.look()["now"]
+            print(f"{store_kind}: the store back at {time.time():.3f}", file=sys.stderr, flush=True)
+        for worker in fleet[1:]:
+            worker.wait()
+        # the survivors recover every 2 s (their lease); any of them still running would do,
+        # and when all are done an operator's client does the same
+        deadline = time.monotonic() + 10
+        while sim.look()["open_activations"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left_for_operator = sim.look()["open_activations"]
+        if left_for_operator:
+            # the operator speaks the server's dialect, at half its budget (HeroSMS's: 50/s)
+            provider = (attrs.evolve(PROVIDERS["herosms"], base_url=url) if limits == "herosms"
+                        else Provider(name="fleet-bench", base_url=url))
+            operator_rate = (25.0 if limits == "herosms" else BUDGET * 0.5)
 
-                async def operator() -> None:
-                    # an owner with no lease at all (a store restarted empty) is dead once absent for a
-                    # whole lease: the operator looks twice, a lease apart, as the workers would have
-                    async with SMSActivate("fleet", provider=provider, store=store, owner="operator", lease=5.0,
-                                           rate_limit=operator_rate, early_cancel_window=0.5) as client:
+            async def operator() -> None:
+                # an owner with no lease at all (a store restarted empty) is dead once absent for a
+                # whole lease: the operator looks twice, a lease apart, as the workers would have
+                async with SMSActivate("fleet", provider=provider, store=store, owner="operator", lease=5.0,
+                                       rate_limit=operator_rate, early_cancel_window=0.5) as client:
+                    await client.recover()
+                    if sim.look()["open_activations"]:
+                        await anyio.sleep(5.5)
                         await client.recover()
-                        if sim.open_activations():
-                            await anyio.sleep(5.5)
-                            await client.recover()
 
-                anyio.run(operator)
-            wall = time.perf_counter() - started
+            anyio.run(operator)
+        wall = time.perf_counter() - started
+        ledger = sim.look(records=True)
     finally:
+        sim.stop()
         if redis_process is not None:
             redis_process.terminate()
             redis_process.wait()
@@ -219,7 +289,8 @@ def run(store_kind: str, total: int, workers: int, concurrency: int,
               f"{worker.errors.read()[-3000:]}", file=sys.stderr, flush=True)
     holders: collections.Counter[int] = collections.Counter(i for w in fleet for i in set(w.got))
     handed = set(holders)
-    purchases = [p for p in sim.ledger.purchases if p.kind == "activation"]
+    requests = [_Request(*row) for row in ledger["requests"]]
+    purchases = [_Purchase(*row) for row in ledger["purchases"] if row[1] == "activation"]
     not_handed = [p for p in purchases if p.id not in handed]
     if not_handed:
         print(f"{store_kind}: purchases no worker was handed (id, simulator time; the kill at {killed_at:.2f}): "
@@ -228,17 +299,17 @@ def run(store_kind: str, total: int, workers: int, concurrency: int,
         print(f"{store_kind}: numbers held by two workers: "
               f"{[(i, [w.name for w in fleet if i in w.got]) for i, n in holders.items() if n > 1]}",
               file=sys.stderr, flush=True)
-    for began, _ in sim.ledger.blocks:  # what the second before a block held, and when it came
-        window = [r for r in sim.ledger.requests if began - 1.0 <= r.at <= began]
+    for began, _ in ledger["blocks"]:  # what the second before a block held, and when it came
+        window = [r for r in requests if began - 1.0 <= r.at <= began]
         when = ", ".join(f"{name} {began - at:+.2f} s" for name, at in (
             ("after the kill", killed_at), ("after the store went down", store_down_at),
             ("after it came back", store_back_at)) if at is not None)
         print(f"{store_kind}: a block at {began:.2f} ({when}): {len(window)} requests in the second before it, "
               f"{dict(collections.Counter(r.action for r in window))}", file=sys.stderr, flush=True)
-    scans = sim.ledger.requests_for("getActiveActivations")
+    scans = ledger["requests_by_action"].get("getActiveActivations", 0)
     ticks = sum(int(w.stats.get("ticks", 0)) for w in fleet)  # type: ignore[call-overload]
     failures = [f for w in fleet for f in w.stats.get("failures", [])]  # type: ignore[attr-defined]
-    budget_429 = sum(1 for r in sim.ledger.requests if r.status == 429 and r.fault is None)
+    budget_429 = sum(1 for r in requests if r.status == 429 and r.fault is None)
     failure_codes: list[str] = [f for w in fleet for f in w.stats.get("failures", [])]  # type: ignore[attr-defined]
     cancelled_under_a_worker = failure_codes.count("STATUS_CANCEL")
     return [
@@ -248,7 +319,7 @@ def run(store_kind: str, total: int, workers: int, concurrency: int,
         ("codes delivered to workers", sum(len(w.codes) for w in fleet)),
         ("worker processes that crashed (not the one killed)", len(crashed)),
         ("failed activations (typed errors)", f"{len(failures)} {dict(collections.Counter(failures)) or ''}".strip()),
-        ("requests / faults injected", f"{len(sim.ledger.requests)} / {sum(1 for r in sim.ledger.requests if r.fault)}"),
+        ("requests / faults injected", f"{len(requests)} / {sum(1 for r in requests if r.fault)}"),
         ("purchases", len(purchases)),
         ("open when the worker was killed", open_at_kill),
         ("not handed to any worker (on the wire at the kill)", len(not_handed)),
@@ -259,10 +330,10 @@ def run(store_kind: str, total: int, workers: int, concurrency: int,
         ("strays found / adopted / closed", " / ".join(
             str(sum(int(w.stats.get(name, 0)) for w in fleet))  # type: ignore[call-overload]
             for name in ("strays_found", "strays_adopted", "strays_closed"))),
-        ("left open at the end", len(sim.open_activations())),
+        ("left open at the end", len(ledger["open_activation_ids"])),
         ("closed by an operator's recover() at the end", left_for_operator),
         ("requests over the account's budget (429 without a fault)", budget_429),
-        ("rate blocks (HeroSMS limits: 10 s, renewed by requests during one)", len(sim.ledger.blocks)),
+        ("rate blocks (HeroSMS limits: 10 s, renewed by requests during one)", len(ledger["blocks"])),
         ("poll ticks of the workers / getActiveActivations sent", f"{ticks} / {scans}"),
         ("getActiveActivations per tick (alone: 1 + reconciliations)", f"{scans / max(1, ticks):.2f}"),
         ("… of them the shared poller's scans", sum(int(w.stats.get("fleet_scans", 0)) for w in fleet)),  # type: ignore[call-overload]
@@ -281,6 +352,7 @@ async def waiting_scans(store: str | None, clients: int = 3, each: int = 60) -> 
         before = sim.ledger.requests_for("getActiveActivations")
         async def wait(client: SMSActivate, activation_id: int) -> None:
             await client.wait_for_code(activation_id, timeout=30)
+            await client.set_status(activation_id, 6)  # closed: nothing left open in the journal at the end
 
         async with anyio.create_task_group() as group:
             for client, ids in zip(fleet, bought, strict=True):

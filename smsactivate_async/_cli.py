@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -400,10 +401,18 @@ def simulate(port: int, host: str, dialect: str, faults: float, rps: float | Non
                     api_keys=balances, codes=schedule, **options)
     console.print(f"Simulator ({dialect}) on http://{host}:{port}/stubs/handler_api.php — keys: {', '.join(keys)}; "
                   f"its ledger on http://{host}:{port}/_simulator/ledger")
+    # uvicorn stops on SIGTERM, then raises it again: by default that ends the process before the
+    # ledger below is printed (a deploy, `docker stop`, a benchmark stopping its simulator)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         serve(sim, host=host, port=port)
     finally:  # what happened, for the operator of the run: requests, blocks, money
         console.print_json(data=sim.ledger.summary())
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _read_catalogue(path: str) -> list[Any]:

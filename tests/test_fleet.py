@@ -187,3 +187,35 @@ async def test_a_reader_sees_a_code_within_one_interval_of_the_fleets_poller(red
         latency = await _code_latency(sim, poller, reader, interval, stop_poller=stop_poller)
     bound = interval + (1.6 if stop_poller else 0.6)  # one interval (and the grace for a late poller)
     assert latency < bound, f"the reader had the code {latency:.2f} s after it came (bound {bound} s)"
+
+
+@pytest.mark.slow
+def test_the_fleet_benchmark_runs_its_simulator_in_a_process_of_its_own(tmp_path: Any) -> None:
+    """Issue 39 item 8: `benchmarks/fleet.py` at HeroSMS's limits, worker processes on Redis (one
+    SIGKILLed and replaced) against `smsactivate simulate` in a process of its own — the table is made
+    from the simulator's admin path, and the simulator prints its ledger when it is stopped."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, str(root / "benchmarks" / "fleet.py"), "--store", "redis", "--limits", "herosms",
+               "--total", "120", "--workers", "2", "--concurrency", "30", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=root, timeout=240, check=False,
+                          env={**os.environ, "FLEET_LOGDIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert rows["codes delivered to workers"] == 120 and rows["worker processes that crashed (not the one killed)"] == 0
+    assert rows["owned by two workers"] == 0 and rows["bought twice (not handed, bought after the kill)"] == 0
+    assert rows["left open at the end"] == 0 and rows["requests over the account's budget (429 without a fault)"] == 0
+    purchases = rows["purchases"]
+    # every number bought was handed to a worker; beyond the 120, only the killed worker's open ones
+    assert rows["not handed to any worker (on the wire at the kill)"] == 0
+    assert 120 <= purchases <= 120 + rows["open when the worker was killed"], rows
+    [log] = [name for name in os.listdir(tmp_path) if name.endswith("-simulator.log")]
+    printed = (tmp_path / log).read_text()
+    ledger, _ = json.JSONDecoder().raw_decode(printed[printed.index("{"):])  # what it printed at exit
+    assert ledger["purchases"] == purchases and ledger["duplicate_orders"] == {}
+    assert len(ledger["blocks"]) == rows["rate blocks (HeroSMS limits: 10 s, renewed by requests during one)"]

@@ -325,6 +325,16 @@ async def test_a_served_simulator_shows_its_ledger_and_simulate_prints_it_at_exi
     assert ledger["spent"] == ledger["refunded"] != "0" and ledger["open_activations"] == 0
     assert ledger["blocks"] == [] and ledger["over_budget"] == 0 and sim.api_key not in answer.text
 
+    async with httpx.AsyncClient(transport=sim.transport()) as http:
+        rows = (await http.get("http://sim/_simulator/ledger?records=1")).json()
+    # a benchmark with the simulator in a process of its own reads every row from here
+    assert [row[1:3] for row in rows["requests"]] == [["getNumberV2", 200], ["setStatus", 200]]
+    assert [row[1:3] for row in rows["purchases"]] == [["activation", number.activation_id]]
+    assert isinstance(rows["purchases"][0][3], str)  # the client's order id
+    assert rows["open_activation_ids"] == [] and rows["now"] >= rows["requests"][-1][0] >= 0
+    assert "records" not in ledger and "requests" in ledger and isinstance(ledger["requests"], int)
+    assert sim.api_key not in json.dumps(rows)
+
     def serve_then_stop(served: Simulator, **options: Any) -> None:
         served.ledger.over_budget = 3  # as if a client had gone over the budget
         raise KeyboardInterrupt

@@ -372,8 +372,12 @@ class Simulator:
             params.update(urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         if scope["path"].rstrip("/") == ADMIN_PATH:
             # the operator's look at a served simulator: its ledger (requests, blocks, money), never a key
-            summary = {**self.ledger.summary(), "open_activations": len(self.open_activations()),
-                       "active_rents": sum(1 for r in self.rents.values() if r.state == "active")}
+            opened = self.open_activations()
+            summary = {**self.ledger.summary(), "open_activations": len(opened),
+                       "active_rents": sum(1 for r in self.rents.values() if r.state == "active"),
+                       "now": round(self.clock.now(), 4)}
+            if params.get("records") not in (None, "", "0"):  # the rows too, for a benchmark's own analysis
+                summary.update(self.ledger.records(), open_activation_ids=[a.id for a in opened])
             reply = _Reply(200, json.dumps(summary).encode(), "application/json")
         elif scope["path"].rstrip("/") != PATH:
             reply = _Reply(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")

@@ -108,3 +108,12 @@ class Ledger:
             "refunded": str(self.refunded()),
             "webhook_deliveries": len(self.webhook_deliveries),
         }
+
+    def records(self) -> dict[str, Any]:
+        """Every request and purchase, as JSON-ready rows: what ``/_simulator/ledger?records=1`` adds for
+        a benchmark that runs the simulator in a process of its own (``at`` in simulator seconds).
+        Requests are ``[at, action, status, fault]``; purchases ``[at, kind, id, order_id, cost]``; no key."""
+        return {
+            "requests": [[round(r.at, 4), r.action, r.status, r.fault] for r in self.requests],
+            "purchases": [[round(p.at, 4), p.kind, p.id, p.order_id, str(p.cost)] for p in self.purchases],
+        }
