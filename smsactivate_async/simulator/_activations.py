@@ -19,20 +19,20 @@ from ._core import Account, ActivationState
 from ._handlers import handles
 
 if TYPE_CHECKING:
-    from ._app import Simulator
+    from ._handlers import Server
 
 __all__: list[str] = []
 
 
 @handles("getNumber")
-def get_number(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_number(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     entry = sim._check_purchase(account, params, params.get("service"), v2=False)
     activation = sim._buy(account, entry, params)
     return sim.render.text(f"ACCESS_NUMBER:{activation.id}:{activation.phone}")
 
 
 @handles("getNumberV2")
-def get_number_v2(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_number_v2(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     order_id = params.get("orderId") or None
     idempotent = sim.profile.order_id_idempotent  # [DOC HeroSMS] no idempotency: orderId is ignored there
     if order_id and idempotent and (account.key, order_id) in sim.orders:
@@ -70,7 +70,7 @@ def get_number_v2(sim: Simulator, account: Account, params: Mapping[str, str]) -
 
 
 @handles("getMultiServiceNumber")
-def get_multi_service_number(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_multi_service_number(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     services = [s for s in params.get("multiService", "").split(",") if s]
     if not services:
         raise sim.render.fail("BAD_SERVICE", status=400, details="Wrong service")
@@ -87,7 +87,7 @@ def get_multi_service_number(sim: Simulator, account: Account, params: Mapping[s
 
 
 @handles("setStatus")
-def set_status(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def set_status(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     activation = sim._activation(account, params)
     status = params.get("status", "")
     if status == "-1" and sim.profile.legacy_cancel:
@@ -136,7 +136,7 @@ def set_status(sim: Simulator, account: Account, params: Mapping[str, str]) -> _
 
 
 @handles("getStatus")
-def get_status(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_status(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     activation = sim._activation(account, params)
     state = activation.state
     if state is ActivationState.WAIT_CODE:
@@ -149,7 +149,7 @@ def get_status(sim: Simulator, account: Account, params: Mapping[str, str]) -> _
 
 
 @handles("getStatusV2")
-def get_status_v2(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_status_v2(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     activation = sim._activation(account, params)
     if not activation.state.active:
         return sim.render.text("STATUS_CANCEL")  # [DOC] bare token, not JSON
@@ -172,7 +172,7 @@ def get_status_v2(sim: Simulator, account: Account, params: Mapping[str, str]) -
 
 
 @handles("getActiveActivations")
-def get_active_activations(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_active_activations(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     now = sim.clock.now()
     active = [a for a in sim.activations.values() if a.key == account.key and a.state.active and a.listed_from <= now]
     if sim.profile.active_list == "paged":
@@ -192,7 +192,7 @@ def get_active_activations(sim: Simulator, account: Account, params: Mapping[str
 
 
 @handles("getHistory")
-def get_history(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_history(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     start, end = params.get("start"), params.get("end")
     if (start is not None and not start.isdigit()) or (end is not None and not end.isdigit()):
         raise sim.render.fail("WRONG_DATE", status=400, details="Wrong date")
@@ -217,7 +217,7 @@ def get_history(sim: Simulator, account: Account, params: Mapping[str, str]) -> 
 
 
 @handles("finishActivation")
-def finish_activation(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def finish_activation(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     activation = sim._activation(account, params)
     if not activation.state.active:
         raise sim.render.fail("ACTIVATION_NOT_ACTIVE", status=409, details="Activation is terminated/refunded")
@@ -228,7 +228,7 @@ def finish_activation(sim: Simulator, account: Account, params: Mapping[str, str
 
 
 @handles("cancelActivation")
-def cancel_activation(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def cancel_activation(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     activation = sim._activation(account, params)
     if not activation.state.active:
         raise sim.render.fail("ACTIVATION_NOT_ACTIVE", status=409, details="Activation is terminated/refunded")
@@ -240,7 +240,7 @@ def cancel_activation(sim: Simulator, account: Account, params: Mapping[str, str
 
 
 @handles("getAllSms")
-def get_all_sms(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_all_sms(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     activation = sim._activation(account, params)
     rows = [{"id": str(activation.id * 10 + i), "phoneFrom": m.phone_from, "code": m.code, "text": m.text,
              "service": activation.service, "date": m.at.isoformat(), "type": m.via}
@@ -249,7 +249,7 @@ def get_all_sms(sim: Simulator, account: Account, params: Mapping[str, str]) -> 
 
 
 @handles("getFullSms")
-def get_full_sms(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_full_sms(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     activation = sim._activation(account, params)
     if not activation.state.active and not activation.messages:
         return sim.render.text("STATUS_CANCEL")

@@ -20,9 +20,9 @@ import json
 import logging
 import random
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import attrs
@@ -58,32 +58,18 @@ from ._core import (
     SystemSimClock,
 )
 from ._dialects import ALL_EXTRA_ACTIONS, PROFILES, DialectProfile, Renderer
-from ._faults import FaultKind, Faults
+from ._faults import FaultKind, Faults, Receive, Scope, Send, SimulatedFault
 from ._handlers import HANDLERS, Handler
 from ._ledger import Ledger, PurchaseRecord, RefundRecord, RequestRecord, StatusRecord
-
-if TYPE_CHECKING:
-    from ._transport import SimulatorTransport
+from ._transport import SimulatorTransport
 
 __all__ = ["CatalogueEntry", "Simulator", "SimulatedFault"]
 
 log = logging.getLogger("smsactivate_async.simulator")
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
 PATH = "/stubs/handler_api.php"
 #: a served simulator's ledger, as JSON (for the operator of a test: blocks, requests, money)
 ADMIN_PATH = "/_simulator/ledger"
-
-
-class SimulatedFault(Exception):
-    """Raised through the ASGI app for faults a status code cannot express (drop, timeout)."""
-
-    def __init__(self, kind: FaultKind) -> None:
-        super().__init__(kind.value)
-        self.kind = kind
 
 
 class Simulator:
@@ -734,8 +720,6 @@ class Simulator:
 
     def transport(self) -> SimulatorTransport:
         """An httpx transport that serves requests from this simulator, in process."""
-        from ._transport import SimulatorTransport
-
         return SimulatorTransport(self)
 
     def running(self) -> _Running:

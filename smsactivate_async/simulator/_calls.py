@@ -19,13 +19,13 @@ from ._core import Account, ActivationState
 from ._handlers import handles
 
 if TYPE_CHECKING:
-    from ._app import Simulator
+    from ._handlers import Server
 
 __all__: list[str] = []
 
 
 @handles("getAdditionalService")
-def get_additional_service(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_additional_service(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     parent = sim._activation(account, params)
     if not parent.forward:
         raise sim.render.fail("WRONG_ACTIVATION_ID")
@@ -40,7 +40,7 @@ def get_additional_service(sim: Simulator, account: Account, params: Mapping[str
 
 
 @handles("getExtraActivation")
-def get_extra_activation(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_extra_activation(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     parent, entry = sim._extra_entry(account, params)
     if account.balance < entry.price:
         raise sim.render.fail("NO_BALANCE")
@@ -49,14 +49,14 @@ def get_extra_activation(sim: Simulator, account: Account, params: Mapping[str, 
 
 
 @handles("checkExtraActivation")
-def check_extra_activation(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def check_extra_activation(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     parent, entry = sim._extra_entry(account, params)
     return sim.render.json({"status": "success", "cost": entry.price, "service": parent.service,
                             "phone": int(parent.phone), "country": parent.country})
 
 
 @handles("parseCall")
-def parse_call(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def parse_call(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     activation = sim._activation(account, params)
     if not activation.state.active:
         raise sim.render.fail("STATUS_CANCEL")
@@ -69,7 +69,7 @@ def parse_call(sim: Simulator, account: Account, params: Mapping[str, str]) -> _
 
 
 @handles("createTaskForCall")
-def create_task_for_call(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def create_task_for_call(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     activation = sim._activation(account, params, "activationId")
     if not params.get("phone"):
         raise sim.render.fail("NUMBER_NOT_EXIST", json_key="msg")
@@ -80,7 +80,7 @@ def create_task_for_call(sim: Simulator, account: Account, params: Mapping[str, 
 
 
 @handles("getOutgoingCalls")
-def get_outgoing_calls(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_outgoing_calls(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     # [FACTS §12, LCOZ] the parameter is `activationId`; `id=` is an unknown parameter, ignored like any
     # other (FACTS §1), so it filters nothing
     wanted = params.get("activationId", "")
@@ -91,7 +91,7 @@ def get_outgoing_calls(sim: Simulator, account: Account, params: Mapping[str, st
 
 
 @handles("getIncomingCallStatus")
-def get_incoming_call_status(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_incoming_call_status(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     raw = params.get("activationId") or params.get("id") or ""
     activation = sim.activations.get(int(raw)) if raw.isdigit() else None
     if activation is None:
@@ -102,5 +102,5 @@ def get_incoming_call_status(sim: Simulator, account: Account, params: Mapping[s
 
 
 @handles("getQiwiRequisites")
-def get_qiwi_requisites(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_qiwi_requisites(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     return sim.render.json({"status": "FALSE", "wallet": "79000000000", "comment": "sa12345", "upToDate": "2021-06-01"})

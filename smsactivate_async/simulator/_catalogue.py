@@ -21,23 +21,23 @@ from ._core import Account
 from ._handlers import handles
 
 if TYPE_CHECKING:
-    from ._app import Simulator
+    from ._handlers import Server
 
 __all__: list[str] = []
 
 
 @handles("getBalance")
-def get_balance(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_balance(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     return sim.render.text(f"ACCESS_BALANCE:{_balance(sim, account.balance)}")
 
 
 @handles("getBalanceAndCashBack")
-def get_balance_and_cashback(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_balance_and_cashback(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     return sim.render.text(f"ACCESS_BALANCE:{_balance(sim, account.balance + account.cashback)}")
 
 
 @handles("getNumbersStatus")
-def get_numbers_status(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_numbers_status(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     if sim.profile.country_required and not params.get("country", "").isdigit():
         raise sim.render.envelope("UNPROCESSABLE_ENTITY", 422, "Param 'country' must be a number")  # [RUSTX-HERO]
     country = sim._country(params)
@@ -48,7 +48,7 @@ def get_numbers_status(sim: Simulator, account: Account, params: Mapping[str, st
 
 
 @handles("getTopCountriesByService")
-def get_top_countries(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_top_countries(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     free_price = params.get("freePrice") == "true"
     service = params.get("service")
     if service:
@@ -57,13 +57,13 @@ def get_top_countries(sim: Simulator, account: Account, params: Mapping[str, str
 
 
 @handles("getTopCountriesByServiceRank")
-def get_top_countries_rank(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_top_countries_rank(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     reply = get_top_countries(sim, account, params)
     return _Reply(reply.status, reply.body, "application/json", reply.headers)  # [LIVE, REAL_RESPONSES §A]
 
 
 @handles("getOperators")
-def get_operators(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_operators(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     if "country" in params:
         country = sim._country(params, -1)
         if country not in sim._operators:
@@ -77,7 +77,7 @@ def get_operators(sim: Simulator, account: Account, params: Mapping[str, str]) -
 
 
 @handles("getPrices")
-def get_prices(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_prices(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     service = params.get("service")
     status_false = sim.profile.filters_answer_status_false
     if status_false and service and service not in _SERVICES:
@@ -96,7 +96,7 @@ def get_prices(sim: Simulator, account: Account, params: Mapping[str, str]) -> _
 
 
 @handles("getPricesExtended")
-def get_prices_extended(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_prices_extended(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     # getPrices' rows {"cost","count","physicalCount"} (numbers, not strings) [SA-DOC25, §10]:
     # aiosmsactivate 1.5.1, written to the 2025 docs, reads physicalCount from them; with
     # freePrice=true the tiers as getTopCountriesByService gives them (price string -> cumulative count).
@@ -111,7 +111,7 @@ def get_prices_extended(sim: Simulator, account: Account, params: Mapping[str, s
 
 
 @handles("getPricesVerification")
-def get_prices_verification(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_prices_verification(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     service = params.get("service")
     result: dict[str, dict[str, Any]] = {}
     for entry in sim.catalogue.values():
@@ -122,7 +122,7 @@ def get_prices_verification(sim: Simulator, account: Account, params: Mapping[st
 
 
 @handles("getCountries")
-def get_countries(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_countries(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     result = {}
     for country, (rus, eng, chn) in sim._countries.items():
         result[str(country)] = {"id": country, "rus": rus, "eng": eng, "chn": chn, "visible": 1, "retry": 1,
@@ -131,7 +131,7 @@ def get_countries(sim: Simulator, account: Account, params: Mapping[str, str]) -
 
 
 @handles("getServicesList")
-def get_services_list(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_services_list(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     services = _SERVICES
     if "country" in params:
         country = sim._country(params, -1)
@@ -140,7 +140,7 @@ def get_services_list(sim: Simulator, account: Account, params: Mapping[str, str
 
 
 @handles("getListOfTopCountriesByService")
-def get_list_of_top_countries(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_list_of_top_countries(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     service = params.get("service")
     if not service or service not in _SERVICES:
         raise sim.render.fail("WRONG_SERVICE", status=400, details="Wrong service")
@@ -149,7 +149,7 @@ def get_list_of_top_countries(sim: Simulator, account: Account, params: Mapping[
     return sim.render.json([{"country": e.country, "share": round(100 * e.count / total), "rate": 50} for e in rows])
 
 
-def _matching(sim: Simulator, params: Mapping[str, str]) -> list[CatalogueEntry]:
+def _matching(sim: Server, params: Mapping[str, str]) -> list[CatalogueEntry]:
     """The catalogue entries a getPrices-like filter (``service``, ``country``) selects."""
     service = params.get("service")
     country = sim._country(params, -1) if "country" in params else None
@@ -161,6 +161,6 @@ def _price_row(entry: CatalogueEntry) -> dict[str, Any]:
     return {"cost": entry.price, "count": entry.count, "physicalCount": entry.count // 3}
 
 
-def _balance(sim: Simulator, amount: Decimal) -> str:
+def _balance(sim: Server, amount: Decimal) -> str:
     places = sim.profile.balance_decimals
     return _fmt(amount) if places is None else format(amount.quantize(Decimal(1).scaleb(-places)), "f")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import collections
 import enum
 import random
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 import attrs
 
@@ -35,6 +37,20 @@ _UNIFORM = tuple(kind for kind in FaultKind if kind is not FaultKind.LATE_PURCHA
 
 _PURCHASES = frozenset({"getNumber", "getNumberV2", "getMultiServiceNumber", "getRentNumber", "getExtraActivation",
                         "getAdditionalService", "continueRentNumber", "buyPartnerProduct"})
+
+
+#: the ASGI interface, as the simulator's app and its transports speak it
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class SimulatedFault(Exception):
+    """Raised through the ASGI app for faults a status code cannot express (drop, timeout)."""
+
+    def __init__(self, kind: FaultKind) -> None:
+        super().__init__(kind.value)
+        self.kind = kind
 
 
 @attrs.define

@@ -18,13 +18,13 @@ from ._handlers import handles
 from ._ledger import PurchaseRecord
 
 if TYPE_CHECKING:
-    from ._app import Simulator
+    from ._handlers import Server
 
 __all__: list[str] = []
 
 
 @handles("buyPartnerProduct")
-def buy_partner_product(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def buy_partner_product(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     product = params.get("productId", "")
     if product not in ("1", "2", "3"):
         raise sim.render.fail("BAD_DATA")

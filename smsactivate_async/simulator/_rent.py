@@ -26,12 +26,12 @@ from ._handlers import handles
 from ._ledger import PurchaseRecord, RefundRecord
 
 if TYPE_CHECKING:
-    from ._app import Simulator
+    from ._handlers import Server
 
 __all__: list[str] = []
 
 
-def _rent_country(sim: Simulator, params: Mapping[str, str]) -> int | None:
+def _rent_country(sim: Server, params: Mapping[str, str]) -> int | None:
     """The country asked for; without one the classic default (0, Russia) where the dialect has it,
     else the first it rents [INFER: no source shows a default for a dialect without Russia]."""
     rentable = sim.rent_countries
@@ -40,7 +40,7 @@ def _rent_country(sim: Simulator, params: Mapping[str, str]) -> int | None:
 
 
 @handles("getRentServicesAndCountries")
-def get_rent_services_and_countries(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_rent_services_and_countries(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     hours = sim._rent_hours(params)
     country = _rent_country(sim, params)
     rentable = sim.rent_countries
@@ -57,7 +57,7 @@ def get_rent_services_and_countries(sim: Simulator, account: Account, params: Ma
 
 
 @handles("getRentNumber")
-def get_rent_number(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_rent_number(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     service = params.get("service")
     if not service or service not in (*_SERVICES, "full"):
         raise sim.render.fail("BAD_SERVICE", json_key="message")
@@ -90,7 +90,7 @@ def get_rent_number(sim: Simulator, account: Account, params: Mapping[str, str])
 
 
 @handles("getRentStatus")
-def get_rent_status(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_rent_status(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     rent = sim._rent(account, params)
     if rent.state != "active":
         raise sim.render.fail({"finished": "STATUS_FINISH", "cancelled": "STATUS_CANCEL",
@@ -106,7 +106,7 @@ def get_rent_status(sim: Simulator, account: Account, params: Mapping[str, str])
 
 
 @handles("setRentStatus")
-def set_rent_status(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def set_rent_status(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     rent = sim._rent(account, params)
     status = params.get("status")
     if status not in ("1", "2"):
@@ -127,7 +127,7 @@ def set_rent_status(sim: Simulator, account: Account, params: Mapping[str, str])
 
 
 @handles("getRentList")
-def get_rent_list(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_rent_list(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     rents = [r for r in sim.rents.values() if r.key == account.key and r.state == "active"][-10:]
     if not rents:
         raise sim.render.fail("NO_NUMBERS", json_key="message")
@@ -136,7 +136,7 @@ def get_rent_list(sim: Simulator, account: Account, params: Mapping[str, str]) -
 
 
 @handles("continueRentNumber")
-def continue_rent_number(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def continue_rent_number(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     rent, hours = _extendable(sim, account, params, explain=True)
     price = sim._rent_price(rent.service, rent.country, hours)
     if account.balance < price:
@@ -158,14 +158,14 @@ def continue_rent_number(sim: Simulator, account: Account, params: Mapping[str, 
 
 
 @handles("getContinueRentPriceNumber")
-def get_continue_rent_price(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def get_continue_rent_price(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     rent, hours = _extendable(sim, account, params)
     return sim.render.json({"status": "success", "price": sim._rent_price(rent.service, rent.country, hours),
                             "currency": sim.profile.currency})
 
 
 @handles("continueRentInfo")
-def continue_rent_info(sim: Simulator, account: Account, params: Mapping[str, str]) -> _Reply:
+def continue_rent_info(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
     # [SA-DOC25] {"status":"success","price":6.33,"currency":840,"hours":4,
     #             "history":{"0":{"createDate":"2024-10-07 12:10:47","price":"101.9","hours":4}}}
     rent, hours = _extendable(sim, account, params, hours_key="hours")  # [DOC] hours is required here
@@ -177,7 +177,7 @@ def continue_rent_info(sim: Simulator, account: Account, params: Mapping[str, st
     return sim.render.json(answer)
 
 
-def _extendable(sim: Simulator, account: Account, params: Mapping[str, str], *,
+def _extendable(sim: Server, account: Account, params: Mapping[str, str], *,
                 hours_key: str | None = None, explain: bool = False) -> tuple[Rent, int]:
     """The rent to extend and for how many hours; RENT_DIE if it can no longer be extended.
     ``explain``: errors carry the ``info`` continueRentNumber's are documented with."""

@@ -7,15 +7,22 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import httpx
 
-from ._app import Receive, Scope, Send, SimulatedFault, Simulator
-from ._faults import FaultKind
+from ._faults import FaultKind, Faults, Receive, Scope, Send, SimulatedFault
 
 __all__ = ["SimulatorTransport", "serve", "serve_in_thread"]
+
+
+class Served(Protocol):
+    """What running a simulator needs of it: its ASGI app and its faults (a :class:`~._app.Simulator`)."""
+
+    faults: Faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
 
 
 class SimulatorTransport(httpx.AsyncBaseTransport):
@@ -25,7 +32,7 @@ class SimulatorTransport(httpx.AsyncBaseTransport):
     ``httpx.ReadTimeout`` — what a client sees on a real link.
     """
 
-    def __init__(self, simulator: Simulator) -> None:
+    def __init__(self, simulator: Served) -> None:
         self.simulator = simulator
         self._asgi = httpx.ASGITransport(app=simulator)
 
@@ -42,7 +49,7 @@ class SimulatorTransport(httpx.AsyncBaseTransport):
 class _NetworkFaults:
     """ASGI middleware for a served simulator: drops and lost answers done on the real socket."""
 
-    def __init__(self, simulator: Simulator) -> None:
+    def __init__(self, simulator: Served) -> None:
         self.simulator = simulator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -72,7 +79,7 @@ class _QuietDrops(logging.Filter):
         return "declared Content-Length" not in str(error) and "declared Content-Length" not in record.getMessage()
 
 
-def _config(simulator: Simulator, host: str, port: int, log_level: str) -> Any:
+def _config(simulator: Served, host: str, port: int, log_level: str) -> Any:
     quiet = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _QuietDrops) for f in quiet.filters):
         quiet.addFilter(_QuietDrops())
@@ -89,14 +96,14 @@ def _uvicorn() -> Any:
     return uvicorn
 
 
-def serve(simulator: Simulator, *, host: str = "127.0.0.1", port: int = 8765, log_level: str = "warning") -> None:
+def serve(simulator: Served, *, host: str = "127.0.0.1", port: int = 8765, log_level: str = "warning") -> None:
     """Serve until interrupted (``python -m smsactivate_async simulate``)."""
     uvicorn = _uvicorn()
     uvicorn.Server(_config(simulator, host, port, log_level)).run()
 
 
 @contextlib.contextmanager
-def serve_in_thread(simulator: Simulator, *, host: str = "127.0.0.1", port: int | None = None,
+def serve_in_thread(simulator: Served, *, host: str = "127.0.0.1", port: int | None = None,
                     log_level: str = "warning") -> Iterator[str]:
     """Serve on a loopback port in a thread; yields the handler URL."""
     uvicorn = _uvicorn()

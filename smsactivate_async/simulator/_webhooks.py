@@ -14,14 +14,14 @@ import anyio
 from ._common import _plain
 
 if TYPE_CHECKING:
-    from ._app import Simulator
+    from ._handlers import Server
 
 __all__ = ["pump", "queue_webhook", "webhook_retry_delay"]
 
 log = logging.getLogger("smsactivate_async.simulator")
 
 
-def queue_webhook(sim: Simulator, payload: dict[str, Any], url: str) -> None:
+def queue_webhook(sim: Server, payload: dict[str, Any], url: str) -> None:
     copies = 2 if sim.webhook_duplicate_rate and sim.rng.random() < sim.webhook_duplicate_rate else 1
     for _ in range(copies):
         sim._webhooks.append((sim.clock.now() + webhook_lag(sim), {"url": url, "payload": payload}, 0))
@@ -29,11 +29,11 @@ def queue_webhook(sim: Simulator, payload: dict[str, Any], url: str) -> None:
         sim._wake.set()
 
 
-def webhook_lag(sim: Simulator) -> float:
+def webhook_lag(sim: Server) -> float:
     return sim.rng.uniform(0, sim.webhook_reorder) if sim.webhook_reorder else 0.0
 
 
-def webhook_retry_delay(sim: Simulator) -> float:
+def webhook_retry_delay(sim: Server) -> float:
     if sim.webhook_retry_delay is not None:
         return sim.webhook_retry_delay
     # [DOC HeroSMS] at least 7 retries every 20-30 s; [DOC sms-activate] up to 8 tries within 2 hours
@@ -41,7 +41,7 @@ def webhook_retry_delay(sim: Simulator) -> float:
     return sim.rng.uniform(low, high) if high > low else low
 
 
-def due_webhooks(sim: Simulator) -> list[tuple[dict[str, Any], int]]:
+def due_webhooks(sim: Server) -> list[tuple[dict[str, Any], int]]:
     now = sim.clock.now()
     due: list[tuple[float, dict[str, Any], int]] = []
     later: collections.deque[tuple[float, dict[str, Any], int]] = collections.deque()
@@ -52,7 +52,7 @@ def due_webhooks(sim: Simulator) -> list[tuple[dict[str, Any], int]]:
     return [(item, tries) for _, item, tries in due]
 
 
-async def deliver_webhook(sim: Simulator, client: Any, item: dict[str, Any], tries: int) -> None:
+async def deliver_webhook(sim: Server, client: Any, item: dict[str, Any], tries: int) -> None:
     """One try: POST, wait up to the timeout for a 200; anything else is a failure, tried again."""
     status = 0
     if sim.webhook_drop_rate and sim.rng.random() < sim.webhook_drop_rate:
@@ -71,7 +71,7 @@ async def deliver_webhook(sim: Simulator, client: Any, item: dict[str, Any], tri
             sim._wake.set()
 
 
-async def pump(sim: Simulator, interval: float = 0.05) -> None:
+async def pump(sim: Server, interval: float = 0.05) -> None:
     """Apply timed events as they fall due and deliver webhooks, each try in its own task."""
     import httpx
 
