@@ -3,9 +3,8 @@
 A waiter registers, waits on its own wake-up until its own deadline, and unregisters: its
 timeout, cancellation or error touches nobody else. The polling (the poll loop and the deferred
 cancels) and the deadlines run in tasks the client owns (:class:`TaskHost`): the poller, started
-by the first waiter or deferred cancel and ended when there is neither, and the deadline watcher,
-which wakes each waiter at its deadline whatever the poller is doing (one task, not a cancel scope
-per waiter: memory).
+by the first waiter or deferred cancel and ended when there is neither, and the deadline watcher
+(``_deadlines.py``), which wakes each waiter at its deadline whatever the poller is doing.
 
 Each poll tick asks once for the state of every activation (getActiveActivations, paged where the
 provider pages), and only for the activations whose row changed does it confirm with getStatus —
@@ -25,8 +24,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as _dt
-import heapq
-import itertools
 import logging
 import math
 from typing import TYPE_CHECKING, Any
@@ -40,6 +37,7 @@ from ._actions import Action
 from ._cancels import CancelOutcome, DeferredCancels
 from ._clock import RETENTION, Recent
 from ._convert import to_id
+from ._deadlines import Deadlines
 from ._exceptions import (
     ActivationCancelledError,
     ActivationNotFoundError,
@@ -253,11 +251,12 @@ class Scheduler:
         self._host = host
         self._tracks: dict[int, _Track] = {}
         self._poller = LoopJob("smsactivate_async poller")
-        self._watcher = LoopJob("smsactivate_async deadlines")
         self._urgent: set[int] = set()
         self._last_tick = float("-inf")
-        self._deadlines: list[tuple[float, int, _Waiter]] = []
-        self._order = itertools.count()
+        #: wakes each waiter at its deadline (a task of its own: a slow tick cannot hold a deadline)
+        self.deadlines: Deadlines[_Waiter] = Deadlines(
+            clock, host, active=lambda: bool(self._live) and not self.closed,
+            registered=lambda waiter: _registered(self, waiter))
         self._intervals: collections.Counter[float] = collections.Counter()
         self._live = 0
         #: cancels refused as too early (or not sent), carried out by the poller when due
@@ -329,13 +328,12 @@ class Scheduler:
         track.last_row = None  # a new waiter may not exclude what the others do: look again
         self._live += 1
         self._intervals[waiter.interval] += 1
-        heapq.heappush(self._deadlines, (waiter.deadline, next(self._order), waiter))
         if self._pushed.pop(activation_id) is not None:
             track.pushed = True
             self._urgent.add(activation_id)  # pushed before anyone waited: confirm now, not at the next scan
         self._wake_poller(min(waiter.deadline, self._clock.now() + waiter.interval) if activation_id not in self._urgent
                           else float("-inf"))
-        self._watch(waiter.deadline)
+        self.deadlines.add(waiter)
 
     def _leave(self, waiter: _Waiter) -> None:
         track = self._tracks.get(waiter.activation_id)
@@ -350,10 +348,7 @@ class Scheduler:
             del self._tracks[waiter.activation_id]
             self._urgent.discard(waiter.activation_id)
             self._push_later.pop(waiter.activation_id, None)
-        if len(self._deadlines) > 64 and len(self._deadlines) > 2 * self._live:
-            # Waiters that left early would stay in the heap until their deadline: drop them now.
-            self._deadlines = [item for item in self._deadlines if not item[2].done and _registered(self, item[2])]
-            heapq.heapify(self._deadlines)
+        self.deadlines.prune(self._live)
 
     def notify(self, activation_id: int) -> None:
         """News about an activation from outside (a webhook): confirm it now, not at the next tick.
@@ -470,20 +465,6 @@ class Scheduler:
         if not self.closed:
             self._poller.wake(self._host, self._poll_loop, when)
 
-    def _watch(self, deadline: float) -> None:
-        """Make sure the deadline watcher runs, and wakes by ``deadline``."""
-        if not self.closed:
-            self._watcher.wake(self._host, self._watch_deadlines, deadline)
-
-    async def _watch_deadlines(self) -> None:
-        """The client's own task that wakes every waiter at its deadline, whatever the poller is doing
-        (a slow server can hold a tick; it cannot hold a deadline)."""
-        with self._watcher.running():
-            while self._live and not self.closed:
-                now = self._clock.now()
-                self._expire(now)
-                await self._watcher.sleep(now, self._deadlines[0][0] if self._deadlines else now + 3600.0)
-
     def _interval(self) -> float:
         interval = min(self._intervals, default=self._settings.poll_interval)
         if self._budget is not None and self._tracks:
@@ -511,7 +492,7 @@ class Scheduler:
 
     async def _step(self) -> None:
         now = self._clock.now()
-        self._expire(now)
+        self.deadlines.expire(now)  # an injected clock may run ahead of the event loop's
         if self.cancels.next_due() <= now:
             await self.cancels.run_due()
             return
@@ -533,14 +514,6 @@ class Scheduler:
             self.cancels.next_due(),
             min(self._push_later.values(), default=float("inf")),
         ))
-
-    def _expire(self, now: float) -> None:
-        """Wake every waiter whose deadline has come on the client's clock (an injected clock may
-        run ahead of the event loop's)."""
-        heap = self._deadlines
-        while heap and (heap[0][2].done or heap[0][0] <= now):
-            _, _, waiter = heapq.heappop(heap)
-            waiter.wake.set()
 
     async def _tick(self) -> None:
         self.ticks += 1

@@ -445,7 +445,7 @@ async def test_closed_activations_leave_nothing_behind(pattern: str, count: int)
         after = settle()
         scheduler = client._scheduler
         assert len(scheduler.codes) == 0 and scheduler.waiting == 0 and not scheduler._tracks
-        assert len(scheduler._deadlines) <= 64 and len(client._session.journal._codes) == 0
+        assert len(scheduler.deadlines) <= 64 and len(client._session.journal._codes) == 0
     # (dicts keep the capacity of their peak: what is allowed is that, not bytes per activation ever done)
     assert after - before < 32_000, f"the library kept {after - before} bytes more after {count} closed activations"
 
