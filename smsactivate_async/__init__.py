@@ -1,8 +1,8 @@
 """Async client for the SMS-Activate protocol (HeroSMS, Grizzly, SMSBower, Tiger, SMSHub…)."""
 
-from ._activation import Activation, ActivationHandle, HandleState
-from ._buying import BuyingPolicy, Choice, ProviderPool, RunMany, RunResult, SpendingGuard
-from ._client import SMSActivate
+from ._activation import ActivationHandle, HandleState
+from ._buying import BuyingPolicy, Choice, RunMany, RunResult, SpendingGuard
+from ._client import Activation, SMSActivate
 from ._clock import Clock, SystemClock
 from ._doctor import DoctorFinding, DoctorObservation, DoctorReport
 from ._exceptions import (
@@ -43,6 +43,7 @@ from ._models import *  # noqa: F403
 from ._models import __all__ as _models_all
 from ._outcome import NumberOutcome
 from ._policy import RetryPolicy
+from ._pool import ProviderPool
 from ._providers import PROVIDERS, Provider
 from ._record import RecordingTransport, ReplayTransport, load_recording
 from ._session import RequestEvent, SessionStats

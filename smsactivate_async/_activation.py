@@ -17,12 +17,12 @@ import enum
 import logging
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
 from . import _actions
-from ._buying import BuyingPolicy, buy_with_policy
+from ._buying import Buyer, BuyingPolicy, buy_with_policy
 from ._exceptions import (
     ActivationCancelledError,
     ActivationStateError,
@@ -37,11 +37,36 @@ from ._models import Number, StatusCode
 from ._outcome import NumberOutcome, Outcome
 
 if TYPE_CHECKING:
-    from ._client import SMSActivate
+    import collections
+    from typing import Self
 
-__all__ = ["Activation", "ActivationHandle", "HandleState", "check_options"]
+    from ._clock import Clock
+    from ._models import ActivationStatus, SetStatusAnswer
+    from ._settlement import Settlement
+    from ._waiting import Scheduler
+
+__all__ = ["ActivationBlock", "ActivationHandle", "HandleState", "Owner", "check_options", "purchase"]
 
 log = logging.getLogger("smsactivate_async")
+
+
+class Owner(Buyer, Protocol):
+    """What a bought number needs of the client that owns it (the client, seen from below: the
+    facade hands itself to its handles, which never import it)."""
+
+    clock: Clock
+    _scheduler: Scheduler
+    _settlement: Settlement
+    _handles: dict[int, ActivationHandle]
+    _ended: collections.OrderedDict[int, ActivationHandle]
+
+    @property
+    def poll_interval(self) -> float: ...
+    async def _ready(self) -> None: ...
+    async def set_status(self, activation_id: int, status: int, /) -> SetStatusAnswer: ...
+    async def get_status(self, activation_id: int, /) -> ActivationStatus: ...
+    async def wait_for_code(self, activation_id: int, *, timeout: float, poll_interval: float | None = None,
+                            cancel_on_timeout: bool = True, voice: bool = False) -> str: ...
 
 
 class _BoughtNumber:
@@ -49,7 +74,7 @@ class _BoughtNumber:
     both kinds make."""
 
     codes: list[str]
-    _client: SMSActivate
+    _client: Owner
 
     async def _ask_another(self) -> None:
         """Status 3 (another code)."""
@@ -98,15 +123,11 @@ class _BoughtNumber:
         return self.codes[-1] if self.codes else None
 
 
-class Activation(_BoughtNumber):
-    """``async with client.activation(service="tg", country=6) as act:`` — one bought number.
+class ActivationBlock(_BoughtNumber):
+    """What ``client.activation()``'s block does (the public :class:`~smsactivate_async.Activation`,
+    in ``_client.py``, adds the client that bought it)."""
 
-    Leaving the block normally after a code finishes it (6); leaving it any other way, or before
-    a code, cancels it (8), with the early-cancel deferral. The closing request is shielded from
-    cancellation, so a dropped bot handler does not leak the number.
-    """
-
-    def __init__(self, client: SMSActivate, options: dict[str, Any], ready: bool, order_id: str | None,
+    def __init__(self, client: Owner, options: dict[str, Any], ready: bool, order_id: str | None,
                  policy: BuyingPolicy | None = None) -> None:
         self._client = client
         self._options = options
@@ -117,11 +138,6 @@ class Activation(_BoughtNumber):
         self._bought_country: int | None = options.get("country")
         self.codes: list[str] = []
         self._closed = False
-
-    @property
-    def client(self) -> SMSActivate:
-        """The client that bought the number (with a ``ProviderPool``: the provider it came from)."""
-        return self._client
 
     @property
     def country(self) -> int | None:
@@ -136,7 +152,7 @@ class Activation(_BoughtNumber):
         return self._number
 
 
-    async def __aenter__(self) -> Activation:
+    async def __aenter__(self) -> Self:
         number, self._bought_country = await purchase(self._client, self._options, self._order_id, self._policy)
         self._number = number
         if self._ready and self._client.provider.supports_ready:
@@ -194,7 +210,7 @@ class Activation(_BoughtNumber):
                     raise
 
 
-async def purchase(client: SMSActivate, options: Mapping[str, Any], order_id: str | None,
+async def purchase(client: Owner, options: Mapping[str, Any], order_id: str | None,
                    policy: BuyingPolicy | None) -> tuple[Number, int | None]:
     """Buy one number (``get_number_v2``, under ``policy`` when given): the number and its country.
 
@@ -266,7 +282,7 @@ class ActivationHandle(_BoughtNumber):
     Read ``state``, ``code`` and ``error`` at any time; ``await handle.wait_for_code()`` to wait.
     """
 
-    def __init__(self, client: SMSActivate, number: Number, country: int | None, *, timeout: float,
+    def __init__(self, client: Owner, number: Number, country: int | None, *, timeout: float,
                  poll_interval: float | None, finish_on_code: bool, voice: bool, on_code: OnCode | None) -> None:
         self._client = client
         self._number = number

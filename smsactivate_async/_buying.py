@@ -1,4 +1,5 @@
-"""Buying that does not waste money: a policy as data, a pool of providers, and a bulk runner.
+"""Buying that does not waste money: a policy as data and a bulk runner (the pool of providers that
+buy in turn is ``_pool.py``).
 
 A :class:`BuyingPolicy` declares what happens on each answer, in the spirit of botocore's waiter
 acceptors — inspectable and testable without a network:
@@ -20,12 +21,10 @@ comes back dearer anyway (a provider ignoring ``maxPrice``) is cancelled at once
 from __future__ import annotations
 
 import collections
-import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from decimal import Decimal, InvalidOperation
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 import anyio.abc
@@ -47,13 +46,16 @@ from ._exceptions import (
     WrongMaxPriceError,
 )
 from ._hooks import PURCHASE_CHECK
-from ._models import Number
+from ._models import Number, Price, TopCountry
 
 if TYPE_CHECKING:
-    from ._activation import Activation
-    from ._client import SMSActivate
+    from collections.abc import MutableSet
 
-__all__ = ["BuyingPolicy", "Choice", "ProviderPool", "RunMany", "RunResult", "SpendingGuard", "buy_with_policy"]
+    from ._providers import Provider
+    from ._telemetry import SessionStats
+    from ._waiting import Scheduler
+
+__all__ = ["Buyer", "BuyingPolicy", "Choice", "RunMany", "RunResult", "SpendingGuard", "buy_with_policy"]
 
 log = logging.getLogger("smsactivate_async.buying")
 #: the event loop's time (virtual under a mock clock), or monotonic time outside a loop
@@ -361,7 +363,27 @@ class _Catalogue:
         return value
 
 
-async def _ranked(client: SMSActivate, service: str, choices: list[Choice], policy: BuyingPolicy) -> list[Choice]:
+class Buyer(Protocol):
+    """What buying under a policy needs of a client: its prices (and their cache), the purchase, the
+    spending guards it serves, its counters and its scheduler (a number over the guard is cancelled)."""
+
+    provider: Provider
+    _catalogue: _Catalogue
+
+    @property
+    def _guards(self) -> MutableSet[SpendingGuard]: ...
+    @property
+    def stats(self) -> SessionStats: ...
+    @property
+    def get_number_v2(self) -> Callable[..., Awaitable[Number]]: ...
+    @property
+    def get_prices(self) -> Callable[..., Awaitable[dict[int, dict[str, Price]]]]: ...
+    @property
+    def get_top_countries_by_service(self) -> Callable[..., Awaitable[list[TopCountry]]]: ...
+    def _get_scheduler(self) -> Scheduler: ...
+
+
+async def _ranked(client: Buyer, service: str, choices: list[Choice], policy: BuyingPolicy) -> list[Choice]:
     if policy.rank == "listed":
         return choices
     prices = await client._catalogue.get(("prices", service), policy.price_ttl,
@@ -376,7 +398,7 @@ async def _ranked(client: SMSActivate, service: str, choices: list[Choice], poli
     return sorted(choices, key=key)  # stable: ties keep the given order
 
 
-async def _free_levels(client: SMSActivate, service: str, country: int, policy: BuyingPolicy) -> list[Decimal]:
+async def _free_levels(client: Buyer, service: str, country: int, policy: BuyingPolicy) -> list[Decimal]:
     rows = await client._catalogue.get(("free", service), policy.price_ttl,
                                        lambda: client.get_top_countries_by_service(service=service, free_price=True))
     levels: set[Decimal] = set()
@@ -395,7 +417,7 @@ _REFUSED = (APIError, SpendingGuardError, InvalidArgumentError)
 _MAYBE_DONE = (ServerError, RateLimitedError, PurchaseUncertainError, TransportError)
 
 
-async def _listed_price(client: SMSActivate, service: str, country: int, policy: BuyingPolicy) -> Decimal | None:
+async def _listed_price(client: Buyer, service: str, country: int, policy: BuyingPolicy) -> Decimal | None:
     """The price the provider lists for the choice (``getPrices``, free, cached), or ``None``."""
     try:
         prices = await client._catalogue.get(("prices", service), policy.price_ttl,
@@ -406,7 +428,7 @@ async def _listed_price(client: SMSActivate, service: str, country: int, policy:
     return price.cost if price is not None and price.cost else None
 
 
-async def _purchase(client: SMSActivate, service: str, choice: Choice, price: Decimal | None, free: bool,
+async def _purchase(client: Buyer, service: str, choice: Choice, price: Decimal | None, free: bool,
                     policy: BuyingPolicy, options: dict[str, Any]) -> Number:
     guard = policy.guard
     reservation = None
@@ -463,7 +485,7 @@ async def _purchase(client: SMSActivate, service: str, choice: Choice, price: De
     return number
 
 
-async def _buy_choice(client: SMSActivate, service: str, choice: Choice, policy: BuyingPolicy,
+async def _buy_choice(client: Buyer, service: str, choice: Choice, policy: BuyingPolicy,
                       options: dict[str, Any]) -> Number:
     limit = policy.limit
     if policy.free_price:
@@ -499,7 +521,7 @@ async def _buy_choice(client: SMSActivate, service: str, choice: Choice, policy:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def buy_with_policy(client: SMSActivate, service: str, country: int | None, policy: BuyingPolicy,
+async def buy_with_policy(client: Buyer, service: str, country: int | None, policy: BuyingPolicy,
                           options: dict[str, Any]) -> tuple[Number, Choice]:
     """Buy one number under ``policy``: the number and the choice it was bought under."""
     options = dict(options)
@@ -551,149 +573,8 @@ async def buy_with_policy(client: SMSActivate, service: str, country: int | None
     raise last
 
 
-# --- several providers ----------------------------------------------------------------------------
-
-
+#: what sets a provider of a ``ProviderPool`` aside (``_pool.py``)
 _SET_ASIDE = (BannedError, InsufficientBalanceError)
-
-
-class ProviderPool:
-    """Several clients (each with its own key, proxy and preset) that buy in turn.
-
-    Tried in the order given, or cheapest first (``order="price"``, from each one's ``getPrices``).
-    A provider that answers ``BANNED`` or ``NO_BALANCE``, or fails ``transport_failures`` times in
-    a row at the transport, is set aside for ``cooldown`` seconds. ``NO_NUMBERS`` and prices beyond
-    the ceiling move on to the next provider. A ``PurchaseUncertainError`` is raised at once: the
-    number may have been bought, and buying elsewhere could pay twice.
-    Every activation stays with the client that bought it (``act.client``).
-    """
-
-    def __init__(self, clients: Sequence[SMSActivate], *, order: Literal["listed", "price"] = "listed",
-                 cooldown: float = 300.0, transport_failures: int = 3) -> None:
-        clients = list(clients)
-        if not clients:
-            raise InvalidArgumentError("a ProviderPool needs at least one client")
-        accounts = [(c._namespace, c.provider.base_url) for c in clients]
-        if len(set(accounts)) != len(accounts):
-            raise InvalidArgumentError("a ProviderPool got two clients of the same account (same provider and key): "
-                                       "one account is one client; its limits and bans are shared")
-        if order not in ("listed", "price"):
-            raise InvalidArgumentError(f"order must be 'listed' or 'price', got {order!r}")
-        if not isinstance(cooldown, (int, float)) or cooldown < 0:
-            raise InvalidArgumentError(f"cooldown must be seconds >= 0, got {cooldown!r}")
-        if isinstance(transport_failures, bool) or not isinstance(transport_failures, int) or transport_failures < 1:
-            raise InvalidArgumentError(f"transport_failures must be a positive int, got {transport_failures!r}")
-        self.clients = clients
-        self.order = order
-        self.cooldown = cooldown
-        self.transport_failures = transport_failures
-        self._resting: dict[int, float] = {}
-        self._failures: collections.Counter[int] = collections.Counter()
-
-    def available(self) -> list[SMSActivate]:
-        """The clients not set aside right now, in the pool's order."""
-        now = _now()
-        return [c for i, c in enumerate(self.clients) if self._resting.get(i, 0.0) <= now]
-
-    def set_aside(self, client: SMSActivate, seconds: float | None = None) -> None:
-        """Leave ``client`` out of purchases for ``seconds`` (default: the pool's cooldown)."""
-        index = self.clients.index(client)
-        self._resting[index] = _now() + (self.cooldown if seconds is None else seconds)
-        log.warning("provider %s set aside for %gs", client.provider.name, self.cooldown if seconds is None else seconds)
-
-    async def _ordered(self, service: str, country: int | None) -> list[SMSActivate]:
-        clients = self.available()
-        if self.order == "listed" or country is None:
-            return clients
-        costs: dict[int, Decimal] = {}
-        for client in clients:
-            try:
-                prices = await client._catalogue.get(("prices", service), 60.0, functools.partial(client.get_prices,
-                                                                                                  service=service))
-            except SMSActivateError:
-                continue
-            price = prices.get(country, {}).get(service)
-            if price is not None and price.count != 0:
-                costs[id(client)] = price.cost
-        return sorted(clients, key=lambda c: (id(c) not in costs, costs.get(id(c), Decimal(0))))
-
-    async def _attempt(self, service: str, country: int | None,
-                       buy: Callable[[SMSActivate], Awaitable[Any]]) -> Any:
-        last: SMSActivateError | None = None
-        candidates = await self._ordered(service, country)
-        if not candidates:
-            raise NoNumbersError("every provider of the pool is set aside (cooling down)", code="POOL_EXHAUSTED")
-        for client in candidates:
-            index = self.clients.index(client)
-            try:
-                result = await buy(client)
-            except PurchaseUncertainError:
-                raise
-            except _SET_ASIDE as exc:
-                self.set_aside(client)
-                last = exc
-            except TransportError as exc:
-                self._failures[index] += 1
-                if self._failures[index] >= self.transport_failures:
-                    self._failures[index] = 0
-                    self.set_aside(client)
-                last = exc
-            except (NoNumbersError, WrongMaxPriceError, SpendingGuardError) as exc:
-                if isinstance(exc, SpendingGuardError) and exc.reason in ("budget", "no_code_streak"):
-                    raise  # the guard speaks for the whole run, not for one provider
-                last = exc
-            else:
-                self._failures[index] = 0
-                return result
-        assert last is not None
-        raise last
-
-    async def buy(self, service: str, country: int | None = None, *, policy: BuyingPolicy | None = None,
-                  **options: Any) -> tuple[SMSActivate, Number]:
-        """Buy from the first provider that has a number: (the client that bought it, the number)."""
-        async def one(client: SMSActivate) -> tuple[SMSActivate, Number]:
-            return client, await client.buy(service=service, country=country, policy=policy, **options)
-
-        result: tuple[SMSActivate, Number] = await self._attempt(service, country, one)
-        return result
-
-    def activation(self, service: str, country: int | None = None, *, policy: BuyingPolicy | None = None,
-                   **options: Any) -> _PoolActivation:
-        """``async with pool.activation(...) as act:`` — ``client.activation()`` at the first provider
-        that has a number; ``act.client`` is that provider's client."""
-        return _PoolActivation(self, service, country, policy, options)
-
-    def run_many(self, n: int, *, service: str, country: int | None = None, policy: BuyingPolicy | None = None,
-                 concurrency: int = 10, timeout: float = 300.0,
-                 handler: Callable[[Activation, str], Awaitable[object]] | None = None, **options: Any) -> RunMany:
-        """Like :meth:`SMSActivate.run_many`, across the pool's providers."""
-        def make() -> _PoolActivation:
-            return self.activation(service, country, policy=policy, **options)
-
-        return RunMany(make, n, concurrency, timeout, handler, policy)
-
-
-class _PoolActivation:
-    def __init__(self, pool: ProviderPool, service: str, country: int | None, policy: BuyingPolicy | None,
-                 options: dict[str, Any]) -> None:
-        self._pool = pool
-        self._args = (service, country, policy, options)
-        self._inner: Activation | None = None
-
-    async def __aenter__(self) -> Activation:
-        service, country, policy, options = self._args
-
-        async def one(client: SMSActivate) -> Activation:
-            act = client.activation(service=service, country=country, policy=policy, **options)
-            return await act.__aenter__()
-
-        self._inner = await self._pool._attempt(service, country, one)
-        return self._inner
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        if self._inner is not None:
-            await self._inner.__aexit__(exc_type, exc, tb)
 
 
 # --- many at once -----------------------------------------------------------------------------------
@@ -721,12 +602,26 @@ class RunResult:
         return self.error is None and self.code is not None
 
 
+class _Ran(Protocol):
+    """What a run reads of each activation it made (``client.activation()``'s block)."""
+
+    @property
+    def _number(self) -> Number | None: ...
+    @property
+    def _bought_country(self) -> int | None: ...
+    @property
+    def _client(self) -> Buyer: ...
+    @property
+    def code(self) -> str | None: ...
+    async def wait_for_code(self, *, timeout: float, poll_interval: float | None = None) -> str: ...
+
+
 class RunMany:
     """``async for result in client.run_many(...)``; to stop early, use ``async with`` (it closes
     the run: the numbers in flight are finished or cancelled as usual)."""
 
     def __init__(self, make: Callable[[], Any], n: int, concurrency: int, timeout: float,
-                 handler: Callable[[Activation, str], Awaitable[object]] | None, policy: BuyingPolicy | None) -> None:
+                 handler: Callable[[Any, str], Awaitable[object]] | None, policy: BuyingPolicy | None) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise InvalidArgumentError(f"n must be a count >= 0, got {n!r}")
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -757,7 +652,7 @@ class RunMany:
     async def _one(self, index: int) -> RunResult:
         if self._stopped is not None:
             return RunResult(index, error=self._stopped)
-        act: Activation | None = None
+        act: _Ran | None = None
         try:
             async with self._make() as act:
                 code = await act.wait_for_code(timeout=self._timeout)
@@ -772,13 +667,13 @@ class RunMany:
         return self._result(index, act, None)
 
     @staticmethod
-    def _result(index: int, act: Activation | None, error: BaseException | None) -> RunResult:
+    def _result(index: int, act: _Ran | None, error: BaseException | None) -> RunResult:
         number = act._number if act is not None else None
         if number is None:
             return RunResult(index, error=error)
         return RunResult(index, number.activation_id, number.phone_number, act.code if act else None,
                          number.activation_cost, act._bought_country if act else None,
-                         act.client.provider.name if act else None, error)
+                         act._client.provider.name if act else None, error)
 
     async def _run(self) -> AsyncIterator[RunResult]:
         send, receive = anyio.create_memory_object_stream[RunResult](self._n or 1)

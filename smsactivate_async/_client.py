@@ -20,7 +20,7 @@ import attrs
 import httpx
 
 from ._actions import ACTIONS, Action
-from ._activation import Activation, ActivationHandle, HandleState, OnCode, check_options, purchase
+from ._activation import ActivationBlock, ActivationHandle, HandleState, OnCode, check_options, purchase
 from ._buying import BuyingPolicy, RunMany, SpendingGuard, _Catalogue, buy_with_policy
 from ._cancels import CancelOutcome
 from ._clock import Clock, SystemClock
@@ -70,6 +70,25 @@ RENT_POLL_INTERVAL = 10.0
 R = TypeVar("R")
 _UNSET: Any = object()
 _LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=8)
+
+
+class Activation(ActivationBlock):
+    """``async with client.activation(service="tg", country=6) as act:`` — one bought number.
+
+    Leaving the block normally after a code finishes it (6); leaving it any other way, or before
+    a code, cancels it (8), with the early-cancel deferral. The closing request is shielded from
+    cancellation, so a dropped bot handler does not leak the number.
+    """
+
+    def __init__(self, client: SMSActivate, options: dict[str, Any], ready: bool, order_id: str | None,
+                 policy: BuyingPolicy | None = None) -> None:
+        super().__init__(client, options, ready, order_id, policy)
+        self._bought_by = client
+
+    @property
+    def client(self) -> SMSActivate:
+        """The client that bought the number (with a ``ProviderPool``: the provider it came from)."""
+        return self._bought_by
 
 
 class SMSActivate(GeneratedActions):
