@@ -18,7 +18,7 @@ from smsactivate_async.simulator import CodeSchedule, Faults, LoopSimClock, Simu
 
 async def one_run(concurrent: int, budget: str, price: str, ceiling: str | None, faults: float,
                   dialect: str) -> list[str]:
-    sim = Simulator(dialect=dialect, codes=CodeSchedule.never(), early_cancel_seconds=0,
+    sim = Simulator(provider=dialect, codes=CodeSchedule.never(), early_cancel_seconds=0,
                     clock=LoopSimClock(), seed=3,
                     faults=Faults.uniform(faults, retry_after=0.2, hang_seconds=2.0) if faults else None)
     country = 0 if dialect == "sms-activate" else 6  # HeroSMS sells no country 0

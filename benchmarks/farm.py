@@ -80,7 +80,7 @@ CLIENTS: list[tuple[str, str | None, Any]] = [
 
 
 async def farm(name: str, client: Any, total: int, concurrency: int) -> list[Any]:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.within(2.0, 20.0), faults=Faults.herosms_limits(),
+    sim = Simulator(provider="herosms", codes=CodeSchedule.within(2.0, 20.0), faults=Faults.herosms_limits(),
                     api_keys={"farm": Decimal(10**6)}, seed=11)
     done: list[bool] = []
     errors: dict[str, int] = {}

@@ -199,9 +199,9 @@ def _simulator_options(limits: str) -> list[str]:
         # Retry-After), and every request during a block renews it; the workers use the herosms preset.
         # The limit's own 429s only (no rate_limit fault): a block is what is measured
         kinds.remove(FaultKind.RATE_LIMIT)
-        limit = ["--dialect", "herosms", "--rps", "50", "--block", "10", "--no-retry-after-header"]
+        limit = ["--provider", "herosms", "--rps", "50", "--block", "10", "--no-retry-after-header"]
     else:
-        limit = ["--dialect", "sms-activate", "--rps", str(BUDGET), "--retry-after", "0.2"]
+        limit = ["--provider", "sms-activate", "--rps", str(BUDGET), "--retry-after", "0.2"]
     faults = [flag for kind in kinds for flag in ("--fault", f"{kind.value}={0.10 / 7}")]
     return [*limit, *faults, "--hang-seconds", "3", "--codes", "0.05:1.0", "--early-cancel", "0.5",
             "--api-key", "fleet", "--balance", str(10**7), "--seed", "9"]

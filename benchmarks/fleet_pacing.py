@@ -56,7 +56,7 @@ async def _workers(sim: Simulator, clients: list[SMSActivate], per_client: int, 
 
 
 def _sim() -> Simulator:
-    return Simulator(dialect="herosms", codes=CodeSchedule.within(1.0, 10.0), faults=Faults.herosms_limits(),
+    return Simulator(provider="herosms", codes=CodeSchedule.within(1.0, 10.0), faults=Faults.herosms_limits(),
                      api_keys={"bench": Decimal(10**6)}, clock=LoopSimClock(), early_cancel_seconds=0, seed=5)
 
 

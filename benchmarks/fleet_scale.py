@@ -35,7 +35,7 @@ from tests.conftest import start_redis  # noqa: E402 - the test suite's real red
 
 
 def one_run(total: int, in_flight: int, workers: int, redis_url: str) -> dict[str, Any]:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.within(2.0, 20.0), faults=Faults.herosms_limits(),
+    sim = Simulator(provider="herosms", codes=CodeSchedule.within(2.0, 20.0), faults=Faults.herosms_limits(),
                     api_keys={"farm": Decimal(10**6)}, seed=11)
     shares = [total // workers + (1 if n < total % workers else 0) for n in range(workers)]
     room = [in_flight // workers + (1 if n < in_flight % workers else 0) for n in range(workers)]

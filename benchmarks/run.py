@@ -74,7 +74,7 @@ async def _window(sim: Simulator, seconds: float, work: Callable[[], Any]) -> tu
 
 
 async def requests_per_tick(n: int, interval: float, ticks: int) -> list[Any]:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.within(interval * 2, interval * 40),
+    sim = Simulator(provider="herosms", codes=CodeSchedule.within(interval * 2, interval * 40),
                     api_keys={"bench": Decimal(10**7)})
     seconds = interval * ticks
     with serve_in_thread(sim) as url:
@@ -139,7 +139,7 @@ async def served(dialect: str, codes: str) -> AsyncIterator[str]:
     """The simulator in its own process (so that only the client's CPU is measured here)."""
     port = free_port()
     server = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
-        [sys.executable, "-m", "smsactivate_async", "simulate", "--port", str(port), "--dialect", dialect,
+        [sys.executable, "-m", "smsactivate_async", "simulate", "--port", str(port), "--provider", dialect,
          "--api-key", "bench", "--codes", codes, "--balance", "100000000"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -364,7 +364,7 @@ async def webhooks(n: int, spread: tuple[float, float], mode: str, *, fallback: 
     code visible to ``wait_for_code`` returning."""
     from smsactivate_async.webhooks import serve
 
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.within(*spread), api_keys={"bench": Decimal(10**7)},
+    sim = Simulator(provider="herosms", codes=CodeSchedule.within(*spread), api_keys={"bench": Decimal(10**7)},
                     webhook_drop_rate=drop, webhook_retries=1 if drop else None, seed=5)
     secret = "bench-secret-0123456789"
     async with SMSActivate("bench", provider="herosms", transport=sim.transport(), rate_limit=None,

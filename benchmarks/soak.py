@@ -21,7 +21,7 @@ BUDGET = 400
 
 async def soak(size: int, dialect: str, fault_rate: float) -> list[tuple[str, object]]:
     sim = Simulator(
-        dialect=dialect,
+        provider=dialect,
         codes=CodeSchedule.within(0.05, 2.0), early_cancel_seconds=0.5,
         faults=Faults.uniform(fault_rate, rps_budget=BUDGET, retry_after=0.2),
         api_keys={"soak": Decimal(10**7)}, seed=5,

@@ -27,7 +27,7 @@ BUDGET = 50.0
 
 
 async def run(rate: Any, total: int, concurrency: int) -> dict[str, Any]:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.within(0.2, 1.2), faults=Faults.herosms_limits(),
+    sim = Simulator(provider="herosms", codes=CodeSchedule.within(0.2, 1.2), faults=Faults.herosms_limits(),
                     api_keys={"bench": Decimal(10**6)}, seed=3)
     failures: list[str] = []
     limiter = anyio.Semaphore(concurrency)

@@ -26,7 +26,7 @@ async def buy_anywhere(clients: list[SMSActivate], service: str, country: int) -
 
 
 async def main() -> Number:
-    empty, stocked = Simulator(), Simulator(dialect="herosms")
+    empty, stocked = Simulator(), Simulator(provider="herosms")
     empty.set_stock("tg", 2, 0)
     first = SMSActivate(empty.api_key, provider="sms-activate", transport=empty.transport())
     second = SMSActivate(stocked.api_key, provider="herosms", transport=stocked.transport())

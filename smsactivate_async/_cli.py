@@ -282,7 +282,8 @@ def rent_cancel(ctx: Context, rent_id: int) -> None:
 @cli.command()
 @click.option("--port", default=8765, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--dialect", default="sms-activate", type=click.Choice(list(PROVIDERS)), show_default=True)
+@click.option("--provider", "--dialect", "provider", default="sms-activate", type=click.Choice(list(PROVIDERS)),
+              show_default=True, help="Whose server it plays (a preset's name; --dialect is its former name).")
 @click.option("--faults", default=0.0, show_default=True, help="Share of requests that get a fault.")
 @click.option("--rps", default=None, type=float, help="Requests per second per key before 429.")
 @click.option("--block", "block_seconds", default=None, type=float,
@@ -340,7 +341,7 @@ def rent_cancel(ctx: Context, rent_id: int) -> None:
               help="Purchases per second per key, service and country before the edge's 429 (Tiger: 1).")
 @click.option("--late-commit", "late_commit_seconds", default=30.0, show_default=True, type=float,
               help="How long a late_purchase stays out of the account's listings.")
-def simulate(port: int, host: str, dialect: str, faults: float, rps: float | None, block_seconds: float | None,
+def simulate(port: int, host: str, provider: str, faults: float, rps: float | None, block_seconds: float | None,
              seed: int, keys: list[str], codes: str, balance: str, rent_sms: str, rent_sms_burst: int,
              rent_sms_count: int | None, key_balances: tuple[str, ...], catalogue_file: str | None,
              fault_rates: tuple[str, ...], injected: tuple[str, ...], fault_actions: str | None, truncate_at: str,
@@ -397,9 +398,9 @@ def simulate(port: int, host: str, dialect: str, faults: float, rps: float | Non
             options["catalogue"] = _read_catalogue(catalogue_file)
     except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
         raise click.BadParameter(f"--fault / --inject / --truncate-at / --catalogue: {exc}") from None
-    sim = Simulator(dialect=dialect, seed=seed, faults=limits,
+    sim = Simulator(provider=provider, seed=seed, faults=limits,
                     api_keys=balances, codes=schedule, **options)
-    console.print(f"Simulator ({dialect}) on http://{host}:{port}/stubs/handler_api.php — keys: {', '.join(keys)}; "
+    console.print(f"Simulator ({provider}) on http://{host}:{port}/stubs/handler_api.php — keys: {', '.join(keys)}; "
                   f"its ledger on http://{host}:{port}/_simulator/ledger")
     # uvicorn stops on SIGTERM, then raises it again: by default that ends the process before the
     # ledger below is printed (a deploy, `docker stop`, a benchmark stopping its simulator)
@@ -575,7 +576,9 @@ def doctor(ctx: Context, record_path: str | None, recording: str | None) -> None
 
 def _show_report(ctx: Context, report: Any) -> None:
     if ctx.as_json:
-        click.echo(json.dumps({"provider": report.provider, "dialect": report.dialect, "ok": report.ok,
+        # "dialect": the former name of "profile", kept for scripts that read it
+        click.echo(json.dumps({"provider": report.provider, "profile": report.profile, "dialect": report.profile,
+                               "ok": report.ok,
                           "best_fit": report.best_fit, "best_fit_differences": report.best_fit_differences,
                           "suggestion": report.suggestion, "unprobed": list(report.unprobed),
                           "findings": [attrs.asdict(f) for f in report.findings],
@@ -583,7 +586,7 @@ def _show_report(ctx: Context, report: Any) -> None:
         return
     rows = [[o.probe, str(o.status), o.content_type or "", o.shape, o.code or "", f"{o.elapsed * 1000:.0f} ms"]
             for o in report.observations]
-    table = Table(title=f"{report.provider}: answers (compared with the simulator's {report.dialect!r} profile)")
+    table = Table(title=f"{report.provider}: answers (compared with the simulator's {report.profile!r} profile)")
     for column in ("probe", "status", "content type", "shape", "error code", "time"):
         table.add_column(column)
     for row in rows:
@@ -731,14 +734,15 @@ def fleet(ctx: Context, store_url: str, since_text: str, watch: bool, interval: 
 
 @cli.command()
 @click.option("--activations", default=100, show_default=True)
-@click.option("--dialect", default="sms-activate", type=click.Choice(list(PROVIDERS)), show_default=True)
+@click.option("--provider", "--dialect", "provider", default="sms-activate", type=click.Choice(list(PROVIDERS)),
+              show_default=True, help="Whose server the simulator plays (--dialect is its former name).")
 @click.option("--faults", default=0.0, show_default=True, help="Share of requests that get a fault (0.1 = 10 %).")
 @click.option("--seed", default=1, show_default=True)
-def demo(activations: int, dialect: str, faults: float, seed: int) -> None:
+def demo(activations: int, provider: str, faults: float, seed: int) -> None:
     """Run activations against the embedded simulator over real HTTP (no key, no network)."""
     from ._demo import run_demo
 
-    run_demo(activations=activations, dialect=dialect, faults=faults, seed=seed)
+    run_demo(activations=activations, provider=provider, faults=faults, seed=seed)
 
 
 def main() -> None:

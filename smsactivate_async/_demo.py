@@ -44,10 +44,10 @@ class _Progress:
         return table
 
 
-def run_demo(*, activations: int, dialect: str, faults: float, seed: int) -> None:
+def run_demo(*, activations: int, provider: str, faults: float, seed: int) -> None:
     console = Console()
     sim = Simulator(
-        dialect=dialect,
+        provider=provider,
         codes=CodeSchedule.within(0.5, 4.0),
         early_cancel_seconds=2.0,
         # The demo's random 429s are faults to recover from, not HeroSMS's 10 s budget block: they say
@@ -62,15 +62,15 @@ def run_demo(*, activations: int, dialect: str, faults: float, seed: int) -> Non
     sim.set_price("tg", 2, "0.20")
     progress = _Progress(activations)
     with serve_in_thread(sim) as url:
-        console.print(f"Simulator ({dialect}) serving {url}")
-        anyio.run(_run, sim, url, dialect, progress, console)
+        console.print(f"Simulator ({provider}) serving {url}")
+        anyio.run(_run, sim, url, provider, progress, console)
     console.print(f"Open activations left on the server: {len(sim.open_activations())}; "
                   f"balance {sim.balance('demo-key')} = start - {sim.ledger.spent()} + {sim.ledger.refunded()} refunds")
 
 
-async def _run(sim: Simulator, url: str, dialect: str, progress: _Progress, console: Console) -> None:
+async def _run(sim: Simulator, url: str, provider: str, progress: _Progress, console: Console) -> None:
     client = SMSActivate(
-        "demo-key", provider=dialect, base_url=url, poll_interval=0.5, early_cancel_window=2.0, timeout=2.0,
+        "demo-key", provider=provider, base_url=url, poll_interval=0.5, early_cancel_window=2.0, timeout=2.0,
         rate_limit=200, burst=20, retry=RetryPolicy(attempts=6, base_delay=0.05, max_delay=1.0),
     )
 

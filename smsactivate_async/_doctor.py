@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +78,9 @@ class DoctorReport:
     """What ``client.doctor()`` found: ``ok`` when the provider answered every probe as its preset says."""
 
     provider: str
-    dialect: str
+    #: the simulator profile the answers were compared with (a preset's name: the preset's own, or the
+    #: closest of its wire dialect for a preset renamed or changed)
+    profile: str
     observations: list[DoctorObservation]
     expected: list[DoctorObservation]
     findings: list[DoctorFinding]
@@ -94,6 +97,12 @@ class DoctorReport:
     def ok(self) -> bool:
         """Whether nothing differed."""
         return not self.findings
+
+    @property
+    def dialect(self) -> str:
+        """The former name of :attr:`profile` (deprecated: a dialect is the wire decoding)."""
+        warnings.warn("DoctorReport.dialect is now DoctorReport.profile", DeprecationWarning, stacklevel=2)
+        return self.profile
 
 
 #: the differences between providers that the doctor's free probes cannot see (each needs a purchase,
@@ -345,7 +354,7 @@ def _profile_for(provider: Provider) -> str:
 def _profile_simulator(name: str) -> Any:
     from .simulator import Simulator
 
-    return Simulator(dialect=name)
+    return Simulator(provider=name)
 
 
 async def _simulated(sim: Any, probes: list[tuple[str, dict[str, str], bool]]) -> list[DoctorObservation]:

@@ -503,7 +503,7 @@ def _renter(world: World, index: int) -> SMSActivate:
     worlds whose server counts no budget)."""
     assert world.journal is not None
     store, _ = world.journal()
-    return SMSActivate("dst", provider=world.sim.dialect, transport=_ClientTransport(world.sim.transport()),
+    return SMSActivate("dst", provider=world.sim.provider, transport=_ClientTransport(world.sim.transport()),
                        poll_interval=INTERVAL, store=store, owner=f"renter-{index}", lease=LEASE, clock=_WorldClock(),
                        rate_limit=None, timeout=3.0, seed=world.seed + 100 + index,
                        retry=RetryPolicy(attempts=6, base_delay=0.05, max_delay=1.0))
@@ -689,7 +689,7 @@ def _make_world(seed: int) -> World:
         # purchases the server commits late: listed only after the client's reconciliation gave up on them
         faults.rates[FaultKind.LATE_PURCHASE] = fault_rate / 4
         faults.late_commit_seconds = rng.choice([3.0, 8.0, 30.0, 200.0])
-    sim = Simulator(dialect=dialect, codes=CodeSchedule.never(), early_cancel_seconds=early,
+    sim = Simulator(provider=dialect, codes=CodeSchedule.never(), early_cancel_seconds=early,
                     lifetime_seconds=rng.choice([1200.0, 1200.0, 25.0]), faults=faults, clock=LoopSimClock(),
                     api_keys={"dst": Decimal(10_000)}, seed=seed)
     paced = _ClientTransport(sim.transport())

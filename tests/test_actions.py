@@ -296,7 +296,7 @@ async def test_herosms_extras() -> None:
 async def test_history_pages_by_each_dialects_own_name(dialect: str, name: str) -> None:
     """FACTS §9 [HERO-LIVE]: HeroSMS pages getHistory by `size`, the classic protocol by `limit`;
     the client sends each dialect its own name."""
-    sim = Simulator(dialect=dialect, codes=CodeSchedule.never())
+    sim = Simulator(provider=dialect, codes=CodeSchedule.never())
     sent: list[httpx.URL] = []
     inner = sim.transport()
 
@@ -329,7 +329,7 @@ async def test_prices_extended_and_continue_rent_info_shapes() -> None:
 
 @pytest.mark.parametrize("dialect", ["sms-activate", "herosms"])
 async def test_prices_extended_and_continue_rent_info_against_the_simulator(dialect: str) -> None:
-    sim = Simulator(dialect=dialect, codes=CodeSchedule.never())
+    sim = Simulator(provider=dialect, codes=CodeSchedule.never())
     async with SMSActivate(sim.api_key, provider=dialect, transport=sim.transport(), rate_limit=None) as client:
         tiers = await client.get_prices_extended(service="tg", country=2, free_price=True)
         price = tiers[2]["tg"]

@@ -89,7 +89,7 @@ async def _wait(client: SMSActivate, activation_id: int) -> None:
 
 async def _scans(**options: Any) -> int:
     """getActiveActivations sent while 20 numbers wait 1.5 s with a 1 s configured interval."""
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0)
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0)
     async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), poll_interval=1.0,
                            early_cancel_window=0, rate_limit=40, **options) as client:
         numbers = [await client.get_number_v2(service="tg", country=2) for _ in range(20)]
@@ -109,7 +109,7 @@ async def test_the_poller_ticks_sooner_while_the_budget_has_room() -> None:
 
 
 async def test_a_throttle_puts_polling_back_to_the_configured_interval() -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0)
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0)
     async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), poll_interval=1.0,
                            early_cancel_window=0, rate_limit=40, min_poll_interval=0.1) as client:
         number = await client.get_number_v2(service="tg", country=2)
@@ -123,7 +123,7 @@ async def test_a_throttle_puts_polling_back_to_the_configured_interval() -> None
 
 
 async def test_rents_are_polled_sooner_while_the_budget_has_room() -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never())
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never())
     async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), rent_poll_interval=1.0,
                            rate_limit=40, min_poll_interval=0.1) as client:
         rent = await client.get_rent_number(service="tg", rent_time=4, country=2)

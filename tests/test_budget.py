@@ -31,7 +31,7 @@ def make(*, faults: float = 0.0, codes: CodeSchedule | None = None, **options: A
     sim = Simulator(codes=codes or CodeSchedule.never(), early_cancel_seconds=0, clock=LoopSimClock(),
                     faults=Faults.uniform(faults, retry_after=0.2, hang_seconds=2.0) if faults else None, seed=7)
     sim.set_price("tg", 0, "0.10")
-    client = SMSActivate(sim.api_key, provider=sim.dialect, transport=sim.transport(), rate_limit=None,
+    client = SMSActivate(sim.api_key, provider=sim.provider, transport=sim.transport(), rate_limit=None,
                          poll_interval=0.5, early_cancel_window=0, timeout=3.0,
                          retry=RetryPolicy(attempts=4, base_delay=0.05, max_delay=0.5), **options)
     return sim, client
@@ -121,7 +121,7 @@ async def test_a_streak_stop_refuses_purchases_already_queued() -> None:
     refused before they leave: at most the ones on the wire then are bought past it."""
     sim, client = make(codes=CodeSchedule.never())
     guard = SpendingGuard(max_no_code_streak=5)
-    client = SMSActivate(sim.api_key, provider=sim.dialect, transport=sim.transport(), rate_limit=5.0, burst=1,
+    client = SMSActivate(sim.api_key, provider=sim.provider, transport=sim.transport(), rate_limit=5.0, burst=1,
                          poll_interval=0.2, early_cancel_window=0)
     async with client:
         results = [r async for r in client.run_many(60, service="tg", country=0, concurrency=20, timeout=0.5,

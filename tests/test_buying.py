@@ -29,7 +29,7 @@ pytestmark = pytest.mark.anyio
 
 def make(codes: CodeSchedule | None = None, **sim_options: Any) -> tuple[Simulator, SMSActivate]:
     sim = Simulator(codes=codes or CodeSchedule.never(), early_cancel_seconds=0, **sim_options)
-    client = SMSActivate(sim.api_key, provider=sim.dialect, transport=sim.transport(), rate_limit=None,
+    client = SMSActivate(sim.api_key, provider=sim.provider, transport=sim.transport(), rate_limit=None,
                          poll_interval=0.02, early_cancel_window=0)
     return sim, client
 

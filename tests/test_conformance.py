@@ -38,7 +38,7 @@ def classic() -> Iterator[tuple[Simulator, str]]:
 
 @pytest.fixture
 def hero() -> Iterator[tuple[Simulator, str]]:
-    sim = Simulator(dialect="herosms", codes=CODE_DELAY, early_cancel_seconds=0)
+    sim = Simulator(provider="herosms", codes=CODE_DELAY, early_cancel_seconds=0)
     with serve_in_thread(sim) as url:
         yield sim, url
 

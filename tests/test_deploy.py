@@ -50,7 +50,7 @@ def _service(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]
 
 @pytest.mark.slow
 def test_a_deploy_loses_no_paid_code(tmp_path: Path) -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=120)
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), early_cancel_seconds=120)
     with serve_in_thread(sim) as base_url:
         env = {**os.environ, "SMSACTIVATE_API_KEY": sim.api_key, "SMSACTIVATE_BASE_URL": base_url,
                "SMSACTIVATE_STORE": f"sqlite:///{tmp_path / 'service.db'}", "SMSACTIVATE_OWNER": "web-1",

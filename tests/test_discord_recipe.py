@@ -72,7 +72,7 @@ async def test_thirty_users_then_the_bot_closes_mid_run_and_everyone_hears_the_t
         monkeypatch: pytest.MonkeyPatch) -> None:
     module = importlib.import_module("discord_bot")
     monkeypatch.setattr(module, "WAIT_SECONDS", 30.0)
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=120)
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), early_cancel_seconds=120)
     monkeypatch.setenv("SMSACTIVATE_API_KEY", sim.api_key)
     bot = module.SmsBot(provider="herosms", transport=sim.transport(), rate_limit=None, poll_interval=0.05,
                         early_cancel_window=120, close_timeout=0.5)
@@ -135,7 +135,7 @@ async def test_a_code_after_the_follow_up_window_goes_to_the_users_dms() -> None
 
 async def test_balance_and_cancel(monkeypatch: pytest.MonkeyPatch) -> None:
     module = importlib.import_module("discord_bot")
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0)
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0)
     monkeypatch.setenv("SMSACTIVATE_API_KEY", sim.api_key)
     bot = module.SmsBot(provider="herosms", transport=sim.transport(), rate_limit=None, poll_interval=0.05,
                         early_cancel_window=0)
@@ -160,7 +160,7 @@ async def test_balance_and_cancel(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_with_a_journal_the_bot_suspends_at_shutdown_and_the_next_start_sends_the_codes(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     module = importlib.import_module("discord_bot")
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=120)
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), early_cancel_seconds=120)
     monkeypatch.setenv("SMSACTIVATE_API_KEY", sim.api_key)
     monkeypatch.setenv("SMSACTIVATE_STORE", f"sqlite:///{tmp_path / 'bot.db'}")
     options = {"provider": "herosms", "transport": sim.transport(), "rate_limit": None, "poll_interval": 0.05,

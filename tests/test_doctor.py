@@ -25,11 +25,11 @@ DIALECTS = sorted(PROVIDERS)  # every preset: a new one is tested here without t
 
 @pytest.mark.parametrize("name", DIALECTS)
 async def test_every_preset_is_all_green_against_its_own_dialect(name: str) -> None:
-    sim = Simulator(dialect=name)
+    sim = Simulator(provider=name)
     async with SMSActivate(sim.api_key, provider=name, transport=sim.transport()) as client:
         report = await client.doctor()
     assert report.ok, report.findings
-    assert len(report.observations) == 11 and report.dialect == name
+    assert len(report.observations) == 11 and report.profile == name
     wrong = next(o for o in report.observations if o.probe == "wrong key")
     assert wrong.code in ("BAD_KEY", "API_KEY_NOT_VALID")  # the deliberate mistake, answered as one (SMSHub: its own word)
     # nothing was bought, nothing changed: only free actions reached the server
@@ -44,7 +44,7 @@ async def test_every_preset_is_all_green_against_its_own_dialect(name: str) -> N
     ("sms-activate", "tiger", {("wrong key", "status"), ("unknown action", "status")}),  # Tiger: plain 401 BAD_KEY
 ])
 async def test_a_mismatched_pair_names_each_difference(preset: str, served: str, expected: set[tuple[str, str]]) -> None:
-    sim = Simulator(dialect=served)
+    sim = Simulator(provider=served)
     async with SMSActivate(sim.api_key, provider=preset, transport=sim.transport()) as client:
         report = await client.doctor()
     assert not report.ok
@@ -58,7 +58,7 @@ async def test_a_mismatched_pair_names_each_difference(preset: str, served: str,
 def test_the_cli_doctor_on_a_real_port(tmp_path: Path) -> None:
     from smsactivate_async._cli import cli
 
-    sim = Simulator(dialect="herosms")
+    sim = Simulator(provider="herosms")
     record = tmp_path / "traffic.jsonl"
     with serve_in_thread(sim) as url:
         ok = CliRunner().invoke(cli, ["--api-key", sim.api_key, "--provider", "herosms", "--base-url", url,
@@ -68,8 +68,11 @@ def test_the_cli_doctor_on_a_real_port(tmp_path: Path) -> None:
     assert ok.exit_code == 0, ok.output
     assert "All 11 answers match" in ok.output
     assert wrong.exit_code == 1
-    findings = json.loads(wrong.output)["findings"]
+    answer = json.loads(wrong.output)
+    findings = answer["findings"]
     assert any(f["probe"] == "wrong key" for f in findings)
+    # the profile compared with, under its name; "dialect" its former one, kept for scripts
+    assert answer["profile"] == answer["dialect"] == "sms-activate"
     recorded = {exchange["action"] for exchange in load_recording(record)}
     assert {"getBalance", "getCountries", "getHistory", "doctorUnknownAction"} <= recorded  # the probes, recorded
     assert sim.api_key not in record.read_text()
@@ -79,7 +82,7 @@ def test_the_cli_doctor_on_a_real_port(tmp_path: Path) -> None:
 
 
 async def test_a_recording_holds_no_key_no_phone_no_code(tmp_path: Path) -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0)
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0)
     path = tmp_path / "traffic.jsonl"
     async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), record=path,
                            poll_interval=0.02, early_cancel_window=0) as client:
@@ -129,7 +132,7 @@ async def test_a_recording_with_secrets_keeps_them_but_never_the_key(tmp_path: P
 
 
 async def test_a_recorded_run_replays_as_a_test(tmp_path: Path) -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0)
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0)
     path = tmp_path / "traffic.jsonl"
     async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), record=path,
                            record_secrets=True, poll_interval=0.02, early_cancel_window=0) as client:
@@ -276,7 +279,7 @@ async def test_balance(sms_replay):
 
 
 async def test_doctor_against_a_recording_names_the_differences(tmp_path: Path) -> None:
-    sim = Simulator(dialect="herosms")
+    sim = Simulator(provider="herosms")
     path = tmp_path / "traffic.jsonl"
     async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), record=path) as client:
         await client.get_balance()
@@ -318,7 +321,7 @@ async def test_against_any_other_preset_the_doctor_names_the_one_that_fits(prese
     """Issue 44 items 1 and 3: every pair of presets is told apart by free probes, and the one served
     is named with a ready line that turns the report green."""
     for served in DIALECTS:
-        sim = Simulator(dialect=served)
+        sim = Simulator(provider=served)
         async with SMSActivate(sim.api_key, provider=preset, transport=sim.transport()) as client:
             report = await client.doctor()
         assert report.best_fit == served and report.best_fit_differences == 0, (preset, served, report.findings)
@@ -332,11 +335,11 @@ async def test_against_any_other_preset_the_doctor_names_the_one_that_fits(prese
 async def test_a_preset_is_compared_as_what_it_declares_not_by_its_name() -> None:
     import attrs as _attrs
 
-    sim = Simulator(dialect="sms-activate")
+    sim = Simulator(provider="sms-activate")
     renamed = _attrs.evolve(PROVIDERS["herosms"], dialect="sms-activate", base_url="http://x/stubs/handler_api.php")
     async with SMSActivate(sim.api_key, provider=renamed, transport=sim.transport()) as client:
         report = await client.doctor()
-    assert report.dialect != "herosms"  # a classic-dialect profile, the closest to what it declares
+    assert report.profile != "herosms"  # a classic-dialect profile, the closest to what it declares
     assert report.best_fit == "sms-activate" and report.best_fit_differences == 0
 
 
@@ -462,10 +465,10 @@ def test_every_profile_field_is_either_probed_or_said_to_be_unprobed() -> None:
 @pytest.mark.parametrize("preset", DIALECTS)
 async def test_the_doctor_names_exactly_the_declared_differences(preset: str) -> None:
     for served in DIALECTS:
-        sim = Simulator(dialect=served)
+        sim = Simulator(provider=served)
         async with SMSActivate(sim.api_key, provider=preset, transport=sim.transport()) as client:
             report = await client.doctor()
-        mine, theirs = _view(PROFILES[report.dialect]), _view(PROFILES[served])
+        mine, theirs = _view(PROFILES[report.profile]), _view(PROFILES[served])
         declared = {(probe, column) for probe, view in mine.items() for column, value in view.items()
                     if theirs[probe][column] != value}
         found = {(f.probe, column) for f in report.findings for column in f.field.split(", ")}
@@ -476,19 +479,19 @@ async def test_the_doctor_names_exactly_the_declared_differences(preset: str) ->
 async def test_advice_fits_an_error_worded_otherwise_and_a_format_with_another_content_type() -> None:
     """Issue 44 item 2: SMSHub's own error words are named as words (not "report a shape"); a count format
     seen together with another Content-Type gets the format's advice, not the generic one."""
-    sim = Simulator(dialect="smshub")
+    sim = Simulator(provider="smshub")
     async with SMSActivate(sim.api_key, provider="sms-activate", transport=sim.transport()) as client:
         report = await client.doctor()
     advice = {f.probe: f.advice for f in report.findings}
     assert "worded 'NO_ACTION' where the preset expects 'BAD_ACTION'" in advice["unknown action"]
     assert "worded 'API_KEY_NOT_VALID'" in advice["wrong key"]
-    sim = Simulator(dialect="herosms")
+    sim = Simulator(provider="herosms")
     async with SMSActivate(sim.api_key, provider="sms-activate", transport=sim.transport()) as client:
         report = await client.doctor()
     advice = {f.probe: f.advice for f in report.findings}
     assert "counts as numbers" in advice["numbers in stock"] and "Content-Type" in advice["numbers in stock"]
     assert "absent" in advice["countries"] and "do not buy there" in advice["countries"]
-    sim = Simulator(dialect="tiger")
+    sim = Simulator(provider="tiger")
     async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport()) as client:
         report = await client.doctor()
     advice = {f.probe: f.advice for f in report.findings}

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.anyio
 
 
 def herosms_world(**client: object) -> tuple[Simulator, SMSActivate]:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.within(1.0, 5.0), faults=Faults.herosms_limits(),
+    sim = Simulator(provider="herosms", codes=CodeSchedule.within(1.0, 5.0), faults=Faults.herosms_limits(),
                     api_keys={"k": Decimal(10**6)}, clock=LoopSimClock(), early_cancel_seconds=0)
     return sim, SMSActivate("k", provider="herosms", transport=sim.transport(), early_cancel_window=0,
                             poll_interval=1.0, **client)  # type: ignore[arg-type]
@@ -83,7 +83,7 @@ async def test_a_burst_of_fifty_purchases_leaves_within_about_a_second_never_blo
 
 @on_virtual_time()
 async def test_three_clients_sharing_no_store_learn_their_share_instead_of_spiralling() -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.within(1.0, 10.0), faults=Faults.herosms_limits(),
+    sim = Simulator(provider="herosms", codes=CodeSchedule.within(1.0, 10.0), faults=Faults.herosms_limits(),
                     api_keys={"k": Decimal(10**6)}, clock=LoopSimClock(), early_cancel_seconds=0, seed=5)
     clients = [SMSActivate("k", provider="herosms", transport=sim.transport(), early_cancel_window=0,
                            poll_interval=1.0) for _ in range(3)]
@@ -113,7 +113,7 @@ async def test_the_redis_budget_books_no_slot_ahead(redis_url: str) -> None:
     starting rate made them 4x slower)."""
     times = {}
     for store in (None, redis_url):
-        sim = Simulator(dialect="herosms", faults=Faults.herosms_limits(), api_keys={"k": Decimal(10**6)})
+        sim = Simulator(provider="herosms", faults=Faults.herosms_limits(), api_keys={"k": Decimal(10**6)})
         async with SMSActivate("k", provider="herosms", transport=sim.transport(), store=store) as client:
             start = anyio.current_time()
             async with anyio.create_task_group() as group:

@@ -36,7 +36,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> Any:
 
 def world(dialect: str, *, early: float = 0.0, interval: float = 0.05, **client: Any) -> tuple[Simulator, SMSActivate]:
     """A simulator that sends codes only when told, and a client on it."""
-    sim = Simulator(dialect=dialect, codes=CodeSchedule.never(), early_cancel_seconds=early,
+    sim = Simulator(provider=dialect, codes=CodeSchedule.never(), early_cancel_seconds=early,
                     clock=LoopSimClock())
     options: dict[str, Any] = {"poll_interval": interval, "early_cancel_window": early, "rate_limit": None}
     options.update(client)

@@ -39,7 +39,7 @@ def total(scrapes: list[dict[tuple[str, frozenset[tuple[str, str]]], float]], na
 def test_a_farm_of_three_workers_on_redis_agrees_with_the_ledger(redis_url: str) -> None:
     # a third of the numbers never get a code: they are cancelled at their timeout (and refunded); a throttle
     # blocks the account for HeroSMS's 10 s on the way
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.within(0.05, 0.4), early_cancel_seconds=0, seed=7,
+    sim = Simulator(provider="herosms", codes=CodeSchedule.within(0.05, 0.4), early_cancel_seconds=0, seed=7,
                     catalogue=[CatalogueEntry("tg", 0, Decimal("0.15"), 10_000, success_rate=0.67)])
     ports = [free_port() for _ in range(3)]
     sim.faults.inject("rate_limit", action="getStatus")  # one throttle: the blocks alert has its counter

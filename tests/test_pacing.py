@@ -85,7 +85,7 @@ def test_rate_limit_must_be_a_positive_number_none_or_adaptive(bad: Any) -> None
 
 
 async def test_herosms_is_adaptive_by_default_and_stats_show_the_rate() -> None:
-    sim = Simulator(dialect="herosms")
+    sim = Simulator(provider="herosms")
     async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport()) as client:
         assert isinstance(client._session.limiter, AdaptiveRateLimiter)
         await client.get_balance()
@@ -126,7 +126,7 @@ async def test_the_edges_1020_page_is_a_rate_limit_not_a_server_error() -> None:
 
 async def test_simulated_herosms_blocks_for_10s_and_reblocks() -> None:
     clock = ManualClock()
-    sim = Simulator(dialect="herosms", clock=clock, faults=Faults.herosms_limits())
+    sim = Simulator(provider="herosms", clock=clock, faults=Faults.herosms_limits())
     params = {"api_key": sim.api_key, "action": "getBalance"}
     statuses = [(await sim.handle(params)).status for _ in range(51)]
     assert statuses[:50] == [200] * 50 and statuses[50] == 429
@@ -142,7 +142,7 @@ async def test_simulated_herosms_blocks_for_10s_and_reblocks() -> None:
 
 
 async def test_simulated_block_page_1020() -> None:
-    sim = Simulator(dialect="herosms", clock=ManualClock(), faults=Faults.herosms_limits(rps_budget=1, block_page=True))
+    sim = Simulator(provider="herosms", clock=ManualClock(), faults=Faults.herosms_limits(rps_budget=1, block_page=True))
     params = {"api_key": sim.api_key, "action": "getBalance"}
     await sim.handle(params)
     reply = await sim.handle(params)
@@ -161,7 +161,7 @@ async def test_simulated_tiger_limits_purchases_per_service_and_country() -> Non
 
 @on_virtual_time()
 async def test_adaptive_client_against_a_faithful_limit_is_never_blocked_after_it_learns() -> None:
-    sim = Simulator(dialect="herosms", faults=Faults.herosms_limits(rps_budget=40, block_seconds=1.0), clock=LoopSimClock())
+    sim = Simulator(provider="herosms", faults=Faults.herosms_limits(rps_budget=40, block_seconds=1.0), clock=LoopSimClock())
     provider = Provider(name="limited", base_url="https://x.example/stubs/handler_api.php", dialect="herosms",
                         rate_limit="adaptive", rate_ceiling=40, burst=2, rate_block_seconds=1.0)
     async with SMSActivate(sim.api_key, provider=provider, transport=sim.transport(),
@@ -186,7 +186,7 @@ def test_a_row_code_is_exact_only_as_one_string() -> None:
 
 @pytest.mark.parametrize(("dialect", "confirmations"), [("sms-activate", 0), ("herosms", 20)])
 async def test_codes_from_rows_where_the_dialect_is_exact(dialect: str, confirmations: int) -> None:
-    sim = Simulator(dialect=dialect, codes=CodeSchedule.within(0.05, 0.3))
+    sim = Simulator(provider=dialect, codes=CodeSchedule.within(0.05, 0.3))
     async with SMSActivate(sim.api_key, provider=dialect, transport=sim.transport(), rate_limit=None,
                            poll_interval=0.05) as client:
         numbers = [await client.get_number_v2(service="tg", country=2) for _ in range(20)]
@@ -220,7 +220,7 @@ async def test_after_a_re_request_the_code_is_confirmed_even_where_rows_are_exac
 async def test_on_redis_the_adapted_rate_is_the_fleets(redis_url: str) -> None:
     """Three adaptive clients of one account on Redis: together they stay within the account's budget,
     and a throttle seen by one cuts them all."""
-    sim = Simulator(dialect="herosms", faults=Faults.herosms_limits(rps_budget=30, block_seconds=1.0))
+    sim = Simulator(provider="herosms", faults=Faults.herosms_limits(rps_budget=30, block_seconds=1.0))
     provider = Provider(name="limited", base_url="https://x.example/stubs/handler_api.php", dialect="herosms",
                         rate_limit="adaptive", rate_ceiling=30, burst=2, rate_block_seconds=1.0)
     clients = [SMSActivate(sim.api_key, provider=provider, transport=sim.transport(), store=redis_url, owner=f"c{i}",

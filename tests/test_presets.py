@@ -31,7 +31,7 @@ PRESETS = sorted(PROVIDERS)
 
 def pair(name: str, *, key: str | None = None, codes: CodeSchedule | None = None, **sim_options: Any,
          ) -> tuple[Simulator, SMSActivate]:
-    sim = Simulator(dialect=name, codes=codes or CodeSchedule.within(0.01, 0.05), early_cancel_seconds=0,
+    sim = Simulator(provider=name, codes=codes or CodeSchedule.within(0.01, 0.05), early_cancel_seconds=0,
                     **sim_options)
     client = SMSActivate(key or sim.api_key, provider=name, transport=sim.transport(), rate_limit=None,
                          poll_interval=0.02, early_cancel_window=0,
@@ -44,8 +44,8 @@ def test_every_simulator_profile_has_a_preset() -> None:
     from smsactivate_async.simulator._dialects import PROFILES
 
     assert set(PROFILES) == set(PROVIDERS)  # no other list of names: a new preset adds its profile
-    with pytest.raises(ValueError, match="unknown dialect"):
-        Simulator(dialect="nosuchprovider")
+    with pytest.raises(ValueError, match="unknown provider"):
+        Simulator(provider="nosuchprovider")
 
 
 def test_every_list_of_presets_in_the_docs_names_each_preset() -> None:
@@ -57,7 +57,7 @@ def test_every_list_of_presets_in_the_docs_names_each_preset() -> None:
     root = Path(__file__).resolve().parent.parent
     numbers = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
     for page in ("README.md", "docs/index.md"):
-        listed = re.search(r"`--dialect` takes (.*?)\.\)", (root / page).read_text(), re.S)
+        listed = re.search(r"`--provider` takes (.*?)\.\)", (root / page).read_text(), re.S)
         assert listed is not None, page
         assert set(re.findall(r"`([\w-]+)`", listed[1])) == set(PROVIDERS), page
     simulator = (root / "docs/simulator.md").read_text().split("\n\n")[1]
@@ -117,7 +117,7 @@ async def test_waiting_for_many(name: str) -> None:
 @pytest.mark.parametrize("name", PRESETS)
 async def test_reliability_under_faults(name: str) -> None:
     """The soak's scenario (tests/test_soak.py) on every preset, smaller: 10 % faults of every kind."""
-    sim = Simulator(dialect=name, clock=LoopSimClock(), codes=CodeSchedule.within(0.05, 1.0), early_cancel_seconds=0.5,
+    sim = Simulator(provider=name, clock=LoopSimClock(), codes=CodeSchedule.within(0.05, 1.0), early_cancel_seconds=0.5,
                     faults=Faults.uniform(0.10, retry_after=0.2), api_keys={"soak": Decimal(100_000)}, seed=11)
     client = SMSActivate("soak", provider=name, transport=sim.transport(), rate_limit=None, poll_interval=0.1,
                          early_cancel_window=0.5, retry=RetryPolicy(attempts=8, base_delay=0.02, max_delay=0.5), seed=3)
@@ -147,20 +147,20 @@ async def test_each_profiles_declared_quirk_on_the_wire() -> None:
         async with httpx.AsyncClient(transport=sim.transport()) as http:
             return await http.get("http://sim/stubs/handler_api.php", params={"api_key": sim.api_key, **params})
 
-    tiger = Simulator(dialect="tiger")
+    tiger = Simulator(provider="tiger")
     bad_key = await raw(tiger, api_key="nope", action="getBalance")
     assert (bad_key.status_code, bad_key.text) == (401, "BAD_KEY")  # [RUSTX-TIGER] plain, on every action
     assert (await raw(tiger, action="getPrices", service="tg", country=2)).json()["2"]["tg"]["cost"] == "0.1200"
     assert (await raw(tiger, action="getStatus", id="abc")).text == "NO_ACTIVATION"
-    grizzly = Simulator(dialect="grizzly")
+    grizzly = Simulator(provider="grizzly")
     assert (await raw(grizzly, action="getBalance")).text == "ACCESS_BALANCE:1000.00000000"  # [GRIZ-TEST]
     v2 = (await raw(grizzly, action="getNumberV2", service="tg", country=2)).json()
     assert v2["currency"] == 643 and v2["activationCancel"] > v2["activationTime"]
-    smshub = Simulator(dialect="smshub")
+    smshub = Simulator(provider="smshub")
     assert (await raw(smshub, api_key="nope", action="getBalance")).text == "API_KEY_NOT_VALID"  # [SMSHUB]
     too_low = await raw(smshub, action="getNumber", service="tg", country=2, max_price="0.01")
     assert too_low.text.startswith("WRONG_MAX_PRICE:")
-    bower = Simulator(dialect="smsbower")
+    bower = Simulator(provider="smsbower")
     assert "" in (await raw(bower, action="getPrices", service="tg")).json()  # [RUSTX] the row keyed ""
 
 
@@ -171,7 +171,7 @@ async def test_a_provider_that_cancels_with_minus_one() -> None:
     from smsactivate_async import InvalidArgumentError
     from smsactivate_async._providers import GRIZZLY
 
-    sim = Simulator(dialect="grizzly", codes=CodeSchedule.never(), early_cancel_seconds=0)
+    sim = Simulator(provider="grizzly", codes=CodeSchedule.never(), early_cancel_seconds=0)
     legacy = attrs.evolve(GRIZZLY, name="grizzly-legacy", cancel_status=-1)
     async with SMSActivate(sim.api_key, provider=legacy, transport=sim.transport(), rate_limit=None,
                            early_cancel_window=0) as client:

@@ -79,7 +79,7 @@ def _aiogram_bot(monkeypatch: pytest.MonkeyPatch, sim: Simulator, **options: Any
 
 
 async def test_aiogram_bot_fifty_users_some_cancel_some_time_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0, clock=LoopSimClock())
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0, clock=LoopSimClock())
     # the recipe's own startup hook, on the simulator (no journal: nothing to suspend)
     monkeypatch.delenv("SMSACTIVATE_STORE", raising=False)
     bot_module = _aiogram_bot(monkeypatch, sim, early_cancel_window=0)
@@ -130,7 +130,7 @@ async def test_aiogram_bot_restarted_sends_each_suspended_users_code(monkeypatch
     """Issue 39 item 5, the aiogram recipe: with a journal, a restart of the bot with numbers waiting
     suspends them (each user told the code will come), the next start resumes them, and each user
     gets their code — one that came while no bot ran included. Nothing cancelled, nothing left open."""
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0, clock=LoopSimClock())
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0, clock=LoopSimClock())
     monkeypatch.setenv("SMSACTIVATE_STORE", f"sqlite:///{tmp_path / 'bot.db'}")
     bot_module = _aiogram_bot(monkeypatch, sim)
     users = list(range(2001, 2006))
@@ -182,7 +182,7 @@ def test_fastapi_service_buy_now_wait_later_twice(monkeypatch: pytest.MonkeyPatc
     """Two lifespans of one app (two TestClients): the module-level client reopens afresh."""
     from fastapi.testclient import TestClient
 
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.fixed(0.2), early_cancel_seconds=0)
+    sim = Simulator(provider="herosms", codes=CodeSchedule.fixed(0.2), early_cancel_seconds=0)
     monkeypatch.setenv("SMSACTIVATE_API_KEY", sim.api_key)
     sys.modules.pop("fastapi_service", None)
     service = importlib.import_module("fastapi_service")

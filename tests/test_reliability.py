@@ -97,7 +97,7 @@ async def test_429_retry_after_slows_the_whole_client() -> None:
 async def test_herosms_429_with_and_without_retry_after(header: bool, held: float) -> None:
     """HeroSMS's live 429 has no Retry-After (issue 12.11): the client holds the provider's 10 s block
     (FACTS §18); where one is sent, it is honoured instead. Both against the simulator."""
-    sim = Simulator(dialect="herosms", faults=Faults(retry_after=3, retry_after_header=header))
+    sim = Simulator(provider="herosms", faults=Faults(retry_after=3, retry_after_header=header))
     sim.faults.inject("rate_limit", action="getBalance")
     clock = FakeClock()
     async with client(provider="herosms", api_key=sim.api_key, transport=sim.transport(), clock=clock) as c:
@@ -241,7 +241,7 @@ async def test_stuck_server_does_not_hold_a_waiter_past_its_deadline() -> None:
 
 
 async def test_server_rate_budget_is_respected() -> None:
-    sim = Simulator(dialect="herosms", faults=Faults(rps_budget=10))
+    sim = Simulator(provider="herosms", faults=Faults(rps_budget=10))
     async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), rate_limit=8, burst=2) as c:
         for _ in range(25):
             await c.get_balance()

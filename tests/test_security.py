@@ -273,7 +273,7 @@ def _closed_by_server(sock: socket.socket, within: float) -> bool:
 
 
 async def test_serve_cuts_off_slow_requests_and_bounds_connections() -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never())
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never())
     async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), rate_limit=None) as client:
         app = client.webhook_app("/sms", secret=SECRET, allowed_sources=None)
         port, group = await _serve(app, request_timeout=0.5, max_connections=40)
@@ -313,7 +313,7 @@ async def test_serve_cuts_off_slow_requests_and_bounds_connections() -> None:
 
 
 async def test_serve_ending_puts_polling_back_to_its_interval() -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never())
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never())
     async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), rate_limit=None,
                            poll_interval=1.0) as client:
         app = client.webhook_app("/sms", secret=SECRET, allowed_sources=None, fallback_interval=30.0)
@@ -358,7 +358,7 @@ async def test_a_raising_request_hook_changes_no_outcome_and_leaves_nothing_open
 
 @on_virtual_time()
 async def test_a_forged_push_does_not_delay_the_real_one() -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=0)
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=0)
     async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), rate_limit=None,
                            poll_interval=10.0, early_cancel_window=0) as client:
         app = client.webhook_app("/sms", secret=SECRET, allowed_sources=None, fallback_interval=30.0)
@@ -396,7 +396,7 @@ class _Slow(httpx.AsyncBaseTransport):
 
 @on_virtual_time()
 async def test_a_push_during_a_confirmation_on_the_wire_is_confirmed_after_it() -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=0)
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=0)
     async with SMSActivate(sim.api_key, provider="herosms", transport=_Slow(sim.transport(), 0.5), rate_limit=None,
                            poll_interval=10.0, early_cancel_window=0) as client:
         app = client.webhook_app("/sms", secret=SECRET, allowed_sources=None, fallback_interval=30.0)

@@ -36,12 +36,12 @@ def classic(**kwargs: Any) -> tuple[Simulator, ManualClock]:
 def hero(**kwargs: Any) -> tuple[Simulator, ManualClock]:
     clock = ManualClock()
     kwargs.setdefault("codes", CodeSchedule.fixed(10))
-    return Simulator(dialect="herosms", clock=clock, **kwargs), clock
+    return Simulator(provider="herosms", clock=clock, **kwargs), clock
 
 
 async def buy(sim: Simulator, action: str = "getNumber") -> int:
     # HeroSMS has no country 0 (Russia): its purchases go to Kazakhstan (2)
-    response = await raw(sim, action=action, service="tg", country=2 if sim.dialect == "herosms" else 0)
+    response = await raw(sim, action=action, service="tg", country=2 if sim.provider == "herosms" else 0)
     if action == "getNumber":
         return int(response.text.split(":")[1])
     return int(response.json()["activationId"])
@@ -181,7 +181,7 @@ async def test_state_machine_herosms() -> None:
     assert (await raw(sim, action="finishActivation", id=activation)).status_code == 204
     missing = await raw(sim, action="getStatus", id=12345)
     assert missing.status_code == 404 and missing.json()["title"] == "NOT_FOUND"
-    spec = Simulator(dialect="herosms", clock=clock, status_v2_shape="spec", codes=CodeSchedule.fixed(1))
+    spec = Simulator(provider="herosms", clock=clock, status_v2_shape="spec", codes=CodeSchedule.fixed(1))
     sid = await buy(spec, "getNumberV2")
     clock.advance(2)
     doc = (await raw(spec, action="getStatusV2", id=sid)).json()
@@ -358,7 +358,7 @@ async def test_webhooks_with_retries_and_duplicates() -> None:
 async def test_served_on_a_loopback_port_with_network_faults() -> None:
     from smsactivate_async.simulator import serve_in_thread
 
-    sim = Simulator(dialect="herosms", faults=Faults(hang_seconds=0.2))
+    sim = Simulator(provider="herosms", faults=Faults(hang_seconds=0.2))
     with serve_in_thread(sim) as url:
         async with httpx.AsyncClient(timeout=2) as http:
             ok = await http.get(url, params={"api_key": sim.api_key, "action": "getBalance"})
@@ -383,7 +383,7 @@ async def test_post_with_form_fields() -> None:  # [DOC] "POST or GET request"
 
 async def test_herosms_dead_activation_set_status_is_activation_not_active() -> None:
     """FACTS §7/§17: HeroSMS's 409 for a terminated activation is titled ACTIVATION_NOT_ACTIVE."""
-    sim = Simulator(dialect="herosms", early_cancel_seconds=0, codes=CodeSchedule.never())
+    sim = Simulator(provider="herosms", early_cancel_seconds=0, codes=CodeSchedule.never())
     key = sim.api_key
     bought = await sim.handle({"api_key": key, "action": "getNumberV2", "service": "tg", "country": "6"})
     activation_id = json.loads(bought.body)["activationId"]
@@ -396,7 +396,7 @@ async def test_herosms_dead_activation_set_status_is_activation_not_active() -> 
 @pytest.mark.parametrize(("accepts", "status"), [(False, 400), (True, 200)])
 async def test_herosms_status_1_is_a_documented_switch(accepts: bool, status: int) -> None:
     """FACTS §7: the current HeroSMS spec lists 3/6/8 only, its first OpenAPI listed 1 — a switch, default off."""
-    sim = Simulator(dialect="herosms", herosms_accepts_ready=accepts, codes=CodeSchedule.never())
+    sim = Simulator(provider="herosms", herosms_accepts_ready=accepts, codes=CodeSchedule.never())
     bought = await sim.handle({"api_key": sim.api_key, "action": "getNumberV2", "service": "tg", "country": "6"})
     activation_id = json.loads(bought.body)["activationId"]
     ready = await sim.handle({"api_key": sim.api_key, "action": "setStatus", "id": activation_id, "status": "1"})
@@ -405,7 +405,7 @@ async def test_herosms_status_1_is_a_documented_switch(accepts: bool, status: in
 
 async def test_herosms_operators_not_found_is_text_and_a_bad_country_is_status_false() -> None:
     """REAL_RESPONSES §B (OPERATORS_NOT_FOUND as 200 text on HeroSMS) and §E (getPrices, bad country)."""
-    sim = Simulator(dialect="herosms")
+    sim = Simulator(provider="herosms")
     key = sim.api_key
     none = await sim.handle({"api_key": key, "action": "getOperators", "country": "999"})
     assert (none.status, none.body) == (200, b"OPERATORS_NOT_FOUND")
@@ -545,7 +545,7 @@ async def test_herosms_leaked_cursor_row_is_an_object() -> None:
 async def test_retry_after_follows_the_dialect_unless_chosen(dialect: str, option: bool | None, header: bool) -> None:
     """HeroSMS's live 429 fixture has no Retry-After (it documents one only on /api/v1/activations/offers);
     Tiger's classic edge sends one [LIVE]. ``Faults(retry_after_header=)`` chooses either."""
-    sim = Simulator(dialect=dialect, faults=Faults(retry_after_header=option))
+    sim = Simulator(provider=dialect, faults=Faults(retry_after_header=option))
     sim.faults.inject("rate_limit")
     limited = await raw(sim, action="getBalance")
     assert limited.status_code == 429 and ("retry-after" in limited.headers) is header
@@ -578,7 +578,7 @@ async def test_bad_service_on_getnumberv2_by_dialect() -> None:
     for action in ("getNumber", "getNumberV2"):
         answer = await raw(h, action=action, service="nope", country=2)
         assert (answer.status_code, answer.text) == (200, "UNPROCESSABLE_ENTITY:service:INVALID")
-    tiger = Simulator(dialect="tiger", clock=ManualClock())
+    tiger = Simulator(provider="tiger", clock=ManualClock())
     answer = await raw(tiger, action="getNumberV2", service="nope", country=2)
     assert answer.status_code == 200 and answer.json()["title"] == "BAD_SERVICE"
     classic_sim, _ = classic()

@@ -28,7 +28,7 @@ async def raw(sim: Simulator, **params: Any) -> httpx.Response:
 
 
 async def test_herosms_rents_no_country_it_does_not_have() -> None:
-    sim = Simulator(dialect="herosms")
+    sim = Simulator(provider="herosms")
     countries = (await raw(sim, action="getCountries")).json()
     rentable = {int(c) for c, row in countries.items() if row["rent"] == 1}
     assert rentable == {2, 16} and "0" not in countries and "12" not in countries  # [FACTS §1/§10: no 0, 12]
@@ -62,7 +62,7 @@ async def test_classic_rent_still_defaults_to_country_0() -> None:
 
 @pytest.mark.parametrize("status", ["3", "6"])
 async def test_herosms_status_before_a_code_is_a_400_bad_status(status: str) -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never())
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never())
     bought = (await raw(sim, action="getNumberV2", service="tg", country="6")).json()
     answer = await raw(sim, action="setStatus", id=bought["activationId"], status=status)
     assert answer.status_code == 400 and answer.json()["title"] == "BAD_STATUS"
@@ -72,7 +72,7 @@ async def test_herosms_status_before_a_code_is_a_400_bad_status(status: str) -> 
 
 
 async def test_herosms_nothing_active_is_no_activations_and_the_client_says_empty() -> None:
-    sim = Simulator(dialect="herosms")
+    sim = Simulator(provider="herosms")
     answer = await raw(sim, action="getActiveActivations", start="0", limit="100")
     assert answer.json() == {"status": "error", "error": "NO_ACTIVATIONS"}
     async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), rate_limit=None) as client:
@@ -83,10 +83,10 @@ async def test_herosms_nothing_active_is_no_activations_and_the_client_says_empt
 
 
 async def test_herosms_number_v2_live_and_spec_shapes() -> None:
-    live = (await raw(Simulator(dialect="herosms"), action="getNumberV2", service="tg", country="6")).json()
+    live = (await raw(Simulator(provider="herosms"), action="getNumberV2", service="tg", country="6")).json()
     assert len(live["activationTime"]) == 19 and "T" not in live["activationTime"]  # "2026-04-26 19:57:12"
     assert "verificationType" not in live
-    spec_sim = Simulator(dialect="herosms", herosms_number_v2="spec")
+    spec_sim = Simulator(provider="herosms", herosms_number_v2="spec")
     spec = (await raw(spec_sim, action="getNumberV2", service="tg", country="6")).json()
     assert spec["activationTime"].endswith("+00:00") and "T" in spec["activationTime"]
     assert spec["verificationType"] == "sms" and spec["status"] == 4
@@ -94,14 +94,14 @@ async def test_herosms_number_v2_live_and_spec_shapes() -> None:
         number = await c.get_number_v2(service="tg", country=6)
     assert number.activation_time is not None and number.activation_time.tzinfo is not None
     with pytest.raises(ValueError):
-        Simulator(dialect="herosms", herosms_number_v2="newest")
+        Simulator(provider="herosms", herosms_number_v2="newest")
 
 
 # --- F. a purchase without a country; getOutgoingCalls takes activationId ------------------------------------
 
 
 async def test_herosms_purchase_without_country_is_the_documented_422_shape() -> None:
-    answer = await raw(Simulator(dialect="herosms"), action="getNumberV2", service="tg")
+    answer = await raw(Simulator(provider="herosms"), action="getNumberV2", service="tg")
     assert answer.status_code == 422
     assert answer.json() == {"title": "UNPROCESSABLE_ENTITY", "details": "Validation failed",
                              "info": {"field": "country", "code": "REQUIRED", "message": ""}}
@@ -217,7 +217,7 @@ def test_simulate_passes_its_options_to_the_simulator(monkeypatch: pytest.Monkey
 
     made: list[Simulator] = []
     monkeypatch.setattr(simulator, "serve", lambda sim, **kw: made.append(sim))
-    result = CliRunner().invoke(simulate, ["--dialect", "herosms", "--early-cancel", "5", "--webhook-url",
+    result = CliRunner().invoke(simulate, ["--provider", "herosms", "--early-cancel", "5", "--webhook-url",
                                            "http://127.0.0.1:9/hook", "--herosms-accepts-ready", "--herosms-number-v2",
                                            "spec", "--webhook-drops", "0.2", "--lifetime", "60"])
     assert result.exit_code == 0, result.output
@@ -344,3 +344,30 @@ async def test_a_served_simulator_shows_its_ledger_and_simulate_prints_it_at_exi
     assert '"over_budget": 3' in result.output and '"requests": 0' in result.output
     printed, _ = json.JSONDecoder().raw_decode(result.output[result.output.index("{"):])
     assert printed["over_budget"] == 3
+
+
+def test_the_simulator_is_named_for_the_provider_it_plays_and_dialect_is_its_former_name(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 38 item 5, one name one meaning: a *dialect* is the wire decoding (`Provider.dialect`, two
+    of them); the simulator plays a *provider* (six profiles). The former spelling still works, warned."""
+    from click.testing import CliRunner
+
+    from smsactivate_async import simulator
+    from smsactivate_async._cli import simulate
+
+    tiger = Simulator(provider="tiger")
+    assert tiger.provider == "tiger" and Simulator().provider == "sms-activate"
+    with pytest.warns(DeprecationWarning, match=r"Simulator\(provider="):
+        old = Simulator(dialect="tiger")
+    assert old.provider == "tiger" and old.profile == tiger.profile
+    with pytest.warns(DeprecationWarning, match="Simulator.provider"):
+        assert old.dialect == "tiger"
+    with pytest.raises(ValueError, match="alone"):
+        Simulator(provider="tiger", dialect="herosms")
+    with pytest.raises(ValueError, match="unknown provider 'nope'"):
+        Simulator(provider="nope")
+    made: list[Simulator] = []
+    monkeypatch.setattr(simulator, "serve", lambda sim, **kw: made.append(sim))
+    for flag in ("--provider", "--dialect"):  # the flag's former name is still taken
+        assert CliRunner().invoke(simulate, [flag, "grizzly"]).exit_code == 0
+    assert [sim.provider for sim in made] == ["grizzly", "grizzly"]

@@ -30,7 +30,7 @@ BUDGET = 250  # the server's requests-per-second budget
 async def test_soak(dialect: str, size: int) -> None:
     sim = Simulator(
         clock=LoopSimClock(),
-        dialect=dialect,
+        provider=dialect,
         codes=CodeSchedule.within(0.05, 1.0),
         early_cancel_seconds=0.5,
         faults=Faults.uniform(0.10, rps_budget=BUDGET, retry_after=0.2),

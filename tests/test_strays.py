@@ -23,7 +23,7 @@ def _world(*, late: float, early: float = 0.0, dialect: str = "herosms",
            committed_late: str = "getNumber") -> tuple[Simulator, SMSActivate]:
     """A simulator whose next ``committed_late`` purchase is committed ``late`` seconds after its answer
     is lost, and a client of it."""
-    sim = Simulator(dialect=dialect, codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=early,
+    sim = Simulator(provider=dialect, codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=early,
                     faults=Faults(late_commit_seconds=late, hang_seconds=1.0), api_keys={"k": Decimal(100)})
     sim.faults.inject(FaultKind.LATE_PURCHASE, action=committed_late)
     client = SMSActivate("k", provider=dialect, transport=sim.transport(), rate_limit=None, timeout=2.0,
@@ -137,7 +137,7 @@ def test_stray_watch_is_checked() -> None:
 async def test_a_dead_clients_late_commit_is_found_by_the_survivor_through_the_journal(tmp_path: Path) -> None:
     """The client that gave the purchase up dies before the server commits it: its watch is in the
     journal (``watching``), a survivor's recovery takes it over and closes the stray."""
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=0.0,
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=0.0,
                     faults=Faults(late_commit_seconds=20.0, hang_seconds=1.0), api_keys={"k": Decimal(100)})
     sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumber")
     path = tmp_path / "journal.db"

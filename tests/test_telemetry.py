@@ -238,7 +238,7 @@ def _meters() -> tuple[MeterProvider, InMemoryMetricReader]:
 async def test_strays_are_bought_once_and_their_refund_counted() -> None:
     """A purchase given up as never made, committed late: found, kept, cancelled — the account paid and
     was refunded, and the counts say so (the ledger again)."""
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=60,
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=60,
                     faults=Faults(late_commit_seconds=8.0, hang_seconds=1.0), api_keys={"k": Decimal(100)})
     sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumberV2")
     meters, reader = _meters()

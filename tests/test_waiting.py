@@ -30,7 +30,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 def make(dialect: str = "sms-activate", *, codes: CodeSchedule | None = None, early: float = 0.0,
          **client_options: Any) -> tuple[Simulator, SMSActivate]:
-    sim = Simulator(dialect=dialect, codes=codes or CodeSchedule.within(0.02, 0.3), early_cancel_seconds=early)
+    sim = Simulator(provider=dialect, codes=codes or CodeSchedule.within(0.02, 0.3), early_cancel_seconds=early)
     options: dict[str, Any] = {"poll_interval": 0.03, "rent_poll_interval": 0.03, "early_cancel_window": early,
                                "rate_limit": None}
     options.update(client_options)
@@ -82,7 +82,7 @@ async def test_a_code_that_comes_as_the_wait_times_out_is_returned_not_paid_for_
     """Found by the simulation harness (seed 1813 of a fleet world): the code reached the server just
     before the deadline, the poll that would have seen it came just after, the cancel was refused
     for the code and the number finished — paid for — while the caller got a timeout."""
-    sim = Simulator(dialect=dialect, codes=CodeSchedule.never())
+    sim = Simulator(provider=dialect, codes=CodeSchedule.never())
     inner = sim.transport()
 
     class CodeAtTheCancel(httpx.AsyncBaseTransport):

@@ -24,14 +24,14 @@ PROVIDER_ADDRESS = "84.32.223.53"  # a documented HeroSMS source (FACTS §16)
 
 
 def client_for(sim: Simulator, **options: Any) -> SMSActivate:
-    return SMSActivate(sim.api_key, provider=sim.dialect, transport=sim.transport(), rate_limit=None, **options)
+    return SMSActivate(sim.api_key, provider=sim.provider, transport=sim.transport(), rate_limit=None, **options)
 
 
 # --- 1. serve() trusts no forwarding header, loopback included ----------------------------------------
 
 
 async def test_serve_ignores_x_forwarded_for_from_loopback() -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never())
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never())
     async with client_for(sim) as client:
         app = client.webhook_app("/sms", secret=SECRET)  # the provider's documented addresses only
         async with serving(app) as url, httpx.AsyncClient() as http:
@@ -45,7 +45,7 @@ async def test_serve_ignores_x_forwarded_for_from_loopback() -> None:
 
 
 async def test_aiohttp_reads_the_last_forwarded_hop_across_lines() -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never())
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never())
     async with client_for(sim) as client:
         app = client.webhook_app("/sms", secret=SECRET, trusted_proxies=["127.0.0.1"])
         async with aiohttp_serving(app) as http:
@@ -62,7 +62,7 @@ async def test_aiohttp_reads_the_last_forwarded_hop_across_lines() -> None:
 
 
 async def test_asgi_reads_the_last_forwarded_hop_across_lines() -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never())
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never())
     client = client_for(sim)
     app = client.webhook_app("/sms", secret=SECRET, trusted_proxies=["127.0.0.1"])
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
@@ -85,7 +85,7 @@ async def test_asgi_reads_the_last_forwarded_hop_across_lines() -> None:
     b"\xff\xfe{}",
 ])
 async def test_malformed_bodies_get_400(body: bytes) -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never())
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never())
     app = client_for(sim).webhook_app("/sms", secret=SECRET, allowed_sources=None)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://hooks") as http:
@@ -100,7 +100,7 @@ async def test_malformed_bodies_get_400(body: bytes) -> None:
 def test_twelve_thousand_unique_large_pushes_keep_little_memory() -> None:
     from .test_independent_waiters import kept_bytes
 
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never())
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never())
     app = WebhookApp(client_for(sim), path="/sms", secret=SECRET, allowed_sources=None)
     app._client.notify = lambda activation_id: None  # type: ignore[attr-defined]  # the receiver alone
     filler = "x" * 60_000
@@ -123,7 +123,7 @@ def app_event(index: int, filler: str) -> Any:
 
 @on_virtual_time()
 async def test_a_flood_of_pushes_costs_no_more_than_polling() -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=0)
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=0)
     client = client_for(sim, poll_interval=1.0, early_cancel_window=0)
     app = client.webhook_app("/sms", secret=SECRET, allowed_sources=None, fallback_interval=1.0)
     async with client:

@@ -62,7 +62,7 @@ def test_a_body_that_is_not_a_push_is_a_typed_error_that_shows_it(body: bytes) -
 
 
 def client_for(sim: Simulator, **options: Any) -> SMSActivate:
-    return SMSActivate(sim.api_key, provider=sim.dialect, transport=sim.transport(), rate_limit=None, **options)
+    return SMSActivate(sim.api_key, provider=sim.provider, transport=sim.transport(), rate_limit=None, **options)
 
 
 async def post(app: WebhookApp, body: Any, *, path: str | None = None, source: str = "188.42.218.183",
@@ -95,7 +95,7 @@ async def test_receiver_checks_path_method_and_source_and_drops_repeats(caplog: 
 
 
 async def test_behind_a_proxy_the_forwarded_address_is_checked() -> None:
-    sim = Simulator(dialect="herosms", codes=CodeSchedule.never())
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never())
     async with client_for(sim) as client:
         app = client.webhook_app(secret=SECRET, trusted_proxies=["10.0.0.2"])
         hero_ip = {"x-forwarded-for": "198.51.100.1, 84.32.223.53"}  # [HERO-CN] 84.32.223.53
@@ -268,7 +268,7 @@ async def settled(sim: Simulator, pushes: int) -> None:
 
 @pytest.mark.parametrize("dialect", ["sms-activate", "herosms"])
 async def test_pushed_codes_cost_one_getstatus_each(dialect: str) -> None:
-    sim = Simulator(dialect=dialect, codes=CodeSchedule.within(0.2, 0.6))
+    sim = Simulator(provider=dialect, codes=CodeSchedule.within(0.2, 0.6))
     async with client_for(sim, poll_interval=0.05) as client:
         app = client.webhook_app("/sms", secret=SECRET, allowed_sources=None, fallback_interval=30)
         async with serving(app) as url:
@@ -357,7 +357,7 @@ async def test_aiohttp_adapter() -> None:
 
 
 def test_simulator_retry_schedule_per_dialect() -> None:
-    hero = Simulator(dialect="herosms")
+    hero = Simulator(provider="herosms")
     delays = [hero._webhook_retry_delay() for _ in range(50)]
     assert hero.webhook_retries == 8 and min(delays) >= 20 and max(delays) <= 30  # [HERO-CN] 7+ every 20-30 s
     classic = Simulator()

@@ -2,10 +2,10 @@
 
 In process::
 
-    sim = Simulator(dialect="herosms", clock=ManualClock())
+    sim = Simulator(provider="herosms", clock=ManualClock())
     async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport()) as client: ...
 
-On a port: ``python -m smsactivate_async simulate --port 8765 [--dialect herosms]``.
+On a port: ``python -m smsactivate_async simulate --port 8765 [--provider herosms]``.
 
 It is built from the protocol documents and captures, not from the client: it imports none of
 the client's parsing or models.

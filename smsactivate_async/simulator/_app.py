@@ -20,6 +20,7 @@ import json
 import logging
 import random
 import urllib.parse
+import warnings
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -76,8 +77,11 @@ class Simulator:
     """A stateful SMS-Activate server.
 
     Args:
-        dialect: ``"sms-activate"`` (classic), ``"herosms"``, ``"tiger"``, ``"grizzly"``, ``"smshub"`` or
-            ``"smsbower"`` (each a :class:`DialectProfile` in ``_dialects``).
+        provider: the provider whose server it plays: ``"sms-activate"`` (classic), ``"herosms"``,
+            ``"tiger"``, ``"grizzly"``, ``"smshub"`` or ``"smsbower"`` — a preset's name, each with its
+            :class:`DialectProfile` in ``_dialects`` (its wire dialect is the preset's ``Provider.dialect``).
+        dialect: the former name of ``provider`` (deprecated: a dialect is the wire decoding, of which
+            there are two; a profile belongs to a provider).
         api_keys: API key → starting balance. Default: ``{"test-key": 1000}``.
         clock: a :class:`SimClock` (``ManualClock`` in tests).
         codes: when codes arrive for new activations (:class:`CodeSchedule`).
@@ -109,7 +113,8 @@ class Simulator:
     def __init__(
         self,
         *,
-        dialect: ProfileName = "sms-activate",
+        provider: ProfileName | None = None,
+        dialect: ProfileName | None = None,
         api_keys: Mapping[str, Decimal | int | str] | None = None,
         clock: SimClock | None = None,
         codes: CodeSchedule | None = None,
@@ -131,11 +136,19 @@ class Simulator:
         herosms_accepts_ready: bool = False,
         seed: int = 0,
     ) -> None:
-        if dialect not in PROFILES:
-            raise ValueError(f"unknown dialect {dialect!r}")
-        self.dialect: ProfileName = dialect
-        profile = PROFILES[dialect]
-        if herosms_accepts_ready and dialect == "herosms":
+        if dialect is not None:
+            if provider is not None:
+                raise ValueError("give provider= alone (dialect= is its former name)")
+            warnings.warn("Simulator(dialect=…) is now Simulator(provider=…): a dialect is the wire decoding "
+                          "(Provider.dialect), a profile belongs to a provider", DeprecationWarning, stacklevel=2)
+            provider = dialect
+        provider = "sms-activate" if provider is None else provider
+        if provider not in PROFILES:
+            raise ValueError(f"unknown provider {provider!r}: one of {', '.join(PROFILES)}")
+        #: the provider whose server this plays (a preset's name; its profile is :attr:`profile`)
+        self.provider: ProfileName = provider
+        profile = PROFILES[provider]
+        if herosms_accepts_ready and provider == "herosms":
             profile = attrs.evolve(profile, accepts_ready=True)
         #: what this dialect does differently (declared data, with sources)
         self.profile: DialectProfile = profile
@@ -187,6 +200,12 @@ class Simulator:
         self._wake: anyio.Event | None = None
         dropped = self.profile.dropped_actions | (ALL_EXTRA_ACTIONS - self.profile.extra_actions)
         self._handlers: dict[str, Handler] = {a: h for a, h in HANDLERS.items() if a not in dropped}
+
+    @property
+    def dialect(self) -> ProfileName:
+        """The former name of :attr:`provider` (deprecated)."""
+        warnings.warn("Simulator.dialect is now Simulator.provider", DeprecationWarning, stacklevel=2)
+        return self.provider
 
     # --- public helpers for tests and the demo -------------------------------------------
 

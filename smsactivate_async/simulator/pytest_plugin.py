@@ -43,7 +43,7 @@ def sms_client(sms_simulator: Simulator) -> Any:
 
     return SMSActivate(
         sms_simulator.api_key,
-        provider=sms_simulator.dialect,  # every simulator dialect has its provider preset
+        provider=sms_simulator.provider,  # every simulator dialect has its provider preset
         transport=sms_simulator.transport(),
         poll_interval=0.01,
         rate_limit=None,
