@@ -11,6 +11,7 @@ import enum
 import json
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -404,11 +405,15 @@ def simulate(port: int, host: str, provider: str, faults: float, rps: float | No
                   f"its ledger on http://{host}:{port}/_simulator/ledger")
     # uvicorn stops on SIGTERM, then raises it again: by default that ends the process before the
     # ledger below is printed (a deploy, `docker stop`, a benchmark stopping its simulator)
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    default_sigterm = (threading.current_thread() is threading.main_thread()
+                       and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+    if default_sigterm:
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         serve(sim, host=host, port=port)
     finally:  # what happened, for the operator of the run: requests, blocks, money
+        if default_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         console.print_json(data=sim.ledger.summary())
 
 

@@ -335,15 +335,26 @@ async def test_a_served_simulator_shows_its_ledger_and_simulate_prints_it_at_exi
     assert "records" not in ledger and "requests" in ledger and isinstance(ledger["requests"], int)
     assert sim.api_key not in json.dumps(rows)
 
+    import signal
+
+    handlers: list[object] = []
+
     def serve_then_stop(served: Simulator, **options: Any) -> None:
         served.ledger.over_budget = 3  # as if a client had gone over the budget
+        handlers.append(signal.getsignal(signal.SIGTERM))
         raise KeyboardInterrupt
 
     monkeypatch.setattr(simulator, "serve", serve_then_stop)
+    before = signal.getsignal(signal.SIGTERM)
     result = CliRunner().invoke(simulate, [])
     assert '"over_budget": 3' in result.output and '"requests": 0' in result.output
     printed, _ = json.JSONDecoder().raw_decode(result.output[result.output.index("{"):])
     assert printed["over_budget"] == 3
+    # while serving, SIGTERM ends it through the ledger's print (a real SIGTERM: test_fleet's benchmark
+    # test); the process's own handler is back afterwards
+    assert signal.getsignal(signal.SIGTERM) is before
+    if before is signal.SIG_DFL:
+        assert handlers and handlers[0] not in (signal.SIG_DFL, None)
 
 
 def test_the_simulator_is_named_for_the_provider_it_plays_and_dialect_is_its_former_name(
