@@ -114,16 +114,18 @@ async def test_watch_keeps_the_view_live_until_interrupted(tmp_path: Any) -> Non
     async with SMSActivate(sim.api_key, owner="w1", store=url, transport=sim.transport(), rate_limit=None,
                            suspend_on_close=True) as client:
         await client.start_activation(service="tg", country=0, timeout=600)
-    out = await anyio.to_thread.run_sync(_watch_for_two_seconds, sim.api_key, url)
+    out = await anyio.to_thread.run_sync(_watch_a_while, sim.api_key, url)
     assert "Owners — 1 open, 1 suspended" in out and "w1" in out
 
 
-def _watch_for_two_seconds(api_key: str, url: str) -> str:
+def _watch_a_while(api_key: str, url: str) -> str:
+    # Ctrl-C's default for the child even when this process runs with SIGINT ignored (a test runner's
+    # worker, mutmut's: the child inherited SIG_IGN and never stopped); 4 s: its start-up on a loaded machine
     watcher = subprocess.Popen(
         [sys.executable, "-m", "smsactivate_async", "--api-key", api_key, "fleet", "--store", url, "--watch",
          "--interval", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "COLUMNS": "150"})
-    time.sleep(2.0)
+        env={**os.environ, "COLUMNS": "150"}, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(4.0)
     watcher.send_signal(signal.SIGINT)
     out, err = watcher.communicate(timeout=30)
     assert watcher.returncode == 0, err
