@@ -156,6 +156,7 @@ async def test_purchase_ambiguous_between_candidates_raises() -> None:
     async with client() as c:
         with pytest.raises(PurchaseUncertainError) as info:
             await c.get_number(service="tg")
+        assert c.stats.reconciliations == 1  # one lost answer, one reconciliation (found by mutmut)
     assert info.value.candidate_ids == (4000000000, 4000000001)
 
 
@@ -185,9 +186,12 @@ async def test_order_id_reused_and_order_already_exists_recovers() -> None:
 async def test_other_purchases_are_never_repeated_after_a_lost_answer() -> None:
     route = respx.get(URL).mock(side_effect=httpx.ReadTimeout("lost"))
     async with client() as c:
-        with pytest.raises(PurchaseUncertainError):
+        with pytest.raises(PurchaseUncertainError) as info:
             await c.buy_partner_product(product_id=1)
+        assert c.stats.reconciliations == 1  # counted, though nothing can be looked up for it
     assert route.call_count == 1
+    # the error names the purchase and what lost its answer (found by mutmut over _settlement)
+    assert info.value.action == "buyPartnerProduct" and info.value.code == "TRANSPORT_ERROR" and "answer was lost" in str(info.value)
 
 
 async def test_rent_lost_answer_adopted_from_rent_list() -> None:
