@@ -242,6 +242,22 @@ async def test_a_redirect_is_not_followed_and_names_the_new_host(status: int) ->
     assert error.status_code == status and error.code == "REDIRECT"
 
 
+@pytest.mark.parametrize(("location", "named"), [
+    ("https://new-provider.example/x?api_key=SECRET-KEY-123", "https://new-provider.example"),
+    (None, None), ("", None), ("file:///etc/passwd", None)])
+async def test_a_redirect_says_where_it_went_only_when_there_is_a_host(location: str | None, named: str | None) -> None:
+    """Found by mutmut over _session: the error's message, location and action, with a Location that
+    names a host, none at all, an empty one, or one without a host."""
+    headers = {} if location is None else {"location": location}
+    async with mock_client(lambda request: httpx.Response(301, headers=headers)) as client:
+        with pytest.raises(RedirectError) as info:
+            await client.get_balance()
+    error = info.value
+    assert error.location == named and error.action == "getBalance" and error.status_code == 301
+    assert error.message.startswith(f"the provider answered HTTP 301, a redirect{f' to {named}' if named else ''};")
+    assert "SECRET-KEY-123" not in str(error)
+
+
 async def test_a_relative_redirect_names_the_current_host() -> None:
     async with mock_client(replying(302, "", location="/login")) as client:
         with pytest.raises(RedirectError) as info:
