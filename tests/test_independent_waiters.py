@@ -238,10 +238,15 @@ async def test_aclose_ends_running_waits_with_a_clear_error() -> None:
 
 async def test_reopened_after_aclose_starts_afresh() -> None:
     """A second lifespan of the same app (a second TestClient) reopens the client."""
-    _sim, client = world("sms-activate")
-    for _ in range(2):
+    sim, client = world("sms-activate")
+    for round_ in range(2):
         async with client:
             assert await client.get_balance() > 0
+            # and waits again: the scheduler is open once more (found by mutmut over _waiting)
+            number = await client.get_number_v2(service="tg", country=2)
+            sim.deliver_sms(number.activation_id, f"Your code is 2468{round_}")
+            assert await client.wait_for_code(number.activation_id, timeout=5) == f"2468{round_}"
+            await client.set_status(number.activation_id, 6)
     assert not client._host.running
 
 

@@ -1,0 +1,51 @@
+"""The scheduler's arithmetic and bookkeeping, exactly (issue 37: tests written for the survivors of a
+mutmut pass over ``_waiting.py`` — each asserts what a changed operator or constant would change)."""
+
+from __future__ import annotations
+
+import pytest
+
+from smsactivate_async import SMSActivate
+from smsactivate_async._waiting import _Track
+from smsactivate_async.simulator import Simulator
+
+from .conftest import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+
+def _scheduler(poll_interval: float = 2.0) -> tuple[SMSActivate, FakeClock]:
+    clock = FakeClock()
+    client = SMSActivate("k", transport=Simulator().transport(), rate_limit=None, poll_interval=poll_interval,
+                         clock=clock)
+    return client, clock
+
+
+def test_a_push_takes_one_of_two_confirmations_refilled_one_per_poll_interval() -> None:
+    """Each activation may have its pushes confirmed twice at once, then once per poll interval (the
+    polling's own cost): what a forged flood can make the client spend, and no more."""
+    client, _ = _scheduler(poll_interval=2.0)
+    scheduler = client._get_scheduler()
+    track = _Track(7)
+    take = scheduler._push_token
+    assert [take(track, 0.0), take(track, 0.0)] == [0.0, 0.0]  # the burst of two
+    assert take(track, 0.0) == pytest.approx(2.0)  # empty: a whole interval until the next
+    assert take(track, 1.0) == pytest.approx(1.0)  # half refilled: half an interval (none taken)
+    assert track.push_tokens == pytest.approx(0.5)
+    assert take(track, 3.0) == 0.0 and track.push_tokens == pytest.approx(0.5)  # 0.5 + 1 refilled, one taken
+    assert take(track, 100.0) == 0.0 and track.push_tokens == pytest.approx(1.0)  # never more than two
+    scheduler._intervals[0.5] += 1  # a waiter polling faster: refilled at its pace
+    assert [take(track, 100.0), take(track, 100.0)] == [0.0, pytest.approx(0.5)]
+
+
+async def test_a_number_found_closed_is_news_once_and_forgotten() -> None:
+    """``closed_number``: the news goes out under the activation's id and state ("expired" unless
+    told), so the stats count it and the scheduler forgets the codes it handed out."""
+    client, _ = _scheduler()
+    scheduler = client._get_scheduler()
+    scheduler.codes.mark(5, "1234")
+    scheduler.codes.mark(6, "5678")
+    scheduler.closed_number(5)
+    scheduler.closed_number(6, "finished")
+    assert dict(client.stats.closed) == {"expired": 1, "finished": 1}
+    assert scheduler.codes.seen(5) == frozenset() and scheduler.codes.seen(6) == frozenset()
