@@ -49,3 +49,38 @@ async def test_a_number_found_closed_is_news_once_and_forgotten() -> None:
     scheduler.closed_number(6, "finished")
     assert dict(client.stats.closed) == {"expired": 1, "finished": 1}
     assert scheduler.codes.seen(5) == frozenset() and scheduler.codes.seen(6) == frozenset()
+
+
+async def test_pushes_beyond_the_confirmations_are_held_back_counted_and_confirmed_when_due() -> None:
+    """A push while one is confirmed is coalesced; past the two confirmations it waits for the next
+    (never dropped), counted each time; when due it is confirmed; a push for a number nobody waits on
+    yet is remembered (all synchronous here: the poller, started on the way, cannot run in between)."""
+    client, clock = _scheduler(poll_interval=2.0)
+    async with client:
+        scheduler = client._get_scheduler()
+        track = scheduler._tracks[7] = _Track(7)
+        scheduler.notify(7)
+        assert track.pushed and 7 in scheduler._urgent and scheduler.pushes_coalesced == 0
+        scheduler.notify(7)  # its confirmation is under way: once more after it, if it finds nothing
+        assert track.push_again and scheduler.pushes_coalesced == 1
+        track.pushed = False  # that confirmation ended
+        scheduler._urgent.clear()
+        scheduler.notify(7)  # the second of two
+        assert track.pushed and 7 in scheduler._urgent and scheduler.pushes_coalesced == 1
+        track.pushed = False
+        scheduler._urgent.clear()
+        scheduler.notify(7)  # none left: held back a whole interval
+        scheduler.notify(7)
+        assert scheduler._push_later == {7: 2.0} and scheduler.pushes_coalesced == 3 and not track.pushed
+        clock.t = 1.0
+        scheduler._pushes_due(1.0)  # not yet
+        assert scheduler._push_later == {7: 2.0} and not track.pushed
+        scheduler._tracks[9] = _Track(9)
+        scheduler._push_later = {9: 5.0, **scheduler._push_later}  # another, due later, looked at first
+        clock.t = 2.0
+        scheduler._pushes_due(2.0)
+        assert scheduler._push_later == {9: 5.0} and track.pushed and 7 in scheduler._urgent
+        scheduler.notify(8)  # nobody waits on 8: a wait that starts soon is confirmed at once
+        assert scheduler._pushed.pop(8) is not None and 8 not in scheduler._tracks
+        del scheduler._tracks[7], scheduler._tracks[9]
+        scheduler._push_later.clear()
