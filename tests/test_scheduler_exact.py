@@ -3,9 +3,10 @@ mutmut pass over ``_waiting.py`` — each asserts what a changed operator or con
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
-from smsactivate_async import SMSActivate
+from smsactivate_async import Provider, SMSActivate, WaitTimeoutError
 from smsactivate_async._waiting import _Track
 from smsactivate_async.simulator import Simulator
 
@@ -84,3 +85,30 @@ async def test_pushes_beyond_the_confirmations_are_held_back_counted_and_confirm
         assert scheduler._pushed.pop(8) is not None and 8 not in scheduler._tracks
         del scheduler._tracks[7], scheduler._tracks[9]
         scheduler._push_later.clear()
+
+
+@pytest.mark.parametrize("voice", [True, False])
+async def test_a_voice_code_only_getstatusv2_shows_is_asked_for_on_a_voice_wait(voice: bool) -> None:
+    """getStatus still says STATUS_WAIT_CODE when the code came by a call: a voice wait asks
+    getStatusV2 for that activation (by its id) and takes the call's code; any other wait never asks."""
+    asked: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        asked.append(params["action"])
+        if params["action"] == "getStatus":
+            return httpx.Response(200, text="STATUS_WAIT_CODE")
+        assert params["action"] == "getStatusV2" and params["id"] == "4000000001"
+        return httpx.Response(200, json={"verificationType": 2, "sms": None, "call": {
+            "from": "79000000000", "text": "your code", "code": "24680", "dateTime": "2026-12-07 04:00:00"}})
+
+    provider = Provider(name="plain", base_url="http://x/stubs/handler_api.php", has_active_activations=False,
+                        rate_limit=None)
+    async with SMSActivate("k", provider=provider, transport=httpx.MockTransport(server), poll_interval=0.05) as c:
+        if voice:
+            assert await c.wait_for_code(4000000001, timeout=2, voice=True, cancel_on_timeout=False) == "24680"
+            assert asked.count("getStatusV2") == 1 and asked[-1] == "getStatusV2"
+        else:
+            with pytest.raises(WaitTimeoutError):
+                await c.wait_for_code(4000000001, timeout=0.3, cancel_on_timeout=False)
+            assert "getStatusV2" not in asked and asked.count("getStatus") >= 2
