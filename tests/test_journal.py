@@ -1075,3 +1075,18 @@ async def test_other_clients_unresolved_purchases_are_counted_exactly(tmp_path: 
     finally:
         for journal in (mine, live, dead):
             await journal.aclose()
+
+
+@pytest.mark.parametrize("read", ["get_status", "get_status_v2"])
+async def test_a_code_read_by_the_callers_own_status_call_is_journaled(tmp_path: Path, read: str) -> None:
+    """Found by mutmut over _session: a code a getStatus or getStatusV2 answer carries is written to
+    the journal whoever asked (the caller here, not the scheduler), so a restart knows it was received."""
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, early_cancel_window=0,
+                           store=f"sqlite:///{tmp_path}/journal.db") as client:
+        number = await client.get_number_v2(service="tg", country=0)
+        sim.deliver_sms(number.activation_id, "Your code is 975310")
+        await getattr(client, read)(number.activation_id)
+        (entry,) = await client._session.journal.store.open_entries()
+        assert entry.id == number.activation_id and entry.code == "975310"
+        await client.set_status(number.activation_id, 6)
