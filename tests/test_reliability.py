@@ -20,7 +20,7 @@ from smsactivate_async import (
     TransportError,
 )
 from smsactivate_async._policy import RateLimiter
-from smsactivate_async.simulator import Faults, Simulator
+from smsactivate_async.simulator import CodeSchedule, Faults, Simulator
 
 from .conftest import FakeClock
 
@@ -345,3 +345,41 @@ async def test_a_number_adopted_after_a_lost_answer_is_journaled_under_its_inten
         assert entry.intent_id is not None and entry.service == "tg"
         if action == "getRentNumber":
             assert entry.paid_until is not None and abs(entry.paid_until - entry.bought_at - 4 * 3600) < 1
+
+
+@pytest.mark.parametrize("before", [99, 100, 150])
+async def test_a_lost_purchase_on_a_later_page_of_the_listing_is_found(before: int) -> None:
+    """Found by mutmut over _session: the reconciliation reads every page of a paged listing (HeroSMS:
+    100 rows a page) — a full page is followed by the next, a short one ends it — so a lost purchase
+    listed beyond the first page is adopted, not bought again."""
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never())
+    async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), rate_limit=None,
+                           retry=RetryPolicy(attempts=3, base_delay=0, max_delay=0, settle=0)) as c:
+        for _ in range(before):
+            await c.get_number_v2(service="tg", country=2)
+        sim.faults.inject("lost_purchase", action="getNumber")
+        pages_before = sim.ledger.requests_for("getActiveActivations")
+        number = await c.get_number(service="tg", country=2)
+        pages = sim.ledger.requests_for("getActiveActivations") - pages_before
+    assert c.stats.adopted == 1 and len(sim.ledger.purchases) == before + 1
+    assert number.activation_id == sim.ledger.purchases[-1].id
+    # one listing, found in it: every full page followed by the next (100 rows: an empty second page)
+    assert pages == (before + 1) // 100 + 1
+
+
+async def test_a_429_without_retry_after_waits_out_the_providers_block() -> None:
+    """Found by mutmut over _session: HeroSMS's 429 names no Retry-After; the retry waits for its
+    block (10 s: any request meanwhile renews it), not a short backoff, and the throttle is noted for
+    the poll budget."""
+    from .conftest import FakeClock
+
+    answers = [httpx.Response(429, json={"title": "RATE_LIMIT", "details": "Too many requests", "info": {}}),
+               httpx.Response(200, text="ACCESS_BALANCE:1.00")]
+    clock = FakeClock()
+    clock.t = 50.0
+    async with SMSActivate("k", provider="herosms", transport=httpx.MockTransport(lambda request: answers.pop(0)),
+                           clock=clock, rate_limit=None,
+                           retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02)) as c:
+        assert str(await c.get_balance()) == "1.00"
+        assert c._session.last_throttle == 50.0
+    assert [s for s in clock.sleeps if s > 0] == [10.0] and c.stats.retries == 1
