@@ -167,6 +167,8 @@ async def test_a_listing_that_is_not_a_listing_makes_the_purchase_uncertain_not_
             await c.get_number(service="tg")
     assert "could not be read" in str(info.value)
     assert [a for a, _ in calls].count("getNumber") == 1  # never bought again
+    # the purchase named, the uncertainty coded (found by mutmut over _settlement)
+    assert info.value.action == "getNumber" and info.value.code == "PURCHASE_UNCERTAIN"
 
 
 @respx.mock
