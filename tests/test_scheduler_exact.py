@@ -112,3 +112,42 @@ async def test_a_voice_code_only_getstatusv2_shows_is_asked_for_on_a_voice_wait(
             with pytest.raises(WaitTimeoutError):
                 await c.wait_for_code(4000000001, timeout=0.3, cancel_on_timeout=False)
             assert "getStatusV2" not in asked and asked.count("getStatus") >= 2
+
+
+def test_the_code_book_keeps_every_code_handed_out_until_retention_or_close() -> None:
+    """Found by mutmut over _waiting: a code once handed out is never news again — all of them, not the
+    last one only — and an activation's record goes ``retention`` seconds after it was last touched."""
+    from smsactivate_async._waiting import CodeBook
+
+    clock = FakeClock()
+    book = CodeBook(clock, retention=100.0)
+    book.mark(1, "111")
+    book.mark(1, "222")  # after status 3: the first is still not news
+    book.mark(2, "333")
+    assert book.seen(1) == {"111", "222"} and book.seen(2) == {"333"} and len(book) == 2
+    clock.t = 100.0
+    book.mark(3, "444")  # 1 and 2 are exactly 100 s old: kept
+    assert len(book) == 3
+    clock.t = 100.5
+    book.mark(2, "555")  # touched again: kept with both its codes; 1 is older than retention: gone
+    assert book.seen(1) == frozenset() and book.seen(2) == {"333", "555"} and len(book) == 2
+    book.forget(2)
+    assert book.seen(2) == frozenset() and len(book) == 1
+
+
+async def test_a_number_cancelled_at_the_server_ends_the_wait_with_what_happened() -> None:
+    """Found by mutmut over _waiting: a getStatus that says STATUS_CANCEL ends the waits with an
+    ActivationCancelledError naming the activation, its code and the action that saw it."""
+    from smsactivate_async import ActivationCancelledError
+    from smsactivate_async.simulator._core import ActivationState
+
+    sim = Simulator(early_cancel_seconds=0)
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, poll_interval=0.05,
+                           early_cancel_window=0) as client:
+        number = await client.get_number_v2(service="tg", country=0)
+        sim.activations[number.activation_id].state = ActivationState.CANCELLED  # closed by someone else
+        with pytest.raises(ActivationCancelledError) as info:
+            await client.wait_for_code(number.activation_id, timeout=5)
+    error = info.value
+    assert error.code == "STATUS_CANCEL" and error.action == "getStatus"
+    assert error.message == f"activation {number.activation_id} was cancelled (or finished) while waiting for a code"
