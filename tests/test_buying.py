@@ -278,7 +278,7 @@ async def test_pool_sets_a_broke_provider_aside_and_keeps_each_number_with_its_b
 
 async def test_pool_by_price_and_exhaustion() -> None:
     dear, a = make()
-    cheap, b = make(dialect="herosms")
+    cheap, b = make(provider="herosms")
     dear.set_price("tg", 2, "0.50")
     cheap.set_price("tg", 2, "0.20")
     pool = ProviderPool([a, b], order="price")
