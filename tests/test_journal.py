@@ -1090,3 +1090,20 @@ async def test_a_code_read_by_the_callers_own_status_call_is_journaled(tmp_path:
         (entry,) = await client._session.journal.store.open_entries()
         assert entry.id == number.activation_id and entry.code == "975310"
         await client.set_status(number.activation_id, 6)
+
+
+async def test_a_rent_is_journaled_as_a_rent(tmp_path: Path) -> None:
+    """Found by mutmut over _settlement: a purchase's intent and record say what it bought — a rent as
+    a rent (other clients reconciling rents wait for its intent alone, not those reconciling
+    activations), and its record in the rents' id space."""
+    sim = Simulator()
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None,
+                           store=f"sqlite:///{tmp_path}/journal.db") as client:
+        rent = await client.get_rent_number(service="tg", rent_time=4)
+        await client.get_number_v2(service="tg", country=0)
+        store = client._session.journal.store
+        intents = await store.intents(("bought",))
+        assert sorted((i.action, i.kind) for i in intents) == [("getNumberV2", "activation"), ("getRentNumber", "rent")]
+        entries = sorted((e.kind, e.id) for e in await store.open_entries())
+        assert ("rent", rent.id) in entries and [kind for kind, _ in entries].count("activation") == 1
+        await client.set_rent_status(rent.id, 2)

@@ -8,7 +8,7 @@ import pytest
 
 from smsactivate_async import Provider, SMSActivate, WaitTimeoutError
 from smsactivate_async._waiting import _Track
-from smsactivate_async.simulator import Simulator
+from smsactivate_async.simulator import CodeSchedule, Simulator
 
 from .conftest import FakeClock
 
@@ -151,3 +151,18 @@ async def test_a_number_cancelled_at_the_server_ends_the_wait_with_what_happened
     error = info.value
     assert error.code == "STATUS_CANCEL" and error.action == "getStatus"
     assert error.message == f"activation {number.activation_id} was cancelled (or finished) while waiting for a code"
+
+
+async def test_a_code_an_exact_row_carries_costs_no_getstatus() -> None:
+    """Found by mutmut over _waiting: where the provider's getActiveActivations row carries the code as
+    one string (``codes_from_rows``, the classic preset), the scan hands it over; no getStatus is asked."""
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, poll_interval=0.05,
+                           early_cancel_window=0) as client:
+        assert client.provider.codes_from_rows
+        number = await client.get_number_v2(service="tg", country=0)
+        sim.deliver_sms(number.activation_id, "Your code is 864200")
+        assert await client.wait_for_code(number.activation_id, timeout=5) == "864200"
+        await client.set_status(number.activation_id, 6)
+        assert client._get_scheduler().row_deliveries == 1
+    assert sim.ledger.requests_for("getStatus") == 0
