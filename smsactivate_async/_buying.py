@@ -33,8 +33,6 @@ import attrs
 from ._clock import SystemClock
 from ._exceptions import (
     APIError,
-    BannedError,
-    InsufficientBalanceError,
     InvalidArgumentError,
     NoNumbersError,
     PurchaseUncertainError,
@@ -573,8 +571,6 @@ async def buy_with_policy(client: Buyer, service: str, country: int | None, poli
     raise last
 
 
-#: what sets a provider of a ``ProviderPool`` aside (``_pool.py``)
-_SET_ASIDE = (BannedError, InsufficientBalanceError)
 
 
 # --- many at once -----------------------------------------------------------------------------------

@@ -14,8 +14,11 @@ from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._buying import _SET_ASIDE, BuyingPolicy, RunMany, _now
+from ._buying import BuyingPolicy, RunMany
+from ._clock import SystemClock
 from ._exceptions import (
+    BannedError,
+    InsufficientBalanceError,
     InvalidArgumentError,
     NoNumbersError,
     PurchaseUncertainError,
@@ -32,6 +35,10 @@ if TYPE_CHECKING:
 __all__ = ["ProviderPool"]
 
 log = logging.getLogger("smsactivate_async.buying")
+#: the event loop's time (virtual under a mock clock), or monotonic time outside a loop
+_now = SystemClock().now
+#: what sets a provider aside
+_SET_ASIDE = (BannedError, InsufficientBalanceError)
 
 
 class ProviderPool:
