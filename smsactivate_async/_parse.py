@@ -59,6 +59,8 @@ from ._wire import TextAnswer
 __all__ = [
     "UnexpectedAnswer",
     "active_rows",
+    "active_rows_unchecked",
+    "not_active_rows",
     "parse_active_activations",
     "parse_all_sms",
     "parse_balance",
@@ -294,6 +296,21 @@ def active_rows(answer: Any) -> list[Any]:
     An answer without the rows key is not a listing (an error page, another endpoint's answer):
     it raises, so that nobody concludes from it that there are no activations.
     """
+    result = active_rows_unchecked(answer)
+    for row in result:
+        if (type(row) is not dict and not isinstance(row, Mapping)) or "activationId" not in row:
+            raise not_active_rows(answer)
+    return result
+
+
+def not_active_rows(answer: Any) -> UnexpectedAnswer:
+    """The error of an answer that is not getActiveActivations rows."""
+    return _unexpected(answer, _ACTIVE_WHAT)
+
+
+def active_rows_unchecked(answer: Any) -> list[Any]:
+    """:func:`active_rows` without the check of each row, for a reader that checks them as it goes
+    (a row that is no mapping with an ``activationId`` must raise :func:`not_active_rows`)."""
     if isinstance(answer, list):
         rows: Any = answer
     else:
@@ -306,11 +323,7 @@ def active_rows(answer: Any) -> list[Any]:
                 rows = []
         else:
             raise _unexpected(answer, _ACTIVE_WHAT)
-    result = to_list(rows)
-    for row in result:
-        if (type(row) is not dict and not isinstance(row, Mapping)) or "activationId" not in row:
-            raise _unexpected(answer, _ACTIVE_WHAT)
-    return result
+    return to_list(rows)
 
 
 def parse_active_activations(answer: Any) -> list[ActiveActivation]:

@@ -47,7 +47,7 @@ from ._exceptions import (
     WaitTimeoutError,
 )
 from ._models import ActivationStatus, StatusCode, StatusV2
-from ._parse import active_rows
+from ._parse import active_rows_unchecked, not_active_rows
 from ._store import FleetStore, Push, PushStore
 from ._tasks import LoopJob
 
@@ -74,6 +74,10 @@ _PUSH_BURST = 2
 Row = tuple[str | None, str | None, bool]
 
 
+#: the rows of a quiet tick, made once (most rows of most ticks: no code yet)
+_NO_CODE: dict[str | None, Row] = {status: (status, None, True) for status in (None, *map(str, range(11)))}
+
+
 def _scan_rows(answer: Any) -> dict[int, Row]:
     """getActiveActivations rows as ``id → (status, code, exact)``: light enough for 10 000 rows a tick.
 
@@ -81,17 +85,27 @@ def _scan_rows(answer: Any) -> dict[int, Row]:
     codes says neither which is the newest nor whether it is stale, so it only means "look".
     """
     result: dict[int, Row] = {}
-    for row in active_rows(answer):
-        code = row.get("smsCode")
+    # The wire's common forms (a digit-string id, a string status, no code) first: 10 000 rows a tick.
+    for row in active_rows_unchecked(answer):
+        try:
+            raw_id = row["activationId"]
+            status = row.get("activationStatus")
+            code = row.get("smsCode")
+        except (KeyError, TypeError, AttributeError):  # not a mapping with an activationId
+            raise not_active_rows(answer) from None
+        if type(raw_id) is str and raw_id.isdigit() and raw_id[0] != "0":
+            activation_id = int(raw_id)
+        else:
+            activation_id = to_id(raw_id)
+        if status is not None and type(status) is not str:
+            status = str(status)
+        if code is None:
+            result[activation_id] = _NO_CODE.get(status) or (status, None, True)
+            continue
         exact = not isinstance(code, list)
         if not exact:
             code = code[-1] if code else None
-        status = row.get("activationStatus")
-        result[to_id(row["activationId"])] = (
-            None if status is None else str(status),
-            None if code in (None, "") else str(code),
-            exact,
-        )
+        result[activation_id] = (status, None if code is None or code == "" else str(code), exact)
     return result
 
 
@@ -250,6 +264,8 @@ class Scheduler:
         self._settings = settings
         self._host = host
         self._tracks: dict[int, _Track] = {}
+        #: waiters whose wait has ended (a code, an error) that have not left yet
+        self._ended = 0
         self._poller = LoopJob("smsactivate_async poller")
         self._urgent: set[int] = set()
         self._last_tick = float("-inf")
@@ -340,6 +356,8 @@ class Scheduler:
         if track is None or waiter not in track.waiters:
             return
         track.waiters.remove(waiter)
+        if waiter.done:
+            self._ended -= 1
         self._live -= 1
         self._intervals[waiter.interval] -= 1
         if not self._intervals[waiter.interval]:
@@ -434,6 +452,7 @@ class Scheduler:
             if waiter.done or (code is not None and code in waiter.exclude):
                 continue
             waiter.code, waiter.error = code, error
+            self._ended += 1
             waiter.wake.set()
 
     def observe_status(self, activation_id: int, status: ActivationStatus) -> None:
@@ -517,7 +536,10 @@ class Scheduler:
 
     async def _tick(self) -> None:
         self.ticks += 1
-        tracks = [t for t in self._tracks.values() if _waited(t)]
+        if self._ended:  # some wait has ended and its waiter has not left yet: leave it out
+            tracks = [track for track in self._tracks.values() if _waited(track)]
+        else:
+            tracks = list(self._tracks.values())
         if not tracks:
             return
         provider = self._session.provider
@@ -533,7 +555,7 @@ class Scheduler:
         changed = []
         trust_rows = provider.codes_from_rows
         for track in tracks:
-            if track.activation_id in unseen:
+            if unseen and track.activation_id in unseen:
                 continue
             row = rows.get(track.activation_id)
             if row is None:
@@ -562,10 +584,10 @@ class Scheduler:
         stops (it died, or has no waiters left), its lease runs out within two ticks and the next
         client to tick takes over.
         """
-        wanted = {t.activation_id for t in tracks}
         fleet = self._fleet
         if fleet is None:
-            return await self._scan(wanted), set()
+            return await self._scan(tracks), set()
+        wanted = {t.activation_id for t in tracks}
         journal = self._session.journal
         interval = self._interval()
         try:
@@ -582,14 +604,14 @@ class Scheduler:
         except StoreError as exc:
             log.info("poll tick: the fleet's poller is unreachable (%s); scanning alone", exc.code)
             self._next_rows = None
-            return await self._scan(wanted), set()
+            return await self._scan(tracks), set()
         late = self._next_rows is not None and self._clock.now() > self._next_rows and scanned_at <= self._rows_at
         self._rows_at = max(self._rows_at, scanned_at)
         if late or journal.wall() - scanned_at > 2 * interval + 1.0:
             # The poller is late (its next scan was announced and has not come; it may have died with the
             # webhook receiver in its process): do not wait up to two more intervals for its lease to run out.
             self._next_rows = None
-            return await self._scan(wanted), set()
+            return await self._scan(tracks), set()
         # a waiter that began after the poller's scan is not in it, and that says nothing yet
         unseen = {t.activation_id for t in tracks
                   if t.activation_id not in rows and min(w.since for w in t.waiters) > scanned_at}
@@ -611,10 +633,12 @@ class Scheduler:
             return store
         return None
 
-    async def _scan(self, wanted: set[int] | None) -> dict[int, Row]:
-        """The active rows; paging stops once every waited-for activation has been seen (``None``: all)."""
+    async def _scan(self, tracks: list[_Track] | None) -> dict[int, Row]:
+        """The active rows; paging stops once every track's activation has been seen (``None``: all)."""
+        if self._session.provider.page_size is None:
+            return await self._session.call(SCAN_ACTIVE, {})  # one answer, every row: no set to keep
         rows: dict[int, Row] = {}
-        missing = set(wanted) if wanted is not None else None
+        missing = None if tracks is None else {t.activation_id for t in tracks}
         pages = self._session.pages(SCAN_ACTIVE)
         try:
             async for chunk in pages:

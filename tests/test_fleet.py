@@ -4,6 +4,7 @@ when the poller leaves another client takes over within a tick or two."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any
 
 import anyio
@@ -219,3 +220,31 @@ def test_the_fleet_benchmark_runs_its_simulator_in_a_process_of_its_own(tmp_path
     ledger, _ = json.JSONDecoder().raw_decode(printed[printed.index("{"):])  # what it printed at exit
     assert ledger["purchases"] == purchases and ledger["duplicate_orders"] == {}
     assert len(ledger["blocks"]) == rows["rate blocks (HeroSMS limits: 10 s, renewed by requests during one)"]
+
+
+async def test_the_fleets_poller_scans_once_an_interval_under_a_lease_of_two_intervals(redis_url: str) -> None:
+    """Alone in its fleet, a client is the poller: it scans once per poll interval (its own "rows"
+    push, heard back over pub/sub, is not a reason to scan again), counts each scan once, and holds
+    the poller's lease for two intervals and a half second, renewed at each scan."""
+    sim = Simulator(codes=CodeSchedule.never())
+    connection: Any = redis.Redis.from_url(redis_url)
+    poller_key = f"smsactivate:{{{namespace_for('sms-activate', sim.api_key)}}}:poller"
+    async with SMSActivate(sim.api_key, store=redis_url, owner="alone", transport=sim.transport(), rate_limit=None,
+                           poll_interval=0.5) as client:
+        activation_id = (await client.get_number_v2(service="tg", country=0)).activation_id
+        scheduler = client._get_scheduler()
+        scans_before = sim.ledger.requests_for("getActiveActivations")
+        leases: list[int] = []
+        with anyio.move_on_after(2.2):
+            async with anyio.create_task_group() as group:
+                group.start_soon(functools.partial(client.wait_for_code, activation_id, timeout=60))
+                seen = scheduler.fleet_scans
+                while True:
+                    await anyio.sleep(0.01)
+                    if scheduler.fleet_scans != seen:  # a scan just now: its lease was just taken or renewed
+                        seen = scheduler.fleet_scans
+                        leases.append(connection.pttl(poller_key))
+        scans = sim.ledger.requests_for("getActiveActivations") - scans_before
+        assert scheduler.fleet_scans == scans
+        assert 3 <= scans <= 6, scans  # 2.2 s at one scan per 0.5 s
+        assert leases and all(1000 < ttl <= 1500 for ttl in leases), leases

@@ -4,14 +4,19 @@ provider's limit, rate blocks, and codes delivered from rows without a confirmin
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smsactivate_async import InvalidArgumentError, Provider, RateLimitedError, RetryPolicy, SMSActivate
+from smsactivate_async._convert import to_id
+from smsactivate_async._parse import UnexpectedAnswer, active_rows
 from smsactivate_async._policy import AdaptiveRateLimiter
 from smsactivate_async._waiting import _scan_rows
 from smsactivate_async._wire import decode_answer
@@ -182,6 +187,49 @@ def test_a_row_code_is_exact_only_as_one_string() -> None:
         {"activationId": "2", "activationStatus": "4", "smsCode": ["111", "222"]},
         {"activationId": "3", "activationStatus": "4", "smsCode": None}]})
     assert rows == {1: ("2", "8932", True), 2: ("4", "222", False), 3: ("4", None, True)}
+
+
+def _scan_rows_plainly(answer: Any) -> Any:
+    """What the scan's rows mean, written plainly (the scan's fast paths must agree with it)."""
+    result = {}
+    for row in active_rows(answer):
+        code = row.get("smsCode")
+        exact = not isinstance(code, list)
+        if not exact:
+            code = code[-1] if code else None
+        status = row.get("activationStatus")
+        result[to_id(row["activationId"])] = (None if status is None else str(status),
+                                              None if code in (None, "") else str(code), exact)
+    return result
+
+
+_IDS = st.one_of(st.integers(-3, 2**40), st.integers(-3, 2**40).map(str), st.sampled_from(["0", "007", " 12", "1.0", "²", "x"]))
+_CODES = st.one_of(st.none(), st.just(""), st.text(max_size=6), st.integers(0, 10**6),
+                   st.lists(st.one_of(st.text(max_size=6), st.none()), max_size=3))
+_STATUSES = st.one_of(st.none(), st.sampled_from(["1", "2", "3", "4", "6", "8"]), st.integers(0, 10))
+
+
+_ROWS = st.one_of(
+    st.fixed_dictionaries({"activationId": _IDS, "activationStatus": _STATUSES, "smsCode": _CODES}),
+    st.fixed_dictionaries({"activationId": _IDS}, optional={"activationStatus": _STATUSES, "smsCode": _CODES}),
+    st.sampled_from([None, "activationId", ["activationId"], 7, {"id": "1"}]),  # not a row
+)
+
+
+@given(st.lists(_ROWS, max_size=8))
+def test_the_scans_fast_paths_read_every_row_as_the_plain_reading_does(rows: list[Any]) -> None:
+    answer = {"activeActivations": rows}
+    try:
+        expected = _scan_rows_plainly(answer)
+    except UnexpectedAnswer:
+        with pytest.raises((UnexpectedAnswer, ValueError)):  # a bad id before the bad row: either says so
+            _scan_rows(answer)
+        return
+    except ValueError as exc:
+        with pytest.raises((UnexpectedAnswer, ValueError), match=re.escape(str(exc)) + "|getActiveActivations rows"):
+            _scan_rows(answer)
+        return
+    assert _scan_rows(answer) == expected
 
 
 @pytest.mark.parametrize(("dialect", "confirmations"), [("sms-activate", 0), ("herosms", 20)])

@@ -3,6 +3,10 @@ mutmut pass over ``_waiting.py`` — each asserts what a changed operator or con
 
 from __future__ import annotations
 
+import functools
+
+import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 
@@ -166,3 +170,53 @@ async def test_a_code_an_exact_row_carries_costs_no_getstatus() -> None:
         await client.set_status(number.activation_id, 6)
         assert client._get_scheduler().row_deliveries == 1
     assert sim.ledger.requests_for("getStatus") == 0
+
+
+async def test_a_tick_leaves_out_a_wait_that_has_ended_but_not_left_yet() -> None:
+    """A waiter whose wait ended (a code from elsewhere) is out of the next tick even before its task
+    has run to leave: its row is not delivered again, nor confirmed; once it has left, the count of
+    such waiters is back to zero (the tick then takes every track as it is)."""
+    sim = Simulator(codes=CodeSchedule.never())
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, poll_interval=60.0) as client:
+        first, second = [(await client.get_number_v2(service="tg", country=0)).activation_id for _ in range(2)]
+        scheduler = client._get_scheduler()
+        codes: dict[int, str] = {}
+
+        async def wait(activation_id: int) -> None:
+            codes[activation_id] = await client.wait_for_code(activation_id, timeout=600)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait, first)
+            group.start_soon(wait, second)
+            while scheduler.waiting < 2:
+                await anyio.lowlevel.checkpoint()
+            sim.deliver_sms(first, "code 1111", code="1111")
+            sim.deliver_sms(second, "code 2222", code="2222")
+            requests = len(sim.ledger.requests)
+            scheduler.observe(first, code="1111")  # the caller's own getStatus read it, say
+            assert scheduler._ended == 1
+            await scheduler._tick()  # before the first waiter's task has run to leave
+            assert scheduler.row_deliveries == 1  # the second's row alone
+            assert [r.action for r in sim.ledger.requests[requests:]] == ["getActiveActivations"]
+        assert codes == {first: "1111", second: "2222"}
+        assert scheduler._ended == 0 and scheduler.waiting == 0
+
+
+@pytest.mark.parametrize(("waited", "pages"), [(0, 1), (149, 2)])
+async def test_a_tick_reads_the_pages_of_the_listing_until_every_waited_activation_is_seen(waited: int, pages: int) -> None:
+    """A paged listing (HeroSMS: 100 rows a page) is read until every waited activation has been seen,
+    not to its end: waiting on the first of 150 costs one page a tick, on the last two."""
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never())
+    sim.set_stock("tg", 2, 1000)
+    async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), rate_limit=None,
+                           poll_interval=600.0) as client:
+        bought = [(await client.get_number_v2(service="tg", country=2)).activation_id for _ in range(150)]
+        scheduler = client._get_scheduler()
+        async with anyio.create_task_group() as group:
+            group.start_soon(functools.partial(client.wait_for_code, bought[waited], timeout=600))
+            while scheduler.waiting < 1:
+                await anyio.lowlevel.checkpoint()
+            before = sim.ledger.requests_for("getActiveActivations")
+            await scheduler._tick()
+            assert sim.ledger.requests_for("getActiveActivations") - before == pages
+            group.cancel_scope.cancel()
