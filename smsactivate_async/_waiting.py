@@ -81,8 +81,10 @@ _NO_CODE: dict[str | None, Row] = {status: (status, None, True) for status in (N
 def _scan_rows(answer: Any) -> dict[int, Row]:
     """getActiveActivations rows as ``id → (status, code, exact)``: light enough for 10 000 rows a tick.
 
-    A code is exact when the row gives it as one string (the live shape); the documented array of
-    codes says neither which is the newest nor whether it is stale, so it only means "look".
+    A code is exact when the row gives it as one string (the live shape) or integer; the documented
+    array of codes says neither which is the newest nor whether it is stale, so it only means "look",
+    as does anything else (a fraction: the answer is read without ``Decimal``, by orjson where it is
+    installed, which reads integers past 64 bits as floats — their digits are lost).
     """
     result: dict[int, Row] = {}
     # The wire's common forms (a digit-string id, a string status, no code) first: 10 000 rows a tick.
@@ -102,8 +104,8 @@ def _scan_rows(answer: Any) -> dict[int, Row]:
         if code is None:
             result[activation_id] = _NO_CODE.get(status) or (status, None, True)
             continue
-        exact = not isinstance(code, list)
-        if not exact:
+        exact = type(code) is str or (type(code) is int)
+        if not exact and isinstance(code, list):
             code = code[-1] if code else None
         result[activation_id] = (status, None if code is None or code == "" else str(code), exact)
     return result
