@@ -8,6 +8,7 @@ import functools
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 import redis
 
@@ -248,3 +249,42 @@ async def test_the_fleets_poller_scans_once_an_interval_under_a_lease_of_two_int
         assert scheduler.fleet_scans == scans
         assert 3 <= scans <= 6, scans  # 2.2 s at one scan per 0.5 s
         assert leases and all(1000 < ttl <= 1500 for ttl in leases), leases
+
+
+async def test_a_reader_takes_the_codes_of_the_scan_past_a_wait_begun_after_it(redis_url: str) -> None:
+    """Found by mutmut over _waiting (Scheduler._tick): a reader's wait on a number bought after the
+    poller's last scan says nothing yet — and must not stop the reader from taking, in the same tick,
+    the codes that scan did show for its other waits."""
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    options: dict[str, Any] = {"store": redis_url, "transport": sim.transport(), "rate_limit": None,
+                               "poll_interval": 600.0, "early_cancel_window": 0}
+    async with SMSActivate(sim.api_key, owner="poller", **options) as poller, \
+            SMSActivate(sim.api_key, owner="reader", **options) as reader, anyio.create_task_group() as group:
+        shown = (await reader.get_number_v2(service="tg", country=0)).activation_id
+        sim.deliver_sms(shown, "code 4321", code="4321")
+        polled = (await poller.get_number_v2(service="tg", country=0)).activation_id
+        group.start_soon(functools.partial(poller.wait_for_code, polled, timeout=600))
+        with anyio.fail_after(5):
+            while poller._get_scheduler().fleet_scans < 1:  # the poller's scan, published with the code
+                await anyio.lowlevel.checkpoint()
+        later = (await reader.get_number_v2(service="tg", country=0)).activation_id  # not in that scan
+        codes: dict[int, str] = {}
+
+        async def wait(activation_id: int) -> None:
+            codes[activation_id] = await reader.wait_for_code(activation_id, timeout=600)
+
+        scheduler = reader._get_scheduler()
+        group.start_soon(wait, later)  # first in the reader's tracks
+        with anyio.fail_after(5):
+            while scheduler.waiting < 1:
+                await anyio.lowlevel.checkpoint()
+        group.start_soon(wait, shown)
+        with anyio.fail_after(5):
+            while scheduler.waiting < 2:
+                await anyio.lowlevel.checkpoint()
+        await scheduler._tick()
+        with anyio.fail_after(1):
+            while shown not in codes:
+                await anyio.lowlevel.checkpoint()
+        assert codes == {shown: "4321"} and poller._get_scheduler().fleet_scans == 1
+        group.cancel_scope.cancel()

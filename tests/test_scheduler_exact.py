@@ -4,6 +4,7 @@ mutmut pass over ``_waiting.py`` — each asserts what a changed operator or con
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import anyio
 import anyio.lowlevel
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from smsactivate_async import Provider, SMSActivate, WaitTimeoutError
+from smsactivate_async._deadlines import Deadlines
 from smsactivate_async._waiting import _Track
 from smsactivate_async.simulator import CodeSchedule, Simulator
 
@@ -220,3 +222,142 @@ async def test_a_tick_reads_the_pages_of_the_listing_until_every_waited_activati
             await scheduler._tick()
             assert sim.ledger.requests_for("getActiveActivations") - before == pages
             group.cancel_scope.cancel()
+
+
+def _listing_server(row: dict[str, object], asked: list[str]) -> httpx.MockTransport:
+    """A provider whose listing always holds ``row`` for activation 4000000001 and whose getStatus always
+    says it is still waiting: what the tick asks of it is what it makes of the row."""
+
+    def server(request: httpx.Request) -> httpx.Response:
+        action = request.url.params["action"]
+        asked.append(action)
+        if action == "getActiveActivations":
+            return httpx.Response(200, json={"status": "success", "activeActivations": [
+                {"activationId": "4000000001", "serviceCode": "tg", "phoneNumber": "79000000000",
+                 "activationCost": "10.00", "activationTime": "2026-12-07 04:00:00", **row}]})
+        assert action == "getStatus"
+        return httpx.Response(200, text="STATUS_WAIT_CODE")
+
+    return httpx.MockTransport(server)
+
+
+@pytest.mark.parametrize(("trusted", "row", "handed_out", "confirms"), [
+    (False, {"activationStatus": "2", "smsCode": None}, (), 1),  # a code came that the row does not show
+    (False, {"activationStatus": "4", "smsCode": ["1234"]}, (), 1),  # a code under a waiting status
+    (False, {"activationStatus": "4", "smsCode": None}, (), 0),  # nothing new: no request
+    (False, {"activationStatus": "4", "smsCode": ["1234"]}, ("1234",), 0),  # a code handed out already
+    (False, {"activationStatus": "4", "smsCode": ["5678"]}, ("1234",), 1),  # another one after it
+    (False, {"activationStatus": "8", "smsCode": None}, (), 1),  # closed: ask how
+    (False, {"activationStatus": "6", "smsCode": None}, (), 1),
+    (True, {"activationStatus": "3", "smsCode": "1234"}, (), 1),  # after status 3 the row's code may be the old one
+])
+async def test_a_tick_confirms_a_row_that_says_something_new_once_and_no_other(
+        trusted: bool, row: dict[str, object], handed_out: tuple[str, ...], confirms: int) -> None:
+    """Found by mutmut over _waiting (Scheduler._tick): a row is confirmed by getStatus when it shows a
+    code not handed out yet, status 2 (code received) or a closed status; a row the provider's rows may
+    speak for (``codes_from_rows``) is taken at its word except under status 3; a quiet row costs
+    nothing; and a row seen once is not confirmed again at the next ticks while it stays the same."""
+    asked: list[str] = []
+    provider = Provider(name="plain", base_url="http://x/stubs/handler_api.php", rate_limit=None,
+                        codes_from_rows=trusted)
+    async with SMSActivate("k", provider=provider, transport=_listing_server(row, asked), poll_interval=600.0) as c:
+        scheduler = c._get_scheduler()
+        for code in handed_out:
+            scheduler.codes.mark(4000000001, code)
+        async with anyio.create_task_group() as group:
+            group.start_soon(functools.partial(c.wait_for_code, 4000000001, timeout=600, cancel_on_timeout=False))
+            with anyio.fail_after(5):
+                while scheduler.waiting < 1:
+                    await anyio.lowlevel.checkpoint()
+            await anyio.sleep(0.05)  # the poller's first tick (the waiter may have come just after it) has ended
+            ticks, listings = scheduler.ticks, asked.count("getActiveActivations")
+            for _ in range(2):
+                await scheduler._tick()  # the row again: nothing new, at the latest the second time
+            assert scheduler.ticks == ticks + 2 and asked.count("getActiveActivations") == listings + 2
+            assert asked.count("getStatus") == confirms
+            assert scheduler.row_deliveries == 0
+            group.cancel_scope.cancel()
+
+
+async def test_codes_handed_over_from_rows_are_journaled_and_counted(tmp_path: Path) -> None:
+    """Found by mutmut over _waiting (Scheduler._tick): a code the row carries is written to the journal
+    under its activation at once — a restart then hands it over without asking again — and each row's
+    delivery is counted."""
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, poll_interval=600.0,
+                           store=f"sqlite:///{tmp_path / 'journal.db'}", early_cancel_window=0) as client:
+        bought = [(await client.get_number_v2(service="tg", country=0)).activation_id for _ in range(2)]
+        scheduler = client._get_scheduler()
+        codes: dict[int, str] = {}
+
+        async def wait(activation_id: int) -> None:
+            codes[activation_id] = await client.wait_for_code(activation_id, timeout=600)
+
+        async with anyio.create_task_group() as group:
+            for activation_id in bought:
+                group.start_soon(wait, activation_id)
+            while scheduler.waiting < 2:
+                await anyio.lowlevel.checkpoint()
+            for n, activation_id in enumerate(bought):
+                sim.deliver_sms(activation_id, f"code {n}{n}{n}{n}", code=f"{n}{n}{n}{n}")
+            await scheduler._tick()
+        assert codes == {bought[0]: "0000", bought[1]: "1111"}
+        assert scheduler.row_deliveries == 2
+        entries = {e.id: e for e in await client._store.open_entries()}
+        assert {i: (entries[i].kind, entries[i].code) for i in bought} == {
+            bought[0]: ("activation", "0000"), bought[1]: ("activation", "1111")}
+    assert sim.ledger.requests_for("getStatus") == 0
+
+
+class _Timed:
+    def __init__(self, deadline: float, *, done: bool = False) -> None:
+        self.deadline, self.done, self.woken = deadline, done, False
+        self.wake = self
+
+    def set(self) -> None:
+        self.woken = True
+
+
+def _heap_of(live: int, left: int, ended: int = 0) -> tuple[Deadlines[_Timed], list[_Timed]]:
+    """A deadline heap of ``live`` waiters still registered, ``left`` that left early (unregistered, not
+    done) and ``ended`` done but still registered; the watcher not started (nobody active)."""
+    waiters = [_Timed(100.0 + n) for n in range(live)]
+    gone = [_Timed(200.0 + n) for n in range(left)]
+    finished = [_Timed(300.0 + n, done=True) for n in range(ended)]
+    registered = {id(w) for w in waiters + finished}
+    deadlines: Deadlines[_Timed] = Deadlines(FakeClock(), None, active=lambda: False,  # type: ignore[arg-type]
+                                             registered=lambda w: id(w) in registered)
+    for waiter in waiters + gone + finished:
+        deadlines.add(waiter)
+    return deadlines, waiters
+
+
+@pytest.mark.parametrize(("live", "left", "ended", "after"), [
+    (0, 64, 0, 64),  # 64 leftovers: kept (the heap stays small; pruning costs a pass over it)
+    (0, 65, 0, 0),  # past 64, and more than twice the live ones: every leftover goes
+    (20, 45, 0, 20),
+    (30, 45, 0, 30),  # 75 > 2 * 30
+    (20, 30, 15, 20),  # a wait that ended goes too, though its waiter has not left yet
+    (40, 40, 0, 80),  # exactly twice the live ones: kept
+    (60, 40, 0, 100),  # fewer than twice: kept
+])
+def test_the_deadline_heap_drops_leftovers_once_they_outnumber_the_live_waiters(
+        live: int, left: int, ended: int, after: int) -> None:
+    """Found by mutmut over _deadlines: ``prune(live)`` rebuilds the heap without the waiters that left
+    or ended only when it holds more than 64 entries and more than twice the live ones; the live ones
+    always stay, in deadline order."""
+    deadlines, waiters = _heap_of(live, left, ended)
+    deadlines.prune(live)
+    assert len(deadlines) == after
+    if after == live:
+        deadlines.expire(1000.0)
+        assert all(w.woken for w in waiters)
+        assert len(deadlines) == 0
+
+
+def test_the_deadline_heap_wakes_each_waiter_at_its_deadline_and_not_before() -> None:
+    deadlines, waiters = _heap_of(3, 0)
+    deadlines.expire(100.5)
+    assert [w.woken for w in waiters] == [True, False, False] and len(deadlines) == 2
+    deadlines.expire(102.0)  # exactly at its deadline
+    assert all(w.woken for w in waiters) and len(deadlines) == 0
