@@ -24,6 +24,8 @@ import urllib.parse
 
 import httpx
 
+from ._urls import append_query
+
 __all__ = ["BorrowedTransport", "KeyTransport", "RedactingFilter", "Scrubber", "install_redaction", "redact"]
 
 _KEY_IN_TEXT = re.compile(r"(api_key=)[^&\s\"'<>]+")
@@ -110,8 +112,7 @@ class KeyTransport(httpx.AsyncBaseTransport):
         # The key is on the URL only while the request is sent: httpx logs, stores on the response
         # and puts in its exceptions this same request object, after this returns.
         url = request.url
-        # appended to the URL's text: a third less CPU than copy_add_param's re-encoding of the query
-        request.url = httpx.URL(f"{url}{'&' if url.query else '?'}{self._param}")
+        request.url = append_query(url, self._param)  # not parsed again: the key is encoded already
         try:
             response = await self._inner.handle_async_request(request)
         finally:

@@ -191,7 +191,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
     ("state", frozenset({"_journal", "_policy", "_telemetry", "_news", "_stores", "_store_redis", "_store_sqlite"})),
     ("ground", frozenset({"_actions", "_generated", "_codegen", "_parse", "_wire", "_params", "_transport", "_hooks",
                           "_providers", "_record", "_models", "_convert", "_exceptions", "_outcome", "_clock", "_tasks",
-                          "_serving", "_store"})),
+                          "_serving", "_store", "_urls"})),
 ]
 
 
