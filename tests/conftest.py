@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import time
@@ -14,6 +15,32 @@ from smsactivate_async import SMSActivate
 
 Handler = Callable[[httpx.Request], httpx.Response]
 pytest_plugins = ["pytester"]  # the plugin's own fixtures are tested in a pytest run of their own
+
+
+class _BackgroundFailures(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.failures: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(("smsactivate_async: background job", "smsactivate_async: the background runner")):
+            self.failures.append(f"{record.getMessage()}\n{self.format(record)}")
+
+
+@pytest.fixture(autouse=True)
+def no_background_job_fails(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A job of the client's own (the poller, the deadline watcher, a deferred cancel...) that raises is
+    logged and the others go on: in a test that is a bug, unless the test says it means it
+    (``@pytest.mark.background_failures``)."""
+    handler = _BackgroundFailures()
+    logger = logging.getLogger("smsactivate_async")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    if handler.failures and request.node.get_closest_marker("background_failures") is None:
+        pytest.fail("a background job of the client failed:\n" + "\n".join(handler.failures), pytrace=False)
 
 
 @pytest.fixture

@@ -361,3 +361,39 @@ def test_the_deadline_heap_wakes_each_waiter_at_its_deadline_and_not_before() ->
     assert [w.woken for w in waiters] == [True, False, False] and len(deadlines) == 2
     deadlines.expire(102.0)  # exactly at its deadline
     assert all(w.woken for w in waiters) and len(deadlines) == 0
+
+
+async def test_closing_the_scheduler_ends_every_wait_and_refuses_new_ones_until_reopened() -> None:
+    """Found by mutmut over _waiting (Scheduler.close): each wait ends with a ClientClosedError that
+    names the activation and says it is still open; a wait begun after it is refused at once, one begun
+    after ``reopen()`` waits again."""
+    from smsactivate_async import ClientClosedError
+
+    sim = Simulator(codes=CodeSchedule.never())
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, poll_interval=600.0) as client:
+        activation_id = (await client.get_number_v2(service="tg", country=0)).activation_id
+        scheduler = client._get_scheduler()
+        errors: list[ClientClosedError] = []
+
+        async def wait() -> None:
+            with pytest.raises(ClientClosedError) as info:
+                await client.wait_for_code(activation_id, timeout=600, cancel_on_timeout=False)
+            errors.append(info.value)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait)
+            with anyio.fail_after(5):
+                while scheduler.waiting < 1:
+                    await anyio.lowlevel.checkpoint()
+            scheduler.close()
+        [error] = errors
+        assert scheduler.closed is True and scheduler.waiting == 0
+        assert error.message.startswith(f"the client was closed while waiting for activation {activation_id}: "
+                                        "the number is still open and not refunded")
+        assert (error.activation_id, error.outcome, error.reason, error.action) == (
+            activation_id, "left_open", "closing", "getStatus")
+        with pytest.raises(ClientClosedError, match="the client is closed"):
+            await scheduler.wait(activation_id, timeout=600, poll_interval=None)
+        scheduler.reopen()
+        with pytest.raises(WaitTimeoutError):
+            await scheduler.wait(activation_id, timeout=0.05, poll_interval=0.01)
