@@ -388,8 +388,9 @@ async def test_closing_the_scheduler_ends_every_wait_and_refuses_new_ones_until_
             scheduler.close()
         [error] = errors
         assert scheduler.closed is True and scheduler.waiting == 0
-        assert error.message.startswith(f"the client was closed while waiting for activation {activation_id}: "
-                                        "the number is still open and not refunded")
+        assert error.message == (f"the client was closed while waiting for activation {activation_id}: the number is "
+                                 "still open and not refunded (close it with set_status(id, 8) from a client that is "
+                                 "open, or let it expire; a persistent journal's recover() closes it)")
         assert (error.activation_id, error.outcome, error.reason, error.action) == (
             activation_id, "left_open", "closing", "getStatus")
         with pytest.raises(ClientClosedError, match="the client is closed"):
