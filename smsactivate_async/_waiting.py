@@ -561,7 +561,8 @@ class Scheduler:
                 continue
             row = rows.get(track.activation_id)
             if row is None:
-                changed.append(track)  # gone from the active list: closed, confirm how
+                if track.waiters:  # (all of them may have left while the rows were read)
+                    changed.append(track)  # gone from the active list: closed, confirm how
                 continue
             if row == track.last_row:
                 continue
@@ -615,8 +616,9 @@ class Scheduler:
             self._next_rows = None
             return await self._scan(tracks), set()
         # a waiter that began after the poller's scan is not in it, and that says nothing yet
+        # (a track's waiters may all have left while the rows were read: it is nobody's to wait for)
         unseen = {t.activation_id for t in tracks
-                  if t.activation_id not in rows and min(w.since for w in t.waiters) > scanned_at}
+                  if t.activation_id not in rows and t.waiters and min(w.since for w in t.waiters) > scanned_at}
         return rows, unseen
 
     def rows_published(self, interval: float) -> None:

@@ -14,6 +14,7 @@ import redis
 
 from smsactivate_async import ClientClosedError, SMSActivate
 from smsactivate_async._store import namespace_for
+from smsactivate_async._waiting import _Track
 from smsactivate_async.simulator import CodeSchedule, Simulator
 
 pytestmark = pytest.mark.anyio
@@ -287,4 +288,34 @@ async def test_a_reader_takes_the_codes_of_the_scan_past_a_wait_begun_after_it(r
             while shown not in codes:
                 await anyio.lowlevel.checkpoint()
         assert codes == {shown: "4321"} and poller._get_scheduler().fleet_scans == 1
+        group.cancel_scope.cancel()
+
+
+async def test_a_reader_whose_waiters_left_while_it_read_the_rows_goes_on(redis_url: str) -> None:
+    """Found by the background-failure fixture (CI, the fleet console's test, once): a reader's tick takes
+    its waits, then reads the poller's rows from Redis; a wait whose waiters all left meanwhile (its
+    track empty) crashed the poller (``min()`` of no waiters). Such a track is nobody's: neither unseen
+    nor confirmed."""
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    options: dict[str, Any] = {"store": redis_url, "transport": sim.transport(), "rate_limit": None,
+                               "poll_interval": 600.0, "early_cancel_window": 0}
+    async with SMSActivate(sim.api_key, owner="poller", **options) as poller, \
+            SMSActivate(sim.api_key, owner="reader", **options) as reader, anyio.create_task_group() as group:
+        polled = (await poller.get_number_v2(service="tg", country=0)).activation_id
+        group.start_soon(functools.partial(poller.wait_for_code, polled, timeout=600))
+        with anyio.fail_after(5):
+            while poller._get_scheduler().fleet_scans < 1:
+                await anyio.lowlevel.checkpoint()
+        later = (await reader.get_number_v2(service="tg", country=0)).activation_id  # not in that scan
+        scheduler = reader._get_scheduler()
+        left = _Track(later)  # its waiters have all left: the tick still held it
+        rows, unseen = await scheduler._rows([left])
+        assert later not in rows and unseen == set()
+        statuses = sim.ledger.requests_for("getStatus")
+        scheduler._tracks[later] = left
+        try:
+            await scheduler._tick()
+        finally:
+            del scheduler._tracks[later]
+        assert sim.ledger.requests_for("getStatus") == statuses  # nobody to confirm it for
         group.cancel_scope.cancel()
