@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
 import redis
+from anyio.abc import TaskGroup
 
 from smsactivate_async import ClientClosedError, SMSActivate
 from smsactivate_async._store import namespace_for
@@ -252,22 +254,36 @@ async def test_the_fleets_poller_scans_once_an_interval_under_a_lease_of_two_int
         assert leases and all(1000 < ttl <= 1500 for ttl in leases), leases
 
 
-async def test_a_reader_takes_the_codes_of_the_scan_past_a_wait_begun_after_it(redis_url: str) -> None:
-    """Found by mutmut over _waiting (Scheduler._tick): a reader's wait on a number bought after the
-    poller's last scan says nothing yet — and must not stop the reader from taking, in the same tick,
-    the codes that scan did show for its other waits."""
+@contextlib.asynccontextmanager
+async def _poller_and_reader(redis_url: str) -> AsyncIterator[tuple[Simulator, SMSActivate, SMSActivate, TaskGroup]]:
+    """Two clients of one account on Redis ("poller" and "reader"), polling only when told (600 s), with
+    a task group for their waits, cancelled at the end."""
     sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
     options: dict[str, Any] = {"store": redis_url, "transport": sim.transport(), "rate_limit": None,
                                "poll_interval": 600.0, "early_cancel_window": 0}
     async with SMSActivate(sim.api_key, owner="poller", **options) as poller, \
             SMSActivate(sim.api_key, owner="reader", **options) as reader, anyio.create_task_group() as group:
+        yield sim, poller, reader, group
+        group.cancel_scope.cancel()
+
+
+async def _first_scan(poller: SMSActivate, group: TaskGroup) -> None:
+    """The poller waits on a number of its own, and so scans the whole account once (its rows published)."""
+    polled = (await poller.get_number_v2(service="tg", country=0)).activation_id
+    group.start_soon(functools.partial(poller.wait_for_code, polled, timeout=600))
+    with anyio.fail_after(5):
+        while poller._get_scheduler().fleet_scans < 1:
+            await anyio.lowlevel.checkpoint()
+
+
+async def test_a_reader_takes_the_codes_of_the_scan_past_a_wait_begun_after_it(redis_url: str) -> None:
+    """Found by mutmut over _waiting (Scheduler._tick): a reader's wait on a number bought after the
+    poller's last scan says nothing yet — and must not stop the reader from taking, in the same tick,
+    the codes that scan did show for its other waits."""
+    async with _poller_and_reader(redis_url) as (sim, poller, reader, group):
         shown = (await reader.get_number_v2(service="tg", country=0)).activation_id
         sim.deliver_sms(shown, "code 4321", code="4321")
-        polled = (await poller.get_number_v2(service="tg", country=0)).activation_id
-        group.start_soon(functools.partial(poller.wait_for_code, polled, timeout=600))
-        with anyio.fail_after(5):
-            while poller._get_scheduler().fleet_scans < 1:  # the poller's scan, published with the code
-                await anyio.lowlevel.checkpoint()
+        await _first_scan(poller, group)  # published with the code
         later = (await reader.get_number_v2(service="tg", country=0)).activation_id  # not in that scan
         codes: dict[int, str] = {}
 
@@ -288,7 +304,6 @@ async def test_a_reader_takes_the_codes_of_the_scan_past_a_wait_begun_after_it(r
             while shown not in codes:
                 await anyio.lowlevel.checkpoint()
         assert codes == {shown: "4321"} and poller._get_scheduler().fleet_scans == 1
-        group.cancel_scope.cancel()
 
 
 async def test_a_reader_whose_waiters_left_while_it_read_the_rows_goes_on(redis_url: str) -> None:
@@ -296,16 +311,8 @@ async def test_a_reader_whose_waiters_left_while_it_read_the_rows_goes_on(redis_
     its waits, then reads the poller's rows from Redis; a wait whose waiters all left meanwhile (its
     track empty) crashed the poller (``min()`` of no waiters). Such a track is nobody's: neither unseen
     nor confirmed."""
-    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
-    options: dict[str, Any] = {"store": redis_url, "transport": sim.transport(), "rate_limit": None,
-                               "poll_interval": 600.0, "early_cancel_window": 0}
-    async with SMSActivate(sim.api_key, owner="poller", **options) as poller, \
-            SMSActivate(sim.api_key, owner="reader", **options) as reader, anyio.create_task_group() as group:
-        polled = (await poller.get_number_v2(service="tg", country=0)).activation_id
-        group.start_soon(functools.partial(poller.wait_for_code, polled, timeout=600))
-        with anyio.fail_after(5):
-            while poller._get_scheduler().fleet_scans < 1:
-                await anyio.lowlevel.checkpoint()
+    async with _poller_and_reader(redis_url) as (sim, poller, reader, group):
+        await _first_scan(poller, group)
         later = (await reader.get_number_v2(service="tg", country=0)).activation_id  # not in that scan
         scheduler = reader._get_scheduler()
         left = _Track(later)  # its waiters have all left: the tick still held it
@@ -318,4 +325,3 @@ async def test_a_reader_whose_waiters_left_while_it_read_the_rows_goes_on(redis_
         finally:
             del scheduler._tracks[later]
         assert sim.ledger.requests_for("getStatus") == statuses  # nobody to confirm it for
-        group.cancel_scope.cancel()
