@@ -9,7 +9,9 @@ by the first waiter or deferred cancel and ended when there is neither, and the 
 Each poll tick asks once for the state of every activation (getActiveActivations, paged where the
 provider pages), and only for the activations whose row changed does it confirm with getStatus —
 so N waiters cost about ⌈N / page size⌉ + changes requests per tick. Without a batch action it polls
-each activation, spread over the interval.
+each activation, spread over the interval. How the rows are read is ``_scan.py``'s: a client alone on
+a listing of one answer sweeps the rows against its waits as the answer is parsed; a paged listing and
+the fleet's poller make a table of every row, compared wait by wait (``_compare``).
 
 News reaches waiters by three routes — a getActiveActivations row exact enough to trust
 (``Provider.codes_from_rows``), a getStatus (the scheduler's confirmation after a changed row or a
@@ -24,19 +26,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as _dt
+import itertools
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
 import attrs
 
 from . import _actions
-from ._actions import Action
 from ._cancels import CancelOutcome, DeferredCancels
 from ._clock import RETENTION, Recent
-from ._convert import to_id
 from ._deadlines import Deadlines
 from ._exceptions import (
     ActivationCancelledError,
@@ -47,7 +49,7 @@ from ._exceptions import (
     WaitTimeoutError,
 )
 from ._models import ActivationStatus, StatusCode, StatusV2
-from ._parse import active_rows_unchecked, not_active_rows
+from ._scan import SCAN_ACTIVE, Row, sweep_action
 from ._store import FleetStore, Push, PushStore
 from ._tasks import LoopJob
 
@@ -68,55 +70,6 @@ _NONE: frozenset[str] = frozenset()
 #: costs one of them: a flood of forgeries costs no more than polling the activation would, and a real
 #: push after a forged one is confirmed (later, if forgeries spent them all), never dropped
 _PUSH_BURST = 2
-
-
-#: a getActiveActivations row as the scheduler sees it: (status, code, whether the code is exact)
-Row = tuple[str | None, str | None, bool]
-
-
-#: the rows of a quiet tick, made once (most rows of most ticks: no code yet)
-_NO_CODE: dict[str | None, Row] = {status: (status, None, True) for status in (None, *map(str, range(11)))}
-
-
-def _scan_rows(answer: Any) -> dict[int, Row]:
-    """getActiveActivations rows as ``id → (status, code, exact)``: light enough for 10 000 rows a tick.
-
-    A code is exact when the row gives it as one string (the live shape) or integer; the documented
-    array of codes says neither which is the newest nor whether it is stale, so it only means "look",
-    as does anything else (a fraction: the answer is read without ``Decimal``, by orjson where it is
-    installed, which reads integers past 64 bits as floats — their digits are lost).
-    """
-    result: dict[int, Row] = {}
-    # The wire's common forms (a digit-string id, a string status, no code) first: 10 000 rows a tick.
-    for row in active_rows_unchecked(answer):
-        try:
-            raw_id = row["activationId"]
-            status = row.get("activationStatus")
-            code = row.get("smsCode")
-        except (KeyError, TypeError, AttributeError):  # not a mapping with an activationId
-            raise not_active_rows(answer) from None
-        if type(raw_id) is str and raw_id.isdigit() and raw_id[0] != "0":
-            activation_id = int(raw_id)
-        else:
-            activation_id = to_id(raw_id)
-        if status is not None and type(status) is not str:
-            status = str(status)
-        if code is None:
-            result[activation_id] = _NO_CODE.get(status) or (status, None, True)
-            continue
-        exact = type(code) is str or (type(code) is int)
-        if not exact and isinstance(code, list):
-            code = code[-1] if code else None
-        result[activation_id] = (status, None if code is None or code == "" else str(code), exact)
-    return result
-
-
-#: The scheduler's own view of getActiveActivations (not a public action: it skips the models).
-SCAN_ACTIVE: Action[dict[int, Row]] = Action(
-    _actions.GET_ACTIVE_ACTIVATIONS.wire, "scan_active_activations", _actions.GET_ACTIVE_ACTIVATIONS.params,
-    "dict", _scan_rows, "getActiveActivations as id → (status, code), for the scheduler.",
-    empty_on=_actions.GET_ACTIVE_ACTIVATIONS.empty_on, empty=dict, decimals=False,
-)
 
 
 class CodeBook:
@@ -220,6 +173,8 @@ class _Track:
     push_tokens_at: float = float("-inf")
     #: a push came while one was being confirmed: confirm again if that one finds nothing
     push_again: bool = False
+    #: the stamp of the last sweep that saw its row (``_scan.sweep_rows``)
+    swept: int = 0
 
     @property
     def voice(self) -> bool:
@@ -252,6 +207,22 @@ class WaitSettings:
     early_cancel_window: float
 
 
+def _compare(tracks: list[_Track], rows: dict[int, Row], unseen: set[int]) -> tuple[list[tuple[_Track, Row]], list[_Track]]:
+    """The tracks whose row changed, with it, and the tracks gone from the rows (not those ``unseen``)."""
+    news, gone = [], []
+    for track in tracks:
+        if unseen and track.activation_id in unseen:
+            continue
+        row = rows.get(track.activation_id)
+        if row is None:
+            if track.waiters:  # (all of them may have left while the rows were read)
+                gone.append(track)  # gone from the active list: closed, confirm how
+            continue
+        if row != track.last_row:
+            news.append((track, row))
+    return news, gone
+
+
 class Scheduler:
     """Waits for every activation of one client: depends on the session, the clock, the settings and
     the client's task host, never on the client itself (which composes it)."""
@@ -266,6 +237,9 @@ class Scheduler:
         self._settings = settings
         self._host = host
         self._tracks: dict[int, _Track] = {}
+        #: the same tracks by their ids as the wire spells them, for the sweep of the rows
+        self._wire_ids: dict[str, _Track] = {}
+        self._stamps = itertools.count(1)
         #: waiters whose wait has ended (a code, an error) that have not left yet
         self._ended = 0
         self._poller = LoopJob("smsactivate_async poller")
@@ -341,7 +315,7 @@ class Scheduler:
         activation_id = waiter.activation_id
         track = self._tracks.get(activation_id)
         if track is None:
-            track = self._tracks[activation_id] = _Track(activation_id)
+            track = self._tracks[activation_id] = self._wire_ids[str(activation_id)] = _Track(activation_id)
         track.waiters.append(waiter)
         track.last_row = None  # a new waiter may not exclude what the others do: look again
         self._live += 1
@@ -366,6 +340,7 @@ class Scheduler:
             del self._intervals[waiter.interval]
         if not track.waiters:
             del self._tracks[waiter.activation_id]
+            del self._wire_ids[str(waiter.activation_id)]
             self._urgent.discard(waiter.activation_id)
             self._push_later.pop(waiter.activation_id, None)
         self.deadlines.prune(self._live)
@@ -549,23 +524,18 @@ class Scheduler:
             await self._poll_each(tracks)
             return
         try:
-            rows, unseen = await self._rows(tracks)
+            if self._fleet is None and provider.page_size is None:
+                news, changed = await self._sweep(tracks)
+            else:
+                news, changed = _compare(tracks, *await self._rows(tracks))
         except SMSActivateError as exc:
             log.warning("poll tick: getActiveActivations failed (%s); polling each activation", exc.code)
             await self._poll_each(tracks)
             return
-        changed = []
         trust_rows = provider.codes_from_rows
-        for track in tracks:
-            if unseen and track.activation_id in unseen:
-                continue
-            row = rows.get(track.activation_id)
-            if row is None:
-                if track.waiters:  # (all of them may have left while the rows were read)
-                    changed.append(track)  # gone from the active list: closed, confirm how
-                continue
+        for track, row in news:
             if row == track.last_row:
-                continue
+                continue  # another tick acted on it meanwhile (the journal's write below awaits)
             track.last_row = row
             status, code, exact = row
             exclude = track.exclude
@@ -578,6 +548,16 @@ class Scheduler:
             elif (code is not None and code not in exclude) or status == "2" or status in _CLOSED_STATUSES or track.voice:
                 changed.append(track)
         await self._confirm_many(changed)
+
+    async def _sweep(self, tracks: list[_Track]) -> tuple[Iterable[tuple[_Track, Row]], list[_Track]]:
+        """One answer holds every row (a client alone, a listing not paged): read it against the
+        waited activations as it is parsed (``_scan.sweep_rows``). The rows that changed, and the waited
+        activations gone from the list."""
+        waited = self._wire_ids.copy() if not self._ended else {str(t.activation_id): t for t in tracks}
+        sweep = await self._session.call(sweep_action(waited, self._stamps), {})
+        gone = [] if sweep.seen == len(waited) else \
+            [t for t in waited.values() if t.swept != sweep.stamp and t.waiters]  # (they may have left meanwhile)
+        return sweep.news.values(), gone
 
     async def _rows(self, tracks: list[_Track]) -> tuple[dict[int, Row], set[int]]:
         """This tick's rows, and the waited ids they cannot speak for yet.

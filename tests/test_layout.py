@@ -186,7 +186,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
     ("facade", frozenset({"_pool", "_client", "_activation", "_buying", "_doctor", "webhooks", "_fleet_view"})),
     ("fleet and rent waits", frozenset({"_fleet", "_recovery", "_rent"})),
     ("settlement", frozenset({"_settlement", "_strays", "_reconcile"})),
-    ("waiting", frozenset({"_waiting", "_deadlines", "_polling", "_cancels"})),
+    ("waiting", frozenset({"_waiting", "_scan", "_deadlines", "_polling", "_cancels"})),
     ("requests", frozenset({"_session"})),
     ("state", frozenset({"_journal", "_policy", "_telemetry", "_news", "_stores", "_store_redis", "_store_sqlite"})),
     ("ground", frozenset({"_actions", "_generated", "_codegen", "_parse", "_wire", "_params", "_transport", "_hooks",

@@ -18,7 +18,7 @@ from smsactivate_async import InvalidArgumentError, Provider, RateLimitedError, 
 from smsactivate_async._convert import to_id
 from smsactivate_async._parse import UnexpectedAnswer, active_rows
 from smsactivate_async._policy import AdaptiveRateLimiter
-from smsactivate_async._waiting import _scan_rows
+from smsactivate_async._scan import scan_rows as _scan_rows
 from smsactivate_async._wire import decode_answer
 from smsactivate_async.simulator import CodeSchedule, Faults, LoopSimClock, ManualClock, Simulator
 

@@ -50,11 +50,11 @@ def test_signatures_follow_the_registry() -> None:
 
 def test_every_public_action_reads_fractions_as_decimal() -> None:
     """Money is Decimal: only the scheduler's own scan (which reads no money) spares the conversion."""
-    from smsactivate_async._waiting import SCAN_ACTIVE
+    from smsactivate_async._scan import SCAN_ACTIVE, SWEEP_ACTIVE
     from smsactivate_async._wire import decode_answer
 
     assert all(action.decimals for action in ACTIONS.values())
-    assert not SCAN_ACTIVE.decimals
+    assert not SCAN_ACTIVE.decimals and not SWEEP_ACTIVE.decimals
     body = b'{"status": "success", "data": [{"activationId": "1", "activationCost": 0.1}]}'
     assert decode_answer(action="getActiveActivations", status_code=200, body=body, headers={},
                          decimals=False)["data"][0]["activationCost"] == 0.1

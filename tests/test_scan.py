@@ -1,0 +1,154 @@
+"""The scheduler's two readings of getActiveActivations agree: the sweep against the waited activations
+(a client alone, one answer) says what the table of every row, compared track by track, says."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smsactivate_async import ActivationCancelledError
+from smsactivate_async._parse import UnexpectedAnswer
+from smsactivate_async._scan import NOTHING_SWEPT, SWEEP_ACTIVE, Row, Sweep, scan_rows, sweep_rows
+from smsactivate_async._waiting import _compare, _Track
+
+from .conftest import mock_client
+
+pytestmark = pytest.mark.anyio
+
+_TRACKED = [7, 12, 4_000_000_001, 2**40]
+#: the ways a row may spell a waited id (and others nobody waits on, and bad ones)
+_IDS = st.one_of(
+    st.sampled_from(_TRACKED), st.sampled_from(_TRACKED).map(str), st.integers(1, 30), st.integers(1, 30).map(str),
+    st.sampled_from(["007", "0", " 7", "7.0", "+7", "²", "٣", "x", "-3"]), st.sampled_from([True, 7.0, [7], {"a": 1}]),
+)
+_STATUSES = st.one_of(st.none(), st.sampled_from(["1", "2", "3", "4", "6", "8", "99"]), st.integers(0, 10))
+_CODES = st.one_of(st.none(), st.just(""), st.sampled_from(["1234", "0000"]), st.integers(0, 10**6),
+                   st.lists(st.sampled_from(["11", "22"]), max_size=2), st.floats(allow_nan=False))
+_ROWS = st.one_of(
+    st.fixed_dictionaries({"activationId": _IDS, "activationStatus": _STATUSES, "smsCode": _CODES}),
+    st.fixed_dictionaries({"activationId": _IDS}, optional={"activationStatus": _STATUSES, "smsCode": _CODES}),
+    st.sampled_from([None, "activationId", ["activationId"], 7, {"id": "1"}]),  # not a row
+)
+#: what a track may have acted on last: nothing, a quiet row (the shared tuple or an equal copy), a code
+_LAST: st.SearchStrategy[Row | None] = st.one_of(
+    st.none(), st.sampled_from(["1", "4", "2", "99", None]).flatmap(
+        lambda status: st.sampled_from([scan_rows({"activeActivations": [{"activationId": "1", "activationStatus": status}]})[1],
+                                        (status, None, True)])),
+    st.tuples(st.sampled_from(["2", "4"]), st.sampled_from(["1234", "22"]), st.booleans()),
+)
+
+
+def _tracks(lasts: list[Row | None]) -> list[_Track]:
+    tracks = []
+    for activation_id, last in zip(_TRACKED, lasts, strict=False):
+        track = _Track(activation_id, last_row=last)
+        track.waiters.append(object())  # type: ignore[arg-type]  # somebody waits on it
+        tracks.append(track)
+    return tracks
+
+
+def _by_sweep(tracks: list[_Track], stamps: Any, answer: Any) -> tuple[dict[int, Row], set[int]]:
+    waited = {str(t.activation_id): t for t in tracks}
+    sweep = sweep_rows(waited, stamps, answer)
+    gone = set() if sweep.seen == len(waited) else {t.activation_id for t in tracks if t.swept != sweep.stamp}
+    return {i: row for i, (_, row) in sweep.news.items()}, gone
+
+
+def _by_table(tracks: list[_Track], answer: Any) -> tuple[dict[int, Row], set[int]]:
+    news, gone = _compare(tracks, scan_rows(answer), set())
+    return {t.activation_id: row for t, row in news}, {t.activation_id for t in gone}
+
+
+@given(st.lists(_LAST, min_size=1, max_size=4), st.lists(st.lists(_ROWS, max_size=7), min_size=1, max_size=3))
+def test_the_sweep_says_what_the_table_of_rows_says(lasts: list[Row | None], answers: list[list[Any]]) -> None:
+    """Answer after answer against the same tracks (stamps carry over, as they do tick after tick):
+    the same rows are news, the same tracks are gone, and an answer one reading refuses the other
+    refuses too."""
+    tracks = _tracks(lasts)
+    stamps = itertools.count(1)
+    for rows in answers:
+        answer = {"activeActivations": rows}
+        try:
+            expected = _by_table(tracks, answer)
+        except (UnexpectedAnswer, ValueError, TypeError):
+            with pytest.raises((UnexpectedAnswer, ValueError, TypeError)):
+                _by_sweep(tracks, stamps, answer)
+            continue
+        assert _by_sweep(tracks, stamps, answer) == expected
+        for track in tracks:  # the tick acts on the news: the next answer is read against it
+            track.last_row = expected[0].get(track.activation_id, track.last_row)
+
+
+def test_a_quiet_row_is_told_by_identity_and_a_later_row_of_one_id_wins() -> None:
+    track = _Track(5)
+    stamps = itertools.count(1)
+    first = sweep_rows({"5": track}, stamps, {"activeActivations": [{"activationId": "5", "activationStatus": "4"}]})
+    assert (first.seen, list(first.news)) == (1, [5])
+    track.last_row = first.news[5][1]
+    assert track.swept == first.stamp
+    # the same row again is no news; a code then its retraction in one answer: the later row wins
+    again = sweep_rows({"5": track}, stamps, {"activeActivations": [
+        {"activationId": "5", "activationStatus": "2", "smsCode": "1234"}, {"activationId": 5, "activationStatus": "4"}]})
+    assert (again.seen, again.news, again.stamp) == (1, {}, first.stamp + 1)
+    assert sweep_rows({}, stamps, {"activeActivations": []}) == Sweep(first.stamp + 2, 0, {})
+
+
+def test_the_sweep_action_is_read_only_through_its_reader() -> None:
+    assert SWEEP_ACTIVE.empty is not None and SWEEP_ACTIVE.empty() is NOTHING_SWEPT
+    with pytest.raises(TypeError, match="sweep_action"):
+        SWEEP_ACTIVE.parse({"activeActivations": []})
+
+
+async def test_an_answer_read_again_after_a_bad_one_is_swept_anew() -> None:
+    """A malformed answer is retried; what its sweep stamped before it failed counts for nothing: a
+    number it saw that the good answer no longer lists is confirmed as gone, and the code in the good
+    answer is handed over."""
+    listings = [
+        [{"activationId": "11", "activationStatus": "4"}, {"activationId": "12", "activationStatus": "4"},
+         {"activationId": "x1", "activationStatus": "4"}],  # a bad id: the answer is refused, read again
+        [{"activationId": "11", "activationStatus": "2", "smsCode": "4321"}],
+    ]
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        action = request.url.params["action"]
+        asked.append(action)
+        if action == "getActiveActivations":
+            rows = listings.pop(0) if listings else [{"activationId": "11", "activationStatus": "2", "smsCode": "4321"}]
+            return httpx.Response(200, json={"status": "success", "activeActivations": rows})
+        assert action == "getStatus" and request.url.params["id"] == "12"
+        return httpx.Response(200, text="STATUS_CANCEL")
+
+    async with mock_client(handler, poll_interval=600.0) as client:
+        scheduler = client._get_scheduler()
+        scheduler._last_tick = float("inf")  # the poller never ticks: the one tick is this test's
+        results: dict[int, Any] = {}
+
+        async def wait(activation_id: int) -> None:
+            try:
+                results[activation_id] = await client.wait_for_code(activation_id, timeout=5, cancel_on_timeout=False)
+            except ActivationCancelledError as exc:
+                results[activation_id] = exc
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait, 11)
+            group.start_soon(wait, 12)
+            while scheduler.waiting < 2:
+                await anyio.lowlevel.checkpoint()
+            await scheduler._tick()
+    assert results[11] == "4321"
+    assert isinstance(results[12], ActivationCancelledError)
+    assert asked[:2] == ["getActiveActivations", "getActiveActivations"] and asked.count("getStatus") == 1
+
+
+def test_the_scan_reads_a_listing_the_wire_spells_plainly() -> None:
+    body = json.dumps({"activeActivations": [{"activationId": "9", "activationStatus": 4, "smsCode": 77}]})
+    assert scan_rows(json.loads(body)) == {9: ("4", "77", True)}
