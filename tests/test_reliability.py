@@ -13,6 +13,7 @@ import respx
 from smsactivate_async import (
     AuthenticationError,
     PurchaseUncertainError,
+    RateLimitedError,
     RequestEvent,
     RetryPolicy,
     ServerError,
@@ -347,7 +348,7 @@ async def test_a_number_adopted_after_a_lost_answer_is_journaled_under_its_inten
             assert entry.paid_until is not None and abs(entry.paid_until - entry.bought_at - 4 * 3600) < 1
 
 
-@pytest.mark.parametrize("before", [99, 100, 150])
+@pytest.mark.parametrize("before", [99, 100, 150, 250])
 async def test_a_lost_purchase_on_a_later_page_of_the_listing_is_found(before: int) -> None:
     """Found by mutmut over _session: the reconciliation reads every page of a paged listing (HeroSMS:
     100 rows a page) — a full page is followed by the next, a short one ends it — so a lost purchase
@@ -383,3 +384,21 @@ async def test_a_429_without_retry_after_waits_out_the_providers_block() -> None
         assert str(await c.get_balance()) == "1.00"
         assert c._session.last_throttle == 50.0
     assert [s for s in clock.sleeps if s > 0] == [10.0] and c.stats.retries == 1
+
+
+@pytest.mark.parametrize(("retry_after", "waited"), [("2", True), ("3", False)])
+async def test_a_retry_after_of_exactly_the_most_the_policy_waits_is_waited_out(retry_after: str, waited: bool) -> None:
+    """Found by mutmut over _session (``backoff``): ``max_retry_after`` is the longest Retry-After waited
+    out, itself included; a longer one is raised at once."""
+    answers = [httpx.Response(429, json={"title": "RATE_LIMIT", "details": ""}, headers={"Retry-After": retry_after}),
+               httpx.Response(200, text="ACCESS_BALANCE:1.00")]
+    clock = FakeClock()
+    async with SMSActivate("k", provider="herosms", transport=httpx.MockTransport(lambda request: answers.pop(0)),
+                           clock=clock, rate_limit=None,
+                           retry=RetryPolicy(attempts=3, base_delay=0, max_delay=0, max_retry_after=2.0)) as c:
+        if waited:
+            assert str(await c.get_balance()) == "1.00"
+        else:
+            with pytest.raises(RateLimitedError):
+                await c.get_balance()
+    assert (c.stats.retries, len(answers)) == ((1, 0) if waited else (0, 1))

@@ -430,3 +430,21 @@ def test_countries_keyed_by_id_take_the_id_from_the_key() -> None:
 
     countries = parse_countries({"0": {"rus": "Россия", "eng": "Russia"}, "6": {"eng": "Indonesia", "id": 6}})
     assert sorted(countries) == [0, 6] and countries[0].eng == "Russia"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    # well-formed JSON, but no listing of activations
+    ('{"status": "success", "nothing": 1}', "not a getActiveActivations answer: "),
+    # a listing whose row cannot be read (an id that is no number): a parser slip, typed
+    ('{"activeActivations": [{"activationId": "x1", "serviceCode": "tg"}]}', "cannot read the answer (ValueError: "),
+])
+async def test_a_bad_answer_says_which_action_what_status_and_what_came_back(body: str, message: str) -> None:
+    """Found by mutmut over _session (``_parse``): both kinds of unreadable answer name the action, the
+    HTTP status and an excerpt of the body."""
+    async with mock_client(replying(200, body, "application/json"), retry=RetryPolicy(attempts=1)) as client:
+        with pytest.raises(BadResponseError) as info:
+            await client.get_active_activations()
+    error = info.value
+    assert error.message.startswith(message), error.message
+    assert (error.action, error.status_code) == ("getActiveActivations", 200)
+    assert "(HTTP 200); got " in str(error) and ("nothing" in error.excerpt or "x1" in error.excerpt)

@@ -354,3 +354,16 @@ async def test_clients_share_their_instruments_and_are_not_kept_alive_by_them() 
     gc.collect()
     assert len(getattr(metrics.get_meter_provider(), "_meters", [])) <= before + 1
     assert sum(1 for ref in gone if ref() is not None) == 0
+
+
+@pytest.mark.parametrize(("status", "how"), [(2, "cancelled"), (1, "finished")])
+async def test_a_rent_closed_by_set_rent_status_is_counted_as_a_rent(status: int, how: str) -> None:
+    """Found by mutmut over _session (``_journal_after``): the close a setRentStatus makes is news of a
+    rent: the rent is no longer held open (its age no longer counts in ``oldest_open``)."""
+    sim = Simulator(codes=CodeSchedule.never())
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None) as client:
+        rent = await client.get_rent_number(service="tg", rent_time=4, country=0)
+        assert client._session.telemetry.oldest_open() >= 0 and len(client._session.telemetry._open) == 1
+        await client.set_rent_status(rent.id, status)
+        assert client._session.telemetry._open == {}
+        assert client.stats.closed == {how: 1}
