@@ -273,8 +273,9 @@ async def test_a_store_that_fails_mid_run_refuses_purchases_but_waiting_goes_on(
             sent.append(request.url.params["action"])
             return await inner.handle_async_request(request)
 
+    # store_wait: a purchase waits this long for the store before it is refused (30 s by default)
     async with SMSActivate(sim.api_key, store=f"sqlite:///{tmp_path / 'j.db'}", transport=Recording(),
-                           rate_limit=None, poll_interval=0.01) as client:
+                           rate_limit=None, poll_interval=0.01, store_wait=0.5) as client:
         number = await client.get_number_v2(service="tg", country=0)
         await client._store.aclose()  # the store goes away under the client
         sent.clear()
