@@ -435,8 +435,10 @@ def test_countries_keyed_by_id_take_the_id_from_the_key() -> None:
 @pytest.mark.parametrize(("body", "message"), [
     # well-formed JSON, but no listing of activations
     ('{"status": "success", "nothing": 1}', "not a getActiveActivations answer: "),
-    # a listing whose row cannot be read (an id that is no number): a parser slip, typed
-    ('{"activeActivations": [{"activationId": "x1", "serviceCode": "tg"}]}', "cannot read the answer (ValueError: "),
+    # a listing whose row cannot be read (an id that is no number): a parser slip, typed, its own words
+    # cut at 120 characters
+    ('{"activeActivations": [{"activationId": "' + "x" * 200 + '", "serviceCode": "tg"}]}',
+     "cannot read the answer (ValueError: " + "expected an integer, got '" + "x" * 94 + ")"),
 ])
 async def test_a_bad_answer_says_which_action_what_status_and_what_came_back(body: str, message: str) -> None:
     """Found by mutmut over _session (``_parse``): both kinds of unreadable answer name the action, the
@@ -447,4 +449,4 @@ async def test_a_bad_answer_says_which_action_what_status_and_what_came_back(bod
     error = info.value
     assert error.message.startswith(message), error.message
     assert (error.action, error.status_code) == ("getActiveActivations", 200)
-    assert "(HTTP 200); got " in str(error) and ("nothing" in error.excerpt or "x1" in error.excerpt)
+    assert "(HTTP 200); got " in str(error) and ("nothing" in error.excerpt or "xxx" in error.excerpt)
