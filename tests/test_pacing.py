@@ -11,7 +11,7 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from smsactivate_async import InvalidArgumentError, Provider, RateLimitedError, RetryPolicy, SMSActivate
@@ -210,7 +210,7 @@ def _scan_rows_plainly(answer: Any) -> Any:
 _IDS = st.one_of(st.integers(-3, 2**40), st.integers(-3, 2**40).map(str), st.sampled_from(["0", "007", " 12", "1.0", "²", "x"]))
 _CODES = st.one_of(st.none(), st.just(""), st.text(max_size=6), st.integers(0, 10**6), st.floats(), st.booleans(),
                    st.lists(st.one_of(st.text(max_size=6), st.none()), max_size=3))
-_STATUSES = st.one_of(st.none(), st.sampled_from(["1", "2", "3", "4", "6", "8"]), st.integers(0, 10))
+_STATUSES = st.one_of(st.none(), st.sampled_from(["1", "2", "3", "4", "6", "8", "99"]), st.integers(0, 120))
 
 
 _ROWS = st.one_of(
@@ -220,6 +220,9 @@ _ROWS = st.one_of(
 )
 
 
+# statuses outside the shared quiet rows, and numbers, without a code
+@example([{"activationId": "1", "activationStatus": 4}, {"activationId": "2", "activationStatus": 99},
+          {"activationId": "3", "activationStatus": "99"}, {"activationId": 4, "activationStatus": "x", "smsCode": None}])
 @given(st.lists(_ROWS, max_size=8))
 def test_the_scans_fast_paths_read_every_row_as_the_plain_reading_does(rows: list[Any]) -> None:
     answer = {"activeActivations": rows}

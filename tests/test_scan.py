@@ -11,7 +11,7 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from smsactivate_async import ActivationCancelledError
@@ -24,19 +24,26 @@ from .conftest import mock_client
 pytestmark = pytest.mark.anyio
 
 _TRACKED = [7, 12, 4_000_000_001, 2**40]
-#: the ways a row may spell a waited id (and others nobody waits on, and bad ones)
-_IDS = st.one_of(
-    st.sampled_from(_TRACKED), st.sampled_from(_TRACKED).map(str), st.integers(1, 30), st.integers(1, 30).map(str),
-    st.sampled_from(["007", "0", " 7", "7.0", "+7", "²", "٣", "x", "-3"]), st.sampled_from([True, 7.0, [7], {"a": 1}]),
-)
-_STATUSES = st.one_of(st.none(), st.sampled_from(["1", "2", "3", "4", "6", "8", "99"]), st.integers(0, 10))
+#: the ways a row may spell a waited id, and others nobody waits on
+_IDS = st.one_of(st.sampled_from(_TRACKED), st.sampled_from(_TRACKED).map(str), st.integers(1, 30),
+                 st.integers(1, 30).map(str))
+#: ids no reading may take (each one refuses the whole answer)
+_BAD_IDS = st.sampled_from(["007", "0", " 7", "7.0", "+7", "²", "٣", "x", "-3", True, 7.0, [7], {"a": 1}])
+_STATUSES = st.one_of(st.none(), st.sampled_from(["1", "2", "3", "4", "6", "8", "99", "x"]), st.integers(0, 120))
 _CODES = st.one_of(st.none(), st.just(""), st.sampled_from(["1234", "0000"]), st.integers(0, 10**6),
                    st.lists(st.sampled_from(["11", "22"]), max_size=2), st.floats(allow_nan=False))
-_ROWS = st.one_of(
+_GOOD_ROWS = st.one_of(
     st.fixed_dictionaries({"activationId": _IDS, "activationStatus": _STATUSES, "smsCode": _CODES}),
     st.fixed_dictionaries({"activationId": _IDS}, optional={"activationStatus": _STATUSES, "smsCode": _CODES}),
+)
+_BAD_ROWS = st.one_of(
+    st.fixed_dictionaries({"activationId": _BAD_IDS, "activationStatus": _STATUSES}),
     st.sampled_from([None, "activationId", ["activationId"], 7, {"id": "1"}]),  # not a row
 )
+#: an answer: good rows, and now and then one that refuses it, anywhere
+_ANSWERS = st.tuples(st.lists(_GOOD_ROWS, max_size=7),
+                     st.one_of(st.none(), st.none(), st.tuples(st.integers(0, 7), _BAD_ROWS))).map(
+    lambda drawn: drawn[0] if drawn[1] is None else [*drawn[0][:drawn[1][0]], drawn[1][1], *drawn[0][drawn[1][0]:]])
 #: what a track may have acted on last: nothing, a quiet row (the shared tuple or an equal copy), a code
 _LAST: st.SearchStrategy[Row | None] = st.one_of(
     st.none(), st.sampled_from(["1", "4", "2", "99", None]).flatmap(
@@ -67,7 +74,12 @@ def _by_table(tracks: list[_Track], answer: Any) -> tuple[dict[int, Row], set[in
     return {t.activation_id: row for t, row in news}, {t.activation_id for t in gone}
 
 
-@given(st.lists(_LAST, min_size=1, max_size=4), st.lists(st.lists(_ROWS, max_size=7), min_size=1, max_size=3))
+@settings(max_examples=300)
+# statuses outside the shared quiet rows, as a string and as a number, without a code
+@example(lasts=[None, ("99", None, True), ("4", None, True)], answers=[[
+    {"activationId": "7", "activationStatus": "99"}, {"activationId": 12, "activationStatus": 99, "smsCode": None},
+    {"activationId": "4000000001", "activationStatus": 4}]])
+@given(st.lists(_LAST, min_size=1, max_size=4), st.lists(_ANSWERS, min_size=1, max_size=3))
 def test_the_sweep_says_what_the_table_of_rows_says(lasts: list[Row | None], answers: list[list[Any]]) -> None:
     """Answer after answer against the same tracks (stamps carry over, as they do tick after tick):
     the same rows are news, the same tracks are gone, and an answer one reading refuses the other
