@@ -111,6 +111,11 @@ def test_a_quiet_row_is_told_by_identity_and_a_later_row_of_one_id_wins() -> Non
         {"activationId": "5", "activationStatus": "2", "smsCode": "1234"}, {"activationId": 5, "activationStatus": "4"}]})
     assert (again.seen, again.news, again.stamp) == (1, {}, first.stamp + 1)
     assert sweep_rows({}, stamps, {"activeActivations": []}) == Sweep(first.stamp + 2, 0, {})
+    # each waited activation counted once, however many rows name it
+    other = _Track(6)
+    both = sweep_rows({"5": track, "6": other}, stamps, {"activeActivations": [
+        {"activationId": "6"}, {"activationId": "5", "activationStatus": "4"}, {"activationId": "6"}]})
+    assert both.seen == 2 and track.swept == other.swept == both.stamp
 
 
 def test_the_sweep_action_is_read_only_through_its_reader() -> None:
