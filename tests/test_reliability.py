@@ -402,3 +402,24 @@ async def test_a_retry_after_of_exactly_the_most_the_policy_waits_is_waited_out(
             with pytest.raises(RateLimitedError):
                 await c.get_balance()
     assert (c.stats.retries, len(answers)) == ((1, 0) if waited else (0, 1))
+
+
+@pytest.mark.parametrize(("fault", "message", "maybe_sent"), [
+    (httpx.ConnectError("refused"), "could not connect (ConnectError)", False),
+    (httpx.PoolTimeout("pool"), "could not connect (PoolTimeout)", False),
+    (httpx.ReadTimeout("slow"), "request timed out (ReadTimeout)", True),
+    (httpx.RemoteProtocolError("cut"), "connection failed (RemoteProtocolError)", True),
+])
+async def test_a_transport_fault_says_what_failed_and_whether_it_may_have_been_sent(
+        fault: Exception, message: str, maybe_sent: bool) -> None:
+    """Found by mutmut over _session (``_send``): the error names the fault, and says whether the
+    request may have reached the server (a purchase whose request may have left is reconciled)."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise fault
+
+    async with SMSActivate("k", transport=httpx.MockTransport(handler), rate_limit=None,
+                           retry=RetryPolicy(attempts=1)) as c:
+        with pytest.raises(TransportError) as info:
+            await c.get_balance()
+    assert info.value.message == message and info.value.action == "getBalance"
+    assert info.value.maybe_sent is maybe_sent
