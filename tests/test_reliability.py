@@ -417,9 +417,12 @@ async def test_a_transport_fault_says_what_failed_and_whether_it_may_have_been_s
     def handler(request: httpx.Request) -> httpx.Response:
         raise fault
 
+    events: list[RequestEvent] = []
     async with SMSActivate("k", transport=httpx.MockTransport(handler), rate_limit=None,
-                           retry=RetryPolicy(attempts=1)) as c:
+                           retry=RetryPolicy(attempts=1), on_request=events.append) as c:
         with pytest.raises(TransportError) as info:
             await c.get_balance()
     assert info.value.message == message and info.value.action == "getBalance"
     assert info.value.maybe_sent is maybe_sent
+    # the hook hears of the attempt: no HTTP status, the error itself
+    assert [(e.action, e.attempt, e.status_code, e.error) for e in events] == [("getBalance", 1, None, info.value)]
