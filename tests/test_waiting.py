@@ -116,6 +116,22 @@ async def test_timeout_inside_early_window_defers_cancel_until_aclose() -> None:
     assert any(r.status == 200 and r.action == "setStatus" for r in sim.ledger.requests)
 
 
+async def test_a_deferred_cancel_is_carried_out_when_due_with_nobody_waiting() -> None:
+    """Found by mutmut over _waiting (``_step``): the poller sleeps until the next deferred cancel is due
+    even when no wait is left, and carries it out then — not at the next wait, nor at ``aclose()``."""
+    sim, client = make(codes=CodeSchedule.never(), early=0.3)
+    async with client:
+        number = await client.get_number_v2(service="tg", country=0)
+        with pytest.raises(WaitTimeoutError):
+            await client.wait_for_code(number.activation_id, timeout=0.05)
+        assert client._get_scheduler().pending_cancels == [number.activation_id]
+        with anyio.move_on_after(5):  # due 0.3 s after the purchase; a loaded machine gets a margin
+            while sim.activations[number.activation_id].state is not ActivationState.CANCELLED:  # noqa: ASYNC110 - the simulator has no event for it
+                await anyio.sleep(0.02)
+        assert sim.activations[number.activation_id].state is ActivationState.CANCELLED
+        assert client._get_scheduler().pending_cancels == []
+
+
 async def test_caller_cancelled_mid_wait_cancels_the_number() -> None:
     sim, client = make(codes=CodeSchedule.never())
     async with client:
