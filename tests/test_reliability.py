@@ -426,3 +426,20 @@ async def test_a_transport_fault_says_what_failed_and_whether_it_may_have_been_s
     assert info.value.maybe_sent is maybe_sent
     # the hook hears of the attempt: no HTTP status, the error itself
     assert [(e.action, e.attempt, e.status_code, e.error) for e in events] == [("getBalance", 1, None, info.value)]
+
+
+async def test_the_hook_hears_how_long_each_attempt_took() -> None:
+    """Found by mutmut over _session (``attempt``): ``RequestEvent.elapsed`` is the attempt's own time
+    on the client's clock."""
+    clock = FakeClock()
+    clock.t = 100.0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        clock.t += 0.25  # the server takes a quarter of a second
+        return httpx.Response(200, text="ACCESS_BALANCE:1.00")
+
+    events: list[RequestEvent] = []
+    async with SMSActivate("k", transport=httpx.MockTransport(handler), rate_limit=None, clock=clock,
+                           on_request=events.append) as c:
+        await c.get_balance()
+    assert [(e.action, e.status_code, e.elapsed, e.error) for e in events] == [("getBalance", 200, 0.25, None)]

@@ -23,11 +23,15 @@ from hypothesis import strategies as st
 
 from smsactivate_async import (
     BadResponseError,
+    InsufficientBalanceError,
     PurchaseUncertainError,
+    RateLimitedError,
     RedirectError,
     RetryPolicy,
+    ServerError,
     SMSActivate,
     SMSActivateError,
+    TruncatedResponseError,
 )
 from smsactivate_async._actions import ACTIONS, Action
 from smsactivate_async._session import Session
@@ -450,3 +454,44 @@ async def test_a_bad_answer_says_which_action_what_status_and_what_came_back(bod
     assert error.message.startswith(message), error.message
     assert (error.action, error.status_code) == ("getActiveActivations", 200)
     assert "(HTTP 200); got " in str(error) and ("nothing" in error.excerpt or "xxx" in error.excerpt)
+
+
+@pytest.mark.parametrize(("status", "body", "content_type", "error"), [
+    (500, "<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html", ServerError),
+    (200, "", "text/html", BadResponseError),
+    (200, '{"status": "success", "balance": "1', "application/json", TruncatedResponseError),
+    (200, "NO_BALANCE", "text/html", InsufficientBalanceError),
+    (429, "", "text/html", RateLimitedError),
+])
+async def test_an_answer_refused_as_it_is_decoded_names_its_action(
+        status: int, body: str, content_type: str, error: type[SMSActivateError]) -> None:
+    """Found by mutmut over _session (``attempt``): the errors the decoder raises say which action
+    they answer."""
+    async with mock_client(replying(status, body, content_type), retry=RetryPolicy(attempts=1)) as client:
+        with pytest.raises(error) as info:
+            await client.get_balance()
+    assert info.value.action == "getBalance"
+
+
+async def test_money_in_a_json_answer_keeps_every_digit() -> None:
+    """Found by mutmut over _session (``attempt``): a JSON answer's fractions are read as ``Decimal``
+    by the session itself, not as floats converted later (which keep 17 digits)."""
+    body = '{"0": {"tg": {"cost": 0.12345678901234567890123, "count": 5}}}'
+    async with mock_client(replying(200, body, "application/json")) as client:
+        prices = await client.get_prices(service="tg", country=0)
+    assert prices[0]["tg"].cost == Decimal("0.12345678901234567890123")
+
+
+async def test_herosms_finishing_with_an_empty_204_is_an_answer() -> None:
+    """Found by mutmut over _session (``attempt``): HeroSMS answers finishActivation and
+    cancelActivation with HTTP 204 and no body; that is success, not an empty answer."""
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params["action"])
+        return httpx.Response(204)
+
+    async with mock_client(handler, provider="herosms") as client:
+        await client.finish_activation(4000000001)  # no error: the empty answer is the success
+        await client.cancel_activation(4000000002)
+    assert asked == ["finishActivation", "cancelActivation"]
