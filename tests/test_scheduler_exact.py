@@ -393,8 +393,9 @@ async def test_closing_the_scheduler_ends_every_wait_and_refuses_new_ones_until_
                                  "open, or let it expire; a persistent journal's recover() closes it)")
         assert (error.activation_id, error.outcome, error.reason, error.action) == (
             activation_id, "left_open", "closing", "getStatus")
-        with pytest.raises(ClientClosedError, match="the client is closed"):
+        with pytest.raises(ClientClosedError) as refused:
             await scheduler.wait(activation_id, timeout=600, poll_interval=None)
+        assert (refused.value.message, refused.value.action) == ("the client is closed", "getStatus")
         scheduler.reopen()
         with pytest.raises(WaitTimeoutError):
             await scheduler.wait(activation_id, timeout=0.05, poll_interval=0.01)
