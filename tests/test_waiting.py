@@ -351,3 +351,26 @@ async def test_every_settled_purchase_is_news_once() -> None:
     assert bought == [(answered.activation_id, "activation"), (reconciled.activation_id, "activation"),
                       (rent.id, "rent")]
     assert len(sim.ledger.purchases) == 3
+
+
+async def test_a_waits_own_poll_interval_is_kept_and_its_timeout_names_the_activation() -> None:
+    """Found by mutmut over _waiting (``Scheduler.wait``): ``poll_interval`` given to one wait is the
+    pace of its polling, whatever the client's; a wait that times out says which activation and how
+    long it waited."""
+    sim, client = make(codes=CodeSchedule.never(), poll_interval=600.0)  # the client's pace: ten minutes
+    async with client:
+        number = await client.get_number_v2(service="tg", country=0)
+
+        async def deliver_later() -> None:
+            await anyio.sleep(0.3)  # after the first tick
+            sim.deliver_sms(number.activation_id, "code 5150", code="5150")
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(deliver_later)
+            code = await client.wait_for_code(number.activation_id, timeout=5, poll_interval=0.05,
+                                              cancel_on_timeout=False)  # (a cancel refused for a code returns it)
+        assert code == "5150"
+        other = await client.get_number_v2(service="tg", country=0)
+        with pytest.raises(WaitTimeoutError) as info:
+            await client.wait_for_code(other.activation_id, timeout=0.05, cancel_on_timeout=False)
+    assert info.value.message == f"no code for activation {other.activation_id} within 0.05s"
