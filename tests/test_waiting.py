@@ -374,3 +374,4 @@ async def test_a_waits_own_poll_interval_is_kept_and_its_timeout_names_the_activ
         with pytest.raises(WaitTimeoutError) as info:
             await client.wait_for_code(other.activation_id, timeout=0.05, cancel_on_timeout=False)
     assert info.value.message == f"no code for activation {other.activation_id} within 0.05s"
+    assert (info.value.activation_id, info.value.action) == (other.activation_id, "getStatus")
