@@ -108,6 +108,10 @@ class Action(Generic[R]):
     #: Whether the answer's fractions are read as ``Decimal`` (money); a reader that uses none of
     #: them (the scheduler's scan of 10 000 rows a tick) spares the conversion.
     decimals: bool = True
+    #: A reader of the action's usual success answer straight from the body's bytes, which answers
+    #: ``None`` for any other form (the general decoding, and ``parse``, then read it): the
+    #: scheduler's scan (:func:`_scan.read_listing`).
+    typed_read: Callable[[bytes], Any] | None = None
 
     def encode(self, args: Mapping[str, Any]) -> dict[str, str]:
         """Validate ``args`` (Python names) and return the wire parameters (``action`` included)."""

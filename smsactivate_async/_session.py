@@ -200,6 +200,7 @@ class Session:
                 text_prefixes=action.text_prefixes,
                 allow_empty=action.allow_empty_body,
                 decimals=action.decimals,
+                typed_read=action.typed_read,
             )
             return self._parse(action, answer, response.content, status)
         except SMSActivateError as exc:

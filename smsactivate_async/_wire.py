@@ -142,12 +142,15 @@ def decode_answer(
     text_prefixes: tuple[str, ...] = (),
     allow_empty: bool = False,
     decimals: bool = True,
+    typed_read: Callable[[bytes], Any] | None = None,
 ) -> Answer:
     """Decode one answer of ``action`` or raise the typed error it carries.
 
     ``text_prefixes`` are the text tokens that are success answers of this action (they win over
     the error vocabulary: ``STATUS_CANCEL`` is an answer of getStatus but an error of parseCall).
     JSON fractions are ``Decimal`` unless ``decimals`` is false (a reader that uses none).
+    ``typed_read`` (the action's own reader of its usual success answer) is tried first on a 2xx JSON
+    answer; when it answers ``None`` the answer is decoded here as any other.
     """
     retry_after = parse_retry_after(headers.get("retry-after"))
     stripped = body.strip()
@@ -158,6 +161,10 @@ def decode_answer(
             "empty answer", body=body, status_code=status_code, action=action
         )
     if stripped[:1] in (b"{", b"["):
+        if typed_read is not None and 200 <= status_code < 300:
+            typed = typed_read(stripped)
+            if typed is not None:
+                return typed
         try:
             doc = json.loads(stripped, parse_float=Decimal) if decimals else loads_plain(stripped)
         except (ValueError, RecursionError):

@@ -14,10 +14,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from smsactivate_async import ActivationCancelledError
+from smsactivate_async import ActivationCancelledError, SMSActivateError
 from smsactivate_async._parse import UnexpectedAnswer
-from smsactivate_async._scan import NOTHING_SWEPT, SWEEP_ACTIVE, Row, Sweep, scan_rows, sweep_rows
+from smsactivate_async._scan import NOTHING_SWEPT, SWEEP_ACTIVE, Row, Sweep, TypedRows, read_listing, scan_rows, sweep_rows
 from smsactivate_async._waiting import _compare, _Track
+from smsactivate_async._wire import decode_answer
 
 from .conftest import mock_client
 
@@ -169,3 +170,72 @@ async def test_an_answer_read_again_after_a_bad_one_is_swept_anew() -> None:
 def test_the_scan_reads_a_listing_the_wire_spells_plainly() -> None:
     body = json.dumps({"activeActivations": [{"activationId": "9", "activationStatus": 4, "smsCode": 77}]})
     assert scan_rows(json.loads(body)) == {9: ("4", "77", True)}
+
+
+# --- the typed reader of the listing's usual form (the ``speed`` extra) against the general decoding ---
+
+_LISTING_STATUSES = st.sampled_from([None, "success", "error", "false", False, "ok"])
+
+
+def _listing(rows: list[Any], how: str, status: Any, extra: dict[str, Any]) -> Any:
+    doc: dict[str, Any] = {} if status is None else {"status": status}
+    if how == "classic":
+        doc["activeActivations"] = rows
+    elif how == "herosms":  # rows in "data", a database cursor leaked beside them
+        doc.update(data=rows, activeActivations={"num_rows": len(rows), "current_field": None})
+    elif how == "keyed":  # rows keyed by id
+        doc["activeActivations"] = {str(i): row for i, row in enumerate(rows)}
+    elif how == "null":
+        doc["activeActivations"] = None
+    elif how == "bare":
+        return rows
+    return {**doc, **extra}
+
+
+_EXTRAS: st.SearchStrategy[dict[str, Any]] = st.sampled_from([
+    {}, {"message": "NO_ACTIVATIONS"}, {"title": "NO_ACTIVATIONS", "details": "x"}, {"data": "x"},
+    {"phoneNumber": "79990001122", "nested": [[{"a": 1.5}]]}])
+
+
+def _read_both(body: bytes, typed: bool) -> Any:
+    answer = decode_answer(action="getActiveActivations", status_code=200, body=body, headers={},
+                           decimals=False, typed_read=read_listing if typed else None)
+    table = scan_rows(answer)
+    tracks = _tracks([None, ("4", None, True), ("2", "1234", True), None])
+    news, gone = _by_sweep(tracks, itertools.count(1), answer)
+    return table, news, gone
+
+
+@settings(max_examples=400)
+@given(st.lists(st.one_of(_GOOD_ROWS, _GOOD_ROWS, _BAD_ROWS), max_size=6),
+       st.sampled_from(["classic", "classic", "herosms", "keyed", "null", "bare"]), _LISTING_STATUSES, _EXTRAS)
+def test_the_typed_reader_reads_what_the_general_decoding_reads(rows: list[Any], how: str, status: Any,
+                                                               extra: dict[str, Any]) -> None:
+    """Whatever the body, the typed reader and the general decoding give the same rows, the same news and
+    the same gone — or both refuse the answer with an error of one kind."""
+    body = json.dumps(_listing(rows, how, status, extra)).encode()
+    outcomes = []
+    for typed in (True, False):
+        try:
+            outcomes.append(_read_both(body, typed))
+        except (SMSActivateError, UnexpectedAnswer, ValueError, TypeError) as exc:
+            outcomes.append(type(exc))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_the_typed_reader_takes_the_usual_forms_and_leaves_the_rest() -> None:
+    assert read_listing is not None  # the speed extra is installed where tests run
+    classic = b'{"status": "success", "activeActivations": [{"activationId": "9", "activationStatus": "2", "smsCode": "55",'\
+              b' "phoneNumber": "7999", "activationCost": "0.12"}]}'
+    herosms = b'{"status": "success", "data": [{"activationId": 9, "activationStatus": 2}], "activeActivations": {"num_rows": 1}}'
+    for body in (classic, herosms):
+        typed = read_listing(body)
+        assert type(typed) is TypedRows and len(typed.rows) == 1 and typed.rows[0].activationId in ("9", 9)
+    assert scan_rows(read_listing(classic)) == {9: ("2", "55", True)}
+    deep = b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b', "activeActivations": []}'
+    for other in (b'{"status": "error", "message": "NO_ACTIVATIONS"}', b'{"title": "BAD_KEY", "details": "x"}',
+                  b'{"activeActivations": null}', b'{"activeActivations": {"9": {"activationId": "9"}}}',
+                  b'[{"activationId": "9"}]', b'{"activeActivations": [{"activationStatus": "4"}]}',
+                  b'{"activeActivations": [{"activationId": 9.0}]}', b'{"activeActivations": [', deep,
+                  b'{"activeActivations": [], "x": NaN}'):
+        assert read_listing(other) is None, other
