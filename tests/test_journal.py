@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import httpx
 import pytest
 
@@ -1108,3 +1109,52 @@ async def test_a_rent_is_journaled_as_a_rent(tmp_path: Path) -> None:
         entries = sorted((e.kind, e.id) for e in await store.open_entries())
         assert ("rent", rent.id) in entries and [kind for kind, _ in entries].count("activation") == 1
         await client.set_rent_status(rent.id, 2)
+
+
+async def test_a_numbers_code_comes_back_with_it_and_a_closed_one_stays_closed(redis_server: str) -> None:
+    """Found by mutmut over ``_journal`` (issue 37): ``record_code`` updating this client's own records
+    (kept to put back a store that lost everything) and ``record_closed`` dropping a number from them
+    were each left undone by a mutant that passed every test. When the store restarts empty, a number
+    comes back with its code, and a closed number does not come back open (recovery would close it
+    again, or a fleet reader wait on it)."""
+    async with _journal_on_redis(redis_server, "me") as (journal, restart_empty):
+        await journal.renew()
+        key = ("getNumber", "tg", "0")
+        intent = await journal.intend("getNumber", {"service": "tg", "country": "0"}, key, "activation")
+        await journal.bought(intent, [journal.entry(intent, "activation", i, "7900") for i in (61, 62, 63)])
+        await journal.record_code("activation", 61, "1234")
+        await journal.record_code("rent", 63, "555")  # another kind's number of the same id: not this one
+        await journal.record_closed("activation", 62, "finished")
+        await journal.record_closed("rent", 63, "finished")
+        await restart_empty()
+        await journal.renew()  # finds its lease gone: puts its records back
+        back = {entry.id: entry for entry in await journal.store.open_entries()}
+        assert sorted(back) == [61, 63]
+        assert (back[61].code, back[61].owner, back[63].code) == ("1234", "me", None)
+
+
+async def test_a_code_is_written_once_however_often_it_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by mutmut over ``_journal`` (issue 37): the memo that spares writing a code the journal
+    already holds (a code is seen at every tick until the number closes) could be made to forget and
+    no test saw it. And ``journaled`` reads the owners of the kind it is asked for."""
+    store = SqliteStore(tmp_path / "journal.db")
+    journal = Journal(store, owner="me", lease=30.0, stale_after=10.0)
+    await journal.open("ns")
+    try:
+        await store.claim(_entry(7, owner="me"))
+        await store.claim(attrs.evolve(_entry(7, owner="other"), kind="rent"))
+        assert await journal.journaled("rent", [7, 8]) == {7: "other"}
+        assert await journal.journaled("activation", [7, 8]) == {7: "me"}
+        written: list[Any] = []
+        update = store.update_entry
+
+        async def counted(kind: Any, entry_id: int, **changes: Any) -> None:
+            written.append((kind, entry_id, changes))
+            await update(kind, entry_id, **changes)
+
+        monkeypatch.setattr(store, "update_entry", counted)
+        for code in ("1234", "1234", "1234", "5678", "5678"):
+            await journal.record_code("activation", 7, code)
+        assert written == [("activation", 7, {"code": "1234"}), ("activation", 7, {"code": "5678"})]
+    finally:
+        await journal.aclose()

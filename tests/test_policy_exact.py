@@ -156,3 +156,108 @@ def test_after_a_cut_the_curve_climbs_back_to_the_old_rate_in_k_seconds_and_not_
     assert limiter.rate_now(capped=False) == pytest.approx(8.0)
     clock.t = 3.0 + k + 2.0
     assert limiter.rate_now(capped=False) == pytest.approx(AdaptiveRateLimiter.C * 8.0 + 8.0)
+
+
+# --- the adaptive limiter's learning, exactly (the survivors the first pass left) ---------------------
+
+
+def _adaptive(start: float = 40.0, burst: int = 1) -> tuple[FakeClock, AdaptiveRateLimiter, _Top]:
+    clock, jitter = FakeClock(), _Top()
+    limiter = AdaptiveRateLimiter(start, 50.0, burst, clock, beta=0.7, floor=0.5)
+    limiter._jitter = jitter
+    return clock, limiter, jitter
+
+
+@pytest.mark.parametrize("burst", [1, 3])
+def test_a_block_one_client_could_not_cause_teaches_it_a_share_of_the_limit(burst: int) -> None:
+    """After the n-th block it could not cause alone, a client takes at most 1 / (n + 2) of 90 % of the
+    limit, less its burst, and below 90 % of the rate it was blocked at; a block within a block's length
+    and a second of the last is the same event and teaches nothing."""
+    clock, limiter, _ = _adaptive(burst=burst)
+    assert limiter.max_rate == pytest.approx(50 * 0.95 - (burst - 1))
+    limiter.block(10.0)  # the cut: 40 → 28; the first share: 45 / 3 = 15, less the burst
+    share = 15.0 - (burst - 1)
+    assert (limiter.max_rate, limiter.rate, limiter._w_max) == pytest.approx((share, share, share))
+    clock.t = 11.0  # not more than 10 + 1 s after: one event, cut again (a second has passed) but nothing learnt
+    limiter.block(10.0)
+    assert (limiter.max_rate, limiter.rate) == pytest.approx((share, share * 0.7))
+    clock.t = 22.01
+    limiter.block(10.0)  # cut from share * 0.7; the second share 45 / 4 = 11.25 is above 90 % of that rate
+    blocked_at = share * 0.7
+    assert limiter.max_rate == pytest.approx(min(11.25 - (burst - 1), blocked_at * 0.9))
+    assert limiter.rate == pytest.approx(blocked_at * 0.7) and limiter._w_max == pytest.approx(limiter.max_rate)
+
+
+def test_a_fleets_limiter_learns_no_share() -> None:
+    _, limiter, _ = _adaptive()
+    limiter.learns_share = False
+    limiter.block(10.0)
+    assert (limiter.max_rate, limiter.rate) == pytest.approx((47.5, 28.0))
+
+
+def test_a_learned_share_is_tried_higher_by_five_percent_a_minute_and_forgotten_at_the_ceiling() -> None:
+    clock, limiter, _ = _adaptive()
+    limiter.block(10.0)
+    assert limiter.max_rate == pytest.approx(15.0)
+    clock.t = 60.0
+    limiter.rate_now()
+    assert limiter.max_rate == pytest.approx(15.0 * 1.05)
+    clock.t = 90.0
+    limiter.rate_now()
+    assert limiter.max_rate == pytest.approx(15.0 * 1.05 ** 1.5)
+    clock.t = 60.0 * math.log(47.5 / 15.0, 1.05) + 1.0  # past the published ceiling's safe rate
+    limiter.rate_now()
+    assert limiter.max_rate == pytest.approx(47.5)
+    # forgotten: the next block is a first one again (45 / 3, not 45 / 4); the rate held at 15 meanwhile
+    # (growth is capped at twice the use, and nothing was sent)
+    assert limiter.rate == pytest.approx(15.0)
+    limiter.block(10.0)
+    assert limiter.max_rate == pytest.approx(min(15.0, 15.0 * 0.9))
+
+
+def test_a_blocks_hold_grows_with_blocks_that_follow_one_another_and_carries_jitter() -> None:
+    _, limiter, jitter = _adaptive()
+    limiter.block(10.0)
+    assert jitter.ranges == [(0.2, 1.0)]
+    assert limiter._blocked_until == pytest.approx(10.0 * 2.0)  # the jitter's top: twice the block
+
+
+async def test_a_block_on_the_probe_holds_longer_and_a_clean_answer_resets_it() -> None:
+    clock, limiter, _ = _adaptive()
+    limiter.block(2.0)
+    await limiter.acquire()  # after the hold: the probe
+    assert clock.t == pytest.approx(4.0) and limiter._probe is not None
+    limiter.block(2.0)  # the probe's own throttle: another worker's block
+    assert limiter._blocked_until == pytest.approx(4.0 + 2.0 * 1.5 * 2.0)
+    await limiter.acquire()
+    limiter.block(2.0)
+    assert limiter._blocked_until == pytest.approx(clock.t + 2.0 * 1.5 ** 2 * 2.0)
+    await limiter.acquire()
+    limiter.settled()  # a clean answer: the streak is over
+    limiter.block(2.0)
+    assert limiter._blocked_until == pytest.approx(clock.t + 2.0 * 2.0)
+
+
+async def test_after_a_block_one_probe_goes_first_and_the_rest_follow_its_clean_answer() -> None:
+    clock, limiter, _ = _adaptive(burst=5)
+    with anyio.fail_after(0.5):  # no probe before any block: one request after another at once
+        await limiter.acquire()
+        await limiter.acquire()
+    limiter.block(1.0)
+    order: list[str] = []
+
+    async def one(name: str) -> None:
+        await limiter.acquire()
+        order.append(name)
+
+    with anyio.fail_after(0.5):  # (the rest would follow an unanswered probe only after a second)
+        async with anyio.create_task_group() as group:
+            group.start_soon(one, "probe")
+            for _ in range(5):
+                await anyio.lowlevel.checkpoint()
+            group.start_soon(one, "next")
+            for _ in range(20):
+                await anyio.lowlevel.checkpoint()
+            assert order == ["probe"]  # the next waits on the probe's answer
+            limiter.settled()
+    assert order == ["probe", "next"] and clock.t == pytest.approx(2.0)
