@@ -3,6 +3,7 @@ client's use of it — intents before purchases, reconciliation across clients, 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
@@ -1158,3 +1159,19 @@ async def test_a_code_is_written_once_however_often_it_is_seen(tmp_path: Path, m
         assert written == [("activation", 7, {"code": "1234"}), ("activation", 7, {"code": "5678"})]
     finally:
         await journal.aclose()
+
+
+async def test_a_failed_store_is_tried_again_after_waits_doubling_to_two_seconds_within_store_wait(
+        tmp_path: Path) -> None:
+    """Found by mutmut over ``_journal`` (issue 37): the store's retry waits could triple, cap at 3 s or
+    run past ``store_wait`` and pass every test. 0.1 s doubling to 2 s, and none that would end after
+    ``store_wait``."""
+    journal = Journal(SqliteStore(tmp_path / "journal.db"), owner="me", lease=30.0, stale_after=10.0)
+    journal.store_wait = 60.0
+    assert list(itertools.islice(journal.store_delays(), 8)) == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0]
+    journal.store_wait = 0.5
+    waited = []
+    for delay in journal.store_delays():  # 0.1 and 0.2 end within 0.5 s (0.2 s to spare); 0.4 more would not
+        waited.append(delay)
+        await anyio.sleep(delay)
+    assert waited == [0.1, 0.2]
