@@ -3,6 +3,7 @@ pass over ``_policy.py`` — each asserts a number a changed operator or constan
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -12,7 +13,7 @@ import pytest
 from smsactivate_async import InvalidArgumentError, RetryPolicy
 from smsactivate_async._policy import AdaptiveRateLimiter, RateLimiter
 
-from .conftest import FakeClock
+from .conftest import FakeClock, on_virtual_time
 
 pytestmark = pytest.mark.anyio
 
@@ -197,15 +198,16 @@ def test_a_fleets_limiter_learns_no_share() -> None:
 
 def test_a_learned_share_is_tried_higher_by_five_percent_a_minute_and_forgotten_at_the_ceiling() -> None:
     clock, limiter, _ = _adaptive()
+    clock.t = 100.0
     limiter.block(10.0)
     assert limiter.max_rate == pytest.approx(15.0)
-    clock.t = 60.0
+    clock.t = 160.0  # a minute after the block
     limiter.rate_now()
     assert limiter.max_rate == pytest.approx(15.0 * 1.05)
-    clock.t = 90.0
+    clock.t = 190.0
     limiter.rate_now()
     assert limiter.max_rate == pytest.approx(15.0 * 1.05 ** 1.5)
-    clock.t = 60.0 * math.log(47.5 / 15.0, 1.05) + 1.0  # past the published ceiling's safe rate
+    clock.t = 100.0 + 60.0 * math.log(47.5 / 15.0, 1.05) + 1.0  # past the published ceiling's safe rate
     limiter.rate_now()
     assert limiter.max_rate == pytest.approx(47.5)
     # forgotten: the next block is a first one again (45 / 3, not 45 / 4); the rate held at 15 meanwhile
@@ -261,3 +263,151 @@ async def test_after_a_block_one_probe_goes_first_and_the_rest_follow_its_clean_
             assert order == ["probe"]  # the next waits on the probe's answer
             limiter.settled()
     assert order == ["probe", "next"] and clock.t == pytest.approx(2.0)
+
+
+def test_a_second_shared_block_takes_a_quarter_share_when_that_is_what_binds() -> None:
+    clock, limiter, _ = _adaptive()
+    limiter.block(10.0)
+    clock.t = 30.0  # half a minute later the rate has grown back to the share tried 2.5 % higher
+    assert limiter.rate_now(capped=False) == pytest.approx(15.0 * 1.05 ** 0.5)
+    limiter.block(10.0)  # the second shared block: 45 / 4 = 11.25, under 90 % of the rate blocked at
+    assert limiter.max_rate == pytest.approx(11.25)
+
+
+def test_the_curve_starts_on_its_plateau_and_a_cut_without_a_hold_climbs_back_in_k_seconds() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(8.0, 50.0, 1, clock, beta=0.5, floor=0.5)
+    clock.t = 2.0
+    assert limiter.rate_now(capped=False) == pytest.approx(8.0 + AdaptiveRateLimiter.C * 2.0 ** 3)
+    w_max = limiter.rate_now(capped=False)
+    limiter.cut()  # another client's throttle: no hold of this client's own
+    k = (w_max * 0.5 / AdaptiveRateLimiter.C) ** (1 / 3)
+    clock.t = 2.0 + k
+    assert limiter.rate_now(capped=False) == pytest.approx(w_max)
+
+
+def test_growth_is_capped_at_twice_the_requests_of_the_last_second() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(1.0, 50.0, 1, clock, floor=0.5)
+    clock.t = 10.0  # the curve is far above: only the cap holds the rate
+    assert limiter.rate_now() == pytest.approx(2.0)  # nothing sent: twice one request a second
+    clock.t = 20.0
+    for _ in range(5):
+        limiter.note_sent()
+    clock.t = 20.5
+    assert limiter.rate_now() == pytest.approx(10.0)  # five in the last second
+    for _ in range(10):
+        limiter.note_sent()
+    clock.t = 22.0  # those fifteen are more than a second old: forgotten
+    assert limiter.rate_now() == pytest.approx(10.0)  # (the cap never lowers the rate)
+    limiter.cut()
+    clock.t = 40.0
+    assert limiter.rate_now() == pytest.approx(7.0)  # 10 cut to 7; nothing sent lately: no growth past it
+
+
+async def test_pacing_waits_for_the_missing_part_of_a_token_and_a_burst_goes_at_once() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(4.0, 50.0, 5, clock)
+    for _ in range(5):
+        await limiter.acquire()
+    assert clock.sleeps == []  # the burst
+    clock.t = 0.1  # 0.4 of a token since
+    await limiter.acquire()
+    assert clock.sleeps == [pytest.approx(0.15, rel=1e-3)]  # the 0.6 missing, at 4 a second (grown 0.01 %)
+
+
+async def test_the_probes_own_throttle_cuts_once_more_even_within_a_second_of_the_last_cut() -> None:
+    for hold in (2.0, 0.1):  # the probe comes after 4 s, or after 0.2 s (within a second of the first cut)
+        _, limiter, _ = _adaptive()
+        limiter.learns_share = False
+        limiter.block(hold)
+        assert limiter.rate == pytest.approx(28.0) and limiter._tokens == 0.0
+        await limiter.acquire()  # the probe
+        limiter.block(hold)
+        assert limiter.rate == pytest.approx(28.0 * 0.7), hold
+
+
+async def test_a_hold_grows_with_at_most_four_blocks_in_a_row() -> None:
+    clock, limiter, _ = _adaptive()
+    limiter.learns_share = False
+    limiter.block(1.0)
+    for streak in range(1, 7):
+        await limiter.acquire()  # the probe, throttled again
+        limiter.block(1.0)
+        assert limiter._blocked_until == pytest.approx(clock.t + 1.5 ** min(streak, 4) * 2.0), streak
+
+
+@on_virtual_time()
+async def test_a_probe_never_answered_lets_the_rest_go_after_a_second_or_the_hold() -> None:
+    for seconds, waited in ((0.1, 1.0), (1.0, 2.0)):  # holds of 0.2 s and 2 s (the jitter's top)
+        _, limiter, _ = _adaptive(burst=5)
+        limiter.block(seconds)
+        await limiter.acquire()  # the probe: its caller goes away without an answer
+        sent = len(limiter._sent)
+        started = anyio.current_time()
+        with anyio.fail_after(10):
+            await limiter.acquire()
+        assert anyio.current_time() - started == pytest.approx(waited)
+        assert len(limiter._sent) == sent + 1 and limiter._probe is None  # it took its token, and is no probe
+
+
+@on_virtual_time()
+@pytest.mark.parametrize("first, second", [("a", "b"), ("b", "a")])
+async def test_a_slot_given_back_keeps_the_queue_in_slot_order(first: str, second: str) -> None:
+    """mutmut over ``_policy`` (issue 37): the waiter moved to an earlier slot could be put back in the
+    queue anywhere, and no test saw it. Out of slot order, the next give-back takes the wrong waiter
+    for the last: one waits a second more than it should, and a slot goes to nobody."""
+    from .conftest import VirtualWall
+
+    limiter = RateLimiter(1.0, 1, VirtualWall())
+    started = anyio.current_time()  # (the virtual clock goes on from the test before)
+    await limiter.acquire()  # slot 0
+    done: dict[str, float] = {}
+    scopes: dict[str, anyio.CancelScope] = {}
+
+    async def one(name: str) -> None:
+        with anyio.CancelScope() as scopes[name]:
+            await limiter.acquire()
+            done[name] = anyio.current_time() - started
+
+    async with anyio.create_task_group() as group:
+        for name in ("a", "b", "c"):  # slots 1, 2, 3
+            group.start_soon(one, name)
+            await anyio.lowlevel.checkpoint()
+        await anyio.sleep(0.5)
+        scopes[first].cancel()  # c, the last, takes its slot: c@1 before b@2, or a@1 before c@2
+        await anyio.sleep(0.1)
+        scopes[second].cancel()  # the last is now the one cancelled (c keeps slot 1), or c (moved to slot 1)
+    assert done == {"c": pytest.approx(1.0)}
+
+
+@pytest.mark.parametrize("counts, gaps", [([1], [0.1] * 5), ([3], [0.3] * 5), ([3, 1], [0.3] * 5),
+                                          ([1, 4], [0.1, 0.1, 0.1, 0.4, 0.4])])
+async def test_a_fleet_member_paces_itself_at_its_share_while_the_store_is_down(counts: list[int],
+                                                                              gaps: list[float]) -> None:
+    """Its share of 10 requests/s: the rate over the most clients seen sharing it since the outage
+    began (a count that drops meanwhile — leases expire while the store cannot renew them — is not
+    believed until the store is back)."""
+    from smsactivate_async._exceptions import StoreError
+    from smsactivate_async._policy import SharedRateLimiter
+    from smsactivate_async._tasks import TaskHost
+
+    class DownStore:
+        async def grant(self, interval: float, tolerance: float) -> tuple[float, float]:
+            raise StoreError("connection refused", unreachable=True)
+
+        async def block(self, seconds: float) -> None:
+            raise StoreError("connection refused", unreachable=True)
+
+    clock = FakeClock()
+    seen = iter(counts)
+    current = [next(seen)]
+    limiter = SharedRateLimiter(DownStore(), rate=10.0, burst=1, clock=clock, local=RateLimiter(None, 1, clock),
+                                host=TaskHost(), sharers=lambda: current[0])
+    sent = []
+    for n in range(6):
+        if n == 3:
+            current[0] = next(seen, current[0])
+        await limiter.acquire()
+        sent.append(clock.now())
+    assert [b - a for a, b in itertools.pairwise(sent)] == [pytest.approx(gap) for gap in gaps]
