@@ -1175,3 +1175,25 @@ async def test_a_failed_store_is_tried_again_after_waits_doubling_to_two_seconds
         waited.append(delay)
         await anyio.sleep(delay)
     assert waited == [0.1, 0.2]
+
+
+def test_a_numbers_record_takes_what_its_purchase_asked_for(tmp_path: Path) -> None:
+    """Found by mutmut over ``_journal`` (issue 37): ``Journal.entry`` could drop the country of the
+    purchase, the protocol's default rent of 4 hours, or the price, and give an activation a paid-until
+    — and pass every test. Each is what recovery and the fleet console read back."""
+    journal = Journal(SqliteStore(tmp_path / "journal.db"), owner="me", lease=30.0, stale_after=10.0,
+                      wall=lambda: 5000.0)
+    bought = _intent()  # getNumber, service tg, country 0
+    entry = journal.entry(bought, "activation", 5, "7900", cost=Decimal("1.50"))
+    assert (entry.kind, entry.id, entry.owner, entry.intent_id, entry.bought_at, entry.phone) == (
+        "activation", 5, "me", bought.id, 5000.0, "7900")
+    assert (entry.service, entry.country, entry.paid_until, entry.cost) == ("tg", "0", None, "1.50")
+    assert journal.entry(bought, "activation", 5, "7900", service="wa", country="2").country == "2"
+    assert journal.entry(bought, "activation", 5, "7900").cost is None
+    adopted = journal.entry(None, "activation", 6, None, service="tg", country="1")  # found on the list
+    assert (adopted.intent_id, adopted.service, adopted.country, adopted.paid_until) == (None, "tg", "1", None)
+    for rent_time, hours in (("12", 12), (None, 4), ("soon", None)):
+        params = {"service": "tg", "country": "0", **({"rent_time": rent_time} if rent_time else {})}
+        rent = journal.entry(attrs.evolve(bought, action="getRentNumber", kind="rent", params=params), "rent", 7, "7900")
+        assert rent.paid_until == (None if hours is None else 5000.0 + hours * 3600), rent_time
+    assert journal.entry(None, "rent", 8, "7900").paid_until is None  # adopted: its paid-until is not known here
