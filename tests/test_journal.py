@@ -32,7 +32,7 @@ from smsactivate_async import (
     SMSActivate,
     StoreError,
 )
-from smsactivate_async._journal import Journal
+from smsactivate_async._journal import Journal, Liveness
 from smsactivate_async._store import Entry, Intent, Store, namespace_for
 from smsactivate_async._store_sqlite import SqliteStore
 from smsactivate_async._stores import open_store
@@ -1197,3 +1197,23 @@ def test_a_numbers_record_takes_what_its_purchase_asked_for(tmp_path: Path) -> N
         rent = journal.entry(attrs.evolve(bought, action="getRentNumber", kind="rent", params=params), "rent", 7, "7900")
         assert rent.paid_until == (None if hours is None else 5000.0 + hours * 3600), rent_time
     assert journal.entry(None, "rent", 8, "7900").paid_until is None  # adopted: its paid-until is not known here
+
+
+def test_who_recovery_leaves_alone(tmp_path: Path) -> None:
+    """Found by mutmut over ``_journal`` (issue 37): ``Liveness`` — which owners recovery must not touch —
+    could be changed in eight ways that passed the tests. This client; an owner whose lease runs past
+    now (not one that ends now); an owner with no lease until it has been seen absent a whole lease;
+    and everyone while the store is down or for a lease after it came back."""
+    journal = Journal(SqliteStore(tmp_path / "journal.db"), owner="me", lease=30.0, stale_after=10.0)
+    leases = {"live": 101.0, "ending": 100.0, "dead": 50.0}
+    alive = Liveness(journal, leases, 100.0)
+    assert "me" in alive and 7 in alive  # (not an owner's name: never closed on a guess)
+    assert "live" in alive and "ending" not in alive and "dead" not in alive
+    assert "absent" in alive and journal.absent_since == {"absent": 100.0}  # first seen without a lease now
+    assert "absent" in Liveness(journal, leases, 129.9)
+    assert "absent" not in Liveness(journal, leases, 130.0)  # absent a whole lease
+    assert "absent" in Liveness(journal, {**leases, "absent": 200.0}, 131.0) and journal.absent_since == {}
+    journal.store_down = True
+    assert "dead" in Liveness(journal, leases, 100.0)
+    journal.store_down, journal.quiet_until = False, 100.5
+    assert "dead" in Liveness(journal, leases, 100.0) and "dead" not in Liveness(journal, leases, 100.5)
