@@ -1217,3 +1217,22 @@ def test_who_recovery_leaves_alone(tmp_path: Path) -> None:
     assert "dead" in Liveness(journal, leases, 100.0)
     journal.store_down, journal.quiet_until = False, 100.5
     assert "dead" in Liveness(journal, leases, 100.0) and "dead" not in Liveness(journal, leases, 100.5)
+
+
+async def test_a_number_this_client_failed_to_take_is_not_put_back_as_its_own(redis_server: str) -> None:
+    """Found by mutmut over ``_journal`` (issue 37): ``_hold`` keeps a number among this client's records
+    while it is being taken (a store found empty meanwhile gets it back), and must drop it when the take
+    fails — unless the client held it before. Both show only when the store restarts empty."""
+    async with _journal_on_redis(redis_server, "me") as (journal, restart_empty):
+        await journal.renew()
+        await journal.store.claim(_entry(71, owner="other"))
+        assert not await journal.adopt(_entry(71, owner="me"))  # another client's: not taken
+        intent = await journal.intend("getNumber", {"service": "tg", "country": "0"}, ("getNumber", "tg", "0"),
+                                      "activation")
+        await journal.bought(intent, [journal.entry(intent, "activation", 72, "7900")])
+        # a take-over of it from a dead owner fails (the store says it is this client's): held still
+        assert not await journal.take_over(attrs.evolve(journal.entry(None, "activation", 72, "7900"), owner="dead"))
+        await restart_empty()
+        await journal.renew()  # puts its records back
+        owners = await journal.store.owners("activation", [71, 72])
+        assert owners == {72: "me"}
