@@ -1236,3 +1236,20 @@ async def test_a_number_this_client_failed_to_take_is_not_put_back_as_its_own(re
         await journal.renew()  # puts its records back
         owners = await journal.store.owners("activation", [71, 72])
         assert owners == {72: "me"}
+
+
+async def test_a_purchases_settled_state_is_what_comes_back_after_the_store_restarts_empty(redis_server: str) -> None:
+    """Found by mutmut over ``_journal`` (issue 37): ``settle`` keeping this client's own copy of an intent
+    in step (its new state; forgotten once final) passed every test when left undone. A store back empty
+    gets the purchase whose answer was lost back as lost, not as on the wire, and no settled one."""
+    async with _journal_on_redis(redis_server, "me") as (journal, restart_empty):
+        await journal.renew()
+        key = ("getNumber", "tg", "0")
+        lost = await journal.intend("getNumber", {"service": "tg", "country": "0"}, key, "activation")
+        done = await journal.intend("getNumber", {"service": "tg", "country": "0"}, key, "activation")
+        await journal.settle(lost, "ambiguous")
+        await journal.settle(done, "failed")
+        await restart_empty()
+        await journal.renew()  # puts its records back
+        back = await journal.store.intents(["pending", "ambiguous", "uncertain", "failed", "bought"])
+        assert [(i.id, i.state) for i in back] == [(lost.id, "ambiguous")]
