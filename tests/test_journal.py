@@ -1253,3 +1253,39 @@ async def test_a_purchases_settled_state_is_what_comes_back_after_the_store_rest
         await journal.renew()  # puts its records back
         back = await journal.store.intents(["pending", "ambiguous", "uncertain", "failed", "bought"])
         assert [(i.id, i.state) for i in back] == [(lost.id, "ambiguous")]
+
+
+async def test_own_purchases_put_back_from_an_older_view_are_settled_once_the_quiet_is_over(redis_server: str) -> None:
+    """Found by mutmut over ``_journal`` (issue 37, the options of ``restore``): after a store came back
+    empty, the others put back what they last saw — this client's purchases among them, some settled
+    here since. Once the lease of quiet is over (not before: others may still be putting back), this
+    client settles those it no longer holds as failed; its own live ones stay."""
+    import redis.asyncio
+
+    now = [1_800_000_000.0]
+    store = open_store(redis_server)
+    namespace = f"test-{uuid.uuid4().hex}"
+    await store.open(namespace)
+    journal = Journal(store, owner="me", lease=30.0, stale_after=10.0, wall=lambda: now[0])
+    await journal.open(namespace)
+    try:
+        await journal.renew()
+        held = await journal.intend("getNumber", {"service": "tg", "country": "0"}, ("getNumber", "tg", "0"),
+                                    "activation")
+        admin = redis.asyncio.Redis.from_url(redis_server)
+        await admin.delete(*await admin.keys(f"smsactivate:{{{namespace}}}:*"))
+        await admin.aclose()
+        await journal.renew()  # its lease gone: puts back its own, and keeps quiet for a lease
+        stale = _intent(owner="me")  # settled here long ago, put back by another client from an older view
+        theirs = _intent(owner="other")  # another client's: not this one's to settle
+        for intent in (stale, theirs):
+            await store.add_intent(intent)
+        now[0] += 29.0
+        await journal.renew()
+        pending = sorted([held.id, stale.id, theirs.id])
+        assert sorted(i.id for i in await store.intents(["pending"])) == pending  # still quiet
+        now[0] += 2.0
+        await journal.renew()
+        assert sorted(i.id for i in await store.intents(["pending"])) == sorted([held.id, theirs.id])
+    finally:
+        await journal.aclose()
