@@ -443,3 +443,24 @@ async def test_the_hook_hears_how_long_each_attempt_took() -> None:
                            on_request=events.append) as c:
         await c.get_balance()
     assert [(e.action, e.status_code, e.elapsed, e.error) for e in events] == [("getBalance", 200, 0.25, None)]
+
+
+async def test_only_an_answer_that_is_no_throttle_settles_the_rate_limiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by mutmut over ``_session`` (issue 37): the limiter told "settled" after a throttle instead of
+    after a clean answer passed every test. After a block the adaptive limiter lets one probe go and
+    holds the rest until the probe is answered: a throttle must not release them, a clean answer (an
+    error of the API's included) must."""
+    from .conftest import mock_client
+
+    answers = [httpx.Response(429, text="Too Many Requests"), httpx.Response(200, text="BAD_KEY"),
+               httpx.Response(200, text="ACCESS_BALANCE:1.00")]
+    async with mock_client(lambda request: answers.pop(0), rate_limit=None, retry=RetryPolicy(attempts=1)) as client:
+        settled: list[bool] = []
+        monkeypatch.setattr(client._session.limiter, "settled", lambda: settled.append(True))
+        with pytest.raises(RateLimitedError):
+            await client.get_balance()
+        assert settled == []
+        with pytest.raises(AuthenticationError):
+            await client.get_balance()
+        await client.get_balance()
+    assert settled == [True, True]
