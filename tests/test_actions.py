@@ -356,6 +356,8 @@ async def test_herosms_purchase_without_country_is_refused_before_sending(name: 
         return httpx.Response(200, text="ACCESS_NUMBER:1:79000000000")
 
     async with mock_client(handler, provider="herosms") as client:
-        with pytest.raises(InvalidArgumentError, match="needs country on provider 'herosms'"):
+        with pytest.raises(InvalidArgumentError, match="needs country on provider 'herosms'") as refused:
             await getattr(client, name)(**keywords)
     assert sent == []
+    wire = {"get_number": "getNumber", "get_number_v2": "getNumberV2", "get_numbers_status": "getNumbersStatus"}[name]
+    assert refused.value.action == wire  # the action it refused

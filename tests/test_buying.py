@@ -445,3 +445,28 @@ async def test_an_uncertain_purchase_counts_against_the_budget() -> None:
         with pytest.raises((PurchaseUncertainError, TransportError)):  # every try's answer lost
             await client.buy(service="tg", country=0, policy=policy)
     assert guard.spent == Decimal("0.40")  # it may have been bought: the guard counts it
+
+
+async def test_a_purchase_sends_the_callers_order_id_and_only_a_purchase_gets_one() -> None:
+    """Found by mutmut over ``_session`` (issue 37): ``encode`` could overwrite the caller's ``order_id``
+    with one of its own (the provider then cannot tell a retry of the caller's order from a new one),
+    or give every action an ``orderId``, and pass every test."""
+    import httpx
+
+    sim = Simulator(codes=CodeSchedule.never())
+    inner = sim.transport()
+    sent: list[dict[str, str]] = []
+
+    class Recording(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            sent.append(dict(request.url.params))
+            return await inner.handle_async_request(request)
+
+    async with SMSActivate(sim.api_key, transport=Recording(), rate_limit=None) as client:
+        await client.get_balance()
+        await client.get_number_v2(service="tg", country=0, order_id="mine-1")
+        await client.get_number_v2(service="tg", country=0)
+    assert [params["action"] for params in sent] == ["getBalance", "getNumberV2", "getNumberV2"]
+    assert "orderId" not in sent[0]
+    assert sent[1]["orderId"] == "mine-1"
+    assert len(sent[2]["orderId"]) == 32 and sent[2]["orderId"] != "mine-1"  # made for the caller
