@@ -468,3 +468,28 @@ async def test_a_view_made_before_opening_opens_the_client_once(tmp_path: Any) -
     assert client._life is view._life and client._life.opened
     await client.aclose()
     assert not view._life.opened and not client._host.running
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_two_waits_on_one_number_share_its_track_and_both_get_the_code(dialect: str) -> None:
+    """Found by mutmut over ``_waiting`` (issue 37): a second wait on a number already waited on could
+    make a track of its own, stranding the first (never handed the code, never counted out), and pass
+    every test."""
+    sim, client = world(dialect)
+    async with client:
+        number = await client.get_number_v2(service="tg", country=2)
+        scheduler = client._get_scheduler()
+        got: list[str] = []
+
+        async def wait() -> None:
+            got.append(await client.wait_for_code(number.activation_id, timeout=5))
+
+        with anyio.fail_after(4):
+            async with anyio.create_task_group() as group:
+                group.start_soon(wait)
+                group.start_soon(wait)
+                await anyio.sleep(0.2)  # both waits begun (several poll intervals)
+                assert scheduler.waiting == 2 and len(scheduler._tracks) == 1
+                assert len(scheduler._tracks[number.activation_id].waiters) == 2
+                sim.deliver_sms(number.activation_id, "code 12345", code="12345")
+        assert got == ["12345", "12345"] and scheduler.waiting == 0 and scheduler._tracks == {}

@@ -367,3 +367,18 @@ async def test_a_rent_closed_by_set_rent_status_is_counted_as_a_rent(status: int
         await client.set_rent_status(rent.id, status)
         assert client._session.telemetry._open == {}
         assert client.stats.closed == {how: 1}
+
+
+async def test_a_client_without_an_on_request_hook_calls_none() -> None:
+    """Found by mutmut over ``_session`` (issue 37): a client given no ``on_request`` could call ``None``
+    at every request (a hook failure, counted and logged once) and pass every test."""
+    import httpx
+
+    from smsactivate_async._hooks import hook_failures
+
+    from .conftest import mock_client
+
+    before = hook_failures["on_request"]
+    async with mock_client(lambda request: httpx.Response(200, text="ACCESS_BALANCE:1.00"), rate_limit=None) as client:
+        await client.get_balance()
+    assert hook_failures["on_request"] == before
