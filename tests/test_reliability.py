@@ -464,3 +464,23 @@ async def test_only_an_answer_that_is_no_throttle_settles_the_rate_limiter(monke
             await client.get_balance()
         await client.get_balance()
     assert settled == [True, True]
+
+
+async def test_a_client_opens_on_first_use_and_a_seed_makes_its_backoff_replayable() -> None:
+    """Found by mutmut over ``_session`` (issue 37): a session made closed (a client used without
+    ``async with`` then refused as closed), and the client's ``seed`` not reaching the backoff's
+    jitter, passed every test."""
+    from .conftest import mock_client
+
+    client = mock_client(lambda request: httpx.Response(200, text="ACCESS_BALANCE:1.00"), rate_limit=None, seed=7)
+    try:
+        assert str(await client.get_balance()) == "1.00"  # never entered: opened on first use
+    finally:
+        await client.aclose()
+    policy = RetryPolicy(attempts=5, base_delay=1.0, max_delay=30.0)
+    draws = []
+    for seed in (7, 7, 8):
+        other = mock_client(lambda request: httpx.Response(200, text="ACCESS_BALANCE:1.00"), seed=seed)
+        draws.append([policy.delay(attempt, None, other._session._rng) for attempt in range(1, 5)])
+        await other.aclose()
+    assert draws[0] == draws[1] != draws[2]
