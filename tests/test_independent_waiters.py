@@ -491,5 +491,6 @@ async def test_two_waits_on_one_number_share_its_track_and_both_get_the_code(dia
                 await anyio.sleep(0.2)  # both waits begun (several poll intervals)
                 assert scheduler.waiting == 2 and len(scheduler._tracks) == 1
                 assert len(scheduler._tracks[number.activation_id].waiters) == 2
+                assert dict(scheduler._intervals) == {0.05: 2}  # each wait counted at its interval
                 sim.deliver_sms(number.activation_id, "code 12345", code="12345")
         assert got == ["12345", "12345"] and scheduler.waiting == 0 and scheduler._tracks == {}
