@@ -1,5 +1,5 @@
-"""The pacing and retry arithmetic, exactly (issue 37: tests written for the survivors of one mutmut
-pass over ``_policy.py`` — each asserts a number a changed operator or constant would change)."""
+"""The pacing and retry arithmetic, exactly (issue 37: tests written for the survivors of two mutmut
+passes over ``_policy.py`` — each asserts a number a changed operator or constant would change)."""
 
 from __future__ import annotations
 
@@ -217,7 +217,7 @@ def test_a_learned_share_is_tried_higher_by_five_percent_a_minute_and_forgotten_
     assert limiter.max_rate == pytest.approx(min(15.0, 15.0 * 0.9))
 
 
-def test_a_blocks_hold_grows_with_blocks_that_follow_one_another_and_carries_jitter() -> None:
+def test_a_blocks_hold_carries_jitter_up_to_twice_its_length() -> None:
     _, limiter, jitter = _adaptive()
     limiter.block(10.0)
     assert jitter.ranges == [(0.2, 1.0)]
