@@ -74,6 +74,20 @@ class VirtualWall:
         return 1_800_000_000.0 + anyio.current_time()
 
 
+class DownStore:
+    """A fleet's shared budget that cannot be reached: every grant and block fails."""
+
+    async def grant(self, interval: float, tolerance: float) -> tuple[float, float]:
+        from smsactivate_async import StoreError
+
+        raise StoreError("connection refused", unreachable=True)
+
+    async def block(self, seconds: float) -> None:
+        from smsactivate_async import StoreError
+
+        raise StoreError("connection refused", unreachable=True)
+
+
 class FakeClock:
     """Time that moves only by the sleeps the code asks for."""
 

@@ -177,14 +177,7 @@ async def test_while_the_store_is_down_each_client_takes_its_share_of_the_budget
     from smsactivate_async._policy import RateLimiter, SharedRateLimiter
     from smsactivate_async._tasks import TaskHost
 
-    from .conftest import FakeClock
-
-    class DownStore:
-        async def grant(self, interval: float, tolerance: float) -> tuple[float, float]:
-            raise StoreError("connection refused", unreachable=True)
-
-        async def block(self, seconds: float) -> None:
-            raise StoreError("connection refused", unreachable=True)
+    from .conftest import DownStore, FakeClock
 
     clock = FakeClock()
     sent: list[float] = []

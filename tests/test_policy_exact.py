@@ -13,7 +13,7 @@ import pytest
 from smsactivate_async import InvalidArgumentError, RetryPolicy
 from smsactivate_async._policy import AdaptiveRateLimiter, RateLimiter
 
-from .conftest import FakeClock, on_virtual_time
+from .conftest import DownStore, FakeClock, on_virtual_time
 
 pytestmark = pytest.mark.anyio
 
@@ -388,16 +388,8 @@ async def test_a_fleet_member_paces_itself_at_its_share_while_the_store_is_down(
     """Its share of 10 requests/s: the rate over the most clients seen sharing it since the outage
     began (a count that drops meanwhile — leases expire while the store cannot renew them — is not
     believed until the store is back)."""
-    from smsactivate_async._exceptions import StoreError
     from smsactivate_async._policy import SharedRateLimiter
     from smsactivate_async._tasks import TaskHost
-
-    class DownStore:
-        async def grant(self, interval: float, tolerance: float) -> tuple[float, float]:
-            raise StoreError("connection refused", unreachable=True)
-
-        async def block(self, seconds: float) -> None:
-            raise StoreError("connection refused", unreachable=True)
 
     clock = FakeClock()
     seen = iter(counts)
