@@ -90,7 +90,7 @@ class Fleet:
                     if push.sender == me:
                         continue  # its own receiver told it already
                     if push.kind == "rows":
-                        self._scheduler.rows_published(push.fallback)
+                        self._scheduler.rows_published()
                         continue
                     if self._scheduler.fallback_interval is None:
                         self._scheduler.fallback_interval = push.fallback

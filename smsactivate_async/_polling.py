@@ -8,7 +8,9 @@ and closes numbers. The rule, for each poller (the scheduler's, the rent poller)
 
 - *spare rate*: the limiter's rate (this client's part of it when a fleet shares the budget) less
   what the client's other requests used lately (purchases, confirmations, closes: an average over
-  the last seconds, polling itself left out);
+  the last seconds, polling itself left out). The fleet's one poller scans for every client of the
+  account: its cost is the account's pages and its spare rate the account's (its own times the
+  clients sharing the budget, each taken to do as much other work as it does);
 - *share*: ``poll_share`` (0.25 by default): each poller uses at most that part of what is spare;
 - the configured interval (``poll_interval``, the preset's by default, or a wait's own) is never
   exceeded: adapting only ever polls sooner;
@@ -104,8 +106,9 @@ class PollBudget:
         self._look(now)
         return rate - self.other_rate
 
-    def interval(self, configured: float, cost: int) -> float:
-        """The interval between ticks costing ``cost`` requests, never above ``configured``."""
+    def interval(self, configured: float, cost: int, *, for_account: bool = False) -> float:
+        """The interval between ticks costing ``cost`` requests, never above ``configured``;
+        ``for_account``: the ticks of the fleet's one poller, paid from every sharer's spare budget."""
         pace = self.pace
         if pace.share <= 0 or cost <= 0 or configured <= pace.min_interval:
             return configured
@@ -114,4 +117,7 @@ class PollBudget:
         spare = self.spare()
         if spare is None or spare <= 0:
             return configured
+        journal = self._session.journal
+        if for_account and journal.store.shared:
+            spare *= max(1, journal.sharers)
         return min(configured, max(pace.min_interval, cost / (pace.share * spare)))

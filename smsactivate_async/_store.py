@@ -247,11 +247,16 @@ class FleetStore(Protocol):
     async def lead(self, owner: str, ttl: float) -> bool:
         """Take or renew the poller's lease for ``ttl`` seconds; ``True`` if ``owner`` holds it."""
 
-    async def publish_rows(self, rows: dict[int, FleetRow], at: float) -> None:
-        """Publish one scan's rows, made at wall time ``at``."""
+    async def resign(self, owner: str) -> None:
+        """Give the lease back if ``owner`` holds it (it has nothing left to poll for)."""
 
-    async def read_rows(self, ids: list[int]) -> tuple[float, dict[int, FleetRow]]:
-        """The last scan's wall time and its rows for ``ids``."""
+    async def publish_rows(self, rows: dict[int, FleetRow], at: float, due: float) -> None:
+        """Publish one scan's rows, made at wall time ``at``; the poller promises its next by wall time
+        ``due``."""
+
+    async def read_rows(self, ids: list[int]) -> tuple[float, float, dict[int, FleetRow]]:
+        """The last scan's wall time, the time its next was promised by (0: no promise) and its rows for
+        ``ids``."""
 
 
 @attrs.frozen
@@ -261,8 +266,8 @@ class Push:
     (while pushes arrive, polling slows to it everywhere)."""
 
     sender: str
-    #: ``"rows"``: not a webhook — the fleet's poller published a scan (``fallback``: its interval), so
-    #: the other clients read it now instead of up to an interval later
+    #: ``"rows"``: not a webhook — the fleet's poller published a scan (``fallback``: the seconds it
+    #: promises its next within), so the other clients read it now instead of up to an interval later
     kind: Kind | Literal["rows"]
     id: int
     fallback: float

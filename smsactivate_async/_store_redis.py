@@ -114,6 +114,14 @@ end
 return 0
 """
 
+# A poller with no more waiters hands the lease back, so that the next client to tick leads at once.
+_RESIGN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 
 def _require_asyncio() -> None:
     from ._tasks import current_library
@@ -221,7 +229,8 @@ class RedisStore(Store):
             await self.aclose()
             raise failure
         for name, source in (("add", _ADD_INTENT), ("claim", _CLAIM), ("take", _TAKE_OVER), ("grant", _GRANT),
-                             ("block", _BLOCK), ("lead", _LEAD), ("prune", _PRUNE)):
+                             ("block", _BLOCK), ("lead", _LEAD), ("resign", _RESIGN),
+                             ("prune", _PRUNE)):
             self._scripts[name] = self._redis.register_script(source)
 
     async def aclose(self) -> None:
@@ -418,8 +427,14 @@ class RedisStore(Store):
         keys = [self._key("poller")]
         return bool(await self._do(lambda: self._scripts["lead"](keys=keys, args=[owner, max(1, int(ttl * 1000))])))
 
-    async def publish_rows(self, rows: dict[int, tuple[str | None, str | None, bool]], at: float) -> None:
-        """The poller's scan of the account, for every client's waiters: id → (status, code, exact)."""
+    async def resign(self, owner: str) -> None:
+        """Give the poller's lease back if ``owner`` holds it."""
+        keys = [self._key("poller")]
+        await self._do(lambda: self._scripts["resign"](keys=keys, args=[owner]))
+
+    async def publish_rows(self, rows: dict[int, tuple[str | None, str | None, bool]], at: float, due: float) -> None:
+        """The poller's scan of the account, for every client's waiters: id → (status, code, exact); its
+        next is promised by wall time ``due``."""
         mapping = {str(i): f"{status or ''}|{int(exact)}|{code or ''}" for i, (status, code, exact) in rows.items()}
 
         async def work() -> None:
@@ -428,23 +443,26 @@ class RedisStore(Store):
                 if mapping:
                     pipe.hset(self._key("rows"), mapping=mapping)
                 pipe.set(self._key("rows:at"), repr(at))
+                pipe.set(self._key("rows:due"), repr(due))
                 await pipe.execute()
 
         await self._do(work)
 
-    async def read_rows(self, ids: list[int]) -> tuple[float, dict[int, tuple[str | None, str | None, bool]]]:
-        """When the poller last scanned (wall time; 0 if never) and the rows of ``ids`` it saw."""
-        async def work() -> tuple[float, dict[int, tuple[str | None, str | None, bool]]]:
+    async def read_rows(self, ids: list[int]) -> tuple[float, float, dict[int, tuple[str | None, str | None, bool]]]:
+        """When the poller last scanned (wall time; 0 if never), when it promised its next by (0: no
+        promise, a poller of an older version) and the rows of ``ids`` it saw."""
+        async def work() -> tuple[float, float, dict[int, tuple[str | None, str | None, bool]]]:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.get(self._key("rows:at"))
+                pipe.get(self._key("rows:due"))
                 pipe.hmget(self._key("rows"), [str(i) for i in ids] or ["-"])
-                at, found = await pipe.execute()
+                at, due, found = await pipe.execute()
             rows: dict[int, tuple[str | None, str | None, bool]] = {}
             for activation_id, value in zip(ids, found, strict=False):
                 if value is not None:
                     status, exact, code = value.decode().split("|", 2)
                     rows[activation_id] = (status or None, code or None, exact == "1")
-            return (float(at) if at is not None else 0.0), rows
+            return (float(at) if at is not None else 0.0), (float(due) if due is not None else 0.0), rows
 
         return await self._do(work)
 

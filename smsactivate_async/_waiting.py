@@ -65,6 +65,8 @@ __all__ = ["CodeBook", "Scheduler", "WaitSettings"]
 log = logging.getLogger("smsactivate_async")
 
 _CLOSED_STATUSES = frozenset({"6", "8", "10"})
+#: a fleet's poller is taken for late this long (seconds) past the time it promised its next scan by
+_LATE_GRACE = 1.0
 _NONE: frozenset[str] = frozenset()
 #: confirmations of pushes an activation may have at once; then one per poll interval. A forged push
 #: costs one of them: a flood of forgeries costs no more than polling the activation would, and a real
@@ -266,9 +268,14 @@ class Scheduler:
         #: with webhooks (``client.webhook_app()``): the polling interval while pushes arrive
         self.fallback_interval: float | None = None
         self._last_push = float("-inf")
-        #: the fleet's poller: the wall time of the newest scan read, and when (clock) its next is due
+        #: the fleet's poller: the wall time of the newest scan read, and when (clock) it is late for its
+        #: next one (``None``: no promise known)
         self._rows_at = 0.0
-        self._next_rows: float | None = None
+        self._rows_due: float | None = None
+        #: as the fleet's poller: how long its last scan took (pages queued behind the account's budget)
+        self._scan_took = 0.0
+        self._account_rows = 0
+        self._leading = False
         #: activation id → when a push held back (out of confirmations) is confirmed
         self._push_later: dict[int, float] = {}
         #: pushes for ids nobody waited on yet: a wait that starts soon after is confirmed at once
@@ -461,30 +468,54 @@ class Scheduler:
         if not self.closed:
             self._poller.wake(self._host, self._poll_loop, when)
 
-    def _interval(self) -> float:
+    def _interval(self, adaptive: bool = True) -> float:
+        """The interval between ticks now; ``adaptive=False``: the longest it can be (the budget's
+        choice left out), for a promise that holds whatever the budget does."""
         interval = min(self._intervals, default=self._settings.poll_interval)
-        if self._budget is not None and self._tracks:
-            interval = self._budget.interval(interval, self._tick_cost())
+        if adaptive and self._budget is not None and self._tracks:
+            if self._leading:  # the fleet's poller: it scans the whole account, for every client
+                interval = self._budget.interval(interval, self._pages(self._account_rows), for_account=True)
+            else:
+                interval = self._budget.interval(interval, self._tick_cost())
         if self.fallback_interval is not None and self.pushes_arriving:
             return max(interval, self.fallback_interval)  # pushes bring the news; polling is the safety net
         return interval
 
     def _tick_cost(self) -> int:
         """Requests one tick costs: a scan of pages of the active list, or a getStatus per waited number."""
-        provider = self._session.provider
-        if not provider.has_active_activations:
+        if not self._session.provider.has_active_activations:
             return len(self._tracks)
-        page = provider.page_size
-        return max(1, math.ceil(len(self._tracks) / page)) if page else 1
+        return self._pages(len(self._tracks))
+
+    def _pages(self, rows: int) -> int:
+        page = self._session.provider.page_size
+        return max(1, math.ceil(rows / page)) if page else 1
 
     async def _poll_loop(self) -> None:
         with self._poller.running():
-            while (self._tracks or self.cancels.pending) and not self.closed:
-                try:
-                    await self._step()
-                except SMSActivateError as exc:
-                    log.warning("poller: %s; going on", exc)
-                    await self._clock.sleep(min(1.0, self._interval()))
+            while self._has_work():
+                while self._has_work():
+                    try:
+                        await self._step()
+                    except SMSActivateError as exc:
+                        log.warning("poller: %s; going on", exc)
+                        await self._clock.sleep(min(1.0, self._interval()))
+                await self._resign()  # (a wait begun meanwhile found this loop running: go on for it)
+
+    def _has_work(self) -> bool:
+        return bool(self._tracks or self.cancels.pending) and not self.closed
+
+    async def _resign(self) -> None:
+        """Nothing left to poll for: as the fleet's poller, hand the lease back, so that another client
+        leads at its next tick instead of scanning alone until the lease runs out."""
+        fleet = self._fleet
+        if not self._leading or fleet is None:
+            return
+        self._leading = False
+        try:
+            await fleet.resign(self._session.journal.owner)
+        except StoreError as exc:
+            log.info("the fleet's poller lease not handed back (%s); it runs out by itself", exc.code)
 
     async def _step(self) -> None:
         now = self._clock.now()
@@ -499,8 +530,8 @@ class Scheduler:
             await self._confirm_many([self._tracks[i] for i in urgent if i in self._tracks])
             return
         due = self._last_tick + self._interval()
-        if self._next_rows is not None:
-            due = min(due, self._next_rows)  # the fleet's poller's next scan is due: read it, or scan if it is late
+        if self._rows_due is not None and self._rows_due > self._last_tick:
+            due = min(due, self._rows_due)  # the fleet's poller is late unless its next scan came: read, or scan
         if self._tracks and now >= due:
             self._last_tick = now
             await self._tick()
@@ -563,9 +594,10 @@ class Scheduler:
         """This tick's rows, and the waited ids they cannot speak for yet.
 
         With a Redis store the account has one poller: the client holding the poller's lease scans
-        the whole account and publishes the rows; the others read theirs from Redis. If the poller
-        stops (it died, or has no waiters left), its lease runs out within two ticks and the next
-        client to tick takes over.
+        the whole account and publishes the rows, with the time it promises its next scan by; the
+        others read theirs from Redis. A poller left with no waiters hands the lease back; a reader
+        whose poller is a second past its promise (it died) scans alone until its lease runs out and
+        the next client to tick takes over.
         """
         fleet = self._fleet
         if fleet is None:
@@ -574,26 +606,39 @@ class Scheduler:
         journal = self._session.journal
         interval = self._interval()
         try:
-            if await fleet.lead(journal.owner, ttl=2 * interval + 0.5):
-                self._next_rows = None  # this client is the poller now
+            # The lease and the promise hold for the longest interval (the budget may lengthen the next
+            # one) plus a scan as slow as the last: at the account's limit, pages wait in its queue.
+            longest = self._interval(adaptive=False)
+            self._leading = await fleet.lead(journal.owner, ttl=longest + 2 * self._scan_took + 1.0)
+            if self._leading:
+                self._rows_due = None  # this client is the poller now
                 started = journal.wall()
                 rows = await self._scan(None)  # the whole account: the others wait on it too
                 self.fleet_scans += 1
-                await fleet.publish_rows(rows, started)
+                published = journal.wall()
+                self._scan_took = max(0.0, published - started)
+                self._account_rows = len(rows)
+                promise = longest + self._scan_took
+                await fleet.publish_rows(rows, started, published + promise)
                 if isinstance(fleet, PushStore):  # the others read it now, not up to an interval later
-                    await fleet.publish_push(Push(journal.owner, "rows", 0, interval))
+                    await fleet.publish_push(Push(journal.owner, "rows", 0, promise))
                 return rows, set()
-            scanned_at, rows = await fleet.read_rows(sorted(wanted))
+            scanned_at, due, rows = await fleet.read_rows(sorted(wanted))
         except StoreError as exc:
             log.info("poll tick: the fleet's poller is unreachable (%s); scanning alone", exc.code)
-            self._next_rows = None
+            self._rows_due = None
+            self._leading = False
             return await self._scan(tracks), set()
-        late = self._next_rows is not None and self._clock.now() > self._next_rows and scanned_at <= self._rows_at
-        self._rows_at = max(self._rows_at, scanned_at)
-        if late or journal.wall() - scanned_at > 2 * interval + 1.0:
-            # The poller is late (its next scan was announced and has not come; it may have died with the
-            # webhook receiver in its process): do not wait up to two more intervals for its lease to run out.
-            self._next_rows = None
+        now = self._clock.now()
+        if scanned_at > self._rows_at or self._rows_due is None:
+            self._rows_at = max(self._rows_at, scanned_at)
+            if not due:  # no promise: nothing published yet (the poller's first scan is on its way), or
+                # a poller of an older version: an interval from now, or two from its scan
+                due = scanned_at + 2 * interval if scanned_at else journal.wall() + interval
+            self._rows_due = now + (due - journal.wall()) + _LATE_GRACE
+        if now > self._rows_due:
+            # The poller is late for the scan it promised (it may have died with the webhook receiver in
+            # its process): do not wait for its lease to run out. A poller that is only slow promised more.
             return await self._scan(tracks), set()
         # a waiter that began after the poller's scan is not in it, and that says nothing yet
         # (a track's waiters may all have left while the rows were read: it is nobody's to wait for)
@@ -601,11 +646,9 @@ class Scheduler:
                   if t.activation_id not in rows and t.waiters and min(w.since for w in t.waiters) > scanned_at}
         return rows, unseen
 
-    def rows_published(self, interval: float) -> None:
-        """The fleet's poller published a scan (it scans every ``interval``): read it now, and take the
-        poller for late if no newer one has come a second past the next interval."""
+    def rows_published(self) -> None:
+        """The fleet's poller published a scan: read it now (with the time it promised the next by)."""
         now = self._clock.now()
-        self._next_rows = now + interval + 1.0
         if self._tracks and not self.closed:
             self._last_tick = float("-inf")
             self._wake_poller(now)

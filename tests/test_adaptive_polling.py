@@ -73,6 +73,18 @@ def test_a_fleet_shares_the_account_budget() -> None:
     assert budget.interval(10.0, 10) == 4.0        # 10 / (0.25 * 40 / 4)
 
 
+def test_the_fleets_poller_pays_its_ticks_from_the_whole_accounts_spare_budget() -> None:
+    """It scans for every client of the account: with four sharers, its ticks cost what one client's
+    alone would (a quarter of the account's spare), not four times its own share (issue 45, the fleet
+    of 8 at 1.10×)."""
+    budget, session, clock = _budget(40.0, sharers=4, shared=True)
+    assert budget.interval(10.0, 10, for_account=True) == 1.0      # 10 / (0.25 * 40)
+    _work(session, clock, 6, 30)                                    # each sharer's other work: 6 a second
+    assert budget.interval(10.0, 10, for_account=True) == pytest.approx(10 / (0.25 * (40 - 4 * 6)), rel=0.02)
+    alone = _budget(40.0)[0]
+    assert alone.interval(10.0, 10, for_account=True) == alone.interval(10.0, 10) == 1.0  # no fleet: no change
+
+
 @pytest.mark.parametrize(("options", "message"), [({"poll_share": 1.5}, "poll_share"),
                                                   ({"poll_share": -0.1}, "poll_share"),
                                                   ({"min_poll_interval": 0}, "min_poll_interval"),

@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import httpx
 import pytest
 import redis
 from anyio.abc import TaskGroup
@@ -226,10 +227,12 @@ def test_the_fleet_benchmark_runs_its_simulator_in_a_process_of_its_own(tmp_path
     assert len(ledger["blocks"]) == rows["rate blocks (HeroSMS limits: 10 s, renewed by requests during one)"]
 
 
-async def test_the_fleets_poller_scans_once_an_interval_under_a_lease_of_two_intervals(redis_url: str) -> None:
+async def test_the_fleets_poller_scans_once_an_interval_under_a_lease_of_an_interval_and_a_second(
+        redis_url: str) -> None:
     """Alone in its fleet, a client is the poller: it scans once per poll interval (its own "rows"
     push, heard back over pub/sub, is not a reason to scan again), counts each scan once, and holds
-    the poller's lease for two intervals and a half second, renewed at each scan."""
+    the poller's lease for an interval, twice its last scan's time (here next to none) and a second,
+    renewed at each scan."""
     sim = Simulator(codes=CodeSchedule.never())
     connection: Any = redis.Redis.from_url(redis_url)
     poller_key = f"smsactivate:{{{namespace_for('sms-activate', sim.api_key)}}}:poller"
@@ -325,3 +328,83 @@ async def test_a_reader_whose_waiters_left_while_it_read_the_rows_goes_on(redis_
         finally:
             del scheduler._tracks[later]
         assert sim.ledger.requests_for("getStatus") == statuses  # nobody to confirm it for
+
+
+class _SlowScans(httpx.AsyncBaseTransport):
+    """The simulator, with every getActiveActivations answered ``delay`` seconds late (an account at its
+    limit: the scan's pages wait in the queue)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, delay: float) -> None:
+        self._inner, self._delay = inner, delay
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("action") == "getActiveActivations":
+            await anyio.sleep(self._delay)
+        return await self._inner.handle_async_request(request)
+
+
+async def test_a_slow_poller_is_not_taken_for_late_and_a_done_one_hands_its_lease_back(redis_url: str) -> None:
+    """Issue 45 (the fleet of 8 at 1.10× one process): a poller whose scans take long (here 1.5 s,
+    three times its interval) promises its next scan that much later, so its readers do not scan the
+    account alone each time — they did, all at the same moments, when lateness was judged on the
+    interval alone. And a poller left with no waiters hands its lease back at once."""
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    options: dict[str, Any] = {"store": redis_url, "rate_limit": None, "poll_interval": 0.5,
+                               "early_cancel_window": 0}
+    connection: Any = redis.Redis.from_url(redis_url)
+    poller_key = f"smsactivate:{{{namespace_for('sms-activate', sim.api_key)}}}:poller"
+    lone: list[str] = []
+    async with SMSActivate(sim.api_key, owner="poller", transport=_SlowScans(sim.transport(), 1.5),
+                           **options) as poller, \
+            SMSActivate(sim.api_key, owner="reader", transport=sim.transport(), **options) as reader:
+        reader.add_request_hook(lambda event: lone.append(event.action)
+                                if event.action == "getActiveActivations" else None)
+        own = (await poller.get_number_v2(service="tg", country=0)).activation_id
+        theirs = (await reader.get_number_v2(service="tg", country=0)).activation_id
+        got: dict[str, str] = {}
+
+        async def wait(client: SMSActivate, activation_id: int, name: str) -> None:
+            got[name] = await client.wait_for_code(activation_id, timeout=30)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait, poller, own, "poller")
+            with anyio.fail_after(5):
+                while poller._get_scheduler().fleet_scans < 1:  # noqa: ASYNC110 (a counter, not an event)
+                    await anyio.sleep(0.01)
+            group.start_soon(wait, reader, theirs, "reader")
+            await anyio.sleep(5.0)  # three more of the poller's slow scans
+            sim.deliver_sms(theirs, "code 31313")
+            sim.deliver_sms(own, "code 42424")
+            with anyio.fail_after(10):
+                while len(got) < 2:  # noqa: ASYNC110 (the two waits' results)
+                    await anyio.sleep(0.01)
+        assert got == {"poller": "42424", "reader": "31313"}
+        assert lone == [], "the reader scanned alone while the poller was only slow"
+        assert poller._get_scheduler().fleet_scans >= 3
+        with anyio.fail_after(2):  # the lease would last 4.5 s more (0.5 + 2 * 1.5 + 1)
+            while connection.get(poller_key) is not None:  # noqa: ASYNC110 (Redis, not an event)
+                await anyio.sleep(0.02)
+    connection.close()
+
+
+async def test_the_fleets_poller_ticks_on_the_whole_accounts_spare_budget(redis_url: str) -> None:
+    """Issue 45: the poller scans for every client of the account, so it ticks as one client alone
+    would on the account's budget — not at its own share of it, as a reader would if it scanned."""
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    options: dict[str, Any] = {"store": redis_url, "transport": sim.transport(), "rate_limit": 8.0,
+                               "poll_interval": 5.0, "early_cancel_window": 0}
+    async with SMSActivate(sim.api_key, owner="poller", **options) as poller, \
+            SMSActivate(sim.api_key, owner="reader", **options) as reader, anyio.create_task_group() as group:
+        await _first_scan(poller, group)
+        theirs = (await reader.get_number_v2(service="tg", country=0)).activation_id
+        group.start_soon(functools.partial(reader.wait_for_code, theirs, timeout=600))
+        with anyio.fail_after(5):
+            while reader._get_scheduler().waiting < 1 or poller.stats.by_action["getActiveActivations"] < 2:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        for client in (poller, reader):
+            await client._session.journal.renew()  # (at once: renewals are a third of a lease apart)
+        assert poller._session.journal.sharers == reader._session.journal.sharers == 2
+        leading, reading = poller._get_scheduler()._interval(), reader._get_scheduler()._interval()
+        # one page: 1 / (0.25 * 8) for the account, 1 / (0.25 * 8 / 2) on a sharer's part (less its other work)
+        assert leading == pytest.approx(0.5, rel=0.1) and reading > 1.5 * leading, (leading, reading)
+        group.cancel_scope.cancel()
