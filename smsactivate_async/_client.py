@@ -859,6 +859,8 @@ class SMSActivate(GeneratedActions):
                 await self._host.aclose()
                 await self._close_http()
                 if self._session.journal.opened:
+                    with anyio.move_on_after(2.0):  # (a store that hangs must not hold the close)
+                        await self._scheduler.resign()
                     await self._say_what_the_journal_keeps()
                     await self._session.journal.aclose()
         return suspended + left

@@ -500,14 +500,14 @@ class Scheduler:
                     except SMSActivateError as exc:
                         log.warning("poller: %s; going on", exc)
                         await self._clock.sleep(min(1.0, self._interval()))
-                await self._resign()  # (a wait begun meanwhile found this loop running: go on for it)
+                await self.resign()  # (a wait begun meanwhile found this loop running: go on for it)
 
     def _has_work(self) -> bool:
         return bool(self._tracks or self.cancels.pending) and not self.closed
 
-    async def _resign(self) -> None:
-        """Nothing left to poll for: as the fleet's poller, hand the lease back, so that another client
-        leads at its next tick instead of scanning alone until the lease runs out."""
+    async def resign(self) -> None:
+        """Nothing left to poll for (or the client closes): as the fleet's poller, hand the lease back,
+        so that another client leads at its next tick instead of scanning alone until it runs out."""
         fleet = self._fleet
         if not self._leading or fleet is None:
             return
@@ -619,6 +619,8 @@ class Scheduler:
                 self._scan_took = max(0.0, published - started)
                 self._account_rows = len(rows)
                 promise = longest + self._scan_took
+                # held from now: the lease taken before the scan did not know how long it would take
+                self._leading = await fleet.lead(journal.owner, ttl=longest + 2 * self._scan_took + 1.0)
                 await fleet.publish_rows(rows, started, published + promise)
                 if isinstance(fleet, PushStore):  # the others read it now, not up to an interval later
                     await fleet.publish_push(Push(journal.owner, "rows", 0, promise))
