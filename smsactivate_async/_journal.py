@@ -132,8 +132,8 @@ class Journal:
         #: when (wall time) to settle this client's intents that such a put-back brought back from an
         #: older view than its own (settled since): after the quiet lease, when every put-back is done
         self._tidy_at: float | None = None
-        #: the last code written per entry (a write-dedupe cache, not a record: bounded)
-        self._codes: dict[int, str] = {}
+        #: the last code written per entry, (kind, id) (a write-dedupe cache, not a record: bounded)
+        self._codes: dict[tuple[Kind, int], str] = {}
 
     @property
     def persistent(self) -> bool:
@@ -476,12 +476,12 @@ class Journal:
         return await self.store.prune(self.wall() - self.retention)
 
     async def record_code(self, kind: Kind, entry_id: int, code: str) -> None:
-        if self._codes.get(entry_id) == code:
+        if self._codes.get((kind, entry_id)) == code:
             return
         mine = self._my_entries.get((kind, entry_id))
         if mine is not None:
             self._my_entries[(kind, entry_id)] = attrs.evolve(mine, code=code)
-        self._codes[entry_id] = code
+        self._codes[(kind, entry_id)] = code
         if len(self._codes) > 10_000:  # only spares a repeated write: the oldest may go
             del self._codes[next(iter(self._codes))]
         await self._quietly(partial(self.store.update_entry, kind, entry_id, code=code), f"code of {entry_id}")
@@ -495,7 +495,7 @@ class Journal:
                             f"a message of rent {rent_id} handed over")
 
     async def record_closed(self, kind: Kind, entry_id: int, state: EntryState) -> None:
-        self._codes.pop(entry_id, None)
+        self._codes.pop((kind, entry_id), None)
         self._my_entries.pop((kind, entry_id), None)
         await self._quietly(partial(self.store.update_entry, kind, entry_id, state=state), f"{entry_id} {state}")
 

@@ -42,7 +42,7 @@ from ._news import NumberNews
 from ._parse import UnexpectedAnswer
 from ._policy import Limiter, RetryPolicy
 from ._providers import Provider
-from ._store import EntryState, Kind, MemoryStore
+from ._store import EntryState, Kind
 from ._telemetry import SessionStats, Span, Telemetry
 from ._urls import append_query
 from ._wire import Answer, decode_answer
@@ -115,21 +115,21 @@ class Session:
         max_in_flight: int | None = None,
         on_request: Callable[[RequestEvent], None] | None = None,
         seed: int | None = None,
-        journal: Journal | None = None,
+        journal: Journal,
         news: NumberNews | None = None,
-        telemetry: Telemetry | None = None,
+        telemetry: Telemetry,
     ) -> None:
         self.http = http
         #: what this session learns of bought numbers goes out here (the scheduler and the client listen)
         self.news = news or NumberNews()
         #: what this client bought, shared with every client of the account on a persistent store
-        self.journal = journal or Journal(MemoryStore(), owner="local", lease=30.0, stale_after=60.0)
+        self.journal = journal
         self.provider = provider
         self.retry = retry
         self.limiter = limiter
         self.clock = clock
         #: the choke points of every count (``client.stats`` and OpenTelemetry)
-        self.telemetry = telemetry or Telemetry(clock=clock, provider=provider.name)
+        self.telemetry = telemetry
         self.stats: SessionStats = self.telemetry.stats
         self._hooks: list[Callable[[RequestEvent], None]] = [on_request] if on_request else []
         self._in_flight = anyio.CapacityLimiter(max_in_flight) if max_in_flight else None

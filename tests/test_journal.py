@@ -1157,6 +1157,10 @@ async def test_a_code_is_written_once_however_often_it_is_seen(tmp_path: Path, m
         for code in ("1234", "1234", "1234", "5678", "5678"):
             await journal.record_code("activation", 7, code)
         assert written == [("activation", 7, {"code": "1234"}), ("activation", 7, {"code": "5678"})]
+        # a rent with the same id (another of the provider's sequences) and the same code is its own entry
+        await journal.record_code("rent", 7, "5678")
+        assert written[2:] == [("rent", 7, {"code": "5678"})]
+        assert [e.code for e in await store.open_entries() if e.kind == "rent"] == ["5678"]
     finally:
         await journal.aclose()
 
