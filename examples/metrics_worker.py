@@ -63,6 +63,9 @@ async def main(args: argparse.Namespace) -> dict[str, int]:
                 outcome["failed"] += 1
 
     async with client_for(args, meters) as client, anyio.create_task_group() as group:
+        if args.ready:  # a benchmark's barrier: every worker of the fleet starts its work at one moment
+            print(json.dumps({"ready": True}), flush=True)
+            await anyio.to_thread.run_sync(sys.stdin.readline)
         for _ in range(args.activations):
             group.start_soon(one, client)
     print(json.dumps(outcome), flush=True)
@@ -84,6 +87,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--base-url", default=None)
     parser.add_argument("--poll-interval", type=float, default=None, help="seconds (default: the provider's)")
     parser.add_argument("--linger", type=float, default=0.0, help="seconds /metrics stays up after the work")
+    parser.add_argument("--ready", action="store_true",
+                        help="say ready once the client is open, and start the work at a line on stdin")
     return parser.parse_args(argv)
 
 
