@@ -454,3 +454,22 @@ async def test_a_reader_scans_alone_a_second_past_the_promise_of_a_poller_that_s
         assert code == "60606" and reader.stats.by_action["getActiveActivations"] >= 1
         assert took < 0.5 + 1.0 + 0.6, took  # the promise (an interval and a scan of ms), a second, a tick
         group.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(("age", "alone"), [(10.0, False), (1300.0, True)])
+async def test_a_poller_of_an_older_version_without_a_promise_is_judged_by_the_age_of_its_scan(
+        redis_url: str, age: float, alone: bool) -> None:
+    """A rolling deploy: the account's poller still runs a version that publishes no promise (no
+    ``rows:due``). Its readers take it for late as before — two of their intervals (here 600 s) and a
+    second after its scan began — not at once, and not never."""
+    async with _poller_and_reader(redis_url) as (sim, _poller, reader, _group):
+        store: Any = reader._session.journal.store
+        journal = reader._session.journal
+        assert await store.lead("old-poller", ttl=60.0)
+        theirs = (await reader.get_number_v2(service="tg", country=0)).activation_id
+        await store.publish_rows({theirs: ("4", None, False)}, journal.wall() - age, 0.0)  # (0: no promise)
+        scans = sim.ledger.requests_for("getActiveActivations")
+        track = _Track(theirs)
+        rows, _ = await reader._get_scheduler()._rows([track])
+        assert sim.ledger.requests_for("getActiveActivations") - scans == (1 if alone else 0)
+        assert theirs in rows
