@@ -484,3 +484,41 @@ async def test_a_client_opens_on_first_use_and_a_seed_makes_its_backoff_replayab
         draws.append([policy.delay(attempt, None, other._session._rng) for attempt in range(1, 5)])
         await other.aclose()
     assert draws[0] == draws[1] != draws[2]
+
+
+@pytest.mark.parametrize("kind", ["activation", "rent"])
+async def test_a_second_lost_purchase_reads_a_listing_of_its_own(kind: str) -> None:
+    """Two purchases lost one after the other, where the provider takes no order id: each is found in
+    a listing read after it went out (the first one's listing does not hold the second), adopted, and
+    neither is bought twice. (Written for a mutmut survivor over ``_settlement``, issue 37 — the
+    listing reused whatever its age — which it does not catch: a quiet period's listing is forgotten
+    when its last reconciler leaves, so only overlapping reconciliations could reuse a stale one.)"""
+    provider = "sms-activate" if kind == "rent" else "herosms"  # (HeroSMS takes no order id: reconciled)
+    sim = Simulator(provider=provider)
+    action = "getRentNumber" if kind == "rent" else "getNumberV2"
+    sim.faults.inject("lost_purchase", action=action, times=2)
+    async with SMSActivate(sim.api_key, provider=provider, transport=sim.transport(), rate_limit=None) as c:
+        if kind == "rent":
+            got = [(await c.get_rent_number(service="tg", rent_time=4)).id for _ in range(2)]
+        else:
+            got = [(await c.get_number_v2(service="tg", country=2)).activation_id for _ in range(2)]
+        adopted = c.stats.adopted
+    assert sorted(p.id for p in sim.ledger.purchases) == sorted(got) and len(set(got)) == 2
+    assert adopted == 2
+
+
+async def test_a_lost_multi_service_purchase_beside_another_phone_of_the_same_services_is_uncertain() -> None:
+    """Found by mutmut over ``_settlement`` (issue 37): a lost multi-service purchase's candidates are
+    grouped by phone. Beside another phone with the same services that this client cannot explain
+    (bought by another tool), the purchase is uncertain between the two phones — not taken for never
+    made (its rows lumped into one group that matched nothing) and bought again."""
+    sim = Simulator()
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None) as other:
+        theirs = await other.get_multi_service_number(multi_service=["tg", "wa"], country=0)
+    sim.faults.inject("lost_purchase", action="getMultiServiceNumber")
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None) as c:
+        with pytest.raises(PurchaseUncertainError) as caught:
+            await c.get_multi_service_number(multi_service=["tg", "wa"], country=0)
+    assert len(sim.ledger.purchases) == 4  # theirs and the lost one, two activations each: not bought again
+    mine = [p.id for p in sim.ledger.purchases[2:]]
+    assert sorted(caught.value.candidate_ids) == sorted([m.activation_id for m in theirs] + mine)
