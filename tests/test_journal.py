@@ -1293,3 +1293,22 @@ async def test_own_purchases_put_back_from_an_older_view_are_settled_once_the_qu
         assert sorted(i.id for i in await store.intents(["pending"])) == sorted([held.id, theirs.id])
     finally:
         await journal.aclose()
+
+
+async def test_a_purchase_is_journaled_with_its_intent_and_its_cost(tmp_path: Path) -> None:
+    """Found by mutmut over ``_settlement`` (issue 37, ``_entries``): a bought number's journal entry
+    names the intent it was bought under and the cost the answer named — for a single number and for
+    a rent — and no test read them."""
+    sim = Simulator(early_cancel_seconds=0)
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, early_cancel_window=0,
+                           store=f"sqlite:///{tmp_path}/journal.db") as client:
+        number = await client.get_number_v2(service="tg", country=0)
+        rent = await client.get_rent_number(service="tg", rent_time=4)
+        entries = {e.kind: e for e in await client._session.journal.store.open_entries()}
+        intents = {i.id for i in await client._session.journal.store.intents(["bought"])}
+        await client.set_status(number.activation_id, 8)
+        await client.set_rent_status(rent.id, 2)
+    assert entries["activation"].cost == str(number.activation_cost) and number.activation_cost is not None
+    assert entries["activation"].service == "tg"
+    assert {entries["activation"].intent_id, entries["rent"].intent_id} <= intents
+    assert entries["activation"].intent_id != entries["rent"].intent_id

@@ -522,3 +522,20 @@ async def test_a_lost_multi_service_purchase_beside_another_phone_of_the_same_se
     assert len(sim.ledger.purchases) == 4  # theirs and the lost one, two activations each: not bought again
     mine = [p.id for p in sim.ledger.purchases[2:]]
     assert sorted(caught.value.candidate_ids) == sorted([m.activation_id for m in theirs] + mine)
+
+
+@pytest.mark.parametrize(("fault", "looked"), [("rate_limit", 0), ("error_sql", 1)])
+async def test_a_purchase_refused_with_a_throttle_is_not_looked_for_and_one_failed_by_the_server_is(
+        fault: str, looked: int) -> None:
+    """Found by mutmut over ``_settlement`` (issue 37, ``_maybe_executed``): a 429 says the purchase was
+    not carried out, so it is bought again without reading the account's listing; a server error may
+    have come after the purchase committed, so the listing is read first (where the provider takes no
+    order id). Either way one number is bought."""
+    sim = Simulator(provider="herosms")
+    sim.faults.inject(fault, action="getNumberV2")
+    async with SMSActivate(sim.api_key, provider="herosms", transport=sim.transport(), rate_limit=None,
+                           retry=RetryPolicy(base_delay=0.01, settle=0.05)) as c:
+        bought = await c.get_number_v2(service="tg", country=2)
+        reconciliations = c.stats.reconciliations
+    assert reconciliations == looked
+    assert [p.id for p in sim.ledger.purchases] == [bought.activation_id]
