@@ -1297,8 +1297,8 @@ async def test_own_purchases_put_back_from_an_older_view_are_settled_once_the_qu
 
 async def test_a_purchase_is_journaled_with_its_intent_and_its_cost(tmp_path: Path) -> None:
     """Found by mutmut over ``_settlement`` (issue 37, ``_entries``): a bought number's journal entry
-    names the intent it was bought under and the cost the answer named — for a single number and for
-    a rent — and no test read them."""
+    names the intent it was bought under, the cost the answer named and its phone — for a single
+    number and for a rent — and no test read them."""
     sim = Simulator(early_cancel_seconds=0)
     async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, early_cancel_window=0,
                            store=f"sqlite:///{tmp_path}/journal.db") as client:
@@ -1309,6 +1309,7 @@ async def test_a_purchase_is_journaled_with_its_intent_and_its_cost(tmp_path: Pa
         await client.set_status(number.activation_id, 8)
         await client.set_rent_status(rent.id, 2)
     assert entries["activation"].cost == str(number.activation_cost) and number.activation_cost is not None
-    assert entries["activation"].service == "tg"
+    assert entries["activation"].service == "tg" and entries["activation"].phone == number.phone_number
+    assert entries["rent"].phone == rent.number and rent.number
     assert {entries["activation"].intent_id, entries["rent"].intent_id} <= intents
     assert entries["activation"].intent_id != entries["rent"].intent_id
