@@ -540,3 +540,19 @@ async def test_a_purchase_refused_with_a_throttle_is_not_looked_for_and_one_fail
         reconciliations = c.stats.reconciliations
     assert reconciliations == looked
     assert [p.id for p in sim.ledger.purchases] == [bought.activation_id]
+
+
+async def test_a_purchase_is_news_with_the_service_and_country_it_was_bought_for() -> None:
+    """Found by mutmut over ``_settlement`` (issue 37, ``purchases_in``): where the answer names neither
+    (``getNumber``'s ``ACCESS_NUMBER:id:phone``, a rent), the news of a purchase — what telemetry
+    labels its counts with — carries the service and country the request asked for."""
+    from smsactivate_async._news import Bought
+
+    sim = Simulator()
+    heard: list[Bought] = []
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None) as c:
+        c._session.news.on_bought(heard.append)
+        number = await c.get_number(service="tg", country=6)
+        rent = await c.get_rent_number(service="tg", rent_time=4, country=0)
+    assert [(b.kind, b.id, b.service, b.country) for b in heard] == [
+        ("activation", number.activation_id, "tg", "6"), ("rent", rent.id, "tg", "0")]
