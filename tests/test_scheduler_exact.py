@@ -13,7 +13,7 @@ import pytest
 
 from smsactivate_async import Provider, SMSActivate, WaitTimeoutError
 from smsactivate_async._deadlines import Deadlines
-from smsactivate_async._waiting import _Track
+from smsactivate_async._waiting import _Track, _Waiter
 from smsactivate_async.simulator import CodeSchedule, Simulator
 
 from .conftest import FakeClock
@@ -399,3 +399,19 @@ async def test_closing_the_scheduler_ends_every_wait_and_refuses_new_ones_until_
         scheduler.reopen()
         with pytest.raises(WaitTimeoutError):
             await scheduler.wait(activation_id, timeout=0.05, poll_interval=0.01)
+
+
+async def test_a_wait_begun_after_a_push_for_its_number_is_confirmed_at_once() -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``Scheduler._register``): a push for a number nobody
+    waited on yet is remembered, and the wait that begins on it is confirmed at once (urgent, its push
+    taken) — not at the next scan; a wait on another number is not."""
+    client, clock = _scheduler(poll_interval=2.0)
+    async with client:
+        scheduler = client._get_scheduler()
+        scheduler.notify(8)  # nobody waits on 8 yet
+        scheduler._register(_Waiter(9, 100.0, 2.0, frozenset()))
+        assert 9 not in scheduler._urgent and not scheduler._tracks[9].pushed
+        scheduler._register(_Waiter(8, 100.0, 2.0, frozenset()))
+        assert 8 in scheduler._urgent and scheduler._tracks[8].pushed is True
+        assert scheduler._pushed.pop(8) is None  # taken by that wait, not left for another
+        scheduler.close()
