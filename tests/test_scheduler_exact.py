@@ -405,7 +405,7 @@ async def test_a_wait_begun_after_a_push_for_its_number_is_confirmed_at_once() -
     """Found by mutmut over ``_waiting`` (issue 37, ``Scheduler._register``): a push for a number nobody
     waited on yet is remembered, and the wait that begins on it is confirmed at once (urgent, its push
     taken) — not at the next scan; a wait on another number is not."""
-    client, clock = _scheduler(poll_interval=2.0)
+    client, _ = _scheduler(poll_interval=2.0)
     async with client:
         scheduler = client._get_scheduler()
         scheduler.notify(8)  # nobody waits on 8 yet
