@@ -343,9 +343,14 @@ class _SlowScans(httpx.AsyncBaseTransport):
 
     def __init__(self, inner: httpx.AsyncBaseTransport, delay: float) -> None:
         self._inner, self._delay = inner, delay
+        #: set when the first scan is sent; scans sent
+        self.scanning = anyio.Event()
+        self.sent = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.params.get("action") == "getActiveActivations":
+            self.scanning.set()
+            self.sent += 1
             await anyio.sleep(self._delay)
         return await self._inner.handle_async_request(request)
 
@@ -354,15 +359,16 @@ async def test_a_slow_poller_is_not_taken_for_late_and_a_done_one_hands_its_leas
     """Issue 45 (the fleet of 8 at 1.10× one process): a poller whose scans take long (here 1.5 s,
     three times its interval) promises its next scan that much later, so its readers do not scan the
     account alone each time — they did, all at the same moments, when lateness was judged on the
-    interval alone. And a poller left with no waiters hands its lease back at once."""
+    interval alone. And a poller left with no waiters hands its lease back at once; while its first
+    scan is on the wire it holds the lease (an interval and a second): no reader takes it meanwhile."""
     sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
     options: dict[str, Any] = {"store": redis_url, "rate_limit": None, "poll_interval": 0.5,
                                "early_cancel_window": 0}
     connection: Any = redis.Redis.from_url(redis_url)
     poller_key = f"smsactivate:{{{namespace_for('sms-activate', sim.api_key)}}}:poller"
     lone: list[str] = []
-    async with SMSActivate(sim.api_key, owner="poller", transport=_SlowScans(sim.transport(), 1.5),
-                           **options) as poller, \
+    slow = _SlowScans(sim.transport(), 1.5)
+    async with SMSActivate(sim.api_key, owner="poller", transport=slow, **options) as poller, \
             SMSActivate(sim.api_key, owner="reader", transport=sim.transport(), **options) as reader:
         reader.add_request_hook(lambda event: lone.append(event.action)
                                 if event.action == "getActiveActivations" else None)
@@ -376,8 +382,17 @@ async def test_a_slow_poller_is_not_taken_for_late_and_a_done_one_hands_its_leas
         async with anyio.create_task_group() as group:
             group.start_soon(wait, poller, own, "poller")
             with anyio.fail_after(5):
-                while poller._get_scheduler().fleet_scans < 1:  # noqa: ASYNC110 (a counter, not an event)
+                await slow.scanning.wait()
+            await anyio.sleep(0.2)
+            held = connection.pttl(poller_key)  # taken before the scan: 0.5 + 2 * 0 (no scan yet) + 1 s
+            assert 1000 < held <= 1300, held
+            with anyio.fail_after(5):
+                while poller._get_scheduler().fleet_scans < 1 or slow.sent < 2:  # noqa: ASYNC110 (counters)
                     await anyio.sleep(0.01)
+            await anyio.sleep(0.2)
+            held = connection.pttl(poller_key)  # before the second: 0.5 + 2 * the first scan's time + 1 s
+            lease = 0.5 + 2 * poller._get_scheduler()._scan_took + 1.0
+            assert lease - 0.4 < held / 1000 <= lease - 0.2, (held, lease)
             group.start_soon(wait, reader, theirs, "reader")
             await anyio.sleep(5.0)  # about three more of the poller's slow scans
             sim.deliver_sms(theirs, "code 31313")
@@ -414,6 +429,15 @@ async def test_the_fleets_poller_ticks_on_the_whole_accounts_spare_budget(redis_
         leading, reading = poller._get_scheduler()._interval(), reader._get_scheduler()._interval()
         # one page: 1 / (0.25 * 8) for the account, 1 / (0.25 * 8 / 2) on a sharer's part (less its other work)
         assert leading == pytest.approx(0.5, rel=0.1) and reading > 1.5 * leading, (leading, reading)
+        # yet it promises its next scan, and holds its lease, for the configured interval (5 s): the
+        # budget's choice may lengthen the next interval (more waiters, less spare)
+        store: Any = poller._session.journal.store
+        scanned_at, due, _ = await store.read_rows([])
+        assert 5.0 <= due - scanned_at < 5.5, due - scanned_at
+        poller_key = f"smsactivate:{{{namespace_for('sms-activate', sim.api_key)}}}:poller"
+        connection: Any = redis.Redis.from_url(redis_url)
+        assert 5000 < connection.pttl(poller_key) <= 6500
+        connection.close()
         group.cancel_scope.cancel()
 
 

@@ -415,3 +415,60 @@ async def test_a_wait_begun_after_a_push_for_its_number_is_confirmed_at_once() -
         assert 8 in scheduler._urgent and scheduler._tracks[8].pushed is True
         assert scheduler._pushed.pop(8) is None  # taken by that wait, not left for another
         scheduler.close()
+
+
+@pytest.mark.parametrize(("page_size", "listing", "costs"), [
+    (100, True, [1, 1, 1, 2, 3]),  # a paged listing: a page per hundred waited, one at least
+    (None, True, [1, 1, 1, 1, 1]),  # one answer holds every row
+    (100, False, [0, 1, 100, 101, 250]),  # no listing: a getStatus per waited activation
+])
+def test_a_tick_costs_the_pages_of_the_listing_or_a_getstatus_per_activation(
+        page_size: int | None, listing: bool, costs: list[int]) -> None:
+    """What the poll budget is told a tick costs (``_tick_cost``, ``_pages``): the adaptive interval and
+    the fleet poller's pace both follow it."""
+    provider = Provider(name="paged", base_url="https://example.invalid/stubs/handler_api.php",
+                        page_size=page_size, has_active_activations=listing)
+    client = SMSActivate("k", provider=provider, transport=Simulator().transport(), rate_limit=None)
+    scheduler = client._get_scheduler()
+    seen = []
+    for waited in (0, 1, 100, 101, 250):
+        scheduler._tracks = {i: _Track(i) for i in range(waited)}
+        seen.append(scheduler._tick_cost())
+    assert seen == costs
+    assert [scheduler._pages(rows) for rows in (0, 1, 100, 101, 250)] == ([1, 1, 1, 2, 3] if page_size else [1] * 5)
+
+
+def test_the_fleets_poller_paces_on_the_pages_of_the_whole_accounts_listing() -> None:
+    """The fleet's poller scans every row of the account, not only its own waits: the budget is told
+    the pages of the account's listing (250 rows: 3 pages of 100), so it ticks at 3 / (0.25 * 8) s."""
+    provider = Provider(name="paged", base_url="https://example.invalid/stubs/handler_api.php", page_size=100)
+    client = SMSActivate("k", provider=provider, transport=Simulator().transport(), rate_limit=8.0, poll_interval=5.0)
+    scheduler = client._get_scheduler()
+    scheduler._tracks = {1: _Track(1)}
+    assert scheduler._interval() == pytest.approx(0.5)  # its own one page: the floor (min_poll_interval)
+    scheduler._leading, scheduler._account_rows = True, 250
+    assert scheduler._interval() == pytest.approx(1.5)
+    assert scheduler._interval(adaptive=False) == 5.0  # the longest: the configured interval
+
+
+async def test_a_waiter_that_leaves_takes_its_interval_and_its_numbers_pending_confirmations_with_it() -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``Scheduler._leave``): a waiter polling faster than
+    the others sets the pace only while it waits, and a number's last waiter to leave takes its urgent
+    and held-back confirmations with it (none is sent, none wakes the poller, none is kept)."""
+    client, _ = _scheduler(poll_interval=2.0)
+    async with client:
+        scheduler = client._get_scheduler()
+        fast, slow, other = (_Waiter(7, 100.0, 0.5, frozenset()), _Waiter(7, 100.0, 2.0, frozenset()),
+                             _Waiter(8, 100.0, 2.0, frozenset()))
+        for waiter in (fast, slow, other):
+            scheduler._register(waiter)
+        assert dict(scheduler._intervals) == {0.5: 1, 2.0: 2} and scheduler._interval(adaptive=False) == 0.5
+        scheduler._leave(fast)
+        assert dict(scheduler._intervals) == {2.0: 2} and scheduler._interval(adaptive=False) == 2.0
+        scheduler._urgent.add(8)
+        scheduler._push_later[8] = 50.0
+        scheduler._leave(other)
+        assert 8 not in scheduler._tracks and 8 not in scheduler._urgent and 8 not in scheduler._push_later
+        scheduler._leave(slow)
+        assert dict(scheduler._intervals) == {} and scheduler.waiting == 0 and not scheduler._tracks
+        scheduler.close()
