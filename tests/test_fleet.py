@@ -429,6 +429,7 @@ async def test_the_fleets_poller_ticks_on_the_whole_accounts_spare_budget(redis_
         leading, reading = poller._get_scheduler()._interval(), reader._get_scheduler()._interval()
         # one page: 1 / (0.25 * 8) for the account, 1 / (0.25 * 8 / 2) on a sharer's part (less its other work)
         assert leading == pytest.approx(0.5, rel=0.1) and reading > 1.5 * leading, (leading, reading)
+        assert poller._get_scheduler()._account_rows == 2  # its pages are the account's: both numbers
         # yet it promises its next scan, and holds its lease, for the configured interval (5 s): the
         # budget's choice may lengthen the next interval (more waiters, less spare)
         store: Any = poller._session.journal.store
@@ -497,3 +498,29 @@ async def test_a_poller_of_an_older_version_without_a_promise_is_judged_by_the_a
         rows, _ = await reader._get_scheduler()._rows([track])
         assert sim.ledger.requests_for("getActiveActivations") - scans == (1 if alone else 0)
         assert theirs in rows
+
+
+async def test_the_pollers_lease_is_the_longest_interval_twice_its_last_scan_and_a_second(redis_url: str) -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``Scheduler._rows``): the poller takes its lease before
+    each scan and again after it, for the configured interval, twice the last scan's time (its pages
+    may wait as long again in the account's queue) and a second — the first before any scan knows none."""
+    sim = Simulator(codes=CodeSchedule.never())
+    async with SMSActivate(sim.api_key, store=redis_url, owner="alone", transport=_SlowScans(sim.transport(), 0.3),
+                           rate_limit=None, poll_interval=600.0) as client:
+        scheduler = client._get_scheduler()
+        store: Any = client._session.journal.store
+        lead, ttls = store.lead, []
+
+        async def recorded(owner: str, ttl: float) -> bool:
+            ttls.append(ttl)
+            return bool(await lead(owner, ttl))
+
+        store.lead = recorded
+        took = []
+        for _ in range(2):
+            await scheduler._rows([])
+            took.append(scheduler._scan_took)
+        assert all(0.3 <= t < 0.6 for t in took), took
+        expected = [601.0, 601.0 + 2 * took[0], 601.0 + 2 * took[0], 601.0 + 2 * took[1]]
+        assert ttls == pytest.approx(expected, abs=1e-9)
+        assert scheduler.fleet_scans == 2

@@ -472,3 +472,28 @@ async def test_a_waiter_that_leaves_takes_its_interval_and_its_numbers_pending_c
         scheduler._leave(slow)
         assert dict(scheduler._intervals) == {} and scheduler.waiting == 0 and not scheduler._tracks
         scheduler.close()
+
+
+async def test_a_wait_begun_after_a_push_wakes_a_poller_that_sleeps_until_its_next_tick() -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``Scheduler._register``): a wait on a number pushed
+    before anyone waited on it is confirmed at once even while the poller sleeps out a long interval
+    for the other waits — it is woken now, not at the new waiter's own next tick."""
+    sim = Simulator(codes=CodeSchedule.never())
+    client = SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, poll_interval=60.0,
+                         clock=FakeClock())
+    async with client, anyio.create_task_group() as group:
+        scheduler = client._get_scheduler()
+        first = (await client.get_number_v2(service="tg", country=0)).activation_id
+        pushed = (await client.get_number_v2(service="tg", country=0)).activation_id
+        group.start_soon(functools.partial(scheduler.wait, first, 600.0, None))
+        with anyio.fail_after(5):
+            while sim.ledger.requests_for("getActiveActivations") < 1:  # noqa: ASYNC110 (the ledger's count)
+                await anyio.sleep(0.01)
+        await anyio.sleep(0.05)  # the poller now sleeps until its next tick, 60 s of the event loop's time
+        scheduler.notify(pushed)  # nobody waits on it yet
+        asked = sim.ledger.requests_for("getStatus")
+        group.start_soon(functools.partial(scheduler.wait, pushed, 600.0, None))
+        with anyio.fail_after(5):
+            while sim.ledger.requests_for("getStatus") == asked:  # noqa: ASYNC110 (the ledger's count)
+                await anyio.sleep(0.01)
+        group.cancel_scope.cancel()
