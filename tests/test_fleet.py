@@ -15,7 +15,7 @@ import pytest
 import redis
 from anyio.abc import TaskGroup
 
-from smsactivate_async import ClientClosedError, SMSActivate
+from smsactivate_async import ClientClosedError, SMSActivate, StoreError
 from smsactivate_async._store import namespace_for
 from smsactivate_async._waiting import _Track
 from smsactivate_async.simulator import CodeSchedule, Simulator
@@ -524,3 +524,43 @@ async def test_the_pollers_lease_is_the_longest_interval_twice_its_last_scan_and
         expected = [601.0, 601.0 + 2 * took[0], 601.0 + 2 * took[0], 601.0 + 2 * took[1]]
         assert ttls == pytest.approx(expected, abs=1e-9)
         assert scheduler.fleet_scans == 2
+
+
+@pytest.mark.parametrize("why", ["late", "unreachable"])
+async def test_a_reader_that_scans_alone_reads_only_the_pages_of_its_own_waits(redis_url: str, why: str) -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``Scheduler._rows``): a reader whose poller is late for
+    its promise, or whose store is down, scans alone — the pages until its own waits are seen, not the
+    whole account as the poller does, and without taking itself for the poller (its pace is its share)."""
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0)
+    sim.set_stock("tg", 2, 1000)
+    async with SMSActivate(sim.api_key, provider="herosms", store=redis_url, owner="reader", transport=sim.transport(),
+                           rate_limit=None, poll_interval=600.0, early_cancel_window=0) as reader:
+        bought = [(await reader.get_number_v2(service="tg", country=2)).activation_id for _ in range(150)]
+        store: Any = reader._session.journal.store
+        journal = reader._session.journal
+        assert await store.lead("poller", ttl=60.0)  # another client is the account's poller
+        if why == "late":
+            await store.publish_rows({}, journal.wall() - 20.0, journal.wall() - 10.0)  # its next was due 10 s ago
+        else:
+            async def unreachable(ids: list[int]) -> None:
+                raise StoreError("connection refused", unreachable=True)
+
+            store.read_rows = unreachable
+        scheduler = reader._get_scheduler()
+        before = sim.ledger.requests_for("getActiveActivations")
+        rows, _ = await scheduler._rows([_Track(bought[0])])
+        assert sim.ledger.requests_for("getActiveActivations") - before == 1  # one page of 100, not the two of 150
+        assert bought[0] in rows and scheduler._leading is False and scheduler.fleet_scans == 0
+
+
+async def test_a_reader_waits_an_interval_for_the_first_scan_of_a_poller_that_published_none(redis_url: str) -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``Scheduler._rows``): a poller that leads but has
+    published no scan yet (its first is on its way) is given an interval from now — its reader does not
+    scan the account alone at once."""
+    async with _poller_and_reader(redis_url) as (sim, _poller, reader, _group):
+        store: Any = reader._session.journal.store
+        assert await store.lead("new-poller", ttl=60.0)
+        theirs = (await reader.get_number_v2(service="tg", country=0)).activation_id
+        scans = sim.ledger.requests_for("getActiveActivations")
+        rows, _ = await reader._get_scheduler()._rows([_Track(theirs)])
+        assert sim.ledger.requests_for("getActiveActivations") == scans and rows == {}
