@@ -406,6 +406,7 @@ async def test_a_slow_poller_is_not_taken_for_late_and_a_done_one_hands_its_leas
         with anyio.fail_after(2):  # the lease would last 4.5 s more (0.5 + 2 * 1.5 + 1)
             while connection.get(poller_key) is not None:  # noqa: ASYNC110 (Redis, not an event)
                 await anyio.sleep(0.02)
+        assert poller._get_scheduler()._leading is False  # no longer paced as the account's poller
     connection.close()
 
 

@@ -14,7 +14,7 @@ import pytest
 from smsactivate_async import Provider, SMSActivate, WaitTimeoutError
 from smsactivate_async._deadlines import Deadlines
 from smsactivate_async._waiting import _Track, _Waiter
-from smsactivate_async.simulator import CodeSchedule, Simulator
+from smsactivate_async.simulator import ActivationState, CodeSchedule, Simulator
 
 from .conftest import FakeClock
 
@@ -496,4 +496,52 @@ async def test_a_wait_begun_after_a_push_wakes_a_poller_that_sleeps_until_its_ne
         with anyio.fail_after(5):
             while sim.ledger.requests_for("getStatus") == asked:  # noqa: ASYNC110 (the ledger's count)
                 await anyio.sleep(0.01)
+        group.cancel_scope.cancel()
+
+
+async def test_a_deferred_cancel_due_at_this_very_moment_is_carried_out_without_the_clock_moving() -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``Scheduler._step``): a kept cancel due exactly now
+    is due — the poller carries it out, rather than sleep zero seconds again and again until a clock
+    that moves only when asked to (an injected one, a virtual one) moves."""
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    clock = FakeClock()
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, clock=clock,
+                           early_cancel_window=0) as client:
+        activation_id = (await client.get_number_v2(service="tg", country=0)).activation_id
+        clock.t = 100.0
+        client._get_scheduler().cancels._keep(activation_id, 100.0)
+        with anyio.fail_after(5):
+            while sim.activations[activation_id].state is not ActivationState.CANCELLED:  # noqa: ASYNC110 (the simulator's state)
+                await anyio.sleep(0.01)
+        assert clock.t == 100.0 and client._get_scheduler().pending_cancels == []
+
+
+async def test_a_push_held_back_is_confirmed_when_due_while_webhooks_slow_the_polling_down() -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``Scheduler._step``): while webhooks arrive the poller
+    ticks at their fallback interval (here 30 s), yet a push held back for its number's next confirmation
+    (a waiter's own interval, 0.2 s, away) is confirmed then — the poller sleeps until it, not the tick."""
+    sim = Simulator(codes=CodeSchedule.never())
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None) as client, \
+            anyio.create_task_group() as group:
+        scheduler = client._get_scheduler()
+        activation_id = (await client.get_number_v2(service="tg", country=0)).activation_id
+        scheduler.fallback_interval = 30.0
+        scheduler.push_borne_out()  # webhooks work: the poller ticks every 30 s
+        group.start_soon(functools.partial(scheduler.wait, activation_id, 60.0, 0.2))
+
+        async def confirmed(times: int) -> None:
+            with anyio.fail_after(2):
+                while sim.ledger.requests_for("getStatus") < times or scheduler._tracks[activation_id].pushed:  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+
+        with anyio.fail_after(2):
+            while scheduler.ticks < 1:  # noqa: ASYNC110 (the first tick, at once)
+                await anyio.sleep(0.01)
+        for times in (1, 2):  # the two confirmations a number has at once
+            scheduler.notify(activation_id)
+            await confirmed(times)
+        scheduler.notify(activation_id)  # none left: held back 0.2 s
+        assert activation_id in scheduler._push_later and scheduler.pushes_coalesced == 1
+        await confirmed(3)
+        assert scheduler.ticks == 1
         group.cancel_scope.cancel()
