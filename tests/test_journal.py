@@ -809,11 +809,14 @@ async def test_a_store_that_lost_its_data_gets_back_what_was_seen_of_the_others(
         assert journal.quiet  # and nobody is taken for dead for a lease meanwhile
 
 
-async def test_a_claim_the_store_missed_is_written_before_the_purchase_is_settled(tmp_path: Path) -> None:
+async def test_a_claim_the_store_missed_is_written_before_the_purchase_is_settled(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Found by `benchmarks/fleet.py --restart data` under load: a purchase's claim failed on a stale
     connection while its "bought" went through on another; to the others its number was unknown and
     its purchase settled, and a lost purchase of another worker adopted it (held by two). Writes the
-    store missed are made again first, in order: the purchase stays pending until its number is claimed."""
+    store missed are made again first, in order: the purchase stays pending until its number is claimed.
+    The log says what was missed again and, once made, how many writes were (mutmut: ``_write_again``)."""
+    caplog.set_level(logging.DEBUG, logger="smsactivate_async")
     store = SqliteStore(tmp_path / "journal.db")
     journal = Journal(store, owner="me", lease=30.0, stale_after=10.0)
     await journal.open("ns")
@@ -837,6 +840,10 @@ async def test_a_claim_the_store_missed_is_written_before_the_purchase_is_settle
         assert await store.owners("activation", [77]) == {77: "me"}
         assert await store.intents(["pending"]) == []
         assert [e.code for e in await store.open_entries()] == ["12345"]
+        messages = [r.getMessage() for r in caplog.records if r.getMessage().startswith("journal: ")]
+        assert "journal: could not record activation 77 bought (again): a stale connection" in messages
+        # the claim, the purchase's "bought" queued behind it, and the code that found the store back
+        assert messages[-1] == "journal: 3 write(s) the store missed made again"
     finally:
         await journal.aclose()
 
