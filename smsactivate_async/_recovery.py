@@ -150,12 +150,16 @@ async def _recover_lost_rents(settlement: Settlement, dead: list[Intent], live: 
         return  # a live client is reconciling a rent purchase: the unknown rents may be its; next time
     rents: list[RentListEntry] = await session.call(_actions.GET_RENT_LIST, {})
     unknown = sorted(await settlement.reconciliation.unexplained(rents, "rent"), key=lambda r: r.id)
+    found: set[str] = set()
     for intent, rent in zip(sorted(dead, key=lambda i: i.seq), unknown, strict=False):
         entry = journal.entry(intent, "rent", rent.id, rent.phone)
         if await journal.adopt(entry):
+            found.add(intent.id)
             session.known_rents.add(rent.id)
             await _close_rent(session, entry, report)
     for intent in dead:
+        if intent.id not in found:  # none listed: the server may commit it yet, so this client watches for it
+            await _watch(settlement, intent, session.retry.stray_watch, report)
         await journal.settle(intent, "recovered")
     log.info("recovery: %d rent purchase(s) left on the wire by dead clients settled", len(dead))
 
@@ -196,7 +200,7 @@ async def _close(session: Session, scheduler: Scheduler, entry: Entry, report: R
 
 async def _watch(settlement: Settlement, intent: Intent, seconds: float, report: RecoveryReport) -> None:
     if settlement.strays is not None and seconds > 0:
-        await settlement.strays.watch(tuple(intent.key.split("|")), intent.params, seconds)
+        await settlement.strays.watch(tuple(intent.key.split("|")), intent.params, seconds, intent.kind)
         report.watched.append(f"{intent.params.get('service', '')}/{intent.params.get('country', '')}")
 
 

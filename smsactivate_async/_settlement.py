@@ -200,8 +200,9 @@ class Settlement:
     async def _watch_for_stray(self, repeat: Repeat, key: tuple[str, ...], wire: Mapping[str, str],
                                policy: RetryPolicy) -> None:
         """Two listings said the purchase did not happen; it may yet be committed late."""
-        if self.strays is not None and repeat is not Repeat.PURCHASE_RENT:
-            await self.strays.watch(key, wire, policy.stray_watch)
+        if self.strays is not None:
+            await self.strays.watch(key, wire, policy.stray_watch,
+                                    "rent" if repeat is Repeat.PURCHASE_RENT else "activation")
 
     def _entries(self, intent: Intent | None, kind: Kind, result: object) -> list[Entry]:
         """The journal entries of a purchase's result."""

@@ -12,6 +12,11 @@ the journal, then:
 - else: kept for the next purchase of the same service, country and options within its price, which
   takes it instead of buying; when none came by the time the early-cancel window lets it go, cancelled.
 
+A rent given up is looked for in the rent list, which names no service: any rent nothing explains is
+its stray (as reconciliation judges a lost rent's). It is cancelled at once, refunded, while the
+provider allows it (20 minutes from the purchase); after that it is finished, so that nothing is left
+open under nobody — its paid hours were another purchase's.
+
 ``aclose()`` looks once more and closes what is kept. Counted in ``client.stats``: ``strays_found``,
 ``strays_adopted``, ``strays_closed``.
 """
@@ -27,7 +32,7 @@ import attrs
 
 from . import _actions
 from ._convert import to_decimal
-from ._exceptions import SMSActivateError
+from ._exceptions import ActivationStateError, BadRequestError, RentStateError, SMSActivateError
 from ._models import ActiveActivation
 from ._news import Bought
 from ._reconcile import Reconciliation, matches
@@ -35,7 +40,7 @@ from ._reconcile import Reconciliation, matches
 if TYPE_CHECKING:
     from ._clock import Clock
     from ._session import Session
-    from ._store import Intent, IntentState
+    from ._store import Intent, IntentState, Kind
     from ._tasks import TaskHost
     from ._waiting import Scheduler, WaitSettings
 
@@ -56,6 +61,8 @@ class _Watch:
     until: float
     #: the watch in the journal (``watching``), which a survivor takes over if this client dies
     intent: Intent | None = None
+    #: what was given up: an activation (looked for in the active list) or a rent (in the rent list)
+    kind: Kind = "activation"
 
 
 @attrs.define
@@ -83,13 +90,14 @@ class Strays:
         """Ids of the strays held for the next matching purchase."""
         return sorted(self._kept)
 
-    async def watch(self, key: tuple[str, ...], wire: Mapping[str, str], seconds: float) -> None:
-        """A purchase of ``wire`` was given up as never made: look for it for ``seconds``, and say so
-        in the journal, so that a survivor goes on looking if this client dies first."""
+    async def watch(self, key: tuple[str, ...], wire: Mapping[str, str], seconds: float,
+                    kind: Kind = "activation") -> None:
+        """A purchase of ``wire`` (of ``kind``) was given up as never made: look for it for ``seconds``,
+        and say so in the journal, so that a survivor goes on looking if this client dies first."""
         if seconds <= 0 or self._host.closing:
             return
-        intent = await self._session.journal.watch(wire, key, "activation")
-        self._watches.append(_Watch(key, dict(wire), self._clock.now() + seconds, intent))
+        intent = await self._session.journal.watch(wire, key, kind)
+        self._watches.append(_Watch(key, dict(wire), self._clock.now() + seconds, intent, kind))
         if not self._running:
             self._running = True
             self._host.start_soon(self._run, "smsactivate strays")
@@ -152,32 +160,66 @@ class Strays:
             gate = self._reconciliation.gate
             async with gate.reconcile(), gate.claim_lock:
                 # every purchase of this client has settled: an unknown number is nobody's of ours
-                rows = await self._reconciliation.activations(fresh_after=self._clock.now())
-                unknown = await self._reconciliation.unexplained(rows)
-                taken: set[int] = set()  # claimed by an earlier watch of this look
-                for watch in list(self._watches):
-                    if gate.unresolved[watch.key] or await session.journal.others_unresolved(watch.key):
-                        continue  # a purchase of this kind is being reconciled: the number may be its own
-                    for row in unknown:
-                        if row.activation_id in taken or not matches(row, watch.wire):
-                            continue
-                        entry = session.journal.entry(None, "activation", row.activation_id, row.phone_number,
-                                                      service=row.service_code or watch.wire.get("service"),
-                                                      country=watch.wire.get("country"), cost=row.activation_cost)
-                        taken.add(row.activation_id)
-                        if not await session.journal.adopt(entry):
-                            continue
-                        self._watches.remove(watch)
-                        await self._end(watch, "recovered")
-                        session.known_activations[row.activation_id] = self._clock.now()
-                        session.telemetry.stray("found")
-                        # bought (and paid for) after all: news now, whether it is adopted or closed
-                        session.news.bought(Bought("activation", row.activation_id,
-                                                   entry.service or "", entry.country or "", row.activation_cost))
-                        await self._keep_or_close(row, watch.wire)
-                        break
+                if any(w.kind == "activation" for w in self._watches):
+                    await self._look_for_activations()
+                if any(w.kind == "rent" for w in self._watches):
+                    await self._look_for_rents()
         except SMSActivateError as exc:
             log.info("strays: the account's listing could not be read (%s); will look again", exc.code)
+
+    async def _unresolved(self, watch: _Watch) -> bool:
+        """A purchase of the watch's kind is being reconciled: an unknown number may be its own."""
+        return bool(self._reconciliation.gate.unresolved[watch.key]
+                    or await self._session.journal.others_unresolved(watch.key))
+
+    async def _look_for_activations(self) -> None:
+        session = self._session
+        rows = await self._reconciliation.activations(fresh_after=self._clock.now())
+        unknown = await self._reconciliation.unexplained(rows)
+        taken: set[int] = set()  # claimed by an earlier watch of this look
+        for watch in [w for w in self._watches if w.kind == "activation"]:
+            if await self._unresolved(watch):
+                continue
+            for row in unknown:
+                if row.activation_id in taken or not matches(row, watch.wire):
+                    continue
+                entry = session.journal.entry(None, "activation", row.activation_id, row.phone_number,
+                                              service=row.service_code or watch.wire.get("service"),
+                                              country=watch.wire.get("country"), cost=row.activation_cost)
+                taken.add(row.activation_id)
+                if not await session.journal.adopt(entry):
+                    continue
+                self._watches.remove(watch)
+                await self._end(watch, "recovered")
+                session.known_activations[row.activation_id] = self._clock.now()
+                session.telemetry.stray("found")
+                # bought (and paid for) after all: news now, whether it is adopted or closed
+                session.news.bought(Bought("activation", row.activation_id,
+                                           entry.service or "", entry.country or "", row.activation_cost))
+                await self._keep_or_close(row, watch.wire)
+                break
+
+    async def _look_for_rents(self) -> None:
+        """The rent list names no service: any rent nothing explains is a given-up rent's (module)."""
+        session = self._session
+        rents = await self._reconciliation.rents(fresh_after=self._clock.now())
+        unknown = sorted(await self._reconciliation.unexplained(rents, "rent"), key=lambda rent: rent.id)
+        for watch in [w for w in self._watches if w.kind == "rent"]:
+            if await self._unresolved(watch):
+                continue
+            while unknown:
+                rent = unknown.pop(0)
+                service, country = watch.wire.get("service"), watch.wire.get("country")
+                if not await session.journal.adopt(session.journal.entry(None, "rent", rent.id, rent.phone,
+                                                                         service=service, country=country)):
+                    continue  # another client's recovery took it meanwhile
+                self._watches.remove(watch)
+                await self._end(watch, "recovered")
+                session.known_rents.add(rent.id)
+                session.telemetry.stray("found")
+                session.news.bought(Bought("rent", rent.id, service or "", country or ""))
+                await self._close_rent(rent.id)
+                break
 
     async def _end(self, watch: _Watch, outcome: IntentState) -> None:
         if watch.intent is not None:
@@ -212,6 +254,24 @@ class Strays:
             self._session.telemetry.stray("closed")
         except SMSActivateError as exc:
             log.warning("stray %s could not be closed (%s); the journal keeps it for recovery", activation_id, exc.code)
+
+
+    async def _close_rent(self, rent_id: int) -> None:
+        log.warning("stray rent %s (a rent committed after it was given up): cancelled, or finished past the "
+                    "refund window", rent_id)
+        try:
+            try:
+                await self._session.call(_actions.SET_RENT_STATUS, {"rent_id": rent_id, "status": 2})
+            except RentStateError as exc:
+                if exc.code != "CANT_CANCEL":
+                    raise
+                await self._session.call(_actions.SET_RENT_STATUS, {"rent_id": rent_id, "status": 1})
+            self._session.telemetry.stray("closed")
+        except (ActivationStateError, BadRequestError) as exc:
+            log.info("stray rent %s was closed already (%s)", rent_id, exc.code)
+            await self._session.journal.record_closed("rent", rent_id, "finished" if "FINISH" in exc.code else "cancelled")
+        except SMSActivateError as exc:
+            log.warning("stray rent %s could not be closed (%s); the journal keeps it for recovery", rent_id, exc.code)
 
 
 def _options(wire: Mapping[str, str]) -> dict[str, str]:

@@ -892,7 +892,8 @@ def check(world: World) -> None:
         fail(f"left open at the end: {left} ({[sim.activations[i].state for i in left]})")
     if world.journal is not None:
         # a fleet's journal holds its rents too: the killed client's are closed by the survivors
-        rents = [r.id for r in sim.rents.values() if r.state == "active" and r.id not in world.uncertain]
+        rents = [r.id for r in sim.rents.values()
+                 if r.state == "active" and r.id not in world.uncertain and r.listed_from <= horizon]
         if rents:
             fail(f"rents left open at the end: {rents}")
     for owner, client in enumerate(world.clients):

@@ -246,6 +246,20 @@ async def test_rent_life_cycle() -> None:
     assert (await raw(sim, action="setRentStatus", id=other, status=2)).json() == {"status": "success"}
 
 
+async def test_a_late_committed_rent_is_out_of_the_rent_list_until_it_is_committed() -> None:
+    """``FaultKind.LATE_PURCHASE`` on getRentNumber: bought on the server, its answer lost, and listed by
+    getRentList only ``late_commit_seconds`` later — as a late activation is by getActiveActivations."""
+    sim, clock = hero(faults=Faults(late_commit_seconds=5.0, hang_seconds=0.01))
+    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getRentNumber")
+    with pytest.raises(httpx.ReadTimeout):
+        await raw(sim, action="getRentNumber", service="tg", country=2)
+    assert len(sim.rents) == 1 and len(sim.ledger.purchases) == 1
+    assert (await raw(sim, action="getRentList")).json()["message"] == "NO_NUMBERS"
+    clock.advance(5.0)
+    listed = (await raw(sim, action="getRentList")).json()
+    assert [int(r["id"]) for r in listed["values"].values()] == list(sim.rents)
+
+
 @pytest.mark.parametrize("kind", list(FaultKind))
 async def test_each_fault(kind: FaultKind) -> None:
     sim, _ = hero()

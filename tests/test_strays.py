@@ -183,3 +183,73 @@ async def test_the_second_look_for_a_lost_purchase_waits_out_the_settle_time_eve
         got = (await client.get_number(service="tg", country=2)).activation_id
         assert [p.id for p in sim.ledger.purchases] == [got]  # adopted: nothing bought again
         assert client.stats.adopted == 1
+
+
+@on_virtual_time()
+async def test_the_second_look_for_a_lost_rent_reads_the_rent_list_again_and_adopts_it() -> None:
+    """Found by mutmut over ``_settlement`` (issue 37, ``_recover``: the second look's ``repeat``): a rent
+    whose answer is lost and which the server commits 0.5 s late is missing from the first rent list,
+    and found by the second, read ``settle`` (0.9 s) after the failure — adopted, not bought again."""
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(),
+                    faults=Faults(late_commit_seconds=0.5, hang_seconds=1.0), api_keys={"k": Decimal(100)})
+    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getRentNumber")
+    async with SMSActivate("k", provider="herosms", transport=sim.transport(), rate_limit=None, timeout=2.0,
+                           early_cancel_window=0, retry=RetryPolicy(base_delay=0.01, settle=0.9)) as client:
+        rent = await client.get_rent_number(service="tg", country=2)
+        assert list(sim.rents) == [rent.id] and [p.id for p in sim.ledger.purchases] == [rent.id]
+        assert client.stats.adopted == 1 and client.stats.reconciliations == 1
+        assert [r.action for r in sim.ledger.requests].count("getRentList") == 2  # the first look, the second
+
+
+@on_virtual_time()
+async def test_a_late_committed_rent_is_found_by_the_watch_and_cancelled_with_its_refund() -> None:
+    """Found by the simulation harness once the simulator could commit a rent late (seed 313 of the sqlite
+    fleets): a rent whose answer was lost, absent from two rent lists and so bought again, was committed
+    8 s later — and left open, paid, under nobody; rents had no stray watch. The watch now finds it in the
+    rent list and cancels it within the provider's 20 minutes, refunded."""
+    sim, client = _world(late=8.0, committed_late="getRentNumber")
+    async with client:
+        rent = await client.get_rent_number(service="tg", country=2)  # lost, judged absent, rented again
+        assert len(sim.rents) == 2 and rent.id == max(sim.rents)
+        late = min(sim.rents)
+        await anyio.sleep(30)  # committed at 8 s; the watch looks at 5 s and 15 s
+        assert client.stats.strays_found == 1 and client.stats.strays_closed == 1
+        assert sim.rents[late].state == "cancelled" and [r.id for r in sim.ledger.refunds] == [late]
+        assert sim.rents[rent.id].state == "active"  # the one handed over is the caller's
+        await client.set_rent_status(rent.id, 2)
+
+
+@on_virtual_time()
+async def test_a_dead_clients_late_committed_rent_is_found_by_the_survivor_through_the_journal(tmp_path: Path) -> None:
+    """As for an activation: the client that gave a rent up dies before the server commits it; its watch
+    (of a rent) is in the journal, a survivor's recovery takes it over, finds the rent in the rent list
+    and cancels it."""
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=0.0,
+                    faults=Faults(late_commit_seconds=20.0, hang_seconds=1.0), api_keys={"k": Decimal(100)})
+    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getRentNumber")
+    path = tmp_path / "journal.db"
+
+    def client(owner: str, lease: float = 5.0) -> SMSActivate:
+        return SMSActivate("k", provider="herosms", transport=sim.transport(), rate_limit=None, timeout=2.0,
+                           early_cancel_window=0.0,
+                           store=SqliteStore(path, wall=VirtualWall().wall, threaded=False), owner=owner, lease=lease,
+                           clock=VirtualWall(), retry=RetryPolicy(base_delay=0.01, settle=5.0))
+
+    dying = client("dying")
+    await dying.__aenter__()
+    rent = await dying.get_rent_number(service="tg", country=2)  # lost, judged absent, rented again
+    late = min(sim.rents)
+    assert rent.id != late and sim.rents[late].listed_from > anyio.current_time()  # not yet listed
+    await dying.set_rent_status(rent.id, 2)
+    await dying._host.aclose()  # killed: its tasks gone, no aclose(); its lease runs out
+    async with client("survivor", lease=600.0) as survivor:
+        store = survivor._session.journal.store
+        (watch,) = await store.intents(("watching",))
+        assert watch.owner == "dying" and watch.kind == "rent"
+        await anyio.sleep(6)  # the dying client's lease runs out
+        report = await survivor.recover()
+        assert report.watched == ["tg/2"]
+        await anyio.sleep(60)  # committed at 20 s; the survivor looks, finds and cancels it
+        assert survivor.stats.strays_found == 1 and survivor.stats.strays_closed == 1
+        assert sim.rents[late].state == "cancelled" and await store.intents(("watching",)) == []
+    assert [r.id for r in sim.rents.values() if r.state == "active"] == []

@@ -425,11 +425,14 @@ class Simulator:
         if reply is None and fault is FaultKind.ERROR_SQL:
             reply = self.render.text("ERROR_SQL")  # [LIVE] still 200 plain text on HeroSMS
         if reply is None:
-            first_new = self._next_activation_id
+            first_new, rents_before = self._next_activation_id, len(self.rents)
             reply = self._dispatch(action, params)
             if fault is FaultKind.LATE_PURCHASE:
+                listed_from = self.clock.now() + self.faults.late_commit_seconds
                 for activation_id in range(first_new, self._next_activation_id):
-                    self.activations[activation_id].listed_from = self.clock.now() + self.faults.late_commit_seconds
+                    self.activations[activation_id].listed_from = listed_from
+                for rent_id in list(self.rents)[rents_before:]:  # (insertion order: the rents just made)
+                    self.rents[rent_id].listed_from = listed_from
         if fault in (FaultKind.TIMEOUT, FaultKind.LOST_PURCHASE, FaultKind.LATE_PURCHASE):
             self._record(action, 0, fault)
             raise SimulatedFault(fault)

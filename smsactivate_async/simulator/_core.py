@@ -277,6 +277,8 @@ class Rent:
     url: str | None = None
     #: (when, price, hours) of each continueRentNumber, for continueRentInfo's history
     extensions: list[tuple[_dt.datetime, Decimal, int]] = attrs.field(factory=list)
+    #: committed late (``FaultKind.LATE_PURCHASE``): out of the account's rent list until then
+    listed_from: float = 0.0
 
 
 @attrs.define

@@ -26,8 +26,9 @@ class FaultKind(enum.Enum):
     RATE_LIMIT = "rate_limit"  # a 429 burst
     ERROR_SQL = "error_sql"  # the server's own SQL error
     LOST_PURCHASE = "lost_purchase"  # a purchase carried out whose answer is lost
-    #: a purchase whose answer is lost and which the server commits late: listings show it only
-    #: ``late_commit_seconds`` later (a client that reconciles sooner judges it never happened)
+    #: a purchase whose answer is lost and which the server commits late: listings (the active
+    #: activations, the rent list) show it only ``late_commit_seconds`` later (a client that reconciles
+    #: sooner judges it never happened)
     LATE_PURCHASE = "late_purchase"
 
 

@@ -128,7 +128,8 @@ def set_rent_status(sim: Server, account: Account, params: Mapping[str, str]) ->
 
 @handles("getRentList")
 def get_rent_list(sim: Server, account: Account, params: Mapping[str, str]) -> _Reply:
-    rents = [r for r in sim.rents.values() if r.key == account.key and r.state == "active"][-10:]
+    now = sim.clock.now()
+    rents = [r for r in sim.rents.values() if r.key == account.key and r.state == "active" and r.listed_from <= now][-10:]
     if not rents:
         raise sim.render.fail("NO_NUMBERS", json_key="message")
     return sim.render.json({"status": "success", "values": {str(i): {"id": str(r.id), "phone": r.phone}
