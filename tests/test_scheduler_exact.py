@@ -52,10 +52,12 @@ async def test_a_number_found_closed_is_news_once_and_forgotten() -> None:
     scheduler = client._get_scheduler()
     scheduler.codes.mark(5, "1234")
     scheduler.codes.mark(6, "5678")
+    scheduler._pushed.add(5)  # a push for it that nobody waited on
     scheduler.closed_number(5)
     scheduler.closed_number(6, "finished")
     assert dict(client.stats.closed) == {"expired": 1, "finished": 1}
     assert scheduler.codes.seen(5) == frozenset() and scheduler.codes.seen(6) == frozenset()
+    assert scheduler._pushed.pop(5) is None  # forgotten with the rest
 
 
 async def test_pushes_beyond_the_confirmations_are_held_back_counted_and_confirmed_when_due() -> None:
@@ -141,16 +143,19 @@ def test_the_code_book_keeps_every_code_handed_out_until_retention_or_close() ->
     assert book.seen(2) == frozenset() and len(book) == 1
 
 
-async def test_a_number_cancelled_at_the_server_ends_the_wait_with_what_happened() -> None:
+@pytest.mark.parametrize("provider", ["sms-activate", "herosms"])
+async def test_a_number_cancelled_at_the_server_ends_the_wait_with_what_happened(provider: str) -> None:
     """Found by mutmut over _waiting: a getStatus that says STATUS_CANCEL ends the waits with an
-    ActivationCancelledError naming the activation, its code and the action that saw it."""
+    ActivationCancelledError naming the activation, its code and the action that saw it — whether the
+    tick swept one answer (the classic listing) or compared pages of rows (HeroSMS's: ``_compare``'s
+    number gone from the list)."""
     from smsactivate_async import ActivationCancelledError
     from smsactivate_async.simulator._core import ActivationState
 
-    sim = Simulator(early_cancel_seconds=0)
-    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, poll_interval=0.05,
-                           early_cancel_window=0) as client:
-        number = await client.get_number_v2(service="tg", country=0)
+    sim = Simulator(provider=provider, early_cancel_seconds=0)
+    async with SMSActivate(sim.api_key, provider=provider, transport=sim.transport(), rate_limit=None,
+                           poll_interval=0.05, early_cancel_window=0) as client:
+        number = await client.get_number_v2(service="tg", country=2 if provider == "herosms" else 0)
         sim.activations[number.activation_id].state = ActivationState.CANCELLED  # closed by someone else
         with pytest.raises(ActivationCancelledError) as info:
             await client.wait_for_code(number.activation_id, timeout=5)
@@ -199,6 +204,7 @@ async def test_a_tick_leaves_out_a_wait_that_has_ended_but_not_left_yet() -> Non
             assert scheduler._ended == 1
             await scheduler._tick()  # before the first waiter's task has run to leave
             assert scheduler.row_deliveries == 1  # the second's row alone
+            assert [w.code for w in scheduler._tracks[second].waiters] == ["2222"]  # (its task has not run yet)
             assert [r.action for r in sim.ledger.requests[requests:]] == ["getActiveActivations"]
         assert codes == {first: "1111", second: "2222"}
         assert scheduler._ended == 0 and scheduler.waiting == 0
@@ -544,4 +550,58 @@ async def test_a_push_held_back_is_confirmed_when_due_while_webhooks_slow_the_po
         assert activation_id in scheduler._push_later and scheduler.pushes_coalesced == 1
         await confirmed(3)
         assert scheduler.ticks == 1
+        group.cancel_scope.cancel()
+
+
+async def test_a_wait_outlived_by_many_that_left_early_still_times_out_on_time() -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``_registered``): once the waits that left early
+    outnumber the live ones, the deadline heap drops their leftovers — and keeps every wait still
+    registered, which times out on time (dropped, it would wait on past its timeout)."""
+    sim = Simulator(codes=CodeSchedule.never())
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, poll_interval=600.0) as client:
+        scheduler = client._get_scheduler()
+        ids = [(await client.get_number_v2(service="tg", country=0)).activation_id for _ in range(71)]
+        timed_out: list[WaitTimeoutError] = []
+
+        async def survivor() -> None:
+            try:
+                await scheduler.wait(ids[0], 1.0, None)
+            except WaitTimeoutError as exc:
+                timed_out.append(exc)
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as group:
+                group.start_soon(survivor)
+                async with anyio.create_task_group() as leavers:
+                    for activation_id in ids[1:]:
+                        leavers.start_soon(functools.partial(scheduler.wait, activation_id, 600.0, None))
+                    while scheduler.waiting < 71:  # noqa: ASYNC110 (a count, not an event)
+                        await anyio.sleep(0.01)
+                    leavers.cancel_scope.cancel()  # 70 leave early
+                assert scheduler.waiting == 1 and len(scheduler.deadlines) < 71  # their leftovers dropped
+        assert len(timed_out) == 1 and timed_out[0].activation_id == ids[0]
+
+
+async def test_a_push_confirmed_in_its_turn_leaves_nothing_to_confirm_again() -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``Scheduler._confirm``): a confirmation that found
+    nothing clears the "pushed again meanwhile" mark — the next push's confirmation is the only one it
+    costs, not followed by one more (held back out of the number's two, for nothing)."""
+    sim = Simulator(codes=CodeSchedule.never())
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, poll_interval=600.0) as client, \
+            anyio.create_task_group() as group:
+        scheduler = client._get_scheduler()
+        activation_id = (await client.get_number_v2(service="tg", country=0)).activation_id
+        group.start_soon(functools.partial(scheduler.wait, activation_id, 600.0, None))
+        with anyio.fail_after(2):
+            while scheduler.ticks < 1:  # noqa: ASYNC110 (the first tick, at once)
+                await anyio.sleep(0.01)
+        for times in (1, 2):
+            scheduler.notify(activation_id)
+            with anyio.fail_after(2):
+                while sim.ledger.requests_for("getStatus") < times or scheduler._tracks[activation_id].pushed:  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+        await anyio.sleep(0.1)
+        assert sim.ledger.requests_for("getStatus") == 2
+        assert scheduler._push_later == {} and scheduler.pushes_coalesced == 0
+        assert scheduler._tracks[activation_id].push_again is False
         group.cancel_scope.cancel()
