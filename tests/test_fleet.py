@@ -565,3 +565,19 @@ async def test_a_reader_waits_an_interval_for_the_first_scan_of_a_poller_that_pu
         scans = sim.ledger.requests_for("getActiveActivations")
         rows, _ = await reader._get_scheduler()._rows([_Track(theirs)])
         assert sim.ledger.requests_for("getActiveActivations") == scans and rows == {}
+
+
+async def test_the_fleets_poller_reads_every_page_of_the_accounts_listing(redis_url: str) -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``Scheduler._scan``): on a paged listing (HeroSMS: 100
+    rows a page) the fleet's poller reads the whole account — every page, not only until its own waits
+    are seen — for it publishes the rows of every client's waits."""
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), early_cancel_seconds=0)
+    sim.set_stock("tg", 2, 1000)
+    async with SMSActivate(sim.api_key, provider="herosms", store=redis_url, owner="poller", transport=sim.transport(),
+                           rate_limit=None, poll_interval=600.0, early_cancel_window=0) as client:
+        bought = [(await client.get_number_v2(service="tg", country=2)).activation_id for _ in range(150)]
+        scheduler = client._get_scheduler()
+        before = sim.ledger.requests_for("getActiveActivations")
+        rows, _ = await scheduler._rows([_Track(bought[0])])  # its own wait is on the first page
+        assert scheduler.fleet_scans == 1 and sorted(rows) == sorted(bought)
+        assert sim.ledger.requests_for("getActiveActivations") - before == 2

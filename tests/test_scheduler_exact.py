@@ -13,7 +13,7 @@ import pytest
 
 from smsactivate_async import Provider, SMSActivate, WaitTimeoutError
 from smsactivate_async._deadlines import Deadlines
-from smsactivate_async._waiting import _Track, _Waiter
+from smsactivate_async._waiting import _Track, _Waiter, _Wakeup
 from smsactivate_async.simulator import ActivationState, CodeSchedule, Simulator
 
 from .conftest import FakeClock
@@ -72,6 +72,9 @@ async def test_pushes_beyond_the_confirmations_are_held_back_counted_and_confirm
         assert track.pushed and 7 in scheduler._urgent and scheduler.pushes_coalesced == 0
         scheduler.notify(7)  # its confirmation is under way: once more after it, if it finds nothing
         assert track.push_again and scheduler.pushes_coalesced == 1
+        scheduler.notify(7)  # and again: still that one more, counted once more
+        assert track.push_again and scheduler.pushes_coalesced == 2
+        scheduler.pushes_coalesced = 1
         track.pushed = False  # that confirmation ended
         scheduler._urgent.clear()
         scheduler.notify(7)  # the second of two
@@ -605,3 +608,74 @@ async def test_a_push_confirmed_in_its_turn_leaves_nothing_to_confirm_again() ->
         assert scheduler._push_later == {} and scheduler.pushes_coalesced == 0
         assert scheduler._tracks[activation_id].push_again is False
         group.cancel_scope.cancel()
+
+
+async def test_a_wakeup_set_before_its_wait_is_not_lost() -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``_Wakeup.set``): a waiter woken before it waits (its
+    code came while it was busy) returns at once; one woken while it waits returns then."""
+    early = _Wakeup()
+    early.set()
+    assert early.is_set()
+    with anyio.fail_after(1):
+        await early.wait()
+    late = _Wakeup()
+    async with anyio.create_task_group() as group:
+        group.start_soon(late.wait)
+        await anyio.sleep(0.01)
+        assert not late.is_set()
+        late.set()
+    assert late.is_set()
+
+
+async def test_a_code_goes_to_each_waiter_that_has_not_seen_it_and_to_no_other() -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``Scheduler.observe``): of three waits on one number —
+    one ended with a code and not left yet, one that was given this code before, one waiting — only the
+    last takes the code; the ended one keeps its own, and each ended wait is counted once."""
+    client, _ = _scheduler()
+    async with client:
+        scheduler = client._get_scheduler()
+        ended, seen, waiting = (_Waiter(7, 100.0, 2.0, frozenset()), _Waiter(7, 100.0, 2.0, frozenset({"2222"})),
+                                _Waiter(7, 100.0, 2.0, frozenset()))
+        for waiter in (ended, seen, waiting):
+            scheduler._register(waiter)
+        scheduler.observe(7, code="1111")
+        assert [w.code for w in (ended, seen, waiting)] == ["1111", "1111", "1111"] and scheduler._ended == 3
+        seen.code, waiting.code, scheduler._ended = None, None, 1  # (as if only the first had one)
+        scheduler.observe(7, code="2222")
+        assert [w.code for w in (ended, seen, waiting)] == ["1111", None, "2222"] and scheduler._ended == 2
+        scheduler.close()
+
+
+def test_a_push_borne_out_slows_the_polling_to_the_webhooks_fallback_until_they_stop() -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``push_borne_out``: the rent poller's call when a
+    rent's push is borne out): from then on, for twice the fallback interval, pushes count as arriving
+    and the polling slows to the fallback; ``pushes_stopped`` ends that at once."""
+    client, clock = _scheduler(poll_interval=2.0)
+    scheduler = client._get_scheduler()
+    scheduler.fallback_interval = 30.0
+    scheduler._tracks[7] = _Track(7)
+    assert not scheduler.pushes_arriving and scheduler._interval() == 2.0
+    clock.t = 5.0
+    scheduler.push_borne_out()
+    assert scheduler.pushes_arriving and scheduler._interval() == 30.0
+    clock.t = 5.0 + 59.0
+    assert scheduler.pushes_arriving
+    clock.t = 5.0 + 60.0
+    assert not scheduler.pushes_arriving and scheduler._interval() == 2.0
+    scheduler.push_borne_out()
+    del scheduler._tracks[7]  # (nobody waits: the poller is not woken)
+    scheduler.pushes_stopped()
+    assert not scheduler.pushes_arriving
+
+
+async def test_every_new_code_of_a_number_is_counted_once() -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``Scheduler.observe``): each code handed to the
+    waiters is news under its number — the second code of one number counted too, a code seen again
+    not counted again."""
+    sim = Simulator(codes=CodeSchedule.never())
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, poll_interval=600.0) as client:
+        scheduler = client._get_scheduler()
+        activation_id = (await client.get_number_v2(service="tg", country=0)).activation_id
+        for code in ("1111", "1111", "2222"):
+            scheduler.observe(activation_id, code=code)
+        assert client.stats.codes == 2
