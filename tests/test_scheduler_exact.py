@@ -679,3 +679,28 @@ async def test_every_new_code_of_a_number_is_counted_once() -> None:
         for code in ("1111", "1111", "2222"):
             scheduler.observe(activation_id, code=code)
         assert client.stats.codes == 2
+
+
+async def test_a_push_that_only_a_calls_code_bears_out_counts_as_webhooks_arriving() -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``Scheduler._confirm``): a push confirmed on a voice
+    wait whose code only getStatusV2 shows (the call's) is borne out — webhooks count as working, and
+    the polling may slow to their fallback — as one whose code getStatus shows."""
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.params["action"] == "getStatus":
+            return httpx.Response(200, text="STATUS_WAIT_CODE")
+        return httpx.Response(200, json={"verificationType": 2, "sms": None, "call": {
+            "from": "79000000000", "text": "your code", "code": "24680", "dateTime": "2026-12-07 04:00:00"}})
+
+    provider = Provider(name="plain", base_url="http://x/stubs/handler_api.php", has_active_activations=False,
+                        rate_limit=None)
+    async with SMSActivate("k", provider=provider, transport=httpx.MockTransport(server), poll_interval=600.0) as c:
+        scheduler = c._get_scheduler()
+        waiter = _Waiter(4000000001, 1e9, 600.0, frozenset(), True)
+        track = scheduler._tracks[4000000001] = _Track(4000000001)
+        track.waiters.append(waiter)
+        track.pushed = True  # a push for it is being confirmed (no poller involved: nothing registered)
+        await scheduler._confirm(track)
+        assert waiter.code == "24680" and track.pushed is False
+        assert scheduler._last_push > float("-inf")
+        del scheduler._tracks[4000000001]
