@@ -289,12 +289,14 @@ async def _first_scan(poller: SMSActivate, group: TaskGroup) -> None:
 async def test_a_reader_takes_the_codes_of_the_scan_past_a_wait_begun_after_it(redis_url: str) -> None:
     """Found by mutmut over _waiting (Scheduler._tick): a reader's wait on a number bought after the
     poller's last scan says nothing yet — and must not stop the reader from taking, in the same tick,
-    the codes that scan did show for its other waits."""
+    the codes that scan did show for its other waits; nor cost a getStatus (it is unseen, not gone: its
+    wait began after the scan — a wait's ``since``, mutmut over ``Scheduler.wait``)."""
     async with _poller_and_reader(redis_url) as (sim, poller, reader, group):
         shown = (await reader.get_number_v2(service="tg", country=0)).activation_id
         sim.deliver_sms(shown, "code 4321", code="4321")
         await _first_scan(poller, group)  # published with the code
         later = (await reader.get_number_v2(service="tg", country=0)).activation_id  # not in that scan
+        statuses = sim.ledger.requests_for("getStatus")
         codes: dict[int, str] = {}
 
         async def wait(activation_id: int) -> None:
@@ -314,6 +316,7 @@ async def test_a_reader_takes_the_codes_of_the_scan_past_a_wait_begun_after_it(r
             while shown not in codes:
                 await anyio.lowlevel.checkpoint()
         assert codes == {shown: "4321"} and poller._get_scheduler().fleet_scans == 1
+        assert sim.ledger.requests_for("getStatus") == statuses
 
 
 async def test_a_reader_whose_waiters_left_while_it_read_the_rows_goes_on(redis_url: str) -> None:

@@ -704,3 +704,19 @@ async def test_a_push_that_only_a_calls_code_bears_out_counts_as_webhooks_arrivi
         assert waiter.code == "24680" and track.pushed is False
         assert scheduler._last_push > float("-inf")
         del scheduler._tracks[4000000001]
+
+
+async def test_a_second_wait_on_a_number_never_hands_over_the_code_the_first_took() -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``Scheduler.wait``: the code book told of each code
+    handed out): a number's listing row still shows the code a first wait took; a second wait on it
+    waits for the next code, not that one again."""
+    sim = Simulator(codes=CodeSchedule.never(), early_cancel_seconds=0)
+    async with SMSActivate(sim.api_key, transport=sim.transport(), rate_limit=None, poll_interval=0.05,
+                           early_cancel_window=0) as client:
+        activation_id = (await client.get_number_v2(service="tg", country=0)).activation_id
+        sim.deliver_sms(activation_id, "code 1111", code="1111")
+        assert await client.wait_for_code(activation_id, timeout=5) == "1111"
+        with pytest.raises(WaitTimeoutError):
+            await client.wait_for_code(activation_id, timeout=0.5, cancel_on_timeout=False)
+        sim.deliver_sms(activation_id, "code 2222", code="2222")
+        assert await client.wait_for_code(activation_id, timeout=5) == "2222"
