@@ -200,7 +200,10 @@ async def _close(session: Session, scheduler: Scheduler, entry: Entry, report: R
 
 async def _watch(settlement: Settlement, intent: Intent, seconds: float, report: RecoveryReport) -> None:
     if settlement.strays is not None and seconds > 0:
-        await settlement.strays.watch(tuple(intent.key.split("|")), intent.params, seconds, intent.kind)
+        key = tuple(intent.key.split("|"))
+        # the purchase as it was sent: the journal keeps its params without the action, which its key leads
+        # with (a stray is handed to a purchase of the same action and options only)
+        await settlement.strays.watch(key, {"action": key[0], **intent.params}, seconds, intent.kind)
         report.watched.append(f"{intent.params.get('service', '')}/{intent.params.get('country', '')}")
 
 

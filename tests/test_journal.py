@@ -841,6 +841,7 @@ async def test_a_claim_the_store_missed_is_written_before_the_purchase_is_settle
         assert await store.intents(["pending"]) == []
         assert [e.code for e in await store.open_entries()] == ["12345"]
         messages = [r.getMessage() for r in caplog.records if r.getMessage().startswith("journal: ")]
+        assert "journal: could not record activation 77 bought: a stale connection" in messages
         assert "journal: could not record activation 77 bought (again): a stale connection" in messages
         # the claim, the purchase's "bought" queued behind it, and the code that found the store back
         assert messages[-1] == "journal: 3 write(s) the store missed made again"

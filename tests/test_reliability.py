@@ -554,5 +554,13 @@ async def test_a_purchase_is_news_with_the_service_and_country_it_was_bought_for
         c._session.news.on_bought(heard.append)
         number = await c.get_number(service="tg", country=6)
         rent = await c.get_rent_number(service="tg", rent_time=4, country=0)
+        named = await c.get_number_v2(service="tg", country=6)  # the answer names its country and cost
+        multi = await c.get_multi_service_number(multi_service=["tg", "wa"], country=0)
+        anywhere = await c.get_number_v2(service="tg")  # no country asked: the answer's (Russia, 0)
     assert [(b.kind, b.id, b.service, b.country) for b in heard] == [
-        ("activation", number.activation_id, "tg", "6"), ("rent", rent.id, "tg", "0")]
+        ("activation", number.activation_id, "tg", "6"), ("rent", rent.id, "tg", "0"),
+        ("activation", named.activation_id, "tg", "6"),
+        *[("activation", m.activation_id, m.service, "0") for m in multi],
+        ("activation", anywhere.activation_id, "tg", "0")]
+    assert heard[2].cost == named.activation_cost is not None and named.country_code == 6
+    assert len(multi) == 2 and {m.service for m in multi} == {"tg", "wa"}

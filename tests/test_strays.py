@@ -253,3 +253,37 @@ async def test_a_dead_clients_late_committed_rent_is_found_by_the_survivor_throu
         assert survivor.stats.strays_found == 1 and survivor.stats.strays_closed == 1
         assert sim.rents[late].state == "cancelled" and await store.intents(("watching",)) == []
     assert [r.id for r in sim.rents.values() if r.state == "active"] == []
+
+
+@on_virtual_time()
+async def test_a_stray_a_survivor_found_for_a_dead_client_goes_to_the_survivors_next_purchase(tmp_path: Path) -> None:
+    """The watch a survivor takes over from the journal is the dead client's purchase as it was sent — its
+    action included, which the journal's copy of the parameters leaves out — so the stray it finds is
+    handed to the survivor's next purchase of that kind, as one of its own watches' would be, instead
+    of being kept for nobody until the early-cancel window lets it be cancelled."""
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=0.0,
+                    faults=Faults(late_commit_seconds=20.0, hang_seconds=1.0), api_keys={"k": Decimal(100)})
+    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumber")
+    path = tmp_path / "journal.db"
+
+    def client(owner: str, lease: float = 5.0) -> SMSActivate:
+        return SMSActivate("k", provider="herosms", transport=sim.transport(), rate_limit=None, timeout=2.0,
+                           early_cancel_window=300.0,
+                           store=SqliteStore(path, wall=VirtualWall().wall, threaded=False), owner=owner, lease=lease,
+                           clock=VirtualWall(), retry=RetryPolicy(base_delay=0.01, settle=5.0))
+
+    dying = client("dying")
+    await dying.__aenter__()
+    await dying.get_number(service="tg", country=2)  # lost, judged absent, bought again
+    late = min(sim.activations)
+    await dying._host.aclose()  # killed
+    async with client("survivor", lease=600.0) as survivor:
+        await anyio.sleep(6)  # the dying client's lease runs out
+        assert (await survivor.recover()).watched == ["tg/2"]
+        await anyio.sleep(60)  # committed at 20 s; the survivor finds it and keeps it
+        assert survivor.stats.strays_found == 1 and survivor._settlement.strays is not None
+        assert survivor._settlement.strays.kept == [late]
+        purchases = len(sim.ledger.purchases)
+        handed = await survivor.get_number(service="tg", country=2)
+        assert handed.activation_id == late and len(sim.ledger.purchases) == purchases  # nothing bought for it
+        assert survivor.stats.strays_adopted == 1
