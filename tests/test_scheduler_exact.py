@@ -720,3 +720,14 @@ async def test_a_second_wait_on_a_number_never_hands_over_the_code_the_first_too
             await client.wait_for_code(activation_id, timeout=0.5, cancel_on_timeout=False)
         sim.deliver_sms(activation_id, "code 2222", code="2222")
         assert await client.wait_for_code(activation_id, timeout=5) == "2222"
+
+
+def test_pushes_for_numbers_nobody_waits_on_are_remembered_up_to_ten_thousand() -> None:
+    """Found by mutmut over ``_waiting`` (issue 37, ``Scheduler.__init__``): a flood of pushes for numbers
+    nobody waits on (forged ones, most likely) is remembered up to 10 000 — the newest — not 100 000."""
+    client, _ = _scheduler()
+    scheduler = client._get_scheduler()
+    for activation_id in range(1, 12_001):
+        scheduler.notify(activation_id)
+    assert len(scheduler._pushed) == 10_000
+    assert 12_000 in scheduler._pushed and 2_000 not in scheduler._pushed
