@@ -255,7 +255,6 @@ class Strays:
         except SMSActivateError as exc:
             log.warning("stray %s could not be closed (%s); the journal keeps it for recovery", activation_id, exc.code)
 
-
     async def _close_rent(self, rent_id: int) -> None:
         log.warning("stray rent %s (a rent committed after it was given up): cancelled, or finished past the "
                     "refund window", rent_id)
