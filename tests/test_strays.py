@@ -4,6 +4,7 @@ harness: seeds 17, 111 and 138 of tests/simulation.py left such numbers open unt
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,6 +29,24 @@ def _world(*, late: float, early: float = 0.0, dialect: str = "herosms",
     sim.faults.inject(FaultKind.LATE_PURCHASE, action=committed_late)
     client = SMSActivate("k", provider=dialect, transport=sim.transport(), rate_limit=None, timeout=2.0,
                          early_cancel_window=early, retry=RetryPolicy(base_delay=0.01, settle=5.0))
+    return sim, client
+
+
+def _journaled_world(tmp_path: Path, *, committed_late: str, early: float = 0.0
+                     ) -> tuple[Simulator, Callable[..., SMSActivate]]:
+    """A simulator whose next ``committed_late`` purchase is committed 20 s after its answer is lost, and
+    a factory of its clients sharing one sqlite journal on the virtual clock (``client(owner, lease)``)."""
+    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=0.0,
+                    faults=Faults(late_commit_seconds=20.0, hang_seconds=1.0), api_keys={"k": Decimal(100)})
+    sim.faults.inject(FaultKind.LATE_PURCHASE, action=committed_late)
+    path = tmp_path / "journal.db"
+
+    def client(owner: str, lease: float = 5.0) -> SMSActivate:
+        return SMSActivate("k", provider="herosms", transport=sim.transport(), rate_limit=None, timeout=2.0,
+                           early_cancel_window=early,
+                           store=SqliteStore(path, wall=VirtualWall().wall, threaded=False), owner=owner, lease=lease,
+                           clock=VirtualWall(), retry=RetryPolicy(base_delay=0.01, settle=5.0))
+
     return sim, client
 
 
@@ -137,16 +156,7 @@ def test_stray_watch_is_checked() -> None:
 async def test_a_dead_clients_late_commit_is_found_by_the_survivor_through_the_journal(tmp_path: Path) -> None:
     """The client that gave the purchase up dies before the server commits it: its watch is in the
     journal (``watching``), a survivor's recovery takes it over and closes the stray."""
-    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=0.0,
-                    faults=Faults(late_commit_seconds=20.0, hang_seconds=1.0), api_keys={"k": Decimal(100)})
-    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumber")
-    path = tmp_path / "journal.db"
-
-    def client(owner: str, lease: float = 5.0) -> SMSActivate:
-        return SMSActivate("k", provider="herosms", transport=sim.transport(), rate_limit=None, timeout=2.0,
-                           early_cancel_window=0.0,
-                           store=SqliteStore(path, wall=VirtualWall().wall, threaded=False), owner=owner, lease=lease,
-                           clock=VirtualWall(), retry=RetryPolicy(base_delay=0.01, settle=5.0))
+    sim, client = _journaled_world(tmp_path, committed_late="getNumber")
 
     dying = client("dying")
     await dying.__aenter__()
@@ -224,16 +234,7 @@ async def test_a_dead_clients_late_committed_rent_is_found_by_the_survivor_throu
     """As for an activation: the client that gave a rent up dies before the server commits it; its watch
     (of a rent) is in the journal, a survivor's recovery takes it over, finds the rent in the rent list
     and cancels it."""
-    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=0.0,
-                    faults=Faults(late_commit_seconds=20.0, hang_seconds=1.0), api_keys={"k": Decimal(100)})
-    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getRentNumber")
-    path = tmp_path / "journal.db"
-
-    def client(owner: str, lease: float = 5.0) -> SMSActivate:
-        return SMSActivate("k", provider="herosms", transport=sim.transport(), rate_limit=None, timeout=2.0,
-                           early_cancel_window=0.0,
-                           store=SqliteStore(path, wall=VirtualWall().wall, threaded=False), owner=owner, lease=lease,
-                           clock=VirtualWall(), retry=RetryPolicy(base_delay=0.01, settle=5.0))
+    sim, client = _journaled_world(tmp_path, committed_late="getRentNumber")
 
     dying = client("dying")
     await dying.__aenter__()
@@ -261,16 +262,7 @@ async def test_a_stray_a_survivor_found_for_a_dead_client_goes_to_the_survivors_
     action included, which the journal's copy of the parameters leaves out — so the stray it finds is
     handed to the survivor's next purchase of that kind, as one of its own watches' would be, instead
     of being kept for nobody until the early-cancel window lets it be cancelled."""
-    sim = Simulator(provider="herosms", codes=CodeSchedule.never(), clock=LoopSimClock(), early_cancel_seconds=0.0,
-                    faults=Faults(late_commit_seconds=20.0, hang_seconds=1.0), api_keys={"k": Decimal(100)})
-    sim.faults.inject(FaultKind.LATE_PURCHASE, action="getNumber")
-    path = tmp_path / "journal.db"
-
-    def client(owner: str, lease: float = 5.0) -> SMSActivate:
-        return SMSActivate("k", provider="herosms", transport=sim.transport(), rate_limit=None, timeout=2.0,
-                           early_cancel_window=300.0,
-                           store=SqliteStore(path, wall=VirtualWall().wall, threaded=False), owner=owner, lease=lease,
-                           clock=VirtualWall(), retry=RetryPolicy(base_delay=0.01, settle=5.0))
+    sim, client = _journaled_world(tmp_path, committed_late="getNumber", early=300.0)
 
     dying = client("dying")
     await dying.__aenter__()
